@@ -1,0 +1,1 @@
+"""Built-in acoustic shaders of wavesolve, registered through the ``wavesolve.shaders`` entry points."""

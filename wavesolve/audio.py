@@ -1,0 +1,70 @@
+"""WAV files and sample-rate conversion: the one place that knows the WAV format.
+
+Signals are float arrays; multi-listener WAVs hold one channel per listener, in scene order.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soxr
+from scipy.io import wavfile
+
+from .constants import WAV_PEAK_DBFS
+
+
+def read_float_wav(path: str | Path) -> tuple[np.ndarray, float]:
+    """Read a mono floating-point WAV. Returns (samples (n,) float64, sample rate in Hz).
+
+    Raises ValueError with a human-readable reason if the file is not a mono float WAV.
+    """
+    try:
+        rate, data = wavfile.read(str(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read '{path}' as a WAV file: {exc}") from None
+    if not np.issubdtype(data.dtype, np.floating):
+        raise ValueError(
+            f"'{path}' holds {data.dtype} integer samples; physical signals must be a 32- or "
+            "64-bit float WAV in SI units"
+        )
+    if data.ndim != 1:
+        raise ValueError(f"'{path}' has {data.shape[1]} channels; a signal must be mono")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"'{path}' contains NaN or Inf samples")
+    return data.astype(np.float64), float(rate)
+
+
+def resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+    """Band-limited resampling (libsoxr, very-high quality, delay compensated).
+
+    Args:
+        signal: (n,) or (n, channels) samples at ``rate_in`` Hz.
+    Returns:
+        (m,) or (m, channels) at ``rate_out`` Hz, sample 0 at the same time as the input's.
+    """
+    if math.isclose(rate_in, rate_out, rel_tol=1e-12):
+        return np.array(signal, dtype=np.float64)
+    return soxr.resample(np.asarray(signal, dtype=np.float64), rate_in, rate_out, quality="VHQ")
+
+
+def peak_gain(signals: np.ndarray, peak_dbfs: float = WAV_PEAK_DBFS) -> float:
+    """Gain (full scale per pascal) that puts the largest |sample| at ``peak_dbfs``; 1 if silent."""
+    peak = float(np.max(np.abs(signals))) if signals.size else 0.0
+    return 10.0 ** (peak_dbfs / 20.0) / peak if peak > 0.0 else 1.0
+
+
+def write_wav(path: str | Path, signals: np.ndarray, sample_rate: float) -> None:
+    """Write (n,) or (n, channels) samples as a 32-bit float WAV, atomically."""
+    path = Path(path)
+    rate = int(round(sample_rate))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        wavfile.write(tmp, rate, np.asarray(signals, dtype=np.float32))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

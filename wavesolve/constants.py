@@ -1,0 +1,40 @@
+"""Physical defaults and numerical tolerances: the single home of every constant.
+
+Units are SI throughout (m, s, kg, Pa, m/s²).
+"""
+from __future__ import annotations
+
+import math
+
+#: Speed of sound in air at 20 °C (m/s).
+SOUND_SPEED = 343.0
+#: Density of air at 20 °C (kg/m³).
+AIR_DENSITY = 1.2
+
+#: Stability limit of the 7-point leapfrog scheme, cΔt/h ≤ 1/√3.
+MAX_COURANT = 1.0 / math.sqrt(3.0)
+#: Default Courant number: a margin below the limit, also safe with ghost cells.
+DEFAULT_COURANT = 0.5
+
+#: Default absorbing-layer thickness in cells (measured reflection in tests/test_absorbing_layer.py).
+DEFAULT_LAYER_CELLS = 12
+#: PML profile exponent m in σ(d) = σ_max (d/L)^m.
+PML_ORDER = 2
+#: Target normal-incidence reflection R₀ used to set σ_max = (m+1) c ln(1/R₀) / (2L).
+PML_R0 = 1e-4
+
+#: Cells of clearance required between an object (or listener) and the absorbing layer.
+MIN_CLEARANCE_CELLS = 2
+
+#: Smallest distance (in cells) of an image point from its ghost cell: keeps the ghost-cell
+#: system well conditioned when a cell centre lies almost on the surface.
+MIN_IMAGE_OFFSET_CELLS = 0.5
+
+#: Pressure magnitude (Pa) beyond which a run is declared unstable (1 atm ≈ 1e5 Pa: linear
+#: acoustics is meaningless long before this).
+INSTABILITY_PRESSURE = 1e8
+#: Steps between instability checks.
+INSTABILITY_CHECK_INTERVAL = 32
+
+#: Peak level of a normalised WAV, dBFS.
+WAV_PEAK_DBFS = -1.0

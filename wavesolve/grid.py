@@ -1,0 +1,90 @@
+"""The simulation grid: cell size, time step, box placement and the absorbing layer.
+
+Cells are cubes of edge h; cell (i, j, k) has its centre at ``origin + h·(i, j, k)``. The
+accurately simulated box ("interior", the scene's ``domain.size``) is surrounded by ``layer`` cells
+of absorbing layer on every side.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .constants import DEFAULT_COURANT
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Grid geometry and time step.
+
+    Attributes:
+        h: cell size (m).
+        dt: time step (s).
+        sound_speed: c (m/s).
+        shape: total cells (nx, ny, nz), absorbing layer included.
+        layer: absorbing-layer thickness (cells).
+        origin: (3,) world position of the centre of cell (0, 0, 0) (m).
+    """
+
+    h: float
+    dt: float
+    sound_speed: float
+    shape: tuple[int, int, int]
+    layer: int
+    origin: tuple[float, float, float]
+
+    @classmethod
+    def build(
+        cls,
+        center: np.ndarray,
+        size: np.ndarray,
+        h: float,
+        sound_speed: float,
+        layer: int,
+        courant: float | None = None,
+        step_rate: float | None = None,
+    ) -> "Grid":
+        """Grid whose interior covers ``size`` (m, rounded up to whole cells) around ``center``."""
+        interior = np.maximum(np.ceil(np.asarray(size, dtype=np.float64) / h - 1e-9).astype(int), 4)
+        shape = tuple(int(n) + 2 * layer for n in interior)
+        origin = np.asarray(center, dtype=np.float64) - (interior / 2.0 + layer - 0.5) * h
+        if step_rate is not None:
+            dt = 1.0 / step_rate
+        else:
+            dt = (courant if courant is not None else DEFAULT_COURANT) * h / sound_speed
+        return cls(h=h, dt=dt, sound_speed=sound_speed, shape=shape, layer=layer,
+                   origin=tuple(float(o) for o in origin))
+
+    @property
+    def courant(self) -> float:
+        """λ = cΔt/h."""
+        return self.sound_speed * self.dt / self.h
+
+    @property
+    def step_rate(self) -> float:
+        """Time steps per second (Hz)."""
+        return 1.0 / self.dt
+
+    @property
+    def cells(self) -> int:
+        return int(np.prod(self.shape))
+
+    def interior_bounds(self) -> np.ndarray:
+        """(2, 3) world bounds (m) of the interior box: the faces where the absorbing layer starts."""
+        o = np.asarray(self.origin)
+        lo = o + (self.layer - 0.5) * self.h
+        hi = o + (np.asarray(self.shape) - self.layer - 0.5) * self.h
+        return np.stack([lo, hi])
+
+    def centres(self, index: np.ndarray) -> np.ndarray:
+        """World positions (n, 3) of cell centres for integer indices (n, 3)."""
+        return np.asarray(self.origin) + self.h * np.asarray(index, dtype=np.float64)
+
+    def fractional_index(self, points: np.ndarray) -> np.ndarray:
+        """Continuous cell coordinates (n, 3) of world points (cell centres at integers)."""
+        return (np.asarray(points, dtype=np.float64) - np.asarray(self.origin)) / self.h
+
+    def steps_for(self, duration: float) -> int:
+        """Number of time steps to cover [0, duration] (samples t_n = nΔt, n = 0 … steps−1)."""
+        return int(math.ceil(duration / self.dt - 1e-9)) + 1

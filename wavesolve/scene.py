@@ -1,0 +1,291 @@
+"""Scene files (TOML): the validated model of what to simulate.
+
+``load_scene`` checks everything — keys, types, files, meshes, shaders, stability, placement —
+before any compute starts, and raises :class:`~wavesolve.errors.SceneError` naming the file, the
+key, what was expected and the fix. The format is documented in the README.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+
+from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
+from .errors import SceneError, SceneErrors
+from .grid import Grid
+from .meshes import PRIMITIVES, Geometry, load_mesh_file, primitive_mesh, quaternion_matrix
+from .shading import Shader, ShaderContext, available_shaders, shader_class
+from .validation import did_you_mean, validate_model
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("wavesolve")
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SimulationConfig(_Strict):
+    duration: PositiveFloat = Field(description="simulated time (s)")
+    sample_rate: PositiveFloat = Field(default=44100.0, description="output audio rate (Hz)")
+    cell_size: PositiveFloat = Field(description="grid spacing h (m)")
+    courant: PositiveFloat | None = Field(default=None, description="cΔt/h; default 0.5, at most 1/√3")
+    step_rate: PositiveFloat | None = Field(default=None, description="time steps per second (Hz)")
+    precision: Literal["float32", "float64"] = "float32"
+
+
+class MediumConfig(_Strict):
+    sound_speed: PositiveFloat = SOUND_SPEED
+    density: PositiveFloat = AIR_DENSITY
+
+
+class DomainConfig(_Strict):
+    center: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    size: PositiveFloat | Vec3
+    absorbing_layer: int = Field(default=DEFAULT_LAYER_CELLS, ge=4, le=64, description="cells")
+
+
+class ObjectConfig(_Strict):
+    name: str = Field(min_length=1)
+    mesh: str | dict[str, Any]
+    scale: PositiveFloat = 1.0
+    position: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    orientation: Annotated[list[float], Field(min_length=4, max_length=4)] = Field(
+        default_factory=lambda: [1.0, 0.0, 0.0, 0.0], description="quaternion w, x, y, z")
+    shaders: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ListenerConfig(_Strict):
+    name: str = Field(min_length=1)
+    position: Vec3
+
+
+class OutputConfig(_Strict):
+    hdf5: str | None = None
+    wav: str | None = None
+
+
+class SceneConfig(_Strict):
+    simulation: SimulationConfig
+    medium: MediumConfig = Field(default_factory=MediumConfig)
+    domain: DomainConfig
+    objects: list[ObjectConfig] = Field(default_factory=list)
+    listeners: list[ListenerConfig] = Field(min_length=1)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+
+@dataclass
+class SceneObject:
+    """An object of the scene: geometry (mesh + pose) and the shaders that drive its surface."""
+
+    name: str
+    geometry: Geometry
+    shaders: list[Shader]
+
+
+@dataclass
+class Listener:
+    name: str
+    position: np.ndarray  # (3,) world, m
+
+
+@dataclass
+class Scene:
+    """A validated scene, ready to plan and simulate.
+
+    Attributes:
+        path: the scene file; text: its contents (stored in results).
+        config: the validated tables; grid: the grid they define.
+        output_hdf5, output_wav: result paths from ``[output]``, resolved against the scene file.
+    """
+
+    path: Path
+    text: str
+    config: SceneConfig
+    grid: Grid
+    objects: list[SceneObject] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    output_hdf5: Path | None = None
+    output_wav: Path | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.config.simulation.duration
+
+    @property
+    def sample_rate(self) -> float:
+        return self.config.simulation.sample_rate
+
+    @property
+    def density(self) -> float:
+        return self.config.medium.density
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.config.simulation.precision)
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Read and fully validate a scene file. Raises SceneError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneError(str(path), "", "scene file does not exist", "check the path")
+    text = path.read_text(encoding="utf-8")
+    return parse_scene(text, path)
+
+
+def parse_scene(text: str, path: str | Path) -> Scene:
+    """Validate scene ``text``; ``path`` names it in errors and anchors relative paths."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SceneError(file, "", f"not valid TOML: {exc}", "fix the syntax at the line shown") from None
+    config: SceneConfig = validate_model(SceneConfig, raw, file)
+    base = path.parent
+    errors: list[SceneError] = []
+
+    sim = config.simulation
+    if sim.courant is not None and sim.step_rate is not None:
+        errors.append(SceneError(file, "simulation.step_rate", "give either courant or step_rate, not both",
+                                 "remove one of them"))
+    c, h = config.medium.sound_speed, sim.cell_size
+    courant = sim.courant if sim.step_rate is None else c / (sim.step_rate * h)
+    if courant is not None and courant > MAX_COURANT * (1 + 1e-12):
+        key = "simulation.courant" if sim.step_rate is None else "simulation.step_rate"
+        errors.append(SceneError(
+            file, key, f"Courant number cΔt/h = {courant:.4f} exceeds the stability limit 1/√3 = {MAX_COURANT:.4f}",
+            f"use courant ≤ {MAX_COURANT:.4f} (0.5 is safe), or step_rate ≥ {c / (MAX_COURANT * h):.1f} Hz"))
+    size = np.broadcast_to(np.asarray(config.domain.size, dtype=np.float64), (3,))
+    grid = Grid.build(np.asarray(config.domain.center), size, h, c, config.domain.absorbing_layer,
+                      courant=sim.courant if sim.step_rate is None else None,
+                      step_rate=sim.step_rate)
+    if sim.sample_rate / 2 > grid.step_rate / 2:
+        errors.append(SceneError(file, "simulation.sample_rate",
+                                 f"output rate {sim.sample_rate:g} Hz is above the step rate {grid.step_rate:.1f} Hz",
+                                 "lower sample_rate or refine cell_size"))
+    bounds = grid.interior_bounds()
+    clearance = MIN_CLEARANCE_CELLS * h
+
+    def names_unique(items: list, table: str) -> None:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.name in seen:
+                errors.append(SceneError(file, f"{table}[{i}].name",
+                                         f"name '{item.name}' is already used by {table}[{seen[item.name]}]",
+                                         "give every entry a unique name"))
+            seen.setdefault(item.name, i)
+
+    names_unique(config.objects, "objects")
+    names_unique(config.listeners, "listeners")
+
+    objects: list[SceneObject] = []
+    for i, obj in enumerate(config.objects):
+        key = f"objects[{i}]"
+        try:
+            objects.append(_build_object(obj, key, file, base, config, bounds, clearance))
+        except SceneErrors as exc:
+            errors.extend(exc.errors)
+        except SceneError as exc:
+            errors.append(exc)
+
+    listeners = []
+    for i, lis in enumerate(config.listeners):
+        key = f"listeners[{i}].position"
+        pos = np.asarray(lis.position, dtype=np.float64)
+        if np.any(pos < bounds[0] + h) or np.any(pos > bounds[1] - h):
+            errors.append(SceneError(
+                file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "
+                f"{_fmt_box(bounds)} (listeners outside the box are not supported yet)",
+                "enlarge domain.size or move the listener at least one cell inside the box"))
+            continue
+        for obj in objects:
+            dist = obj.geometry.signed_distance(pos[None, :])[0][0]
+            if dist < 0.5 * h:
+                errors.append(SceneError(file, key, f"listener '{lis.name}' is inside or on object '{obj.name}'",
+                                         "move the listener into the air, at least half a cell from the surface"))
+        listeners.append(Listener(lis.name, pos))
+
+    if errors:
+        raise SceneErrors(errors)
+    out = config.output
+    return Scene(path=path, text=text, config=config, grid=grid, objects=objects, listeners=listeners,
+                 output_hdf5=base / out.hdf5 if out.hdf5 else None,
+                 output_wav=base / out.wav if out.wav else None)
+
+
+def _fmt_box(bounds: np.ndarray) -> str:
+    lo, hi = bounds
+    return "[" + ", ".join(f"{a:.3g}…{b:.3g}" for a, b in zip(lo, hi)) + "] m"
+
+
+def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: SceneConfig,
+                  bounds: np.ndarray, clearance: float) -> SceneObject:
+    if isinstance(obj.mesh, str):
+        mesh_path = base / obj.mesh
+        if not mesh_path.is_file():
+            raise SceneError(file, f"{key}.mesh", f"mesh file '{mesh_path}' does not exist",
+                             "give a path relative to the scene file, or a primitive such as "
+                             '{ primitive = "icosphere", radius = 0.05 }')
+        try:
+            mesh = load_mesh_file(mesh_path, obj.scale)
+        except Exception as exc:  # trimesh raises many types for unreadable files
+            raise SceneError(file, f"{key}.mesh", f"cannot read mesh '{mesh_path}': {exc}",
+                             "use a format trimesh reads (obj, stl, ply, off, glb)") from None
+    else:
+        name = obj.mesh.get("primitive")
+        if name not in PRIMITIVES:
+            guess = did_you_mean(str(name), PRIMITIVES) if name is not None else None
+            raise SceneError(file, f"{key}.mesh.primitive",
+                             "missing primitive name" if name is None else f"unknown primitive '{name}'",
+                             f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(PRIMITIVES))
+        spec = validate_model(PRIMITIVES[name], obj.mesh, file, (f"{key}.mesh",))
+        mesh = primitive_mesh(spec)
+        if obj.scale != 1.0:
+            mesh.apply_scale(obj.scale)
+    if not mesh.is_watertight:
+        log.warning("%s: [%s.mesh] mesh is not watertight; inside/outside uses winding numbers", file, key)
+    q = np.asarray(obj.orientation, dtype=np.float64)
+    if not np.isfinite(q).all() or np.linalg.norm(q) < 1e-12:
+        raise SceneError(file, f"{key}.orientation", "quaternion has zero length",
+                         "give a unit quaternion [w, x, y, z], e.g. [1.0, 0.0, 0.0, 0.0]")
+    geometry = Geometry(mesh=mesh, position=np.asarray(obj.position, dtype=np.float64),
+                        rotation=quaternion_matrix(q))
+    wb = geometry.world_bounds()
+    if np.any(wb[0] < bounds[0] + clearance) or np.any(wb[1] > bounds[1] - clearance):
+        need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
+                              np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance
+        raise SceneError(file, f"{key}.position",
+                         f"object '{obj.name}' (bounds {_fmt_box(wb)}) is outside the simulated box or closer "
+                         f"than {clearance:.3g} m to its absorbing layer (box {_fmt_box(bounds)})",
+                         "move the object or enlarge domain.size to at least "
+                         f"[{need[0]:.3g}, {need[1]:.3g}, {need[2]:.3g}] m")
+    shaders: list[Shader] = []
+    registry = available_shaders()
+    for j, table in enumerate(obj.shaders):
+        skey = f"{key}.shaders[{j}]"
+        kind = table.get("type")
+        if kind not in registry:
+            guess = did_you_mean(str(kind), registry) if kind is not None else None
+            raise SceneError(file, f"{skey}.type", "missing shader type" if kind is None else
+                             f"unknown shader '{kind}'", f"did you mean '{guess}'?" if guess else
+                             "installed shaders: " + ", ".join(sorted(registry)))
+        cls = shader_class(kind)
+        shader_config = validate_model(cls.Config, table, file, (skey,))
+        context = ShaderContext(scene_file=file, scene_dir=base, key=skey, object_name=obj.name,
+                                density=config.medium.density, sound_speed=config.medium.sound_speed,
+                                duration=config.simulation.duration)
+        shaders.append(cls(shader_config, context))
+    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders)

@@ -1,0 +1,120 @@
+"""The acoustic-shader protocol and the plug-in registry (entry-point group ``wavesolve.shaders``).
+
+A shader gives the outward normal surface acceleration aₙ (m/s²) at boundary points; the solver
+turns it into the boundary condition ∂p/∂n = −ρ aₙ. Shaders attached to one object add linearly.
+
+Writing a shader::
+
+    class MyShader(Shader):
+        class Config(ShaderConfig):          # the keys of its [[objects.shaders]] table
+            gain: float = 1.0
+
+        def __init__(self, config, context): # config validated; context: ShaderContext
+            super().__init__(config, context)
+
+        def normal_acceleration(self, t, points):   # -> array (n,) in m/s²
+            ...
+
+        def reset(self, t):                  # restart at time t (time-parallel chunks)
+            ...
+
+and register it in your package's ``pyproject.toml``::
+
+    [project.entry-points."wavesolve.shaders"]
+    my_shader = "my_package.module:MyShader"
+
+The core never imports a shader by name: every shader, built-in or third-party, is found here.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+ENTRY_POINT_GROUP = "wavesolve.shaders"
+
+
+class ShaderConfig(BaseModel):
+    """Base of every shader's configuration model; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(frozen=True)
+class ShaderContext:
+    """What a shader may know about its surroundings when it is built.
+
+    Attributes:
+        scene_file: path of the scene file (for error messages).
+        scene_dir: directory that relative file paths in the shader table are resolved against.
+        key: TOML key of the shader's table, e.g. ``objects[0].shaders[1]``.
+        object_name: name of the object the shader drives.
+        density: air density ρ (kg/m³).
+        sound_speed: c (m/s).
+        duration: scene duration (s).
+    """
+
+    scene_file: str
+    scene_dir: Path
+    key: str
+    object_name: str
+    density: float
+    sound_speed: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class BoundaryPoints:
+    """Surface points at which the boundary condition is imposed (one per ghost cell).
+
+    Attributes:
+        position: (n, 3) closest surface points, world frame (m).
+        normal: (n, 3) unit outward normals, world frame.
+        position_local: (n, 3) the same points in the object's own frame (m).
+        normal_local: (n, 3) the same normals in the object's own frame.
+        triangle: (n,) index of the mesh triangle each point lies on.
+    """
+
+    position: np.ndarray
+    normal: np.ndarray
+    position_local: np.ndarray
+    normal_local: np.ndarray
+    triangle: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.triangle)
+
+
+class Shader(abc.ABC):
+    """Base class of acoustic shaders. Subclasses define ``Config`` and ``normal_acceleration``."""
+
+    Config: ClassVar[type[ShaderConfig]] = ShaderConfig
+
+    def __init__(self, config: ShaderConfig, context: ShaderContext) -> None:
+        self.config = config
+        self.context = context
+
+    @abc.abstractmethod
+    def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
+        """Outward normal acceleration aₙ (m/s²), shape (len(points),), at time t (s)."""
+
+    def reset(self, t: float) -> None:  # noqa: B027 - stateless shaders need nothing
+        """Restart the shader at time t (s), with the state it would have after running to t."""
+
+
+def available_shaders() -> dict[str, Any]:
+    """Installed shaders: name → entry point (not yet imported)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def shader_class(name: str) -> type[Shader]:
+    """Import and return the shader registered under ``name`` (KeyError if none)."""
+    cls = available_shaders()[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Shader)):
+        raise TypeError(f"entry point '{name}' in '{ENTRY_POINT_GROUP}' is not a wavesolve Shader")
+    return cls

@@ -1,0 +1,144 @@
+"""Time signals s(t) used by shaders: built-in waveforms and WAV files.
+
+A signal table in a scene file is either a waveform::
+
+    signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 100.0 }
+    signal = { waveform = "sine_burst", frequency = 1000.0, amplitude = 50.0, cycles = 8 }
+
+or a file (a mono float WAV in SI units, any sample rate)::
+
+    signal = { file = "accel.wav", gain = 1.0, start = 0.0 }
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+
+from .audio import read_float_wav, resample
+
+#: WAV signals are upsampled to at least this rate before linear interpolation in time (Hz).
+_FILE_INTERPOLATION_RATE = 400_000.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class GaussianDerivative(_Strict):
+    """s(t) = A·(−τ/σ)·exp(½ − τ²/2σ²), τ = t − delay, σ = 1/(2πf): peak A, spectrum peak at f.
+
+    The default delay 5σ makes the pulse start from |s| < 4e-5·A.
+    """
+
+    waveform: Literal["gaussian_derivative"]
+    frequency: PositiveFloat = Field(description="spectral peak (Hz)")
+    amplitude: float = Field(description="peak value, in the shader's unit")
+    delay: float | None = Field(default=None, ge=0.0, description="centre time (s); default 5σ")
+
+    def sigma(self) -> float:
+        return 1.0 / (2.0 * math.pi * self.frequency)
+
+    def centre(self) -> float:
+        return self.delay if self.delay is not None else 5.0 * self.sigma()
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        s = self.sigma()
+        tau = (np.asarray(t, dtype=np.float64) - self.centre()) / s
+        return self.amplitude * (-tau) * np.exp(0.5 - 0.5 * tau * tau)
+
+    def end_time(self) -> float:
+        return self.centre() + 6.0 * self.sigma()
+
+
+class SineBurst(_Strict):
+    """s(t) = A·sin(2πf(t−start))·w(t), w a Hann window over ``cycles`` periods from ``start``."""
+
+    waveform: Literal["sine_burst"]
+    frequency: PositiveFloat
+    amplitude: float
+    cycles: PositiveFloat = 8.0
+    start: float = Field(default=0.0, ge=0.0)
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64) - self.start
+        length = self.cycles / self.frequency
+        inside = (t >= 0.0) & (t <= length)
+        window = 0.5 * (1.0 - np.cos(2.0 * math.pi * t / length))
+        return np.where(inside, self.amplitude * np.sin(2.0 * math.pi * self.frequency * t) * window, 0.0)
+
+    def end_time(self) -> float:
+        return self.start + self.cycles / self.frequency
+
+
+class FileSignal(_Strict):
+    """A mono float WAV (SI units), scaled by ``gain`` and starting at scene time ``start`` (s)."""
+
+    file: str
+    gain: float = 1.0
+    start: float = Field(default=0.0, ge=0.0)
+
+
+SignalConfig = Union[GaussianDerivative, SineBurst, FileSignal]
+
+
+class SampledSignal:
+    """A WAV signal, upsampled band-limited once, then linearly interpolated in time."""
+
+    def __init__(self, config: FileSignal, base_dir: Path) -> None:
+        data, rate = read_float_wav(base_dir / config.file)
+        factor = max(1, math.ceil(_FILE_INTERPOLATION_RATE / rate))
+        self._rate = rate * factor
+        self._samples = config.gain * resample(data, rate, self._rate)
+        self._start = config.start
+        self._duration = len(data) / rate
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        pos = (np.asarray(t, dtype=np.float64) - self._start) * self._rate
+        return np.interp(pos, np.arange(len(self._samples)), self._samples, left=0.0, right=0.0)
+
+    def end_time(self) -> float:
+        return self._start + self._duration
+
+
+def build_signal(config: SignalConfig, base_dir: Path):
+    """A callable s(t) for a validated signal table (files resolved against ``base_dir``)."""
+    if isinstance(config, FileSignal):
+        return SampledSignal(config, base_dir)
+    return config
+
+
+_WAVEFORMS = {"gaussian_derivative": GaussianDerivative, "sine_burst": SineBurst}
+
+
+def parse_signal(data: object, file: str, key: str, base_dir: Path):
+    """Validate a signal table found at ``key`` of ``file`` and return a callable s(t).
+
+    Raises SceneError (naming file and key) on any problem, including an unreadable WAV.
+    """
+    from .errors import SceneError
+    from .validation import did_you_mean, validate_model
+
+    if not isinstance(data, dict):
+        raise SceneError(file, key, f"expected a table, got {data!r}",
+                         'write e.g. { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 100.0 }')
+    if "file" in data:
+        config = validate_model(FileSignal, data, file, (key,))
+        path = base_dir / config.file
+        if not path.is_file():
+            raise SceneError(file, f"{key}.file", f"signal file '{path}' does not exist",
+                             "give a path relative to the scene file")
+        try:
+            return SampledSignal(config, base_dir)
+        except ValueError as exc:
+            raise SceneError(file, f"{key}.file", str(exc), "export the signal as a mono 32-bit float WAV") from None
+    name = data.get("waveform")
+    if name not in _WAVEFORMS:
+        guess = did_you_mean(str(name), _WAVEFORMS) if name is not None else None
+        problem = "missing 'waveform' or 'file'" if name is None else f"unknown waveform '{name}'"
+        fix = f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(_WAVEFORMS) + ", or give file = \"x.wav\""
+        raise SceneError(file, f"{key}.waveform" if name is not None else key, problem, fix)
+    return validate_model(_WAVEFORMS[name], data, file, (key,))

@@ -1,0 +1,140 @@
+"""One simulation run: the per-step loop of DESIGN.md on a fixed grid.
+
+Per step n (time t = nΔt):
+  1. shaders give aₙ at the boundary points; ghost cells are set from ∂p/∂n = −ρaₙ;
+  2. listeners sample pⁿ;
+  3. the absorbing layer writes pⁿ⁺¹ in its cells; the box interior takes the leapfrog
+     pⁿ⁺¹ = 2pⁿ − pⁿ⁻¹ + λ² L pⁿ (+ point sources); solid cells are held at zero.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .absorbing import AbsorbingLayer
+from .backend import resolve_backend
+from .boundary import GhostCells
+from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE
+from .errors import InstabilityError
+from .listeners import Probes
+from .scene import Scene
+
+log = logging.getLogger("wavesolve")
+
+
+@dataclass
+class PointSource:
+    """A soft monopole at the cell nearest ``position`` (m).
+
+    ``volume_acceleration(t)`` is Q̇ (m³/s²); free-field pressure p = ρ Q̇(t − r/c)/(4πr). Q must
+    start and end at zero.
+    """
+
+    position: Sequence[float]
+    volume_acceleration: Callable[[float], float]
+
+
+class Simulation:
+    """The state of one run: fields, boundaries, layer and probes, stepped by :meth:`step`.
+
+    Attributes:
+        p, p_prev: pressure at steps n and n−1, grid shape (Pa).
+        n: index of the current step (p holds t = nΔt).
+    """
+
+    def __init__(self, scene: Scene, *, backend: str = "auto",
+                 sources: Sequence[PointSource] = ()) -> None:
+        self.backend = resolve_backend(backend)
+        self.scene = scene
+        grid = self.grid = scene.grid
+        self.dtype = scene.dtype
+        self.p = np.zeros(grid.shape, dtype=self.dtype)
+        self.p_prev = np.zeros(grid.shape, dtype=self.dtype)
+        self.ghosts = GhostCells(grid, [o.geometry for o in scene.objects])
+        self.layer = AbsorbingLayer(grid, scene.density, self.dtype)
+        self.probes = Probes(grid, np.array([lis.position for lis in scene.listeners]).reshape(-1, 3))
+        self._lam2 = self.dtype.type(grid.courant ** 2)
+        self._interior = (slice(grid.layer, grid.shape[0] - grid.layer),
+                          slice(grid.layer, grid.shape[1] - grid.layer),
+                          slice(grid.layer, grid.shape[2] - grid.layer))
+        self._sources = []
+        scale = (grid.sound_speed * grid.dt) ** 2 * scene.density / grid.h ** 3
+        for src in sources:
+            idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
+            self._sources.append((tuple(idx), scale, src.volume_acceleration))
+        self._hold_zero = np.concatenate([self.ghosts.solid_index, self.ghosts.index])
+        self.n = 0
+        log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
+
+    @property
+    def time(self) -> float:
+        """Time of the current field p (s)."""
+        return self.n * self.grid.dt
+
+    def boundary_acceleration(self, t: float) -> np.ndarray:
+        """aₙ (m/s²) at every ghost cell's boundary point at time t, summed over shaders."""
+        accel = np.zeros(len(self.ghosts))
+        for obj, rows, points in zip(self.scene.objects, self.ghosts.rows, self.ghosts.points):
+            for shader in obj.shaders:
+                accel[rows] += shader.normal_acceleration(t, points)
+        return accel
+
+    def step(self) -> np.ndarray:
+        """Advance one step; returns the listener pressures (Pa) at the time the step started."""
+        t = self.time
+        p, out = self.p, self.p_prev
+        self.ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
+        samples = self.probes.sample(p)
+        self.layer.step(p, out)
+        c = self._interior
+        x0, x1 = c[0].start, c[0].stop
+        y0, y1 = c[1].start, c[1].stop
+        z0, z1 = c[2].start, c[2].stop
+        centre = p[c]
+        lap = (p[x0 - 1:x1 - 1, y0:y1, z0:z1] + p[x0 + 1:x1 + 1, y0:y1, z0:z1]
+               + p[x0:x1, y0 - 1:y1 - 1, z0:z1] + p[x0:x1, y0 + 1:y1 + 1, z0:z1]
+               + p[x0:x1, y0:y1, z0 - 1:z1 - 1] + p[x0:x1, y0:y1, z0 + 1:z1 + 1] - 6 * centre)
+        out[c] = 2 * centre - out[c] + self._lam2 * lap
+        for idx, scale, signal in self._sources:
+            out[idx] += scale * signal(t)
+        out.reshape(-1)[self._hold_zero] = 0
+        self.p, self.p_prev = out, p
+        self.n += 1
+        if self.n % INSTABILITY_CHECK_INTERVAL == 0:
+            self.check_stability()
+        return samples
+
+    def check_stability(self) -> None:
+        """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""
+        peak = float(np.max(np.abs(self.p)))
+        if not np.isfinite(peak) or peak > INSTABILITY_PRESSURE:
+            where = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(self.p), np.abs(self.p), np.inf))),
+                                     self.grid.shape)
+            raise InstabilityError(
+                f"the simulation became unstable at t = {self.time:.6g} s (step {self.n}): max |p| = {peak:.3g} Pa "
+                f"near cell {tuple(int(i) for i in where)}. Lower simulation.courant (0.5 is safe), check "
+                "shader amplitudes, and check that objects are resolved by at least a few cells.")
+
+    def run(self, steps: int, progress: bool | None = None) -> np.ndarray:
+        """Run ``steps`` steps; returns listener pressures (n_listeners, steps) at the step rate (Pa)."""
+        if progress is None:
+            progress = sys.stderr.isatty()
+        out = np.zeros((len(self.scene.listeners), steps))
+        bar = tqdm(total=steps, unit="step", disable=not progress, desc="wavesolve", dynamic_ncols=True,
+                   file=sys.stderr)
+        start = time.perf_counter()
+        try:
+            for k in range(steps):
+                out[:, k] = self.step()
+                if k % 16 == 15 or k == steps - 1:
+                    bar.update(k + 1 - bar.n)
+        finally:
+            bar.close()
+        self.wall_time = time.perf_counter() - start
+        return out

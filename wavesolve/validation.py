@@ -1,0 +1,96 @@
+"""Turn pydantic validation errors into :class:`SceneError` messages people can act on.
+
+One place formats every scene-file error: it names the file, the key (TOML path), what was
+expected, and the fix (with a did-you-mean for misspelt keys).
+"""
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Iterable, Sequence
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .errors import SceneError, SceneErrors
+
+
+def key_path(loc: Sequence[Any]) -> str:
+    """Format a location tuple as a TOML-style key: ``objects[0].shaders[1].type``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated/Optional/list wrappers down to the model class (or None)."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)]
+            return models[0] if models else None
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        else:
+            return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def fields_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
+    """Names of the keys a model accepts at ``loc`` (used for did-you-mean)."""
+    current = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = _unwrap(field.annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """Closest spelling of ``word`` among ``choices``, or None."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, str | None]:
+    kind = err["type"]
+    loc = err["loc"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        allowed = fields_at(model, loc[:-1])
+        guess = did_you_mean(name, allowed)
+        problem = f"unknown key '{name}'"
+        if guess:
+            return problem + f" — did you mean '{guess}'?", f"rename '{name}' to '{guess}'"
+        return problem, "remove it; accepted keys here: " + ", ".join(allowed) if allowed else "remove it"
+    if kind == "missing":
+        return "required key is missing", f"add '{loc[-1]}' to this table"
+    given = err.get("input")
+    shown = repr(given)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{err['msg'].rstrip('.')} (got {shown})", None
+
+
+def validate_model(
+    model: type[BaseModel], data: Any, file: str, prefix: Sequence[Any] = ()
+) -> Any:
+    """Validate ``data`` against ``model``; raise :class:`SceneErrors` listing every problem."""
+    try:
+        return TypeAdapter(model).validate_python(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            problem, fix = _describe(err, model if isinstance(model, type) else None)
+            errors.append(SceneError(file, key_path(tuple(prefix) + tuple(err["loc"])), problem, fix))
+        raise SceneErrors(errors) from None

@@ -85,6 +85,17 @@ class AbsorbingLayer:
                 p_coef.append((A_p.reshape(bshape).astype(dtype), C_p.reshape(bshape).astype(dtype)))
             self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef))
 
+    @staticmethod
+    def estimate_bytes(grid: Grid, itemsize: int) -> int:
+        """Bytes the layer's auxiliary fields will take on ``grid`` (before building it)."""
+        nx, ny, nz = grid.shape
+        L = grid.layer
+        total = 0
+        for ext in [(L, ny, nz)] * 2 + [(nx - 2 * L, L, nz)] * 2 + [(nx - 2 * L, ny - 2 * L, L)] * 2:
+            cells = ext[0] * ext[1] * ext[2]
+            total += 3 * cells + sum(cells // ext[a] * (ext[a] + 1) for a in range(3))
+        return total * itemsize
+
     @property
     def nbytes(self) -> int:
         """Memory held by the layer's auxiliary fields (bytes)."""

@@ -125,10 +125,16 @@ class GhostCells:
             normal_world[sel] = nw
             normal_local[sel] = nw @ geom.rotation
 
-        s = np.maximum(2.0 * d, MIN_IMAGE_OFFSET_CELLS * h)
-        self.offset = s
-        image = x_g + s[:, None] * normal_world
-        W = self._image_weights(grid, image, solid, ghost, row_of, ghost_ijk)
+        # Image points: the mirror x_b + d n where d is not tiny; otherwise x_b + e n with e = e_min,
+        # and a second point one cell further out removes the curvature term (second order):
+        #   p_g = (1 + κ) p(x_b + e n) − κ p(x_b + (e + h) n) + ρ aₙ (e + d − κ h),
+        #   κ = (e² − d²) / (2eh + h²)   (κ = 0 for the mirror).
+        e = np.maximum(d, MIN_IMAGE_OFFSET_CELLS * h)
+        kappa = (e * e - d * d) / (2.0 * e * h + h * h)
+        self.offset = e + d - kappa * h
+        near = closest_world + e[:, None] * normal_world
+        far = closest_world + (e + h)[:, None] * normal_world
+        W = self._image_weights(grid, [(near, 1.0 + kappa), (far, -kappa)], solid, ghost, row_of, ghost_ijk)
         self._W_gf, W_gg = W
         system = (sp.identity(n, format="csc") - W_gg).tocsc()
         self._lu = splu(system) if n else None
@@ -140,43 +146,22 @@ class GhostCells:
             for r in self.rows
         ]
 
-    def _image_weights(self, grid: Grid, image: np.ndarray, solid: np.ndarray, ghost: np.ndarray,
-                       row_of: np.ndarray, ghost_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """Trilinear weights of image points: W_gf (over ``self._fluid_cols``) and W_gg (ghost × ghost)."""
-        shape = grid.shape
-        n = len(image)
-        f = grid.fractional_index(image)
-        base = np.floor(f).astype(np.int64)
-        frac = f - base
-        rows, cols, vals = [], [], []
-        weights = np.zeros((n, 8))
-        cells = np.zeros((n, 8), dtype=np.int64)
-        for c, (a, b, e) in enumerate(np.ndindex(2, 2, 2)):
-            idx = base + np.array([a, b, e])
-            idx = np.clip(idx, 0, np.asarray(shape) - 1)
-            w = (np.where(a, frac[:, 0], 1 - frac[:, 0]) * np.where(b, frac[:, 1], 1 - frac[:, 1])
-                 * np.where(e, frac[:, 2], 1 - frac[:, 2]))
-            flat = np.ravel_multi_index(idx.T, shape)
-            usable = ~solid.ravel()[flat] | ghost.ravel()[flat]
-            weights[:, c] = np.where(usable, w, 0.0)
-            cells[:, c] = flat
-        total = weights.sum(axis=1)
-        lost = total < 1e-3
-        if np.any(lost):
-            # Image stencil entirely inside solid (thin part): fall back to the mean of the ghost
-            # cell's fluid face-neighbours.
-            log.debug("%d ghost cells use the neighbour-average fallback", int(lost.sum()))
-            for r in np.flatnonzero(lost):
-                weights[r] = 0.0
-                nbs = ghost_ijk[r] + _NEIGHBOURS
-                nb_flat = np.ravel_multi_index(np.clip(nbs, 0, np.asarray(shape) - 1).T, shape)
-                fluid = nb_flat[~solid.ravel()[nb_flat]]
-                for m, cell in enumerate(fluid[:8]):
-                    cells[r, m] = cell
-                    weights[r, m] = 1.0 / len(fluid[:8])
-            total = weights.sum(axis=1)
-        weights /= total[:, None]
-        r_idx = np.repeat(np.arange(n), 8)
+    def _image_weights(self, grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], solid: np.ndarray,
+                       ghost: np.ndarray, row_of: np.ndarray,
+                       ghost_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
+
+        Returns W_gf (over ``self._fluid_cols``) and W_gg (ghost × ghost).
+        """
+        all_cells, all_weights = [], []
+        for points, coef in terms:
+            cells, weights = _trilinear(grid, points, solid, ghost, ghost_ijk)
+            all_cells.append(cells)
+            all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
+        cells = np.concatenate(all_cells, axis=1)
+        weights = np.concatenate(all_weights, axis=1)
+        n = len(cells)
+        r_idx = np.repeat(np.arange(n), cells.shape[1])
         c_flat = cells.ravel()
         w_flat = weights.ravel()
         keep = w_flat != 0.0
@@ -197,3 +182,41 @@ class GhostCells:
         flat = p.reshape(-1)
         rhs = self._W_gf @ flat[self._fluid_cols].astype(np.float64) + density * self.offset * accel
         flat[self.index] = self._lu.solve(rhs)
+
+
+def _trilinear(grid: Grid, points: np.ndarray, solid: np.ndarray, ghost: np.ndarray,
+               ghost_ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear stencils (n, 8) flat cells and weights of points, using fluid and ghost cells only.
+
+    Weights of solid non-ghost cells are dropped and the rest renormalised; a stencil with no usable
+    cell (a thin part) falls back to the mean of the ghost cell's fluid face-neighbours.
+    """
+    shape = np.asarray(grid.shape)
+    f = grid.fractional_index(points)
+    base = np.floor(f).astype(np.int64)
+    frac = f - base
+    n = len(points)
+    weights = np.zeros((n, 8))
+    cells = np.zeros((n, 8), dtype=np.int64)
+    solid_flat, ghost_flat = solid.reshape(-1), ghost.reshape(-1)
+    for c, corner in enumerate(np.ndindex(2, 2, 2)):
+        idx = np.clip(base + np.array(corner), 0, shape - 1)
+        w = np.ones(n)
+        for a in range(3):
+            w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
+        flat = np.ravel_multi_index(idx.T, grid.shape)
+        usable = ~solid_flat[flat] | ghost_flat[flat]
+        weights[:, c] = np.where(usable, w, 0.0)
+        cells[:, c] = flat
+    lost = weights.sum(axis=1) < 1e-3
+    if np.any(lost):
+        log.debug("%d image points fall back to neighbour averages", int(lost.sum()))
+        for r in np.flatnonzero(lost):
+            nbs = np.clip(ghost_ijk[r] + _NEIGHBOURS, 0, shape - 1)
+            nb_flat = np.ravel_multi_index(nbs.T, grid.shape)
+            fluid = nb_flat[~solid_flat[nb_flat]]
+            weights[r] = 0.0
+            cells[r, :len(fluid)] = fluid
+            weights[r, :len(fluid)] = 1.0 / len(fluid)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return cells, weights

@@ -17,7 +17,7 @@ MAX_COURANT = 1.0 / math.sqrt(3.0)
 DEFAULT_COURANT = 0.5
 
 #: Default absorbing-layer thickness in cells (measured reflection in tests/test_absorbing_layer.py).
-DEFAULT_LAYER_CELLS = 12
+DEFAULT_LAYER_CELLS = 10
 #: PML profile exponent m in σ(d) = σ_max (d/L)^m.
 PML_ORDER = 2
 #: Target normal-incidence reflection R₀ used to set σ_max = (m+1) c ln(1/R₀) / (2L).

@@ -25,8 +25,12 @@ from .grid import Grid
 
 
 def pml_profile(n: int, layer: int, h: float, sound_speed: float, at_faces: bool,
-                order: int = PML_ORDER, r0: float = PML_R0) -> np.ndarray:
-    """σ (1/s) along one axis of n cells: at cell centres (n,) or at faces (n+1,), face i left of cell i."""
+                order: int = PML_ORDER, r0: float | None = None) -> np.ndarray:
+    """σ (1/s) along one axis of n cells: at cell centres (n,) or at faces (n+1,), face i left of cell i.
+
+    ``r0`` is the design reflection R₀ (default PML_R0); R₀ = 1 gives σ = 0 (a plain rigid box).
+    """
+    r0 = PML_R0 if r0 is None else r0
     x = np.arange(n + 1, dtype=np.float64) if at_faces else np.arange(n, dtype=np.float64) + 0.5
     depth = np.maximum(np.maximum(layer - x, x - (n - layer)), 0.0) / layer
     sigma_max = (order + 1) * sound_speed * math.log(1.0 / r0) / (2.0 * layer * h)

@@ -28,6 +28,9 @@ from .shading import BoundaryPoints
 
 log = logging.getLogger("wavesolve")
 
+#: Most layers of ghost cells grown into a body to close the image-point stencils.
+_MAX_GHOST_LAYERS = 4
+
 _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
 
 
@@ -97,52 +100,34 @@ class GhostCells:
         fluid_nb = np.zeros(shape, dtype=bool)
         for off in _NEIGHBOURS:
             fluid_nb |= ~np.roll(solid, shift=tuple(-off), axis=(0, 1, 2))
+        # Ghost cells: solid cells next to fluid, plus every solid cell that an image-point stencil
+        # reaches (on curved surfaces a stencil can touch the second solid layer); repeat to closure.
         ghost = solid & fluid_nb
-        ghost_ijk = np.argwhere(ghost)
+        for _ in range(_MAX_GHOST_LAYERS):
+            ghost_ijk = np.argwhere(ghost)
+            surf = _SurfaceData(grid, ghost_ijk, cls, geometries)
+            reached = np.concatenate([_corners(grid, surf.near), _corners(grid, surf.far)], axis=1).ravel()
+            extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
+            if len(extra) == 0:
+                break
+            ghost.reshape(-1)[extra] = True
         self.index = np.ravel_multi_index(ghost_ijk.T, shape)
         self.solid_index = np.flatnonzero(solid & ~ghost)
         n = len(self.index)
         row_of = np.full(int(np.prod(shape)), -1, dtype=np.int64)
         row_of[self.index] = np.arange(n)
-
-        i, j, k = ghost_ijk.T
-        obj = cls.owner[i, j, k].astype(np.int64)
-        d = -cls.distance[i, j, k]
-        tri = cls.triangle[i, j, k]
-        closest_local = cls.closest[i, j, k]
-        x_g = grid.centres(ghost_ijk)
-        closest_world = np.empty_like(closest_local)
-        normal_world = np.empty_like(closest_local)
-        normal_local = np.empty_like(closest_local)
-        for k_obj, geom in enumerate(geometries):
-            sel = obj == k_obj
-            closest_world[sel] = geom.to_world(closest_local[sel])
-            face_n = geom.face_normals_local(tri[sel]) @ geom.rotation.T
-            vec = closest_world[sel] - x_g[sel]
-            length = np.linalg.norm(vec, axis=1, keepdims=True)
-            use_vec = length[:, 0] > 1e-6 * h
-            nw = np.where(use_vec[:, None], vec / np.maximum(length, 1e-300), face_n)
-            normal_world[sel] = nw
-            normal_local[sel] = nw @ geom.rotation
-
-        # Image points: the mirror x_b + d n where d is not tiny; otherwise x_b + e n with e = e_min,
-        # and a second point one cell further out removes the curvature term (second order):
-        #   p_g = (1 + κ) p(x_b + e n) − κ p(x_b + (e + h) n) + ρ aₙ (e + d − κ h),
-        #   κ = (e² − d²) / (2eh + h²)   (κ = 0 for the mirror).
-        e = np.maximum(d, MIN_IMAGE_OFFSET_CELLS * h)
-        kappa = (e * e - d * d) / (2.0 * e * h + h * h)
-        self.offset = e + d - kappa * h
-        near = closest_world + e[:, None] * normal_world
-        far = closest_world + (e + h)[:, None] * normal_world
-        W = self._image_weights(grid, [(near, 1.0 + kappa), (far, -kappa)], solid, ghost, row_of, ghost_ijk)
-        self._W_gf, W_gg = W
+        self.offset = surf.offset
+        terms = [(surf.near, 1.0 + surf.kappa), (surf.far, -surf.kappa)]
+        self._W_gf, W_gg = self._image_weights(grid, terms, solid, ghost, row_of, ghost_ijk)
         system = (sp.identity(n, format="csc") - W_gg).tocsc()
         self._lu = splu(system) if n else None
 
+        obj = surf.owner
         self.rows = [np.flatnonzero(obj == k_obj) for k_obj in range(len(geometries))]
         self.points = [
-            BoundaryPoints(position=closest_world[r], normal=normal_world[r], position_local=closest_local[r],
-                           normal_local=normal_local[r], triangle=tri[r])
+            BoundaryPoints(position=surf.closest_world[r], normal=surf.normal_world[r],
+                           position_local=surf.closest_local[r], normal_local=surf.normal_local[r],
+                           triangle=surf.triangle[r])
             for r in self.rows
         ]
 
@@ -184,6 +169,53 @@ class GhostCells:
         flat[self.index] = self._lu.solve(rhs)
 
 
+class _SurfaceData:
+    """Closest points, normals and image points of ghost cells (arrays over ghost rows).
+
+    Image points: the mirror x_b + d n where d is not tiny; otherwise x_b + e n with e = e_min, and
+    a second point one cell further out removes the curvature term (second order):
+        p_g = (1 + κ) p(x_b + e n) − κ p(x_b + (e + h) n) + ρ aₙ (e + d − κ h),
+        κ = (e² − d²) / (2eh + h²)   (κ = 0 for the mirror).
+    """
+
+    def __init__(self, grid: Grid, ghost_ijk: np.ndarray, cls: Classification, geometries: list[Geometry]):
+        h = grid.h
+        i, j, k = ghost_ijk.T
+        self.owner = cls.owner[i, j, k].astype(np.int64)
+        d = -cls.distance[i, j, k]
+        self.triangle = cls.triangle[i, j, k]
+        self.closest_local = cls.closest[i, j, k]
+        x_g = grid.centres(ghost_ijk)
+        self.closest_world = np.empty_like(self.closest_local)
+        self.normal_world = np.empty_like(self.closest_local)
+        self.normal_local = np.empty_like(self.closest_local)
+        for k_obj, geom in enumerate(geometries):
+            sel = self.owner == k_obj
+            self.closest_world[sel] = geom.to_world(self.closest_local[sel])
+            face_n = geom.face_normals_local(self.triangle[sel]) @ geom.rotation.T
+            vec = self.closest_world[sel] - x_g[sel]
+            length = np.linalg.norm(vec, axis=1, keepdims=True)
+            use_vec = length[:, 0] > 1e-6 * h
+            nw = np.where(use_vec[:, None], vec / np.maximum(length, 1e-300), face_n)
+            self.normal_world[sel] = nw
+            self.normal_local[sel] = nw @ geom.rotation
+        e = np.maximum(d, MIN_IMAGE_OFFSET_CELLS * h)
+        self.kappa = (e * e - d * d) / (2.0 * e * h + h * h)
+        self.offset = e + d - self.kappa * h
+        self.near = self.closest_world + e[:, None] * self.normal_world
+        self.far = self.closest_world + (e + h)[:, None] * self.normal_world
+
+
+def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """Flat indices (n, 8) of the cells around each point (trilinear stencil), clipped to the grid."""
+    shape = np.asarray(grid.shape)
+    base = np.floor(grid.fractional_index(points)).astype(np.int64)
+    out = np.empty((len(points), 8), dtype=np.int64)
+    for c, corner in enumerate(np.ndindex(2, 2, 2)):
+        out[:, c] = np.ravel_multi_index(np.clip(base + np.array(corner), 0, shape - 1).T, grid.shape)
+    return out
+
+
 def _trilinear(grid: Grid, points: np.ndarray, solid: np.ndarray, ghost: np.ndarray,
                ghost_ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Trilinear stencils (n, 8) flat cells and weights of points, using fluid and ghost cells only.
@@ -193,21 +225,17 @@ def _trilinear(grid: Grid, points: np.ndarray, solid: np.ndarray, ghost: np.ndar
     """
     shape = np.asarray(grid.shape)
     f = grid.fractional_index(points)
-    base = np.floor(f).astype(np.int64)
-    frac = f - base
+    frac = f - np.floor(f)
     n = len(points)
     weights = np.zeros((n, 8))
-    cells = np.zeros((n, 8), dtype=np.int64)
+    cells = _corners(grid, points)
     solid_flat, ghost_flat = solid.reshape(-1), ghost.reshape(-1)
     for c, corner in enumerate(np.ndindex(2, 2, 2)):
-        idx = np.clip(base + np.array(corner), 0, shape - 1)
         w = np.ones(n)
         for a in range(3):
             w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
-        flat = np.ravel_multi_index(idx.T, grid.shape)
-        usable = ~solid_flat[flat] | ghost_flat[flat]
+        usable = ~solid_flat[cells[:, c]] | ghost_flat[cells[:, c]]
         weights[:, c] = np.where(usable, w, 0.0)
-        cells[:, c] = flat
     lost = weights.sum(axis=1) < 1e-3
     if np.any(lost):
         log.debug("%d image points fall back to neighbour averages", int(lost.sum()))

@@ -124,6 +124,9 @@ class Geometry:
         dist, tri, closest, _ = igl.signed_distance(
             local, self._vertices, self._faces, sign_type=igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
         )
+        # the fast-winding-number mode approximates |distance| (errors ~1e-5 m seen); the closest
+        # point is exact, so take the magnitude from it and only the sign from the winding number
+        dist = np.copysign(np.linalg.norm(closest - local, axis=1), dist)
         return dist, tri, closest
 
     def face_normals_local(self, triangles: np.ndarray) -> np.ndarray:

@@ -51,8 +51,8 @@ class MediumConfig(_Strict):
 
 
 class DomainConfig(_Strict):
-    center: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0])
-    size: PositiveFloat | Vec3
+    center: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0], description="[x, y, z] in metres")
+    size: PositiveFloat | Vec3 = Field(description="the box edge in metres: one number, or [x, y, z]")
     absorbing_layer: int = Field(default=DEFAULT_LAYER_CELLS, ge=4, le=64, description="cells")
 
 
@@ -60,7 +60,7 @@ class ObjectConfig(_Strict):
     name: str = Field(min_length=1)
     mesh: str | dict[str, Any]
     scale: PositiveFloat = 1.0
-    position: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    position: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0], description="[x, y, z] in metres")
     orientation: Annotated[list[float], Field(min_length=4, max_length=4)] = Field(
         default_factory=lambda: [1.0, 0.0, 0.0, 0.0], description="quaternion w, x, y, z")
     shaders: list[dict[str, Any]] = Field(default_factory=list)
@@ -68,7 +68,7 @@ class ObjectConfig(_Strict):
 
 class ListenerConfig(_Strict):
     name: str = Field(min_length=1)
-    position: Vec3
+    position: Vec3 = Field(description="[x, y, z] in metres")
 
 
 class OutputConfig(_Strict):

@@ -56,6 +56,19 @@ def fields_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
     return list(current.model_fields) if current is not None else []
 
 
+def field_at(model: type[BaseModel] | None, loc: Sequence[Any]):
+    """The pydantic FieldInfo of the key at ``loc`` (list indices skipped), or None."""
+    current, info = model, None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if current is None or str(part) not in current.model_fields:
+            return info if isinstance(part, str) and not part.isidentifier() else None
+        info = current.model_fields[str(part)]
+        current = _unwrap(info.annotation)
+    return info
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """Closest spelling of ``word`` among ``choices``, or None."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -79,7 +92,35 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, 
     shown = repr(given)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return f"{err['msg'].rstrip('.')} (got {shown})", None
+    info = field_at(model, loc)
+    description = info.description if info is not None else None
+    msg = err["msg"].rstrip(".")
+    if msg.startswith("Input should be "):
+        fix = "give " + msg.removeprefix("Input should be ") + (f" — {description}" if description else "")
+    else:
+        fix = f"give {description}" if description else None
+    return f"{msg} (got {shown})", fix
+
+
+def _clean_loc(model: type[BaseModel] | None, loc: Sequence[Any]) -> tuple[tuple[Any, ...], bool]:
+    """Drop pydantic's union-member tags from ``loc``; also say whether any were dropped."""
+    out: list[Any] = []
+    current: Any = model
+    dropped = False
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if current is None or str(part) not in current.model_fields:
+            if current is None:
+                dropped = True
+                continue
+            out.append(part)
+            current = None
+            continue
+        out.append(part)
+        current = _unwrap(current.model_fields[str(part)].annotation)
+    return tuple(out), dropped
 
 
 def validate_model(
@@ -89,8 +130,20 @@ def validate_model(
     try:
         return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
-        errors = []
+        errors: list[SceneError] = []
+        seen: set[tuple] = set()
+        base = model if isinstance(model, type) else None
         for err in exc.errors():
-            problem, fix = _describe(err, model if isinstance(model, type) else None)
-            errors.append(SceneError(file, key_path(tuple(prefix) + tuple(err["loc"])), problem, fix))
+            loc, is_union = _clean_loc(base, err["loc"])
+            if loc in seen:
+                continue  # one message per key, even when several union members failed
+            seen.add(loc)
+            if is_union:
+                info = field_at(base, loc)
+                shown = repr(err.get("input"))[:60]
+                problem = f"invalid value (got {shown})"
+                fix = f"give {info.description}" if info is not None and info.description else None
+            else:
+                problem, fix = _describe({**err, "loc": loc}, base)
+            errors.append(SceneError(file, key_path(tuple(prefix) + loc), problem, fix))
         raise SceneErrors(errors) from None

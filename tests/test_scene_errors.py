@@ -1,0 +1,109 @@
+"""Bad input: every problem is reported before compute, naming file, key and fix; exit status 2;
+no output file left behind."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+import wavesolve
+from wavesolve.errors import SceneError
+
+GOOD = """
+[simulation]
+duration = 0.001
+cell_size = 0.01
+[domain]
+size = 0.3
+[[objects]]
+name = "ball"
+mesh = { primitive = "icosphere", radius = 0.04, subdivisions = 2 }
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }
+[[listeners]]
+name = "ear"
+position = [0.1, 0.0, 0.0]
+[output]
+hdf5 = "out.h5"
+wav = "out.wav"
+"""
+
+# (replace this, with that, expected key in the message, a phrase of the message)
+CASES = {
+    "unknown key with did-you-mean": ("cell_size = 0.01", "cell_size = 0.01\nduraton = 2.0",
+                                      "simulation.duraton", "did you mean 'duration'"),
+    "wrong type": ("cell_size = 0.01", 'cell_size = "fine"', "simulation.cell_size", "valid number"),
+    "missing key": ("duration = 0.001\n", "", "simulation.duration", "required key is missing"),
+    "missing mesh file": ('mesh = { primitive = "icosphere", radius = 0.04, subdivisions = 2 }',
+                          'mesh = "no_such_bowl.obj"', "objects[0].mesh", "does not exist"),
+    "courant too large": ("cell_size = 0.01", "cell_size = 0.01\ncourant = 0.6",
+                          "simulation.courant", "stability limit"),
+    "object outside the box": ('name = "ball"', 'name = "ball"\nposition = [0.13, 0.0, 0.0]',
+                               "objects[0].position", "enlarge domain.size"),
+    "listener outside the box": ("position = [0.1, 0.0, 0.0]", "position = [1.0, 0.0, 0.0]",
+                                 "listeners[0].position", "outside the simulated box"),
+    "listener inside an object": ("position = [0.1, 0.0, 0.0]", "position = [0.01, 0.0, 0.0]",
+                                  "listeners[0].position", "inside or on object"),
+    "unknown shader": ('type = "prescribed"', 'type = "prescibed"', "objects[0].shaders[0].type",
+                       "did you mean 'prescribed'"),
+    "unknown waveform": ('waveform = "gaussian_derivative"', 'waveform = "gauss"',
+                         "objects[0].shaders[0].signal.waveform", "unknown waveform"),
+    "translate without direction": ('pattern = "pulsate"', 'pattern = "translate"',
+                                    "objects[0].shaders[0].direction", "needs a direction"),
+    "zero quaternion": ('name = "ball"', 'name = "ball"\norientation = [0.0, 0.0, 0.0, 0.0]',
+                        "objects[0].orientation", "zero length"),
+    "unknown primitive": ('primitive = "icosphere"', 'primitive = "ball"', "objects[0].mesh.primitive",
+                          "unknown primitive"),
+    "duplicate listener": ('[output]', '[[listeners]]\nname = "ear"\nposition = [0.0, 0.1, 0.0]\n[output]',
+                           "listeners[1].name", "already used"),
+    "invalid TOML": ("[domain]", "[domain", "", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_scene_exits_2_with_named_key(case, write_scene, cli, tmp_path):
+    old, new, key, phrase = CASES[case]
+    assert old in GOOD
+    path = write_scene(GOOD.replace(old, new, 1))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    assert str(path) in proc.stderr
+    if key:
+        assert f"[{key}]" in proc.stderr
+    assert phrase in proc.stderr
+    assert "fix:" in proc.stderr or case == "invalid TOML"
+    assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.wav").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_several_problems_reported_together(write_scene):
+    text = GOOD.replace("cell_size = 0.01", "cell_size = 0.01\ncourant = 0.7").replace(
+        "position = [0.1, 0.0, 0.0]", "position = [2.0, 0.0, 0.0]")
+    with pytest.raises(SceneError) as info:
+        wavesolve.load_scene(write_scene(text))
+    message = str(info.value)
+    assert "[simulation.courant]" in message and "[listeners[0].position]" in message
+
+
+def test_integer_signal_wav_is_rejected(write_scene, tmp_path):
+    wavfile.write(tmp_path / "accel.wav", 48000, (np.zeros(100)).astype(np.int16))
+    text = GOOD.replace('signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }',
+                        'signal = { file = "accel.wav" }')
+    with pytest.raises(SceneError) as info:
+        wavesolve.load_scene(write_scene(text))
+    assert info.value.key == "objects[0].shaders[0].signal.file"
+    assert "float" in str(info.value)
+
+
+def test_missing_scene_file(cli, tmp_path):
+    proc = cli("run", tmp_path / "nope.toml")
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+
+
+def test_good_scene_loads(write_scene):
+    scene = wavesolve.load_scene(write_scene(GOOD))
+    assert scene.grid.courant == pytest.approx(0.5)
+    assert [lis.name for lis in scene.listeners] == ["ear"]

@@ -83,8 +83,12 @@ def classify(grid: Grid, geometries: list[Geometry], margin_cells: int = 2) -> C
 class GhostCells:
     """Ghost cells of static objects and the factorised system that sets their pressure.
 
+    The system is (I − W_gg) p_g = W_gf p[fluid_cols] + ρ·offset·aₙ.
+
     Attributes:
         index: (g,) flat indices of ghost cells.
+        W_gf: (g, f) CSR weights on the fluid cells ``fluid_cols`` (flat indices, (f,)).
+        W_gg: (g, g) CSR weights among ghost cells.
         solid_index: (s,) flat indices of solid non-ghost cells (held at zero).
         points: per object, the BoundaryPoints of its ghost cells (closest surface points).
         rows: per object, the rows of ``index`` that belong to it.
@@ -118,8 +122,8 @@ class GhostCells:
         row_of[self.index] = np.arange(n)
         self.offset = surf.offset
         terms = [(surf.near, 1.0 + surf.kappa), (surf.far, -surf.kappa)]
-        self._W_gf, W_gg = self._image_weights(grid, terms, solid, ghost, row_of, ghost_ijk)
-        system = (sp.identity(n, format="csc") - W_gg).tocsc()
+        self.W_gf, self.W_gg = self._image_weights(grid, terms, solid, ghost, row_of, ghost_ijk)
+        system = (sp.identity(n, format="csc") - self.W_gg).tocsc()
         self._lu = splu(system) if n else None
 
         obj = surf.owner
@@ -136,7 +140,7 @@ class GhostCells:
                        ghost_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
-        Returns W_gf (over ``self._fluid_cols``) and W_gg (ghost × ghost).
+        Returns W_gf (over ``self.fluid_cols``) and W_gg (ghost × ghost).
         """
         all_cells, all_weights = [], []
         for points, coef in terms:
@@ -153,8 +157,8 @@ class GhostCells:
         r_idx, c_flat, w_flat = r_idx[keep], c_flat[keep], w_flat[keep]
         is_ghost = row_of[c_flat] >= 0
         W_gg = sp.csr_matrix((w_flat[is_ghost], (r_idx[is_ghost], row_of[c_flat[is_ghost]])), shape=(n, n))
-        self._fluid_cols, col = np.unique(c_flat[~is_ghost], return_inverse=True)
-        W_gf = sp.csr_matrix((w_flat[~is_ghost], (r_idx[~is_ghost], col)), shape=(n, len(self._fluid_cols)))
+        self.fluid_cols, col = np.unique(c_flat[~is_ghost], return_inverse=True)
+        W_gf = sp.csr_matrix((w_flat[~is_ghost], (r_idx[~is_ghost], col)), shape=(n, len(self.fluid_cols)))
         return W_gf, W_gg
 
     def __len__(self) -> int:
@@ -165,7 +169,7 @@ class GhostCells:
         if self._lu is None:
             return
         flat = p.reshape(-1)
-        rhs = self._W_gf @ flat[self._fluid_cols].astype(np.float64) + density * self.offset * accel
+        rhs = self.W_gf @ flat[self.fluid_cols].astype(np.float64) + density * self.offset * accel
         flat[self.index] = self._lu.solve(rhs)
 
 

@@ -1,16 +1,19 @@
-"""Sharp-interface boundaries: cell classification, ghost cells and their image points.
+"""Sharp-interface boundaries: cell classification, ghost cells, fresh cells and image points.
 
 A cell is solid when its centre is inside an object (signed distance < 0). Solid cells with a
 fluid face-neighbour are *ghost cells*; their pressure is set each step so that the 7-point
-stencil of the neighbouring fluid cells sees the boundary condition ∂p/∂n = −ρaₙ:
+stencil of the neighbouring fluid cells sees the boundary condition ∂p/∂n = −ρaₙ. Cells that were
+solid at the previous step and are fluid now (*fresh cells*, behind a moving object) get both time
+levels the same way. For an unknown cell u with closest surface point x_b, outward normal n and
+signed normal coordinate ξ (negative inside), a quadratic along the normal through the surface
+slope p′ = −ρaₙ and two fluid points x_b + e n and x_b + (e + h) n gives (exact on quadratics):
 
-    p_g = p(x_I) + ρ aₙ s,     x_I = x_g + s n,    s = max(2d, s_min)
+    p_u = (1 + κ) p(x_b + e n) − κ p(x_b + (e + h) n) + ρ aₙ (e − ξ − κh),
+    κ = (e² − ξ²) / (2eh + h²),   e = max(−ξ, ξ + e_min, e_min)
 
-where d is the distance from the ghost-cell centre x_g to its closest surface point x_b, n the
-outward normal there, and x_I the image point (the mirror of x_g across the surface when d is not
-tiny). p(x_I) is trilinear in the 8 surrounding cells, some of which may be ghost cells
-themselves, so all ghost values solve one sparse system (I − W_gg) p_g = W_gf p_f + ρ s aₙ,
-factorised once for static geometry.
+so a ghost cell deeper than e_min uses its mirror point (κ = 0). The fluid points are trilinear in
+the 8 surrounding cells, some of which may be unknowns themselves, so all unknown values solve one
+sparse system (I − W_gg) p_u = W_gf p_f + ρ·offset·aₙ, factorised once per geometry update.
 """
 from __future__ import annotations
 
@@ -23,191 +26,312 @@ from scipy.sparse.linalg import splu
 
 from .constants import MIN_IMAGE_OFFSET_CELLS
 from .grid import Grid
-from .meshes import Geometry
+from .meshes import Geometry, SDFLattice
+from .motion import Motion, RigidState, Static
 from .shading import BoundaryPoints
 
 log = logging.getLogger("wavesolve")
 
 #: Most layers of ghost cells grown into a body to close the image-point stencils.
 _MAX_GHOST_LAYERS = 4
+#: Cells of air kept around the objects in the working window of the boundary update.
+_WINDOW_MARGIN = 5
 
 _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
 
 
 @dataclass
+class Body:
+    """An object as the boundary sees it: its shape and its motion (a static pose by default)."""
+
+    geometry: Geometry
+    motion: Motion | None = None
+
+    def __post_init__(self) -> None:
+        if self.motion is None:
+            self.motion = Static(self.geometry.position, self.geometry.rotation)
+        self._lattice: SDFLattice | None = None
+
+    def prepare(self, grid: Grid) -> None:
+        """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
+        if self.motion.moves and not self.motion.deforms and self._lattice is None:
+            self._lattice = SDFLattice(self.geometry, spacing=grid.h / 2, margin=3 * grid.h)
+
+    def at(self, t: float) -> RigidState:
+        """Rigid state at t; for a deforming body the geometry's vertices are moved to time t."""
+        if self.motion.deforms:
+            self.geometry.set_vertices(self.motion.track.vertices(t))
+        return self.motion.state(t)
+
+    def deformation_acceleration(self, t: float, local: np.ndarray, triangles: np.ndarray,
+                                 state: RigidState) -> np.ndarray | None:
+        """World-frame acceleration (n, 3) of a deforming surface at object-frame points on the given
+        triangles (barycentric interpolation of vertex accelerations); None for a rigid body."""
+        if not self.motion.deforms:
+            return None
+        geom = self.geometry
+        corners = geom.vertices[geom.mesh.faces[triangles]]             # (n, 3 corners, 3)
+        bary = _barycentric(local, corners)
+        acc = self.motion.track.acceleration(t)[geom.mesh.faces[triangles]]
+        return np.einsum("nc,ncd->nd", bary, acc) @ state.rotation.T
+
+    def signed_distance(self, points: np.ndarray, state: RigidState) -> np.ndarray:
+        """Signed distance (n,) of world points, positive in air (lattice-interpolated when moving)."""
+        local = self.geometry.to_local(points, state)
+        if self._lattice is not None:
+            return self._lattice(local)
+        return self.geometry.signed_distance_local(local)[0]
+
+
+@dataclass
 class Classification:
-    """Cell classes of the grid for a set of object poses.
+    """Cell classes for one set of poses (arrays of the grid's shape).
 
     Attributes:
-        solid: bool array (grid shape), True inside an object.
-        owner: int8 array (grid shape), index of the object a solid cell belongs to (−1 in air).
-        distance: float64 array (grid shape), signed distance to the owning object (+inf far away).
-        triangle: int64 array (grid shape), closest triangle of the owning object (−1 far away).
-        closest: (grid shape + (3,)) closest surface points in the owner's frame (NaN far away).
+        solid: True inside an object. owner: index of the object a cell belongs to (−1: none).
+        distance: signed distance to the owning (nearest) object; +inf far from all objects.
     """
 
     solid: np.ndarray
     owner: np.ndarray
     distance: np.ndarray
-    triangle: np.ndarray
-    closest: np.ndarray
 
 
-def classify(grid: Grid, geometries: list[Geometry], margin_cells: int = 2) -> Classification:
+def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_cells: int = 2) -> Classification:
     """Classify cells by signed distance, querying only cells near each object's bounding box."""
     shape = grid.shape
     solid = np.zeros(shape, dtype=bool)
-    owner = np.full(shape, -1, dtype=np.int8)
+    owner = np.full(shape, -1, dtype=np.int16)
     distance = np.full(shape, np.inf)
-    triangle = np.full(shape, -1, dtype=np.int64)
-    closest = np.full(shape + (3,), np.nan)
-    for k, geom in enumerate(geometries):
-        bounds = geom.world_bounds()
+    for k, (body, state) in enumerate(zip(bodies, states)):
+        bounds = body.geometry.world_bounds(state)
         lo = np.maximum(np.floor(grid.fractional_index(bounds[0][None])[0]).astype(int) - margin_cells, 0)
         hi = np.minimum(np.ceil(grid.fractional_index(bounds[1][None])[0]).astype(int) + margin_cells + 1,
                         np.asarray(shape))
+        region = tuple(slice(lo[a], hi[a]) for a in range(3))
         axes = [np.arange(lo[a], hi[a]) for a in range(3)]
         idx = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        d, tri, cp = geom.signed_distance(grid.centres(idx))
-        ii, jj, kk = idx.T
-        better = d < distance[ii, jj, kk]
-        ii, jj, kk = ii[better], jj[better], kk[better]
-        distance[ii, jj, kk] = d[better]
-        triangle[ii, jj, kk] = tri[better]
-        closest[ii, jj, kk] = cp[better]
-        owner[ii, jj, kk] = np.where(d[better] < 0, k, owner[ii, jj, kk])
-        solid[ii, jj, kk] |= d[better] < 0
-    return Classification(solid=solid, owner=owner, distance=distance, triangle=triangle, closest=closest)
+        d = body.signed_distance(grid.centres(idx), state).reshape(tuple(hi - lo))
+        better = d < distance[region]
+        distance[region] = np.where(better, d, distance[region])
+        owner[region] = np.where(better, k, owner[region])
+        solid[region] |= d < 0
+    return Classification(solid=solid, owner=owner, distance=distance)
 
 
 class GhostCells:
-    """Ghost cells of static objects and the factorised system that sets their pressure.
+    """Ghost and fresh cells of all objects and the factorised system that sets their pressure.
 
-    The system is (I − W_gg) p_g = W_gf p[fluid_cols] + ρ·offset·aₙ.
+    Static geometry is built once; call :meth:`update` each step when anything moves.
+    The system is (I − W_gg) p_u = W_gf p[fluid_cols] + ρ·offset·aₙ over the unknown cells u.
 
     Attributes:
-        index: (g,) flat indices of ghost cells.
+        index: (g,) flat indices of the unknown cells: ghost cells, then fresh cells.
+        fresh: (g,) bool, True for fresh cells (fluid now, solid at the previous update).
+        solid_index: (s,) flat indices of the other solid cells (held at zero).
         W_gf: (g, f) CSR weights on the fluid cells ``fluid_cols`` (flat indices, (f,)).
-        W_gg: (g, g) CSR weights among ghost cells.
-        solid_index: (s,) flat indices of solid non-ghost cells (held at zero).
-        points: per object, the BoundaryPoints of its ghost cells (closest surface points).
+        W_gg: (g, g) CSR weights among unknown cells.
+        offset: (g,) coefficient of ρaₙ (m).
+        points: per object, the BoundaryPoints of its unknown cells (closest surface points).
         rows: per object, the rows of ``index`` that belong to it.
-        offset: (g,) image distances s (m).
     """
 
-    def __init__(self, grid: Grid, geometries: list[Geometry]) -> None:
+    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0) -> None:
         self.grid = grid
-        shape = grid.shape
-        h = grid.h
-        cls = classify(grid, geometries)
+        self.bodies = [b if isinstance(b, Body) else Body(b) for b in bodies]
+        for body in self.bodies:
+            body.prepare(grid)
+        self.moving = any(b.motion.moves or b.motion.deforms for b in self.bodies)
+        self._solid_before: np.ndarray | None = None
+        self.update(t)
+
+    def update(self, t: float) -> None:
+        """Reclassify cells for the poses at time t and rebuild the ghost/fresh system.
+
+        All work happens in a window of the grid around the objects (a sub-grid with the same
+        cells), so its cost follows the objects' size, not the grid's.
+        """
+        self.states = [b.at(t) for b in self.bodies]
+        lo, win = self._window(self.states)
+        wshape = win.shape
+
+        def to_global(local_flat: np.ndarray) -> np.ndarray:
+            ijk = np.array(np.unravel_index(local_flat, wshape)).T + lo
+            return np.ravel_multi_index(ijk.T, self.grid.shape) if len(ijk) else np.zeros(0, np.int64)
+
+        cls = classify(win, self.bodies, self.states)
         solid = cls.solid
-        fluid_nb = np.zeros(shape, dtype=bool)
+        fresh = np.zeros(wshape, dtype=bool)
+        if self._solid_before is not None and len(self._solid_before):
+            ijk = np.array(np.unravel_index(self._solid_before, self.grid.shape)).T - lo
+            fresh[tuple(ijk.T)] = True
+            fresh &= ~solid
+        fluid_nb = np.zeros(wshape, dtype=bool)
         for off in _NEIGHBOURS:
             fluid_nb |= ~np.roll(solid, shift=tuple(-off), axis=(0, 1, 2))
-        # Ghost cells: solid cells next to fluid, plus every solid cell that an image-point stencil
-        # reaches (on curved surfaces a stencil can touch the second solid layer); repeat to closure.
+        # Unknowns: ghost cells (solid next to fluid) and fresh cells, plus every solid cell that
+        # an image stencil reaches (on curved surfaces a stencil can touch the second solid
+        # layer); repeat to closure.
         ghost = solid & fluid_nb
         for _ in range(_MAX_GHOST_LAYERS):
-            ghost_ijk = np.argwhere(ghost)
-            surf = _SurfaceData(grid, ghost_ijk, cls, geometries)
-            reached = np.concatenate([_corners(grid, surf.near), _corners(grid, surf.far)], axis=1).ravel()
+            unknown_ijk = np.concatenate([np.argwhere(ghost), np.argwhere(fresh)])
+            surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
+            reached = np.concatenate([_corners(win, surf.near), _corners(win, surf.far)], axis=1).ravel()
             extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
             if len(extra) == 0:
                 break
             ghost.reshape(-1)[extra] = True
-        self.index = np.ravel_multi_index(ghost_ijk.T, shape)
-        self.solid_index = np.flatnonzero(solid & ~ghost)
-        n = len(self.index)
-        row_of = np.full(int(np.prod(shape)), -1, dtype=np.int64)
-        row_of[self.index] = np.arange(n)
+        n_ghost = int(ghost.sum())
+        local_index = np.ravel_multi_index(unknown_ijk.T, wshape) if len(unknown_ijk) else np.zeros(0, np.int64)
+        n = len(local_index)
+        row_of = np.full(int(np.prod(wshape)), -1, dtype=np.int64)
+        row_of[local_index] = np.arange(n)
         self.offset = surf.offset
         terms = [(surf.near, 1.0 + surf.kappa), (surf.far, -surf.kappa)]
-        self.W_gf, self.W_gg = self._image_weights(grid, terms, solid, ghost, row_of, ghost_ijk)
+        blocked = solid & ~(ghost | fresh)
+        self.W_gf, self.W_gg, local_cols = _image_weights(win, terms, blocked, row_of, unknown_ijk)
         system = (sp.identity(n, format="csc") - self.W_gg).tocsc()
         self._lu = splu(system) if n else None
-
-        obj = surf.owner
-        self.rows = [np.flatnonzero(obj == k_obj) for k_obj in range(len(geometries))]
+        self.index = to_global(local_index)
+        self.fluid_cols = to_global(local_cols)
+        self.fresh = np.arange(n) >= n_ghost
+        self.solid_index = to_global(np.flatnonzero(blocked))
+        self._solid_before = to_global(np.flatnonzero(solid))
+        self.rows = [np.flatnonzero(surf.owner == k_obj) for k_obj in range(len(self.bodies))]
         self.points = [
             BoundaryPoints(position=surf.closest_world[r], normal=surf.normal_world[r],
                            position_local=surf.closest_local[r], normal_local=surf.normal_local[r],
-                           triangle=surf.triangle[r])
-            for r in self.rows
+                           triangle=surf.triangle[r], state=state,
+                           deformation_acceleration=body.deformation_acceleration(
+                               t, surf.closest_local[r], surf.triangle[r], state))
+            for r, state, body in zip(self.rows, self.states, self.bodies)
         ]
 
-    def _image_weights(self, grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], solid: np.ndarray,
-                       ghost: np.ndarray, row_of: np.ndarray,
-                       ghost_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
-
-        Returns W_gf (over ``self.fluid_cols``) and W_gg (ghost × ghost).
-        """
-        all_cells, all_weights = [], []
-        for points, coef in terms:
-            cells, weights = _trilinear(grid, points, solid, ghost, ghost_ijk)
-            all_cells.append(cells)
-            all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
-        cells = np.concatenate(all_cells, axis=1)
-        weights = np.concatenate(all_weights, axis=1)
-        n = len(cells)
-        r_idx = np.repeat(np.arange(n), cells.shape[1])
-        c_flat = cells.ravel()
-        w_flat = weights.ravel()
-        keep = w_flat != 0.0
-        r_idx, c_flat, w_flat = r_idx[keep], c_flat[keep], w_flat[keep]
-        is_ghost = row_of[c_flat] >= 0
-        W_gg = sp.csr_matrix((w_flat[is_ghost], (r_idx[is_ghost], row_of[c_flat[is_ghost]])), shape=(n, n))
-        self.fluid_cols, col = np.unique(c_flat[~is_ghost], return_inverse=True)
-        W_gf = sp.csr_matrix((w_flat[~is_ghost], (r_idx[~is_ghost], col)), shape=(n, len(self.fluid_cols)))
-        return W_gf, W_gg
+    def _window(self, states: list[RigidState]) -> tuple[np.ndarray, Grid]:
+        """Index offset (3,) and sub-grid covering every object (and last step's solid cells)."""
+        grid, shape = self.grid, np.asarray(self.grid.shape)
+        lo, hi = shape.copy(), np.zeros(3, dtype=int)
+        for body, state in zip(self.bodies, states):
+            b = body.geometry.world_bounds(state)
+            lo = np.minimum(lo, np.floor(grid.fractional_index(b[:1])[0]).astype(int))
+            hi = np.maximum(hi, np.ceil(grid.fractional_index(b[1:])[0]).astype(int) + 1)
+        if self._solid_before is not None and len(self._solid_before):
+            ijk = np.array(np.unravel_index(self._solid_before, grid.shape)).T
+            lo, hi = np.minimum(lo, ijk.min(axis=0)), np.maximum(hi, ijk.max(axis=0) + 1)
+        if not self.bodies:
+            lo, hi = np.zeros(3, dtype=int), np.ones(3, dtype=int)
+        lo = np.maximum(lo - _WINDOW_MARGIN, 0)
+        hi = np.minimum(hi + _WINDOW_MARGIN, shape)
+        origin = tuple(float(o) for o in grid.centres(lo[None])[0])
+        win = Grid(h=grid.h, dt=grid.dt, sound_speed=grid.sound_speed, shape=tuple(int(x) for x in hi - lo),
+                   layer=0, origin=origin)
+        return lo, win
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def solid_cells(self) -> np.ndarray:
+        """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
+        return np.concatenate([self.solid_index, self.index[~self.fresh]])
+
+    def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
+        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s²."""
+        rhs = self.W_gf @ p.reshape(-1)[self.fluid_cols].astype(np.float64) + density * self.offset * accel
+        return self._lu.solve(rhs)
+
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
-        """Set ghost-cell pressures in ``p`` (in place) for normal accelerations ``accel`` (g,) m/s²."""
-        if self._lu is None:
-            return
-        flat = p.reshape(-1)
-        rhs = self.W_gf @ flat[self.fluid_cols].astype(np.float64) + density * self.offset * accel
-        flat[self.index] = self._lu.solve(rhs)
+        """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time."""
+        if self._lu is not None:
+            p.reshape(-1)[self.index] = self.solve(p, accel, density)
+
+    def apply_fresh_previous(self, p_prev: np.ndarray, accel_prev: np.ndarray, density: float) -> None:
+        """Give fresh cells their previous-step pressure, extrapolated from ``p_prev`` the same way."""
+        if self._lu is not None and self.fresh.any():
+            values = self.solve(p_prev, accel_prev, density)
+            p_prev.reshape(-1)[self.index[self.fresh]] = values[self.fresh]
 
 
 class _SurfaceData:
-    """Closest points, normals and image points of ghost cells (arrays over ghost rows).
+    """Closest points, normals and image points of unknown cells (arrays over unknown rows).
 
-    Image points: the mirror x_b + d n where d is not tiny; otherwise x_b + e n with e = e_min, and
-    a second point one cell further out removes the curvature term (second order):
-        p_g = (1 + κ) p(x_b + e n) − κ p(x_b + (e + h) n) + ρ aₙ (e + d − κ h),
-        κ = (e² − d²) / (2eh + h²)   (κ = 0 for the mirror).
+    Closest points come from each mesh's AABB tree (exact); ξ is negative for solid cells.
     """
 
-    def __init__(self, grid: Grid, ghost_ijk: np.ndarray, cls: Classification, geometries: list[Geometry]):
+    def __init__(self, grid: Grid, unknown_ijk: np.ndarray, cls: Classification, bodies: list[Body],
+                 states: list[RigidState]) -> None:
         h = grid.h
-        i, j, k = ghost_ijk.T
+        n = len(unknown_ijk)
+        i, j, k = unknown_ijk.T
         self.owner = cls.owner[i, j, k].astype(np.int64)
-        d = -cls.distance[i, j, k]
-        self.triangle = cls.triangle[i, j, k]
-        self.closest_local = cls.closest[i, j, k]
-        x_g = grid.centres(ghost_ijk)
-        self.closest_world = np.empty_like(self.closest_local)
-        self.normal_world = np.empty_like(self.closest_local)
-        self.normal_local = np.empty_like(self.closest_local)
-        for k_obj, geom in enumerate(geometries):
+        inside = cls.solid[i, j, k]
+        x_u = grid.centres(unknown_ijk)
+        self.triangle = np.zeros(n, dtype=np.int64)
+        self.closest_local = np.zeros((n, 3))
+        self.closest_world = np.zeros((n, 3))
+        self.normal_world = np.zeros((n, 3))
+        self.normal_local = np.zeros((n, 3))
+        dist = np.zeros(n)
+        for k_obj, (body, state) in enumerate(zip(bodies, states)):
             sel = self.owner == k_obj
-            self.closest_world[sel] = geom.to_world(self.closest_local[sel])
-            face_n = geom.face_normals_local(self.triangle[sel]) @ geom.rotation.T
-            vec = self.closest_world[sel] - x_g[sel]
+            if not sel.any():
+                continue
+            geom = body.geometry
+            dist[sel], self.triangle[sel], self.closest_local[sel] = geom.closest_local(geom.to_local(x_u[sel], state))
+            self.closest_world[sel] = geom.to_world(self.closest_local[sel], state)
+            face_n = geom.face_normals_local(self.triangle[sel]) @ state.rotation.T
+            vec = (x_u[sel] - self.closest_world[sel]) * np.where(inside[sel], -1.0, 1.0)[:, None]
             length = np.linalg.norm(vec, axis=1, keepdims=True)
             use_vec = length[:, 0] > 1e-6 * h
             nw = np.where(use_vec[:, None], vec / np.maximum(length, 1e-300), face_n)
             self.normal_world[sel] = nw
-            self.normal_local[sel] = nw @ geom.rotation
-        e = np.maximum(d, MIN_IMAGE_OFFSET_CELLS * h)
-        self.kappa = (e * e - d * d) / (2.0 * e * h + h * h)
-        self.offset = e + d - self.kappa * h
+            self.normal_local[sel] = nw @ state.rotation
+        xi = np.where(inside, -dist, dist)
+        e_min = MIN_IMAGE_OFFSET_CELLS * h
+        e = np.maximum(np.maximum(-xi, xi + e_min), e_min)
+        self.kappa = (e * e - xi * xi) / (2.0 * e * h + h * h)
+        self.offset = e - xi - self.kappa * h
         self.near = self.closest_world + e[:, None] * self.normal_world
         self.far = self.closest_world + (e + h)[:, None] * self.normal_world
+
+
+def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
+                   row_of: np.ndarray, unknown_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
+
+    ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
+    maps a flat cell index to its unknown row (−1 for known cells).
+    Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
+    """
+    all_cells, all_weights = [], []
+    for points, coef in terms:
+        cells, weights = _trilinear(grid, points, blocked, unknown_ijk)
+        all_cells.append(cells)
+        all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
+    cells = np.concatenate(all_cells, axis=1)
+    weights = np.concatenate(all_weights, axis=1)
+    n = len(cells)
+    r_idx = np.repeat(np.arange(n), cells.shape[1])
+    c_flat = cells.ravel()
+    w_flat = weights.ravel()
+    keep = w_flat != 0.0
+    r_idx, c_flat, w_flat = r_idx[keep], c_flat[keep], w_flat[keep]
+    is_unknown = row_of[c_flat] >= 0
+    W_gg = sp.csr_matrix((w_flat[is_unknown], (r_idx[is_unknown], row_of[c_flat[is_unknown]])), shape=(n, n))
+    cols, col = np.unique(c_flat[~is_unknown], return_inverse=True)
+    W_gf = sp.csr_matrix((w_flat[~is_unknown], (r_idx[~is_unknown], col)), shape=(n, len(cols)))
+    return W_gf, W_gg, cols
+
+
+def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (n, 3) of points (n, 3) on triangles with corners (n, 3, 3)."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    v0, v1, v2 = b - a, c - a, points - a
+    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+    den = np.where(np.abs(d00 * d11 - d01 * d01) > 0, d00 * d11 - d01 * d01, 1.0)
+    v = (d11 * d20 - d01 * d21) / den
+    w = (d00 * d21 - d01 * d20) / den
+    return np.stack([1.0 - v - w, v, w], axis=1)
 
 
 def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
@@ -220,12 +344,12 @@ def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _trilinear(grid: Grid, points: np.ndarray, solid: np.ndarray, ghost: np.ndarray,
-               ghost_ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trilinear stencils (n, 8) flat cells and weights of points, using fluid and ghost cells only.
+def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray,
+               unknown_ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear stencils (n, 8) flat cells and weights of points, avoiding ``blocked`` cells.
 
-    Weights of solid non-ghost cells are dropped and the rest renormalised; a stencil with no usable
-    cell (a thin part) falls back to the mean of the ghost cell's fluid face-neighbours.
+    Weights of blocked cells are dropped and the rest renormalised; a stencil with no usable cell
+    (a thin part) falls back to the mean of the unknown cell's unblocked face-neighbours.
     """
     shape = np.asarray(grid.shape)
     f = grid.fractional_index(points)
@@ -233,22 +357,21 @@ def _trilinear(grid: Grid, points: np.ndarray, solid: np.ndarray, ghost: np.ndar
     n = len(points)
     weights = np.zeros((n, 8))
     cells = _corners(grid, points)
-    solid_flat, ghost_flat = solid.reshape(-1), ghost.reshape(-1)
+    blocked_flat = blocked.reshape(-1)
     for c, corner in enumerate(np.ndindex(2, 2, 2)):
         w = np.ones(n)
         for a in range(3):
             w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
-        usable = ~solid_flat[cells[:, c]] | ghost_flat[cells[:, c]]
-        weights[:, c] = np.where(usable, w, 0.0)
+        weights[:, c] = np.where(blocked_flat[cells[:, c]], 0.0, w)
     lost = weights.sum(axis=1) < 1e-3
     if np.any(lost):
         log.debug("%d image points fall back to neighbour averages", int(lost.sum()))
         for r in np.flatnonzero(lost):
-            nbs = np.clip(ghost_ijk[r] + _NEIGHBOURS, 0, shape - 1)
+            nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)
             nb_flat = np.ravel_multi_index(nbs.T, grid.shape)
-            fluid = nb_flat[~solid_flat[nb_flat]]
+            usable = nb_flat[~blocked_flat[nb_flat]]
             weights[r] = 0.0
-            cells[r, :len(fluid)] = fluid
-            weights[r, :len(fluid)] = 1.0 / len(fluid)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return cells, weights
+            cells[r, :len(usable)] = usable
+            weights[r, :len(usable)] = 1.0 / max(len(usable), 1)
+    total = weights.sum(axis=1, keepdims=True)
+    return cells, np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)

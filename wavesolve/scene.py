@@ -19,6 +19,8 @@ from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, MAX_COURANT, MIN_CLEARA
 from .errors import SceneError, SceneErrors
 from .grid import Grid
 from .meshes import PRIMITIVES, Geometry, load_mesh_file, primitive_mesh, quaternion_matrix
+from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
+                     read_keyframes, read_vertex_frames)
 from .shading import Shader, ShaderContext, available_shaders, shader_class
 from .validation import did_you_mean, validate_model
 
@@ -56,6 +58,45 @@ class DomainConfig(_Strict):
     absorbing_layer: int = Field(default=DEFAULT_LAYER_CELLS, ge=4, le=64, description="cells")
 
 
+class StaticMotion(_Strict):
+    type: Literal["static"]
+
+
+class ConstantVelocityMotion(_Strict):
+    type: Literal["constant_velocity"]
+    velocity: Vec3 = Field(description="[vx, vy, vz] in m/s")
+
+
+class OscillateMotion(_Strict):
+    type: Literal["oscillate"]
+    amplitude: Vec3 = Field(description="[x, y, z] displacement amplitude in metres")
+    frequency: PositiveFloat = Field(description="Hz")
+    phase: float = Field(default=0.0, description="radians")
+    ramp: float = Field(default=0.0, ge=0.0, description="seconds of smooth fade-in (C² quintic)")
+
+
+class SpinMotion(_Strict):
+    type: Literal["spin"]
+    axis: Vec3 = Field(description="[x, y, z] rotation axis (world frame) through the object origin")
+    rate: float = Field(description="revolutions per second (sign: right-hand rule)")
+
+
+class KeyframeMotion(_Strict):
+    type: Literal["keyframes"]
+    file: str = Field(description="CSV (time,x,y,z,qw,qx,qy,qz) or HDF5 (time, position, orientation)")
+
+
+class DeformingMotion(_Strict):
+    type: Literal["deforming"]
+    file: str = Field(description="HDF5 with datasets time (n,) and vertices (n, V, 3), object frame")
+
+
+MOTIONS: dict[str, type[_Strict]] = {
+    "static": StaticMotion, "constant_velocity": ConstantVelocityMotion, "oscillate": OscillateMotion,
+    "spin": SpinMotion, "keyframes": KeyframeMotion, "deforming": DeformingMotion,
+}
+
+
 class ObjectConfig(_Strict):
     name: str = Field(min_length=1)
     mesh: str | dict[str, Any]
@@ -64,6 +105,9 @@ class ObjectConfig(_Strict):
     orientation: Annotated[list[float], Field(min_length=4, max_length=4)] = Field(
         default_factory=lambda: [1.0, 0.0, 0.0, 0.0], description="quaternion w, x, y, z")
     shaders: list[dict[str, Any]] = Field(default_factory=list)
+    motion: dict[str, Any] = Field(default_factory=lambda: {"type": "static"},
+                                   description="a motion table with type = static, constant_velocity, "
+                                               "oscillate, spin, keyframes or deforming")
 
 
 class ListenerConfig(_Strict):
@@ -87,11 +131,12 @@ class SceneConfig(_Strict):
 
 @dataclass
 class SceneObject:
-    """An object of the scene: geometry (mesh + pose) and the shaders that drive its surface."""
+    """An object of the scene: geometry (mesh + rest pose), motion, and the shaders on its surface."""
 
     name: str
     geometry: Geometry
     shaders: list[Shader]
+    motion: Motion
 
 
 @dataclass
@@ -212,10 +257,16 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                 "enlarge domain.size or move the listener at least one cell inside the box"))
             continue
         for obj in objects:
-            dist = obj.geometry.signed_distance(pos[None, :])[0][0]
-            if dist < 0.5 * h:
-                errors.append(SceneError(file, key, f"listener '{lis.name}' is inside or on object '{obj.name}'",
-                                         "move the listener into the air, at least half a cell from the surface"))
+            for t in _sample_times(obj.motion, config.simulation.duration):
+                if obj.motion.deforms:
+                    obj.geometry.set_vertices(obj.motion.track.vertices(t))
+                if obj.geometry.signed_distance(pos[None, :], obj.motion.state(t))[0][0] < 0.5 * h:
+                    errors.append(SceneError(
+                        file, key, f"listener '{lis.name}' is inside or on object '{obj.name}' at t = {t:.4g} s",
+                        "move the listener into the air, at least half a cell from the surface at all times"))
+                    break
+            if obj.motion.deforms:
+                obj.geometry.set_vertices(obj.motion.track.vertices(0.0))
         listeners.append(Listener(lis.name, pos))
 
     if errors:
@@ -263,12 +314,20 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
                          "give a unit quaternion [w, x, y, z], e.g. [1.0, 0.0, 0.0, 0.0]")
     geometry = Geometry(mesh=mesh, position=np.asarray(obj.position, dtype=np.float64),
                         rotation=quaternion_matrix(q))
-    wb = geometry.world_bounds()
+    motion = _build_motion(obj, key, file, base, geometry)
+    bounds_over_time = []
+    for t in _sample_times(motion, config.simulation.duration):
+        if motion.deforms:
+            geometry.set_vertices(motion.track.vertices(t))
+        bounds_over_time.append(geometry.world_bounds(motion.state(t)))
+    if motion.deforms:
+        geometry.set_vertices(motion.track.vertices(0.0))
+    wb = np.stack([np.min([b[0] for b in bounds_over_time], axis=0), np.max([b[1] for b in bounds_over_time], axis=0)])
     if np.any(wb[0] < bounds[0] + clearance) or np.any(wb[1] > bounds[1] - clearance):
         need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
                               np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance
         raise SceneError(file, f"{key}.position",
-                         f"object '{obj.name}' (bounds {_fmt_box(wb)}) is outside the simulated box or closer "
+                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) is outside the simulated box or closer "
                          f"than {clearance:.3g} m to its absorbing layer (box {_fmt_box(bounds)})",
                          "move the object or enlarge domain.size to at least "
                          f"[{need[0]:.3g}, {need[1]:.3g}, {need[2]:.3g}] m")
@@ -288,4 +347,46 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
                                 density=config.medium.density, sound_speed=config.medium.sound_speed,
                                 duration=config.simulation.duration)
         shaders.append(cls(shader_config, context))
-    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders)
+    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion)
+
+
+def _sample_times(motion: Motion, duration: float, count: int = 200) -> np.ndarray:
+    """Times at which placement checks look at a motion (all of [0, duration] for moving objects)."""
+    if not (motion.moves or motion.deforms):
+        return np.zeros(1)
+    return np.linspace(0.0, duration, count)
+
+
+def _build_motion(obj: ObjectConfig, key: str, file: str, base: Path, geometry: Geometry) -> Motion:
+    mkey = f"{key}.motion"
+    kind = obj.motion.get("type")
+    if kind not in MOTIONS:
+        guess = did_you_mean(str(kind), MOTIONS) if kind is not None else None
+        raise SceneError(file, f"{mkey}.type", "missing motion type" if kind is None else f"unknown motion '{kind}'",
+                         f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(MOTIONS))
+    spec = validate_model(MOTIONS[kind], obj.motion, file, (mkey,))
+    x0, R0 = geometry.position, geometry.rotation
+    if isinstance(spec, StaticMotion):
+        return Static(x0, R0)
+    if isinstance(spec, ConstantVelocityMotion):
+        return ConstantVelocity(x0, R0, np.asarray(spec.velocity))
+    if isinstance(spec, OscillateMotion):
+        return Oscillate(x0, R0, np.asarray(spec.amplitude), spec.frequency, spec.phase, spec.ramp)
+    if isinstance(spec, SpinMotion):
+        if np.linalg.norm(spec.axis) < 1e-12:
+            raise SceneError(file, f"{mkey}.axis", "axis has zero length", "give a non-zero vector, e.g. [0.0, 0.0, 1.0]")
+        return Spin(x0, R0, np.asarray(spec.axis), spec.rate)
+    path = base / spec.file
+    if not path.is_file():
+        raise SceneError(file, f"{mkey}.file", f"motion file '{path}' does not exist",
+                         "give a path relative to the scene file")
+    try:
+        if isinstance(spec, KeyframeMotion):
+            if "position" in obj.model_fields_set or "orientation" in obj.model_fields_set:
+                raise ValueError("keyframes give the absolute pose; remove the object's position/orientation keys")
+            return Keyframes(*read_keyframes(path))
+        times, frames = read_vertex_frames(path, len(geometry.vertices))
+        return Deforming(x0, R0, VertexTrack(times, frames))
+    except (ValueError, OSError) as exc:
+        raise SceneError(file, f"{mkey}.file", f"bad motion file '{path}': {exc}",
+                         "fix the file (see the README's motion formats)") from None

@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from .motion import RigidState
+
 ENTRY_POINT_GROUP = "wavesolve.shaders"
 
 
@@ -78,6 +80,10 @@ class BoundaryPoints:
         position_local: (n, 3) the same points in the object's own frame (m).
         normal_local: (n, 3) the same normals in the object's own frame.
         triangle: (n,) index of the mesh triangle each point lies on.
+        state: the object's rigid-body state (pose, velocity, acceleration, angular velocity and
+            acceleration, world frame) at the time of the query.
+        deformation_acceleration: (n, 3) acceleration of a deforming mesh's surface at the points
+            (vertex accelerations interpolated on the triangle, world frame, m/s²); None if rigid.
     """
 
     position: np.ndarray
@@ -85,6 +91,8 @@ class BoundaryPoints:
     position_local: np.ndarray
     normal_local: np.ndarray
     triangle: np.ndarray
+    state: RigidState | None = None
+    deformation_acceleration: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.triangle)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
-from .boundary import GhostCells
+from .boundary import Body, GhostCells
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE
 from .errors import InstabilityError
 from .listeners import Probes
@@ -56,7 +56,7 @@ class Simulation:
         self.dtype = scene.dtype
         self.p = np.zeros(grid.shape, dtype=self.dtype)
         self.p_prev = np.zeros(grid.shape, dtype=self.dtype)
-        self.ghosts = GhostCells(grid, [o.geometry for o in scene.objects])
+        self.ghosts = GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects])
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype)
         self.probes = Probes(grid, np.array([lis.position for lis in scene.listeners]).reshape(-1, 3))
         self._lam2 = self.dtype.type(grid.courant ** 2)
@@ -68,7 +68,7 @@ class Simulation:
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
-        self._hold_zero = np.concatenate([self.ghosts.solid_index, self.ghosts.index])
+        self._hold_zero = self.ghosts.solid_cells()
         self.n = 0
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
@@ -89,7 +89,13 @@ class Simulation:
         """Advance one step; returns the listener pressures (Pa) at the time the step started."""
         t = self.time
         p, out = self.p, self.p_prev
-        self.ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
+        ghosts = self.ghosts
+        if ghosts.moving and self.n > 0:
+            ghosts.update(t)
+            self._hold_zero = ghosts.solid_cells()
+            if ghosts.fresh.any():
+                ghosts.apply_fresh_previous(out, self.boundary_acceleration(t - self.grid.dt), self.scene.density)
+        ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
         samples = self.probes.sample(p)
         self.layer.step(p, out)
         c = self._interior

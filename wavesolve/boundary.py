@@ -51,9 +51,11 @@ class Body:
         if self.motion is None:
             self.motion = Static(self.geometry.position, self.geometry.rotation)
         self._lattice: SDFLattice | None = None
+        self._band = np.inf
 
     def prepare(self, grid: Grid) -> None:
         """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
+        self._band = 4 * grid.h
         if self.motion.moves and not self.motion.deforms and self._lattice is None:
             self._lattice = SDFLattice(self.geometry, spacing=grid.h / 2, margin=3 * grid.h)
 
@@ -80,6 +82,8 @@ class Body:
         local = self.geometry.to_local(points, state)
         if self._lattice is not None:
             return self._lattice(local)
+        if self.motion.deforms:
+            return self.geometry.approximate_signed_distance_local(local, band=self._band)
         return self.geometry.signed_distance_local(local)[0]
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 import igl
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 
@@ -148,6 +149,17 @@ class Geometry:
         # point is exact, so take the magnitude from it and only the sign from the winding number
         dist = np.copysign(np.linalg.norm(closest - local, axis=1), dist)
         return dist, tri, closest
+
+    def approximate_signed_distance_local(self, local: np.ndarray, band: float = np.inf) -> np.ndarray:
+        """Fast signed distance (n,) for classifying a deforming mesh every step: the sign from
+        the fast winding number (exact inside/outside), the magnitude from the nearest vertex (an
+        upper bound of the distance, used only to pick the nearest object; ±inf beyond ``band``)."""
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        if len(local) == 0:
+            return np.zeros(0)
+        inside = igl.fast_winding_number(self._vertices, self._faces, local) > 0.5
+        dist, _ = cKDTree(self._vertices).query(local, distance_upper_bound=band)
+        return np.where(inside, -dist, dist)
 
     def closest_local(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unsigned distance (n,), closest triangle (n,) and closest point (n, 3), object frame.

@@ -1,0 +1,189 @@
+"""Animated objects: rigid and deforming meshes moving through the grid.
+
+References:
+  * oscillating sphere — the exact translating-sphere solution (PHYSICS.md) with α = ẍ(t) of the
+    motion; the centre displacement (A/r = 1.3 %) is neglected by that linear solution.
+  * quiet motion — linear acoustics: geometry moving with no shader (∂p/∂n = 0) is silent. With a
+    silent initial field the discrete answer is exactly zero too; the bound 0.02 Pa RMS (1 % of the
+    2 Pa a 100 m/s² pulsating reference gives at 0.15 m) is the issue's. The sharper checks below
+    move a *sounding* body, whose answer is known, so fresh-cell and ghost-switching artefacts show.
+  * breathing sphere — the exact pulsating-sphere solution with α = ä(t) of the radius.
+Tolerances: the issue's (5 % for the oscillating sphere; the pulsating-sphere 3 % bound for the
+breathing one); measured values are in each test's docstring.
+"""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import trimesh
+from conftest import SCENES
+from exact import pulsating_sphere, rel_l2, translating_sphere
+
+import wavesolve
+from wavesolve.motion import Keyframes, Oscillate, read_keyframes
+
+
+def _run(path):
+    scene = wavesolve.load_scene(path)
+    return scene, wavesolve.simulate(scene, progress=False)
+
+
+def _alpha_x(motion):
+    return lambda t: np.array([motion.state(float(x)).acceleration[0] for x in np.atleast_1d(t)])
+
+
+def test_oscillating_sphere_matches_exact_solution():
+    """Measured: 2.2 % on axis, 1.3 % at 45° (h = 5 mm, 2 mm amplitude at 150 Hz)."""
+    scene, result = _run(SCENES / "validation" / "oscillating_sphere.toml")
+    alpha = _alpha_x(scene.objects[0].motion)
+    for lis in scene.listeners:
+        p = result.listener(lis.name)
+        t = np.arange(len(p)) / result.sample_rate
+        r = float(np.linalg.norm(lis.position))
+        ref = translating_sphere(alpha, 0.05, 343.0, 1.2, r, lis.position[0] / r, t)
+        assert rel_l2(p, ref) < 0.05, lis.name
+
+
+QUIET = """
+[simulation]
+duration = {duration}
+sample_rate = 44100.0
+cell_size = 0.005
+precision = "float64"
+[domain]
+size = 0.36
+[[objects]]
+name = "body"
+mesh = {mesh}
+position = [-0.004, 0.0, 0.0]
+motion = {motion}
+{shader}
+[[listeners]]
+name = "ear"
+position = {listener}
+"""
+PULSE = ('[[objects.shaders]]\ntype = "prescribed"\npattern = "pulsate"\n'
+         'signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 100.0 }')
+SPHERE = '{ primitive = "icosphere", radius = 0.05, subdivisions = 4 }'
+CUBE = '{ primitive = "box", size = [0.08, 0.08, 0.08] }'
+
+
+def test_translating_sphere_without_shader_is_silent(write_scene):
+    """Sphere (a = 5 cm) at a constant 1 m/s, no shader: RMS < 0.02 Pa at 0.15 m. Measured: 0 Pa."""
+    path = write_scene(QUIET.format(duration=0.003, mesh=SPHERE, shader="", listener="[0.15, 0.0, 0.0]",
+                                    motion='{ type = "constant_velocity", velocity = [1.0, 0.0, 0.0] }'))
+    _, result = _run(path)
+    assert np.sqrt(np.mean(result.listener("ear") ** 2)) < 0.02
+
+
+def test_pulsating_sphere_moving_at_1_m_s_has_no_clicks(write_scene):
+    """A pulsating sphere (100 m/s² peak) moving at 1 m/s across cell boundaries, against the exact
+    pulsating-sphere field from its moving centre (distance at emission time). The residual RMS is
+    the artefact level a listener would hear: bound 0.02 Pa (issue), measured 0.0045 Pa (the static
+    sphere's own discretisation error is 0.0036 Pa RMS)."""
+    path = write_scene(QUIET.format(duration=0.004, mesh=SPHERE, shader=PULSE, listener="[0.15, 0.0, 0.0]",
+                                    motion='{ type = "constant_velocity", velocity = [1.0, 0.0, 0.0] }'))
+    scene, result = _run(path)
+    p = result.listener("ear")
+    t = np.arange(len(p)) / result.sample_rate
+    c = 343.0
+    r = 0.15 - (-0.004 + 1.0 * (t - 0.15 / c))          # distance from the centre at emission time
+    alpha = scene.objects[0].shaders[0].signal
+    ref = pulsating_sphere(alpha, 0.05, c, 1.2, r, t)
+    assert np.sqrt(np.mean((p - ref) ** 2)) < 0.02
+
+
+def test_spinning_box_is_quiet_and_keeps_its_sound(write_scene):
+    """A cube pulsating while it spins at 20 rev/s about z, heard on the z axis: by symmetry the
+    listener sees the same body at every angle, so the spinning and static cubes must sound the
+    same. Difference bound 0.02 Pa RMS (issue's quiet bound); measured 0.0050 Pa (peak 2.1 Pa)."""
+    sound = {}
+    for motion in ('{ type = "static" }', '{ type = "spin", axis = [0.0, 0.0, 1.0], rate = 20.0 }'):
+        path = write_scene(QUIET.format(duration=0.004, mesh=CUBE, shader=PULSE, listener="[-0.004, 0.0, 0.15]",
+                                        motion=motion))
+        sound[motion] = _run(path)[1].listener("ear")
+    static, spinning = sound.values()
+    assert np.max(np.abs(static)) > 1.0
+    assert np.sqrt(np.mean((spinning - static) ** 2)) < 0.02
+    silent = write_scene(QUIET.format(duration=0.002, mesh=CUBE, shader="", listener="[0.0, 0.0, 0.15]",
+                                      motion='{ type = "spin", axis = [0.0, 0.0, 1.0], rate = 20.0 }'))
+    assert np.sqrt(np.mean(_run(silent)[1].listener("ear") ** 2)) < 0.02
+
+
+def test_breathing_sphere_matches_pulsating_sphere(write_scene, tmp_path):
+    """A deforming icosphere whose radius is a(t) = a₀ + ε sin(2πft)·ramp (ε = 0.5 mm, f = 300 Hz),
+    driven by the surface_motion shader, against the exact pulsating sphere with α = ä.
+    Measured: 1.8 %; bound 3 % (the static pulsating-sphere bound)."""
+    base = trimesh.creation.icosphere(subdivisions=4, radius=0.05)
+    unit = base.vertices / np.linalg.norm(base.vertices, axis=1, keepdims=True)
+    osc = Oscillate(np.zeros(3), np.eye(3), [0.0005, 0.0, 0.0], 300.0, ramp=1.0 / 300.0)
+    times = np.linspace(0.0, 0.0062, 400)
+    radius = 0.05 + np.array([osc.state(t).position[0] for t in times])
+    with h5py.File(tmp_path / "breath.h5", "w") as f:
+        f["time"] = times
+        f["vertices"] = unit[None] * radius[:, None, None]
+    scene_text = QUIET.format(duration=0.006, mesh=SPHERE, listener="[0.15, 0.0, 0.0]",
+                              shader='[[objects.shaders]]\ntype = "surface_motion"',
+                              motion='{ type = "deforming", file = "breath.h5" }').replace(
+        "position = [-0.004, 0.0, 0.0]\n", "")
+    scene, result = _run(write_scene(scene_text))
+    p = result.listener("ear")
+    t = np.arange(len(p)) / result.sample_rate
+    alpha = _alpha_x(osc)
+    ref = pulsating_sphere(alpha, 0.05, 343.0, 1.2, 0.15, t)
+    assert rel_l2(p, ref) < 0.03
+
+
+def test_keyframes_reproduce_a_known_motion(tmp_path):
+    """Keyframes sampled at 2 kHz from x = A sin(2π·50 t) (and a 10 rad/s spin about z), read back
+    from CSV: position to 1e-6 m, acceleration to 1 % of its peak (cubic-spline error ∝ (fΔt)²),
+    angular velocity to 1e-6 rad/s."""
+    t = np.arange(0, 0.1, 5e-4)
+    x = 0.01 * np.sin(2 * np.pi * 50 * t)
+    half = 0.5 * 10.0 * t
+    rows = np.column_stack([t, x, 0 * t, 0 * t, np.cos(half), 0 * t, 0 * t, np.sin(half)])
+    path = tmp_path / "k.csv"
+    np.savetxt(path, rows, delimiter=",", header="time,x,y,z,qw,qx,qy,qz", comments="")
+    motion = Keyframes(*read_keyframes(path))
+    for tq in (0.02, 0.0513, 0.077):
+        s = motion.state(tq)
+        assert s.position[0] == pytest.approx(0.01 * np.sin(2 * np.pi * 50 * tq), abs=1e-6)
+        a_exact = -0.01 * (2 * np.pi * 50) ** 2 * np.sin(2 * np.pi * 50 * tq)
+        assert abs(s.acceleration[0] - a_exact) < 0.01 * 0.01 * (2 * np.pi * 50) ** 2
+        np.testing.assert_allclose(s.angular_velocity, [0, 0, 10.0], atol=1e-6)
+
+
+BAD_MOTION = {
+    "non-increasing times": "time,x,y,z,qw,qx,qy,qz\n0,0,0,0,1,0,0,0\n0.1,0,0,0,1,0,0,0\n0.1,0,0,0,1,0,0,0\n",
+    "NaN": "time,x,y,z,qw,qx,qy,qz\n0,0,0,0,1,0,0,0\n0.1,nan,0,0,1,0,0,0\n",
+    "zero quaternion": "time,x,y,z,qw,qx,qy,qz\n0,0,0,0,1,0,0,0\n0.1,0,0,0,0,0,0,0\n",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MOTION))
+def test_bad_keyframe_file_exits_2(case, write_scene, cli, tmp_path):
+    (tmp_path / "motion.csv").write_text(BAD_MOTION[case])
+    path = write_scene(QUIET.format(duration=0.001, mesh=SPHERE, shader="", listener="[0.15, 0.0, 0.0]",
+                                    motion='{ type = "keyframes", file = "motion.csv" }').replace(
+        "position = [-0.004, 0.0, 0.0]\n", ""))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 2
+    assert "[objects[0].motion.file]" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_deforming_frames_must_match_the_mesh(write_scene, cli, tmp_path):
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["time"] = np.array([0.0, 0.01])
+        f["vertices"] = np.zeros((2, 12, 3))
+    path = write_scene(QUIET.format(duration=0.001, mesh=SPHERE, shader="", listener="[0.15, 0.0, 0.0]",
+                                    motion='{ type = "deforming", file = "bad.h5" }'))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 2 and "vertices but the mesh has" in proc.stderr
+
+
+def test_motion_leaving_the_box_is_refused(write_scene):
+    path = write_scene(QUIET.format(duration=0.2, mesh=SPHERE, shader="", listener="[0.15, 0.0, 0.0]",
+                                    motion='{ type = "constant_velocity", velocity = [1.0, 0.0, 0.0] }'))
+    with pytest.raises(wavesolve.SceneError, match="over its motion"):
+        wavesolve.load_scene(path)

@@ -12,6 +12,7 @@ from typing import Literal
 import igl
 import numpy as np
 import trimesh
+from scipy.ndimage import map_coordinates
 from scipy.spatial import cKDTree
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
@@ -204,15 +205,7 @@ class SDFLattice:
     def __call__(self, local: np.ndarray) -> np.ndarray:
         """Interpolated signed distance (n,) at object-frame points (n, 3) (m; +inf outside)."""
         f = (np.asarray(local) - self.origin) / self.spacing
-        base = np.floor(f).astype(np.int64)
-        inside = np.all((base >= 0) & (base < self.shape - 1), axis=1)
+        inside = np.all((f >= 0) & (f <= self.shape - 1), axis=1)
         out = np.full(len(f), np.inf)
-        b, fr = base[inside], f[inside] - base[inside]
-        acc = np.zeros(len(b))
-        for corner in np.ndindex(2, 2, 2):
-            w = np.ones(len(b))
-            for a in range(3):
-                w = w * (fr[:, a] if corner[a] else 1.0 - fr[:, a])
-            acc += w * self.values[b[:, 0] + corner[0], b[:, 1] + corner[1], b[:, 2] + corner[2]]
-        out[inside] = acc
+        out[inside] = map_coordinates(self.values, f[inside].T, order=1, mode="nearest", prefilter=False)
         return out

@@ -257,16 +257,11 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                 "enlarge domain.size or move the listener at least one cell inside the box"))
             continue
         for obj in objects:
-            for t in _sample_times(obj.motion, config.simulation.duration):
-                if obj.motion.deforms:
-                    obj.geometry.set_vertices(obj.motion.track.vertices(t))
-                if obj.geometry.signed_distance(pos[None, :], obj.motion.state(t))[0][0] < 0.5 * h:
-                    errors.append(SceneError(
-                        file, key, f"listener '{lis.name}' is inside or on object '{obj.name}' at t = {t:.4g} s",
-                        "move the listener into the air, at least half a cell from the surface at all times"))
-                    break
-            if obj.motion.deforms:
-                obj.geometry.set_vertices(obj.motion.track.vertices(0.0))
+            t_inside = _first_time_inside(obj, pos, config.simulation.duration, 0.5 * h)
+            if t_inside is not None:
+                errors.append(SceneError(
+                    file, key, f"listener '{lis.name}' is inside or on object '{obj.name}' at t = {t_inside:.4g} s",
+                    "move the listener into the air, at least half a cell from the surface at all times"))
         listeners.append(Listener(lis.name, pos))
 
     if errors:
@@ -348,6 +343,24 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
                                 duration=config.simulation.duration)
         shaders.append(cls(shader_config, context))
     return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion)
+
+
+def _first_time_inside(obj: SceneObject, point: np.ndarray, duration: float, clearance: float) -> float | None:
+    """First sampled time at which ``point`` is within ``clearance`` of the object or inside it."""
+    times = _sample_times(obj.motion, duration, count=20 if obj.motion.deforms else 200)
+    geom = obj.geometry
+    if obj.motion.deforms:
+        try:
+            for t in times:
+                geom.set_vertices(obj.motion.track.vertices(t))
+                if geom.signed_distance(point[None], obj.motion.state(t))[0][0] < clearance:
+                    return float(t)
+            return None
+        finally:
+            geom.set_vertices(obj.motion.track.vertices(0.0))
+    local = np.array([geom.to_local(point[None], obj.motion.state(t))[0] for t in times])
+    near = np.flatnonzero(geom.signed_distance_local(local)[0] < clearance)
+    return float(times[near[0]]) if len(near) else None
 
 
 def _sample_times(motion: Motion, duration: float, count: int = 200) -> np.ndarray:

@@ -129,3 +129,13 @@ def test_unavailable_backend_is_a_clear_error(ran, cli):
 def test_missing_result_file_for_plot(cli, tmp_path):
     proc = cli("plot", tmp_path / "none.h5")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_runaway_pressure_stops_with_a_clear_message(write_scene, cli, tmp_path):
+    """A source 10¹⁵ m/s² strong drives |p| past the 1e8 Pa instability bound: the run stops at the
+    next check with exit status 3, says when and where, and leaves no result behind."""
+    path = write_scene(SCENE.replace("amplitude = 10.0", "amplitude = 1e15"))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 3, proc.stderr
+    assert "unstable" in proc.stderr and "t = " in proc.stderr and "cell" in proc.stderr
+    assert not (tmp_path / "result.h5").exists() and not (tmp_path / "sound.wav").exists()

@@ -134,11 +134,13 @@ _FACTORIES: dict[str, Callable[[], Backend]] = {
 }
 
 
-def resolve_backend(name: str) -> Backend:
-    """The backend for a request: ``auto``, ``numpy``, ``numba`` or ``cupy``.
+def resolve_backend(name: "str | Backend") -> Backend:
+    """The backend for a request: ``auto``, ``numpy``, ``numba`` or ``cupy`` (a Backend passes through).
 
     Raises BackendError when the name is unknown or the backend cannot run here.
     """
+    if isinstance(name, Backend):
+        return name
     if name not in BACKENDS:
         raise BackendError(f"unknown backend '{name}': choose one of {', '.join(BACKENDS)}")
     if name != "auto":

@@ -25,40 +25,53 @@ from ..grid import Grid
 
 @njit(cache=True, inline="always")
 def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
-    """Split pressures and p⁺ of the slab row (i, j, all k of the slab); flat arrays, no views."""
+    """Split pressures and p⁺ of the slab row (i, j, all k of the slab)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
     lin = (li * n1 + lj) * n2
-    vx = sd[s, 7] + lin                                      # faces li, li+1 of (n0+1, n1, n2)
-    vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2                # (n0, n1+1, n2)
-    vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)                # (n0, n1, n2+1)
+    qx = p_aux[p_off + lin:p_off + lin + n2]
+    qy = p_aux[p_off + cells + lin:p_off + cells + lin + n2]
+    qz = p_aux[p_off + 2 * cells + lin:p_off + 2 * cells + lin + n2]
+    vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
+    vxl = v_aux[vx:vx + n2]
+    vxr = v_aux[vx + n1 * n2:vx + n1 * n2 + n2]
+    vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
+    vyl = v_aux[vy:vy + n2]
+    vyr = v_aux[vy + n2:vy + 2 * n2]
+    vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
+    vzl = v_aux[vz:vz + n2]
+    vzr = v_aux[vz + 1:vz + 1 + n2]
     ax, cx = cell_A[i], cell_C[i]
     ay, cy = cell_A[nx + j], cell_C[nx + j]
-    qx = p_off + lin
-    o = (i * ny + j) * nz + lo2
-    cz = nx + ny + lo2
+    az = cell_A[nx + ny + lo2:nx + ny + lo2 + n2]
+    cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
+    o0 = (i * ny + j) * nz + lo2
+    o = out[o0:o0 + n2]
     for k in range(n2):
-        px = p_aux[qx + k] * ax - cx * (v_aux[vx + n1 * n2 + k] - v_aux[vx + k])
-        py = p_aux[qx + cells + k] * ay - cy * (v_aux[vy + n2 + k] - v_aux[vy + k])
-        pz = p_aux[qx + 2 * cells + k] * cell_A[cz + k] - cell_C[cz + k] * (v_aux[vz + k + 1] - v_aux[vz + k])
-        p_aux[qx + k] = px
-        p_aux[qx + cells + k] = py
-        p_aux[qx + 2 * cells + k] = pz
-        out[o + k] = (px + py) + pz
+        px = qx[k] * ax - cx * (vxr[k] - vxl[k])
+        py = qy[k] * ay - cy * (vyr[k] - vyl[k])
+        pz = qz[k] * az[k] - cz[k] * (vzr[k] - vzl[k])
+        qx[k] = px
+        qy[k] = py
+        qz[k] = pz
+        o[k] = (px + py) + pz
 
 
 @njit(cache=True, inline="always")
 def _faces_across(p, v_aux, q, A, B, c, stride, rigid, m):
     """v⁺ on m faces v_aux[q…] between cells p[c…] and p[c − stride…]; a rigid wall (A = B = 0)
     takes a zero pressure difference, as in the reference."""
+    v = v_aux[q:q + m]
     if rigid:
         zero = B - B
         for f in range(m):
-            v_aux[q + f] = v_aux[q + f] * A - B * zero
+            v[f] = v[f] * A - B * zero
         return
+    pc = p[c:c + m]
+    pb = p[c - stride:c - stride + m]
     for f in range(m):
-        v_aux[q + f] = v_aux[q + f] * A - B * (p[c + f] - p[c - stride + f])
+        v[f] = v[f] * A - B * (pc[f] - pb[f])
 
 
 @njit(cache=True, inline="always")
@@ -84,8 +97,14 @@ def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j):
     last = n2 if lo2 + n2 == nz else n2 + 1
     if first == 1:
         v_aux[q] = v_aux[q] * face_A[fz] - face_B[fz] * (face_B[fz] - face_B[fz])
-    for f in range(first, last):
-        v_aux[q + f] = v_aux[q + f] * face_A[fz + f] - face_B[fz + f] * (p[c + f] - p[c + f - 1])
+    # interior z-faces f = first … last−1: between cells c + f − 1 and c + f
+    v = v_aux[q + first:q + last]
+    fa = face_A[fz + first:fz + last]
+    fb = face_B[fz + first:fz + last]
+    pc = p[c + first:c + last]
+    pb = p[c + first - 1:c + last - 1]
+    for f in range(last - first):
+        v[f] = v[f] * fa[f] - fb[f] * (pc[f] - pb[f])
     if last == n2:
         v_aux[q + n2] = v_aux[q + n2] * face_A[fz + n2] - face_B[fz + n2] * (face_B[fz + n2] - face_B[fz + n2])
 
@@ -122,11 +141,17 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                            nx, ny, nz, i, j)
                 continue
             _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 4, nx, ny, nz, i, j)
-            c0 = (i * ny + j) * nz
-            for k in range(c0 + L, c0 + nz - L):
-                ck = p[k]
-                lap = p[k - sx] + p[k + sx] + p[k - sy] + p[k + sy] + p[k - 1] + p[k + 1] - six * ck
-                out[k] = (ck + ck) - out[k] + lam2 * lap
+            c0 = (i * ny + j) * nz + L
+            m = nz - 2 * L
+            c = p[c0:c0 + m]
+            xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
+            ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
+            zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
+            o = out[c0:c0 + m]
+            for k in range(m):
+                ck = c[k]
+                lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
+                o[k] = (ck + ck) - o[k] + lam2 * lap
             _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 5, nx, ny, nz, i, j)
 
 

@@ -39,7 +39,10 @@ def pml_profile(n: int, layer: int, h: float, sound_speed: float, at_faces: bool
 
 @dataclass
 class _Slab:
-    """One box of layer cells [lo, hi) (global indices) with its split pressures and face velocities."""
+    """One box of layer cells [lo, hi) (global indices) with its split pressures and face velocities.
+
+    The arrays are views into the layer's packed buffers (``AbsorbingLayer.p_aux``, ``v_aux``).
+    """
 
     lo: tuple[int, int, int]
     hi: tuple[int, int, int]
@@ -49,11 +52,33 @@ class _Slab:
     p_coef: list[tuple[np.ndarray, np.ndarray]]   # per axis (A, C) broadcastable to p_split[a]
 
 
+#: Columns of ``AbsorbingLayer.slab_desc``: offset of the slab's split pressures in ``p_aux``
+#: (axis a at + a·cells), lo (3), extent (3), offset of its face velocities along each axis in ``v_aux`` (3).
+SLAB_DESC_COLUMNS = ("p_off", "lo0", "lo1", "lo2", "n0", "n1", "n2", "v_off0", "v_off1", "v_off2")
+#: Columns of ``AbsorbingLayer.face_desc`` (one row per slab and axis, in ``v_aux`` order): offset,
+#: lo (3), shape of the face array (3), axis.
+FACE_DESC_COLUMNS = ("v_off", "lo0", "lo1", "lo2", "m0", "m1", "m2", "axis")
+
+
 class AbsorbingLayer:
-    """The PML around the box. ``step`` writes p⁺ in every layer cell from p (NumPy reference)."""
+    """The PML around the box. ``step`` writes p⁺ in every layer cell from p (NumPy reference).
+
+    Packed form (what the compiled and GPU kernels read; the per-slab arrays are views into it):
+
+    Attributes:
+        p_aux: (Σ 3·cells,) split pressures of all slabs, slab by slab, axis by axis, C order.
+        v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis, C order.
+        slab_desc: (6, 10) int64, see ``SLAB_DESC_COLUMNS``.
+        face_desc: (18, 8) int64, see ``FACE_DESC_COLUMNS``.
+        face_A, face_B: (nx+1 + ny+1 + nz+1,) face coefficients per axis, concatenated
+            (v⁺ = A v − B (p[i] − p[i−1]) at face i; 0 at the rigid outer faces).
+        cell_A, cell_C: (nx + ny + nz,) cell coefficients per axis, concatenated
+            (pₐ⁺ = A pₐ − C (v[i+1] − v[i])).
+    """
 
     def __init__(self, grid: Grid, density: float, dtype: np.dtype) -> None:
         self.grid = grid
+        dtype = np.dtype(dtype)
         L, shape = grid.layer, grid.shape
         nx, ny, nz = shape
         boxes = [
@@ -62,31 +87,63 @@ class AbsorbingLayer:
             ((L, L, 0), (nx - L, ny - L, L)), ((L, L, nz - L), (nx - L, ny - L, nz)),
         ]
         dt, h, c = grid.dt, grid.h, grid.sound_speed
-        self.slabs: list[_Slab] = []
+        # coefficient profiles along each whole axis (float64, then rounded once to dtype)
+        face_A, face_B, cell_A, cell_C = [], [], [], []
+        for a in range(3):
+            sig_f = pml_profile(shape[a], L, h, c, at_faces=True)
+            sig_c = pml_profile(shape[a], L, h, c, at_faces=False)
+            half_f = 0.5 * dt * sig_f
+            A_v = (1.0 - half_f) / (1.0 + half_f)
+            B_v = (dt / (density * h)) / (1.0 + half_f)
+            A_v[[0, -1]] = 0.0          # rigid outermost faces
+            B_v[[0, -1]] = 0.0
+            half_c = 0.5 * dt * sig_c
+            face_A.append(A_v.astype(dtype))
+            face_B.append(B_v.astype(dtype))
+            cell_A.append(((1.0 - half_c) / (1.0 + half_c)).astype(dtype))
+            cell_C.append(((density * c * c * dt / h) / (1.0 + half_c)).astype(dtype))
+        self.face_A, self.face_B = np.concatenate(face_A), np.concatenate(face_B)
+        self.cell_A, self.cell_C = np.concatenate(cell_A), np.concatenate(cell_C)
+
+        slab_desc, face_desc = [], []
+        p_total = v_total = 0
         for lo, hi in boxes:
             ext = tuple(b - a for a, b in zip(lo, hi))
-            p_split, v, v_coef, p_coef = [], [], [], []
+            cells = ext[0] * ext[1] * ext[2]
+            v_offs = []
             for a in range(3):
-                sig_c = pml_profile(shape[a], L, h, c, at_faces=False)[lo[a]:hi[a]]
-                sig_f = pml_profile(shape[a], L, h, c, at_faces=True)[lo[a]:hi[a] + 1]
                 vshape = list(ext)
                 vshape[a] += 1
+                face_desc.append((v_total, *lo, *vshape, a))
+                v_offs.append(v_total)
+                v_total += cells // ext[a] * (ext[a] + 1)
+            slab_desc.append((p_total, *lo, *ext, *v_offs))
+            p_total += 3 * cells
+        self.slab_desc = np.array(slab_desc, dtype=np.int64)
+        self.face_desc = np.array(face_desc, dtype=np.int64)
+        self.p_aux = np.zeros(p_total, dtype=dtype)
+        self.v_aux = np.zeros(v_total, dtype=dtype)
+
+        self.slabs: list[_Slab] = []
+        for s, (lo, hi) in enumerate(boxes):
+            ext = tuple(b - a for a, b in zip(lo, hi))
+            cells = ext[0] * ext[1] * ext[2]
+            p_off = int(self.slab_desc[s, 0])
+            p_split, v, v_coef, p_coef = [], [], [], []
+            for a in range(3):
+                row = self.face_desc[3 * s + a]
+                vshape = tuple(int(m) for m in row[4:7])
+                v_off = int(row[0])
                 bshape = [1, 1, 1]
                 bshape[a] = -1
-                half_f = 0.5 * dt * sig_f
-                A_v = (1.0 - half_f) / (1.0 + half_f)
-                B_v = (dt / (density * h)) / (1.0 + half_f)
-                faces = np.arange(lo[a], hi[a] + 1)
-                rigid = (faces == 0) | (faces == shape[a])
-                A_v[rigid] = 0.0
-                B_v[rigid] = 0.0
-                half_c = 0.5 * dt * sig_c
-                A_p = (1.0 - half_c) / (1.0 + half_c)
-                C_p = (density * c * c * dt / h) / (1.0 + half_c)
-                p_split.append(np.zeros(ext, dtype=dtype))
-                v.append(np.zeros(vshape, dtype=dtype))
-                v_coef.append((A_v.reshape(bshape).astype(dtype), B_v.reshape(bshape).astype(dtype)))
-                p_coef.append((A_p.reshape(bshape).astype(dtype), C_p.reshape(bshape).astype(dtype)))
+                fo = sum(shape[b] + 1 for b in range(a))
+                co = sum(shape[b] for b in range(a))
+                p_split.append(self.p_aux[p_off + a * cells:p_off + (a + 1) * cells].reshape(ext))
+                v.append(self.v_aux[v_off:v_off + int(np.prod(vshape))].reshape(vshape))
+                v_coef.append((self.face_A[fo + lo[a]:fo + hi[a] + 1].reshape(bshape),
+                               self.face_B[fo + lo[a]:fo + hi[a] + 1].reshape(bshape)))
+                p_coef.append((self.cell_A[co + lo[a]:co + hi[a]].reshape(bshape),
+                               self.cell_C[co + lo[a]:co + hi[a]].reshape(bshape)))
             self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef))
 
     @staticmethod
@@ -103,7 +160,7 @@ class AbsorbingLayer:
     @property
     def nbytes(self) -> int:
         """Memory held by the layer's auxiliary fields (bytes)."""
-        return sum(x.nbytes for s in self.slabs for x in (*s.p_split, *s.v))
+        return self.p_aux.nbytes + self.v_aux.nbytes
 
     def step(self, p: np.ndarray, p_next: np.ndarray) -> None:
         """v^{n+½} from p^n, then p^{n+1} = Σₐ pₐ^{n+1} written into ``p_next`` on layer cells."""

@@ -24,7 +24,7 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
 
     Args:
         scene: a Scene from :func:`load_scene`, or a path to a scene file.
-        backend: ``auto``, ``numpy`` or ``cupy``.
+        backend: ``auto``, ``numpy``, ``numba`` or ``cupy`` (see wavesolve.backend).
         progress: show a progress bar (default: when stderr is a terminal).
         sources: extra point monopoles (validation and tests).
     """

@@ -1,23 +1,156 @@
 """The one backend switch: which array library and kernels a run uses.
 
-Only the NumPy reference exists so far; ``auto`` resolves to it. Nothing else in the package asks
-which backend is active.
+``resolve_backend(name)`` returns a :class:`Backend`; the Simulation builds its arrays and kernels
+through it and never asks which one it got. Backends:
+
+- ``numpy``: the reference (array slicing; ``kernels/reference.py`` and ``AbsorbingLayer.step``).
+- ``numba``: the fused compiled CPU step (``kernels/cpu.py``); ghost cells, listeners and solid
+  cells as in the reference.
+- ``cupy``: CUDA kernels (``kernels/cuda/fdtd.cu``) compiled at run time by CuPy; the fields, the
+  layer, ghost cells and listener samples stay on the GPU (``kernels/cuda_backend.py``).
+- ``auto``: ``cupy`` where CuPy finds a usable GPU, else ``numba``, else ``numpy``.
+
+Numba and CuPy are imported only when their backend is chosen.
 """
 from __future__ import annotations
 
+import logging
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
 from .errors import WavesolveError
 
-BACKENDS = ("auto", "numpy", "cupy")
+log = logging.getLogger("wavesolve")
+
+BACKENDS = ("auto", "numpy", "numba", "cupy")
 
 
 class BackendError(WavesolveError):
     """The requested backend cannot run here."""
 
 
-def resolve_backend(name: str) -> str:
-    """Concrete backend name for a request (``auto``, ``numpy`` or ``cupy``)."""
+class FieldUpdate(Protocol):
+    def __call__(self, p: Any, out: Any) -> None:
+        """Write p⁺ into ``out`` (which holds p⁻) on every cell, absorbing layer included."""
+
+
+class Backend:
+    """Arrays and kernels of one backend. Subclasses override what differs from the host reference.
+
+    Attributes:
+        name: the concrete backend (``numpy``, ``numba`` or ``cupy``).
+        xp: the array module of its fields (numpy or cupy).
+    """
+
+    name = "numpy"
+    xp: Any = np
+
+    def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """A zero array on this backend's device."""
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def asarray(self, a: np.ndarray) -> Any:
+        """A host array moved to this backend's device."""
+        return self.xp.asarray(a)
+
+    def to_host(self, a: Any) -> np.ndarray:
+        """A backend array as a NumPy array."""
+        return np.asarray(a)
+
+    def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
+        """The step's field update (leapfrog interior + absorbing layer)."""
+        from .kernels.reference import ReferenceUpdate
+
+        return ReferenceUpdate(grid, layer, dtype)
+
+    def ghost_cells(self, ghosts, dtype: np.dtype):
+        """An object with the ghost cells' attributes whose ``apply(p, accel, density)`` works on p."""
+        return ghosts
+
+    def probes(self, probes):
+        """An object whose ``sample(p)`` returns listener pressures for this backend's fields."""
+        return probes
+
+    def recorder(self, out: np.ndarray) -> "Recorder":
+        """Collects per-step samples into the host array ``out`` (listeners × steps)."""
+        return Recorder(out)
+
+
+class Recorder:
+    """Stores step k's samples in column k of a host array (host backends: directly)."""
+
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+
+    def put(self, k: int, samples: Any) -> None:
+        self.out[:, k] = samples
+
+    def flush(self) -> None:
+        """Make every sample put so far visible in ``out``."""
+
+
+class NumbaBackend(Backend):
+    """The fused compiled CPU step; ghost cells and probes as in the reference (host, cheap)."""
+
+    name = "numba"
+
+    def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
+        from .kernels.cpu import FusedUpdate
+
+        return FusedUpdate(grid, layer, dtype)
+
+
+def _numba_backend() -> Backend:
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        raise BackendError(f"the numba backend needs Numba ({exc}); install it with "
+                           "'python3 -m pip install numba', or use --backend numpy") from exc
+    return NumbaBackend()
+
+
+def _cupy_backend() -> Backend:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendError("the cupy backend needs CuPy and a CUDA GPU: install it with "
+                           "'python3 -m pip install \"wavesolve[gpu]\"', or use --backend numba") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or broken
+        raise BackendError(f"the cupy backend found no usable CUDA GPU ({exc}); use --backend numba") from exc
+    if count < 1:
+        raise BackendError("the cupy backend found no CUDA GPU; use --backend numba")
+    from .kernels.cuda_backend import CupyBackend
+
+    return CupyBackend(cupy)
+
+
+_FACTORIES: dict[str, Callable[[], Backend]] = {
+    "numpy": Backend,
+    "numba": _numba_backend,
+    "cupy": _cupy_backend,
+}
+
+
+def resolve_backend(name: "str | Backend") -> Backend:
+    """The backend for a request: ``auto``, ``numpy``, ``numba`` or ``cupy`` (a Backend passes through).
+
+    Raises BackendError when the name is unknown or the backend cannot run here.
+    """
+    if isinstance(name, Backend):
+        return name
     if name not in BACKENDS:
         raise BackendError(f"unknown backend '{name}': choose one of {', '.join(BACKENDS)}")
-    if name == "cupy":
-        raise BackendError("the CuPy (GPU) backend is not part of this version yet; use --backend numpy")
-    return "numpy"
+    if name != "auto":
+        return _FACTORIES[name]()
+    for candidate in ("cupy", "numba"):
+        try:
+            backend = _FACTORIES[candidate]()
+        except BackendError as exc:
+            log.debug("auto backend: %s unavailable: %s", candidate, exc)
+            continue
+        log.info("auto backend: %s", candidate)
+        return backend
+    return Backend()

@@ -44,31 +44,33 @@ class Simulation:
     """The state of one run: fields, boundaries, layer and probes, stepped by :meth:`step`.
 
     Attributes:
-        p, p_prev: pressure at steps n and n−1, grid shape (Pa).
+        p, p_prev: pressure at steps n and n−1, grid shape (Pa), arrays of the backend's device.
+        engine: the Backend (``wavesolve.backend``) whose arrays and kernels the run uses;
+            ``backend`` is its name.
         n: index of the current step (p holds t = nΔt).
     """
 
     def __init__(self, scene: Scene, *, backend: str = "auto",
                  sources: Sequence[PointSource] = ()) -> None:
-        self.backend = resolve_backend(backend)
+        self.engine = resolve_backend(backend)
+        self.backend = self.engine.name
         self.scene = scene
         grid = self.grid = scene.grid
         self.dtype = scene.dtype
-        self.p = np.zeros(grid.shape, dtype=self.dtype)
-        self.p_prev = np.zeros(grid.shape, dtype=self.dtype)
-        self.ghosts = GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects])
+        self.p = self.engine.zeros(grid.shape, self.dtype)
+        self.p_prev = self.engine.zeros(grid.shape, self.dtype)
+        self.ghosts = self.engine.ghost_cells(
+            GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects]), self.dtype)
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype)
-        self.probes = Probes(grid, np.array([lis.position for lis in scene.listeners]).reshape(-1, 3))
-        self._lam2 = self.dtype.type(grid.courant ** 2)
-        self._interior = (slice(grid.layer, grid.shape[0] - grid.layer),
-                          slice(grid.layer, grid.shape[1] - grid.layer),
-                          slice(grid.layer, grid.shape[2] - grid.layer))
+        positions = np.array([lis.position for lis in scene.listeners]).reshape(-1, 3)
+        self.probes = self.engine.probes(Probes(grid, positions))
+        self._update = self.engine.field_update(grid, self.layer, self.dtype)
         self._sources = []
         scale = (grid.sound_speed * grid.dt) ** 2 * scene.density / grid.h ** 3
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
-        self._hold_zero = self.ghosts.solid_cells()
+        self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
         self.n = 0
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
@@ -92,21 +94,12 @@ class Simulation:
         ghosts = self.ghosts
         if ghosts.moving and self.n > 0:
             ghosts.update(t)
-            self._hold_zero = ghosts.solid_cells()
+            self._hold_zero = self.engine.asarray(ghosts.solid_cells())
             if ghosts.fresh.any():
                 ghosts.apply_fresh_previous(out, self.boundary_acceleration(t - self.grid.dt), self.scene.density)
         ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
         samples = self.probes.sample(p)
-        self.layer.step(p, out)
-        c = self._interior
-        x0, x1 = c[0].start, c[0].stop
-        y0, y1 = c[1].start, c[1].stop
-        z0, z1 = c[2].start, c[2].stop
-        centre = p[c]
-        lap = (p[x0 - 1:x1 - 1, y0:y1, z0:z1] + p[x0 + 1:x1 + 1, y0:y1, z0:z1]
-               + p[x0:x1, y0 - 1:y1 - 1, z0:z1] + p[x0:x1, y0 + 1:y1 + 1, z0:z1]
-               + p[x0:x1, y0:y1, z0 - 1:z1 - 1] + p[x0:x1, y0:y1, z0 + 1:z1 + 1] - 6 * centre)
-        out[c] = 2 * centre - out[c] + self._lam2 * lap
+        self._update(p, out)
         for idx, scale, signal in self._sources:
             out[idx] += scale * signal(t)
         out.reshape(-1)[self._hold_zero] = 0
@@ -132,14 +125,16 @@ class Simulation:
         if progress is None:
             progress = sys.stderr.isatty()
         out = np.zeros((len(self.scene.listeners), steps))
+        record = self.engine.recorder(out)
         bar = tqdm(total=steps, unit="step", disable=not progress, desc="wavesolve", dynamic_ncols=True,
                    file=sys.stderr)
         start = time.perf_counter()
         try:
             for k in range(steps):
-                out[:, k] = self.step()
+                record.put(k, self.step())
                 if k % 16 == 15 or k == steps - 1:
                     bar.update(k + 1 - bar.n)
+            record.flush()
         finally:
             bar.close()
         self.wall_time = time.perf_counter() - start

@@ -1,0 +1,187 @@
+"""Throughput of each backend against the memory-bandwidth roof.
+
+    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--quick]
+
+Prints the machine, the measured memory bandwidth, then a table: backend, grid, precision, cell
+updates per second (whole Simulation.step: ghost cells, listener sample, layer and interior
+update, solid cells), and the fraction of the roof. Then seconds of compute per second of audio
+for the showcase scene(s).
+
+Roof: a leapfrog cell update must move at least 3 field values (read p, read p⁻, write p⁺):
+12 bytes in float32, 24 in float64. roof = bandwidth / (3 · itemsize).
+
+Bandwidth: the best of several runs of an in-place streaming update b = 2a − b over two 512 MiB
+float32 arrays (reads a and b, writes b: 12 bytes per element), once with NumPy (one thread) and
+once with a Numba ``prange`` loop (all cores); the larger is the roof's bandwidth. On a GPU, the
+same update with CuPy. The roof is not a promise: a real step also moves the layer's auxiliary
+fields, so stays below it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wavesolve import load_scene  # noqa: E402
+from wavesolve.backend import BackendError, resolve_backend  # noqa: E402
+from wavesolve.scene import parse_scene  # noqa: E402
+from wavesolve.simulation import Simulation  # noqa: E402
+
+BANDWIDTH_ELEMENTS = 128 * 2 ** 20      # float32 elements per array: 512 MiB
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        model = fields.get("Model name", model).strip()
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.2f}"
+
+
+def _best(fn, repeats: int) -> float:
+    fn()
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def host_bandwidth() -> dict[str, float]:
+    """Bytes/s of b = 2a − b (12 bytes per float32 element) with NumPy and with Numba prange."""
+    a = np.random.default_rng(0).standard_normal(BANDWIDTH_ELEMENTS).astype(np.float32)
+    b = np.ones_like(a)
+    nbytes = 3 * a.nbytes
+    tmp = np.empty_like(a)
+
+    def numpy_update():           # two passes: the fair single-thread figure is the copy below
+        np.subtract(a, b, out=b)
+        np.add(a, b, out=b)
+
+    result = {"numpy copy (1 thread)": 2 * a.nbytes / _best(lambda: np.copyto(tmp, a), 5),
+              "numpy b = 2a - b (1 thread, 2 passes)": 2 * nbytes / _best(numpy_update, 3)}
+    try:
+        from numba import njit, prange
+
+        @njit(parallel=True, cache=True)
+        def stream(x, y):
+            for i in prange(x.size):
+                y[i] = (x[i] + x[i]) - y[i]
+
+        result["numba b = 2a - b (all cores)"] = nbytes / _best(lambda: stream(a, b), 5)
+    except ImportError:
+        pass
+    return result
+
+
+def gpu_bandwidth() -> float | None:
+    try:
+        import cupy
+    except ImportError:
+        return None
+    a = cupy.random.standard_normal(BANDWIDTH_ELEMENTS * 4, dtype=cupy.float32)
+    b = cupy.ones_like(a)
+    update = cupy.ElementwiseKernel("float32 x", "float32 y", "y = (x + x) - y", "ws_stream")
+
+    def run():
+        update(a, b)
+        cupy.cuda.runtime.deviceSynchronize()
+
+    return 3 * a.nbytes / _best(run, 10)
+
+
+def free_field(n: int, precision: str, layer: int = 10, sphere: bool = False):
+    h = 0.01
+    text = (f"[simulation]\nduration = 1.0\ncell_size = {h}\nprecision = \"{precision}\"\n"
+            f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n")
+    if sphere:
+        r = 0.2 * (n - 2 * layer) * h
+        text += (f"[[objects]]\nname = \"ball\"\nmesh = {{ primitive = \"icosphere\", radius = {r}, subdivisions = 3 }}\n"
+                 "position = [0.0, 0.0, 0.0]\n[[objects.shaders]]\ntype = \"prescribed\"\npattern = \"pulsate\"\n"
+                 "signal = { waveform = \"sine_burst\", frequency = 500.0, amplitude = 10.0, cycles = 400 }\n")
+    pos = 0.0 if not sphere else 0.35 * (n - 2 * layer) * h
+    text += f"[[listeners]]\nname = \"l\"\nposition = [{pos}, 0.0, 0.0]\n"
+    return parse_scene(text, f"bench_{n}{'_sphere' if sphere else ''}.toml")
+
+
+def time_steps(sim: Simulation, steps: int) -> float:
+    """Seconds per whole step (after two warm-up steps, which include compilation)."""
+    for _ in range(2):
+        sim.step()
+    sync = getattr(sim.engine.xp, "cuda", None)
+    t = time.perf_counter()
+    for _ in range(steps):
+        sim.step()
+    if sync is not None:
+        sync.runtime.deviceSynchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backends", default="numpy,numba,cupy")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="small grids only (a smoke run)")
+    args = ap.parse_args()
+
+    print(f"machine: {machine()}")
+    bw = host_bandwidth()
+    for name, value in bw.items():
+        print(f"bandwidth, {name}: {value / 1e9:.1f} GB/s")
+    host_bw = max(bw.values())
+    gpu_bw = gpu_bandwidth()
+    if gpu_bw:
+        print(f"bandwidth, cupy b = 2a - b: {gpu_bw / 1e9:.0f} GB/s")
+
+    backends = []
+    for name in args.backends.split(","):
+        try:
+            backends.append(resolve_backend(name))
+        except BackendError as exc:
+            print(f"skipping {name}: {exc}")
+
+    cases = [(64, False), (96, True)] if args.quick else [(128, False), (200, False), (200, True)]
+    print()
+    print(f"| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for backend in backends:
+        bandwidth = gpu_bw if backend.name == "cupy" else host_bw
+        for n, sphere in cases:
+            for precision in ("float32", "float64"):
+                scene = free_field(n, precision, sphere=sphere)
+                sim = Simulation(scene, backend=backend)
+                steps = max(2, args.steps // 4) if backend.name == "numpy" else args.steps
+                seconds = time_steps(sim, steps)
+                rate = scene.grid.cells / seconds
+                roof = bandwidth / (3 * np.dtype(precision).itemsize)
+                print(f"| {backend.name} | {n}³ | {'sphere' if sphere else 'none'} | {precision} | "
+                      f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} |", flush=True)
+                del sim
+
+    print()
+    print("| backend | scene | grid | step rate | s of compute per s of audio |")
+    print("| --- | --- | --- | --- | --- |")
+    for backend in backends:
+        scene = load_scene(REPO / "scenes" / "two_tone_sphere.toml")
+        sim = Simulation(scene, backend=backend)
+        seconds = time_steps(sim, 4 * args.steps)
+        print(f"| {backend.name} | two_tone_sphere | {'×'.join(map(str, scene.grid.shape))} "
+              f"({scene.config.simulation.precision}) | {scene.grid.step_rate:.0f} Hz | "
+              f"{seconds * scene.grid.step_rate:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The CUDA kernels (wavesolve/kernels/cuda) without a GPU, and the CuPy backend with one.
+
+- nvcc compiles the .cu source to PTX (skipped only where nvcc is absent).
+- The same source built for the host (kernels/cuda_host.py) runs every kernel — layer faces,
+  cells (leapfrog + layer), ghost cells, listener samples — against the NumPy reference on random
+  fields, every element checked (tolerances in kernel_cases.py), outputs poisoned before each run.
+- The Python driver of the GPU backend (CudaBackend) runs whole simulations on that host build.
+- ``gpu``-marked tests run the CuPy backend against NumPy on a shortened validation scene.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import SCENES
+from kernel_cases import SHAPES, assert_close, copy_layer, make_grid, poison_layer_cells, random_state
+
+from wavesolve import load_scene
+from wavesolve.boundary import GhostCells
+from wavesolve.kernels.cuda_backend import CUDA_DIR, CudaBackend, CudaFieldUpdate, ghost_operator
+from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
+from wavesolve.kernels.reference import ReferenceUpdate
+from wavesolve.listeners import Probes
+from wavesolve.simulation import Simulation
+
+#: Ghost cells: the precomputed operator and the LU solve round differently; the system is well
+#: conditioned (ρ(W_gg) < 0.5 on the shipped scenes), so 1e-12 of max|p| holds in float64. In
+#: float32 the result is rounded once to float32 from a float64 value: half an ulp, < 1e-7 relative.
+GHOST_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1.2e-7}
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory):
+    if host_compiler() is None:
+        pytest.skip("no host C++ compiler")
+    return HostLauncher(build_host_library(tmp_path_factory.mktemp("fdtd_host")))
+
+
+def test_nvcc_compiles_the_cuda_source(tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH")
+    ptx = tmp_path / "fdtd.ptx"
+    proc = subprocess.run([nvcc, "-ptx", "--fmad=false", "-std=c++14", "-arch=compute_75", "-o", str(ptx),
+                           str(CUDA_DIR / "fdtd.cu")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = ptx.read_text()
+    for name in ("ws_face", "ws_cell", "ws_ghost", "ws_probe"):
+        for suffix in ("f32", "f64"):
+            assert f".entry {name}_{suffix}(" in text
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,L", SHAPES)
+def test_field_kernels_equal_reference(launcher, shape, L, dtype):
+    grid = make_grid(shape, L)
+    lay_ref, p, p_prev = random_state(grid, dtype, seed=sum(shape) + 1)
+    lay_fast = copy_layer(grid, lay_ref)
+    ref = ReferenceUpdate(grid, lay_ref, dtype)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, dtype)
+    fields_ref = [p.copy(), p_prev.copy()]
+    fields_fast = [p.copy(), p_prev.copy()]
+    for step in range(3):
+        ref(fields_ref[0], fields_ref[1])
+        poison_layer_cells(fields_fast[1], L)
+        fast(fields_fast[0], fields_fast[1])
+        assert_close(fields_fast[1], fields_ref[1], f"p⁺ step {step}")
+        assert_close(fast.p_aux, lay_ref.p_aux, f"split pressures step {step}")
+        assert_close(fast.v_aux, lay_ref.v_aux, f"face velocities step {step}")
+        fields_ref.reverse()
+        fields_fast.reverse()
+
+
+def test_face_kernel_writes_every_face(launcher):
+    """With A = 0 the new face velocity does not depend on the old one, so a sentinel old value
+    (1e30; NaN would survive 0·NaN) must disappear from every face."""
+    grid = make_grid((17, 15, 13), 4)
+    layer, p, _ = random_state(grid, np.float64, seed=3)
+    layer.face_A[:] = 0.0
+    layer.v_aux[:] = 1e30
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, layer, np.float64)
+    launcher("ws_face", np.float64, fast.n_faces,
+             (p, fast.v_aux, fast.face_desc, fast.face_A, fast.face_B, *fast.dims))
+    assert np.max(np.abs(fast.v_aux)) < 1.0
+
+
+def _scene_ghosts(name: str):
+    scene = load_scene(SCENES / name)
+    return scene, GhostCells(scene.grid, [o.geometry for o in scene.objects])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["two_tone_sphere.toml", "validation/pulsating_sphere.toml"])
+def test_ghost_kernel_equals_lu_solve(launcher, name, dtype):
+    scene, ghosts = _scene_ghosts(name)
+    rng = np.random.default_rng(7)
+    p = rng.uniform(-1, 1, scene.grid.shape).astype(dtype)
+    accel = rng.uniform(-50, 50, len(ghosts))
+    ref = p.copy()
+    ghosts.apply(ref, accel, scene.density)
+    fast = p.copy()
+    fast.reshape(-1)[ghosts.index] = np.nan            # poison: every ghost cell must be written
+    dev = CudaBackend(np, launcher).ghost_cells(ghosts, dtype)
+    dev.apply(fast, accel, scene.density)
+    assert np.all(np.isfinite(fast))
+    scale = np.max(np.abs(ref))
+    err = np.abs(fast.astype(np.float64) - ref.astype(np.float64))
+    assert np.max(err) <= GHOST_TOL[np.dtype(dtype)] * scale
+    assert np.array_equal(fast.reshape(-1)[np.setdiff1d(np.arange(p.size), ghosts.index)],
+                          p.reshape(-1)[np.setdiff1d(np.arange(p.size), ghosts.index)])
+
+
+def test_ghost_operator_is_the_inverse():
+    _, ghosts = _scene_ghosts("two_tone_sphere.toml")
+    M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
+    system = np.eye(len(ghosts)) - ghosts.W_gg.toarray()
+    np.testing.assert_allclose(system @ M.toarray(), ghosts.W_gf.toarray(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(system @ N.toarray(), np.diag(ghosts.offset), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_probe_kernel_equals_reference(launcher, dtype):
+    grid = make_grid((20, 18, 16), 4)
+    rng = np.random.default_rng(11)
+    probes = Probes(grid, rng.uniform(0.05, 0.12, (9, 3)))
+    p = rng.uniform(-1, 1, grid.shape).astype(dtype)
+    dev = CudaBackend(np, launcher).probes(probes)
+    got = dev.sample(p)
+    want = probes.sample(p)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_cuda_driver_matches_numpy_on_a_scene(launcher, precision, tmp_path):
+    """Whole steps through CudaBackend (host build) and the NumPy reference: sphere, block, layer."""
+    text = (SCENES / "two_tone_sphere.toml").read_text().replace(
+        "courant = 0.55", f"courant = 0.55\nprecision = \"{precision}\"")
+    path = tmp_path / "scene.toml"
+    path.write_text(text)
+    scene = load_scene(path)
+    ref = Simulation(scene, backend="numpy")
+    fast = Simulation(scene, backend=CudaBackend(np, launcher))
+    assert fast.p.dtype == np.dtype(precision)
+    a, b = ref.run(60, progress=False), fast.run(60, progress=False)
+    scale = np.max(np.abs(a))
+    assert scale > 0
+    tol = 1e-10 if precision == "float64" else 1e-5
+    np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(fast.p, ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
+
+
+def _short_validation_scene(tmp_path, precision: str):
+    text = (SCENES / "validation" / "pulsating_sphere.toml").read_text()
+    text = text.replace("duration = 0.004", "duration = 0.0008").replace(
+        'precision = "float64"', f'precision = "{precision}"')
+    path = tmp_path / f"pulsating_{precision}.toml"
+    path.write_text(text)
+    return load_scene(path)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision,tol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_cupy_backend_matches_numpy(tmp_path, precision, tol):
+    """Shortened pulsating sphere: GPU and NumPy listener signals and final fields agree."""
+    import wavesolve
+
+    scene = _short_validation_scene(tmp_path, precision)
+    ref = wavesolve.simulate(scene, backend="numpy", progress=False)
+    gpu = wavesolve.simulate(scene, backend="cupy", progress=False)
+    assert gpu.metadata["backend"] == "cupy"
+    for name in ("near", "diagonal"):
+        a, b = ref.listener(name), gpu.listener(name)
+        assert np.max(np.abs(a)) > 0
+        np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.max(np.abs(a)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_cupy_fields_stay_on_device_in_their_precision(tmp_path, precision):
+    import cupy
+
+    scene = _short_validation_scene(tmp_path, precision)
+    sim = Simulation(scene, backend="cupy")
+    sim.run(20, progress=False)
+    assert isinstance(sim.p, cupy.ndarray) and sim.p.dtype == np.dtype(precision)
+    ref = Simulation(scene, backend="numpy")
+    ref.run(20, progress=False)
+    tol = 1e-10 if precision == "float64" else 1e-4
+    np.testing.assert_allclose(cupy.asnumpy(sim.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))

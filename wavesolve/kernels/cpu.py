@@ -1,0 +1,171 @@
+"""The fused compiled CPU step (Numba): absorbing layer and interior leapfrog in two parallel sweeps.
+
+One call per time step does
+  1. the layer's face velocities v⁺ = A v − B (p[i] − p[i−1]) on every face of every slab
+     (``prange`` over x-planes; each row of a slab owns its lower x- and y-faces and its z-faces), then
+  2. every cell once (``prange`` over x-planes): the interior leapfrog
+     p⁺ = 2p − p⁻ + λ² L p, or in the layer the split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i])
+     and p⁺ = (pₓ + p_y) + p_z.
+
+Each element is computed with the same operations in the same order as the NumPy reference
+(``kernels/reference.py`` and ``AbsorbingLayer.step``), with no fast-math (no reassociation, no
+fused multiply-add contraction), so both precisions reproduce the reference to the last bit; the
+tests allow 1e-12 (float64). Constants are passed in the field's dtype so float32 stays float32.
+The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``, ``slab_desc``,
+``face_desc``, coefficient profiles), the same one the CUDA kernels use.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..absorbing import AbsorbingLayer
+from ..grid import Grid
+
+
+@njit(cache=True, inline="always")
+def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
+    """Split pressures and p⁺ of the slab row (i, j, all k of the slab)."""
+    p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+    li, lj = i - lo0, j - lo1
+    cells = n0 * n1 * n2
+    lin = (li * n1 + lj) * n2
+    qx = p_aux[p_off + lin:p_off + lin + n2]
+    qy = p_aux[p_off + cells + lin:p_off + cells + lin + n2]
+    qz = p_aux[p_off + 2 * cells + lin:p_off + 2 * cells + lin + n2]
+    vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
+    vxl = v_aux[vx:vx + n2]
+    vxr = v_aux[vx + n1 * n2:vx + n1 * n2 + n2]
+    vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
+    vyl = v_aux[vy:vy + n2]
+    vyr = v_aux[vy + n2:vy + 2 * n2]
+    vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
+    vzl = v_aux[vz:vz + n2]
+    vzr = v_aux[vz + 1:vz + 1 + n2]
+    ax, cx = cell_A[i], cell_C[i]
+    ay, cy = cell_A[nx + j], cell_C[nx + j]
+    az = cell_A[nx + ny + lo2:nx + ny + lo2 + n2]
+    cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
+    o0 = (i * ny + j) * nz + lo2
+    o = out[o0:o0 + n2]
+    for k in range(n2):
+        px = qx[k] * ax - cx * (vxr[k] - vxl[k])
+        py = qy[k] * ay - cy * (vyr[k] - vyl[k])
+        pz = qz[k] * az[k] - cz[k] * (vzr[k] - vzl[k])
+        qx[k] = px
+        qy[k] = py
+        qz[k] = pz
+        o[k] = (px + py) + pz
+
+
+@njit(cache=True, inline="always")
+def _faces_across(p, v_aux, q, A, B, c, stride, rigid, m):
+    """v⁺ on m faces v_aux[q…] between cells p[c…] and p[c − stride…]; a rigid wall (A = B = 0)
+    takes a zero pressure difference, as in the reference."""
+    v = v_aux[q:q + m]
+    if rigid:
+        zero = B - B
+        for f in range(m):
+            v[f] = v[f] * A - B * zero
+        return
+    pc = p[c:c + m]
+    pb = p[c - stride:c - stride + m]
+    for f in range(m):
+        v[f] = v[f] * A - B * (pc[f] - pb[f])
+
+
+@njit(cache=True, inline="always")
+def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j):
+    """v⁺ on the faces owned by the slab row (i, j, all k of the slab): its lower x- and y-faces
+    (and the upper ones on the slab's last row), and all its z-faces. ``p`` is flat."""
+    lo0, lo1, lo2, n0, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+    li, lj = i - lo0, j - lo1
+    sx = ny * nz
+    c = (i * ny + j) * nz + lo2
+    q = sd[s, 7] + (li * n1 + lj) * n2                       # x-faces (n0+1, n1, n2)
+    _faces_across(p, v_aux, q, face_A[i], face_B[i], c, sx, i == 0, n2)
+    if li == n0 - 1:
+        _faces_across(p, v_aux, q + n1 * n2, face_A[i + 1], face_B[i + 1], c + sx, sx, i + 1 == nx, n2)
+    q = sd[s, 8] + (li * (n1 + 1) + lj) * n2                 # y-faces (n0, n1+1, n2)
+    fy = nx + 1
+    _faces_across(p, v_aux, q, face_A[fy + j], face_B[fy + j], c, nz, j == 0, n2)
+    if lj == n1 - 1:
+        _faces_across(p, v_aux, q + n2, face_A[fy + j + 1], face_B[fy + j + 1], c + nz, nz, j + 1 == ny, n2)
+    q = sd[s, 9] + (li * n1 + lj) * (n2 + 1)                 # z-faces (n0, n1, n2+1), g = lo2 … lo2+n2
+    fz = nx + ny + 2 + lo2
+    first = 1 if lo2 == 0 else 0
+    last = n2 if lo2 + n2 == nz else n2 + 1
+    if first == 1:
+        v_aux[q] = v_aux[q] * face_A[fz] - face_B[fz] * (face_B[fz] - face_B[fz])
+    # interior z-faces f = first … last−1: between cells c + f − 1 and c + f
+    v = v_aux[q + first:q + last]
+    fa = face_A[fz + first:fz + last]
+    fb = face_B[fz + first:fz + last]
+    pc = p[c + first:c + last]
+    pb = p[c + first - 1:c + last - 1]
+    for f in range(last - first):
+        v[f] = v[f] * fa[f] - fb[f] * (pc[f] - pb[f])
+    if last == n2:
+        v_aux[q + n2] = v_aux[q + n2] * face_A[fz + n2] - face_B[fz + n2] * (face_B[fz + n2] - face_B[fz + n2])
+
+
+@njit(parallel=True, cache=True)
+def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C):
+    """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place."""
+    nx, ny, nz = p3.shape
+    p = p3.reshape(nx * ny * nz)
+    out = out3.reshape(nx * ny * nz)
+    L = layer
+    sx, sy = ny * nz, nz
+    for i in prange(nx):                                    # 1. face velocities, row by row
+        if i < L or i >= nx - L:
+            s = 0 if i < L else 1
+            for j in range(ny):
+                _face_row(p, v_aux, face_A, face_B, slab_desc, s, nx, ny, nz, i, j)
+            continue
+        for j in range(ny):
+            if j < L or j >= ny - L:
+                _face_row(p, v_aux, face_A, face_B, slab_desc, 2 if j < L else 3, nx, ny, nz, i, j)
+                continue
+            _face_row(p, v_aux, face_A, face_B, slab_desc, 4, nx, ny, nz, i, j)
+            _face_row(p, v_aux, face_A, face_B, slab_desc, 5, nx, ny, nz, i, j)
+    for i in prange(nx):                                    # 2. cells, row by row
+        if i < L or i >= nx - L:
+            s = 0 if i < L else 1
+            for j in range(ny):
+                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i, j)
+            continue
+        for j in range(ny):
+            if j < L or j >= ny - L:
+                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 2 if j < L else 3,
+                           nx, ny, nz, i, j)
+                continue
+            _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 4, nx, ny, nz, i, j)
+            c0 = (i * ny + j) * nz + L
+            m = nz - 2 * L
+            c = p[c0:c0 + m]
+            xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
+            ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
+            zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
+            o = out[c0:c0 + m]
+            for k in range(m):
+                ck = c[k]
+                lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
+                o[k] = (ck + ck) - o[k] + lam2 * lap
+            _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 5, nx, ny, nz, i, j)
+
+
+class FusedUpdate:
+    """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`."""
+
+    def __init__(self, grid: Grid, layer: AbsorbingLayer, dtype: np.dtype) -> None:
+        dtype = np.dtype(dtype)
+        self.layer = layer
+        self.cells = grid.layer
+        self.lam2 = dtype.type(grid.courant ** 2)
+        self.six = dtype.type(6)
+
+    def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
+        lay = self.layer
+        fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
+                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C)

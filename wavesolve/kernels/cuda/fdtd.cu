@@ -1,0 +1,26 @@
+// wavesolve CUDA kernels (compiled at run time by CuPy; also built for the host in the tests).
+// The arithmetic lives in fdtd.cuh; here each work item gets a kernel, per precision.
+// Every kernel takes n, the number of work items, as its first argument.
+#include "fdtd.cuh"
+
+#define WS_DEFINE_KERNELS(T, SUF)                                                                    \
+    WS_KERNEL(ws_face_##SUF, n,                                                                      \
+              (ws_idx n, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A,             \
+               const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz),                                    \
+              ws_face<T>(t, p, v_aux, face_desc, face_A, face_B, nx, ny, nz))                        \
+    WS_KERNEL(ws_cell_##SUF, n,                                                                      \
+              (ws_idx n, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,     \
+               const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L,          \
+               T lam2, T six),                                                                       \
+              ws_cell<T>(t, p, out, p_aux, v_aux, slab_desc, cell_A, cell_C, nx, ny, nz, L, lam2, six)) \
+    WS_KERNEL(ws_ghost_##SUF, n,                                                                     \
+              (ws_idx n, T* p, const ws_idx* index, const ws_idx* fluid_cols, const ws_idx* m_ptr,   \
+               const ws_idx* m_col, const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col,   \
+               const double* n_val, const double* accel, double density),                            \
+              ws_ghost<T>(t, p, index, fluid_cols, m_ptr, m_col, m_val, n_ptr, n_col, n_val, accel, density)) \
+    WS_KERNEL(ws_probe_##SUF, n,                                                                     \
+              (ws_idx n, const T* p, const ws_idx* cells, const double* weights, double* samples),   \
+              ws_probe<T>(t, p, cells, weights, samples))
+
+WS_DEFINE_KERNELS(float, f32)
+WS_DEFINE_KERNELS(double, f64)

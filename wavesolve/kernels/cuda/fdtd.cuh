@@ -1,0 +1,152 @@
+// wavesolve CUDA kernels: per-element arithmetic shared by the device build and the host build.
+//
+// Every function here computes the elements of ONE work item t (a cell, a face, a ghost cell, a
+// listener) and is __host__ __device__: fdtd.cu wraps each in a __global__ kernel (one thread
+// per item) when compiled by NVRTC/nvcc, and in a plain loop over t when compiled by a host C++
+// compiler (the CI check against the NumPy reference). Operations follow the reference's order
+// (kernels/reference.py, AbsorbingLayer.step); the device build disables FMA contraction
+// (--fmad=false) so both builds round like the reference.
+//
+// Data layout (wavesolve/absorbing.py, AbsorbingLayer):
+//   p, out        grid fields, C order (nx, ny, nz)
+//   p_aux         split pressures, slab by slab, axis by axis: slab s axis a at sd[s][0] + a·cells_s
+//   v_aux         face velocities, slab by slab, axis by axis (face_desc rows, in v_aux order)
+//   slab_desc     6 × 10: p_off, lo0, lo1, lo2, n0, n1, n2, v_off0, v_off1, v_off2
+//   face_desc     18 × 8: v_off, lo0, lo1, lo2, m0, m1, m2, axis
+//   face_A/B      per-axis face profiles concatenated: x at 0, y at nx+1, z at nx+ny+2
+//   cell_A/C      per-axis cell profiles concatenated: x at 0, y at nx, z at nx+ny
+#pragma once
+
+#ifdef __CUDACC__
+#define WS_HD __host__ __device__ __forceinline__
+#else
+#define WS_HD inline
+#endif
+
+typedef long long ws_idx;
+
+#define WS_SLAB_COLS 10
+#define WS_FACE_COLS 8
+#define WS_FACE_ROWS 18
+
+// Interior leapfrog p⁺ = 2p − p⁻ + λ² L p at flat index q (strides sx, sy; z stride 1).
+template <typename T>
+WS_HD T ws_leapfrog(const T* p, const T* out, ws_idx q, ws_idx sx, ws_idx sy, T lam2, T six)
+{
+    const T c = p[q];
+    const T lap = p[q - sx] + p[q + sx] + p[q - sy] + p[q + sy] + p[q - 1] + p[q + 1] - six * c;
+    return (c + c) - out[q] + lam2 * lap;
+}
+
+// Layer cell (i, j, k) in slab row sd: advance its three split pressures, return p⁺ = (px + py) + pz.
+template <typename T>
+WS_HD T ws_layer_cell(T* p_aux, const T* v_aux, const ws_idx* sd, const T* cell_A, const T* cell_C,
+                      ws_idx nx, ws_idx ny, ws_idx i, ws_idx j, ws_idx k)
+{
+    const ws_idx n0 = sd[4], n1 = sd[5], n2 = sd[6];
+    const ws_idx li = i - sd[1], lj = j - sd[2], lk = k - sd[3];
+    const ws_idx cells = n0 * n1 * n2;
+    const ws_idx lin = (li * n1 + lj) * n2 + lk;
+    const ws_idx vx = sd[7] + lin;                                   // (n0+1, n1, n2)
+    const ws_idx vy = sd[8] + (li * (n1 + 1) + lj) * n2 + lk;        // (n0, n1+1, n2)
+    const ws_idx vz = sd[9] + (li * n1 + lj) * (n2 + 1) + lk;        // (n0, n1, n2+1)
+    const ws_idx q = sd[0] + lin;
+    const T px = p_aux[q] * cell_A[i] - cell_C[i] * (v_aux[vx + n1 * n2] - v_aux[vx]);
+    const T py = p_aux[q + cells] * cell_A[nx + j] - cell_C[nx + j] * (v_aux[vy + n2] - v_aux[vy]);
+    const T pz = p_aux[q + 2 * cells] * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (v_aux[vz + 1] - v_aux[vz]);
+    p_aux[q] = px;
+    p_aux[q + cells] = py;
+    p_aux[q + 2 * cells] = pz;
+    return (px + py) + pz;
+}
+
+// Work item t = flat cell index: p⁺ into out (which holds p⁻), interior leapfrog or layer cell.
+template <typename T>
+WS_HD void ws_cell(ws_idx t, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,
+                   const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six)
+{
+    const ws_idx k = t % nz;
+    const ws_idx j = (t / nz) % ny;
+    const ws_idx i = t / (ny * nz);
+    int s;
+    if (i < L) s = 0;
+    else if (i >= nx - L) s = 1;
+    else if (j < L) s = 2;
+    else if (j >= ny - L) s = 3;
+    else if (k < L) s = 4;
+    else if (k >= nz - L) s = 5;
+    else {
+        out[t] = ws_leapfrog(p, out, t, ny * nz, nz, lam2, six);
+        return;
+    }
+    out[t] = ws_layer_cell(p_aux, v_aux, slab_desc + s * WS_SLAB_COLS, cell_A, cell_C, nx, ny, i, j, k);
+}
+
+// Work item t = index into v_aux: v⁺ = A v − B (p[g] − p[g−1]) on face g; the outer walls
+// (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference.
+template <typename T>
+WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A, const T* face_B,
+                   ws_idx nx, ws_idx ny, ws_idx nz)
+{
+    int r = 0;
+    while (r + 1 < WS_FACE_ROWS && face_desc[(r + 1) * WS_FACE_COLS] <= t) ++r;
+    const ws_idx* fd = face_desc + r * WS_FACE_COLS;
+    const ws_idx local = t - fd[0];
+    const ws_idx m1 = fd[5], m2 = fd[6];
+    const ws_idx i = fd[1] + local / (m1 * m2);
+    const ws_idx j = fd[2] + (local / m2) % m1;
+    const ws_idx k = fd[3] + local % m2;
+    const int a = (int)fd[7];
+    const ws_idx g = a == 0 ? i : (a == 1 ? j : k);
+    const ws_idx n = a == 0 ? nx : (a == 1 ? ny : nz);
+    const ws_idx fo = a == 0 ? 0 : (a == 1 ? nx + 1 : nx + ny + 2);
+    const ws_idx stride = a == 0 ? ny * nz : (a == 1 ? nz : 1);
+    const T A = face_A[fo + g], B = face_B[fo + g];
+    T dp = B - B;
+    if (g != 0 && g != n) {
+        const ws_idx q = (i * ny + j) * nz + k;
+        dp = p[q] - p[q - stride];
+    }
+    v_aux[t] = v_aux[t] * A - B * dp;
+}
+
+// Work item r = ghost row: p_g = Σ M[r,·] p[fluid_cols] + ρ Σ N[r,·] aₙ (CSR, float64 accumulate),
+// where M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset) are precomputed on the host.
+template <typename T>
+WS_HD void ws_ghost(ws_idx r, T* p, const ws_idx* index, const ws_idx* fluid_cols,
+                    const ws_idx* m_ptr, const ws_idx* m_col, const double* m_val,
+                    const ws_idx* n_ptr, const ws_idx* n_col, const double* n_val,
+                    const double* accel, double density)
+{
+    double s = 0.0;
+    for (ws_idx e = m_ptr[r]; e < m_ptr[r + 1]; ++e) s += m_val[e] * (double)p[fluid_cols[m_col[e]]];
+    double b = 0.0;
+    for (ws_idx e = n_ptr[r]; e < n_ptr[r + 1]; ++e) b += n_val[e] * accel[n_col[e]];
+    p[index[r]] = (T)(s + density * b);
+}
+
+// Work item l = listener: trilinear sample (float64) of p over its 8 cells, into samples[l].
+// Summed as NumPy's pairwise sum of 8 terms: ((0+1)+(2+3)) + ((4+5)+(6+7)).
+template <typename T>
+WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* weights, double* samples)
+{
+    double w[8];
+    for (int c = 0; c < 8; ++c) w[c] = (double)p[cells[8 * l + c]] * weights[8 * l + c];
+    samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+}
+
+// Kernel wrappers: one thread per work item on the device, a loop over items on the host.
+#ifdef __CUDACC__
+#define WS_KERNEL(NAME, COUNT, PARAMS, CALL)                                        \
+    extern "C" __global__ void NAME PARAMS                                          \
+    {                                                                               \
+        const ws_idx t = (ws_idx)blockIdx.x * blockDim.x + threadIdx.x;             \
+        if (t < (COUNT)) CALL;                                                      \
+    }
+#else
+#define WS_KERNEL(NAME, COUNT, PARAMS, CALL)                                        \
+    extern "C" void NAME PARAMS                                                     \
+    {                                                                               \
+        for (ws_idx t = 0; t < (COUNT); ++t) CALL;                                  \
+    }
+#endif

@@ -1,0 +1,321 @@
+"""The GPU backend: CUDA kernels of ``cuda/fdtd.cu`` driven from Python.
+
+:class:`CudaBackend` is written against an array module ``xp`` and a kernel launcher
+``launch(name, dtype, n, args)``. :class:`CupyBackend` is it with ``xp = cupy`` and the kernels
+compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class runs with
+``xp = numpy`` and the host build of the same source (:mod:`.cuda_host`), so the driver and the
+arithmetic are checked against the NumPy reference on machines without a GPU.
+
+Per step on the GPU: ghost cells (one kernel: a precomputed sparse operator, no host solve), the
+listener sample (one kernel, into a device buffer copied back every ``SAMPLE_BLOCK`` steps), the
+layer's face velocities and the fused cell update (two kernels). Boundary accelerations go up
+through pinned buffers asynchronously; nothing waits for the GPU except the periodic stability
+check and the sample-block copies.
+
+Ghost cells: the system (I − W_gg) p_g = W_gf p_f + ρ·offset·aₙ couples only ghost cells whose
+image stencils touch each other, in small groups (connected components of W_gg: at most tens of
+cells for the shipped scenes). Its inverse is therefore block-diagonal and sparse; we compute it
+exactly per group on the host and ship M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset),
+so p_g = M p_f + ρ N aₙ is one sparse product per step, exact up to rounding.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ..backend import Backend, BackendError, Recorder
+
+log = logging.getLogger("wavesolve")
+
+CUDA_DIR = Path(__file__).parent / "cuda"
+KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+#: NVRTC options: no FMA contraction, so device rounding follows the reference's.
+NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
+#: Threads per block of every kernel.
+BLOCK = 256
+#: Listener samples kept on the device before one copy back to the host.
+SAMPLE_BLOCK = 4096
+#: Largest group of coupled ghost cells inverted densely (beyond it: a warning, still exact).
+_LARGE_GHOST_GROUP = 4000
+
+
+def kernel_source() -> str:
+    """fdtd.cu with its header inlined (CuPy's compile cache keys on the source text)."""
+    header = (CUDA_DIR / "fdtd.cuh").read_text()
+    body = (CUDA_DIR / "fdtd.cu").read_text().replace('#include "fdtd.cuh"', "")
+    return header + "\n" + body
+
+
+def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix,
+                   offset: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(M, N) with M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset), both CSR float64.
+
+    The inverse is taken exactly, group by group (connected components of W_gg).
+    """
+    n = W_gg.shape[0]
+    system = (sp.identity(n, format="csr") - W_gg).tocsr()
+    count, group = connected_components(W_gg, directed=False) if n else (0, np.zeros(0, dtype=np.int64))
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(count + 1))
+    sizes = np.diff(starts)
+    single = order[starts[:-1][sizes == 1]]
+    rows, cols = [single], [single]
+    vals = [1.0 / system.diagonal()[single]]
+    for c in np.flatnonzero(sizes > 1):
+        members = order[starts[c]:starts[c + 1]]
+        if len(members) > _LARGE_GHOST_GROUP:
+            log.warning("%d coupled ghost cells: a dense inverse of that size is slow", len(members))
+        inv = np.linalg.inv(system[members][:, members].toarray())
+        rows.append(np.repeat(members, len(members)))
+        cols.append(np.tile(members, len(members)))
+        vals.append(inv.ravel())
+    inverse = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    M = (inverse @ W_gf).tocsr()
+    N = (inverse @ sp.diags(np.asarray(offset, dtype=np.float64))).tocsr()
+    for m in (M, N):
+        m.sort_indices()
+    return M, N
+
+
+class CudaFieldUpdate:
+    """Layer face velocities, then every cell (interior leapfrog or layer), as two kernels."""
+
+    def __init__(self, backend: "CudaBackend", grid, layer, dtype: np.dtype) -> None:
+        self.launch = backend.launch
+        self.dtype = np.dtype(dtype)
+        to = backend.asarray
+        # the kernels own this state on the device (for xp = numpy: the layer's own buffers)
+        self.p_aux, self.v_aux = to(layer.p_aux), to(layer.v_aux)
+        self.slab_desc, self.face_desc = to(layer.slab_desc), to(layer.face_desc)
+        self.face_A, self.face_B = to(layer.face_A), to(layer.face_B)
+        self.cell_A, self.cell_C = to(layer.cell_A), to(layer.cell_C)
+        self.n_faces = int(layer.v_aux.size)
+        self.n_cells = grid.cells
+        self.dims = tuple(np.int64(n) for n in grid.shape)
+        self.L = np.int64(grid.layer)
+        self.lam2 = self.dtype.type(grid.courant ** 2)
+        self.six = self.dtype.type(6)
+
+    def __call__(self, p: Any, out: Any) -> None:
+        nx, ny, nz = self.dims
+        self.launch("ws_face", self.dtype, self.n_faces,
+                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz))
+        self.launch("ws_cell", self.dtype, self.n_cells,
+                    (p, out, self.p_aux, self.v_aux, self.slab_desc, self.cell_A, self.cell_C, nx, ny, nz,
+                     self.L, self.lam2, self.six))
+
+
+class _HostAttributes:
+    """Falls back to the wrapped host object for attributes the device wrapper does not hold."""
+
+    host: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "host":
+            raise AttributeError(name)
+        return getattr(self.host, name)
+
+
+class DeviceGhostCells(_HostAttributes):
+    """Ghost cells set on the device: p_g = M p_f + ρ N aₙ (see :func:`ghost_operator`)."""
+
+    def __init__(self, backend: "CudaBackend", ghosts) -> None:
+        self.host = ghosts
+        self.backend = backend
+        self.launch = backend.launch
+        self._build()
+
+    def _build(self) -> None:
+        """Upload the operators of the host's current ghost/fresh system (after each update)."""
+        ghosts, backend = self.host, self.backend
+        self.n = len(ghosts)
+        if self.n == 0:
+            return
+        M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
+        to = backend.asarray
+        i64 = np.int64
+
+        def operator(rows: np.ndarray) -> tuple:
+            m, n = M[rows], N[rows]
+            for a in (m, n):
+                a.sort_indices()
+            return (to(ghosts.index[rows].astype(i64)), (to(m.indptr.astype(i64)), to(m.indices.astype(i64)),
+                    to(m.data)), (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows))
+
+        self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
+        self._all = operator(np.arange(self.n))
+        fresh = np.flatnonzero(ghosts.fresh)
+        self._fresh = operator(fresh) if len(fresh) else None
+        self.upload = backend.uploader(self.n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def update(self, t: float) -> None:
+        """Rebuild the host system for time t (moving objects) and upload its operators."""
+        self.host.update(t)
+        self._build()
+
+    def _launch(self, p: Any, op: tuple, accel: np.ndarray, density: float) -> None:
+        index, M, N, rows = op
+        a = self.upload(np.asarray(accel, dtype=np.float64))
+        self.launch("ws_ghost", p.dtype, rows, (p, index, self.fluid_cols, *M, *N, a, np.float64(density)))
+
+    def apply(self, p: Any, accel: np.ndarray, density: float) -> None:
+        """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel`` (host, m/s²)."""
+        if self.n:
+            self._launch(p, self._all, accel, density)
+
+    def apply_fresh_previous(self, p_prev: Any, accel_prev: np.ndarray, density: float) -> None:
+        """Give fresh cells of ``p_prev`` their previous-step pressure (as GhostCells does on the host)."""
+        if self.n and self._fresh is not None:
+            self._launch(p_prev, self._fresh, accel_prev, density)
+
+
+class DeviceProbes(_HostAttributes):
+    """Trilinear listener samples computed on the device (float64)."""
+
+    def __init__(self, backend: "CudaBackend", probes) -> None:
+        self.host = probes
+        self.launch = backend.launch
+        self.xp = backend.xp
+        self.n = len(probes.cells)
+        self.cells = backend.asarray(probes.cells.astype(np.int64))
+        self.weights = backend.asarray(probes.weights.astype(np.float64))
+
+    def sample(self, p: Any) -> Any:
+        """Pressure (n,) at the listeners, a float64 array on the device."""
+        out = self.xp.empty(self.n, dtype=np.float64)
+        self.launch("ws_probe", p.dtype, self.n, (p, self.cells, self.weights, out))
+        return out
+
+
+class CudaBackend(Backend):
+    """The CUDA kernels behind an array module and a launcher (see the module docstring)."""
+
+    name = "cuda-host"
+
+    def __init__(self, xp: Any, launch: Callable[[str, np.dtype, int, tuple], None]) -> None:
+        self.xp = xp
+        self.launch = launch
+
+    def asarray(self, a: np.ndarray) -> Any:
+        return self.xp.ascontiguousarray(self.xp.asarray(a))
+
+    def uploader(self, n: int) -> Callable[[np.ndarray], Any]:
+        """A function moving one (n,) float64 host vector per step to the device."""
+        return lambda a: self.xp.ascontiguousarray(a, dtype=np.float64)
+
+    def field_update(self, grid, layer, dtype: np.dtype) -> CudaFieldUpdate:
+        return CudaFieldUpdate(self, grid, layer, dtype)
+
+    def ghost_cells(self, ghosts, dtype: np.dtype) -> DeviceGhostCells:
+        return DeviceGhostCells(self, ghosts)
+
+    def probes(self, probes) -> DeviceProbes:
+        return DeviceProbes(self, probes)
+
+
+class CupyLauncher:
+    """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels, one thread per item."""
+
+    def __init__(self, cupy: Any) -> None:
+        self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
+        self.kernels: dict[str, Any] = {}
+
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple) -> None:
+        if n == 0:
+            return
+        full = f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"
+        kernel = self.kernels.get(full)
+        if kernel is None:
+            kernel = self.kernels[full] = self.module.get_function(full)
+        kernel(((n + BLOCK - 1) // BLOCK,), (BLOCK,), (np.int64(n), *args))
+
+
+class _PinnedUploader:
+    """Per-step host → device copies without a host wait: a ring of pinned buffers, each reused only
+    after the event recorded behind its last copy has passed."""
+
+    def __init__(self, cupy: Any, n: int, slots: int = 32) -> None:
+        import cupyx
+
+        self.cupy = cupy
+        self.host = [cupyx.empty_pinned(n, dtype=np.float64) for _ in range(slots)]
+        self.events: list[Any] = [None] * slots
+        self.device = cupy.empty(n, dtype=np.float64)   # stream order protects it
+        self.k = 0
+
+    def __call__(self, a: np.ndarray) -> Any:
+        s = self.k % len(self.host)
+        self.k += 1
+        if self.events[s] is not None:
+            self.events[s].synchronize()
+        self.host[s][...] = a
+        stream = self.cupy.cuda.get_current_stream()
+        self.device.set(self.host[s], stream=stream)
+        event = self.cupy.cuda.Event(disable_timing=True)
+        event.record(stream)
+        self.events[s] = event
+        return self.device
+
+
+class _DeviceRecorder(Recorder):
+    """Keeps samples in a device block of SAMPLE_BLOCK steps; one copy to the host per block."""
+
+    def __init__(self, cupy: Any, out: np.ndarray) -> None:
+        super().__init__(out)
+        self.cupy = cupy
+        self.block = cupy.zeros((out.shape[0], SAMPLE_BLOCK), dtype=np.float64)
+        self.start = 0
+        self.filled = 0
+
+    def put(self, k: int, samples: Any) -> None:
+        if self.filled == SAMPLE_BLOCK:
+            self.flush()
+        self.block[:, self.filled] = samples
+        self.filled += 1
+
+    def flush(self) -> None:
+        if self.filled:
+            self.out[:, self.start:self.start + self.filled] = self.cupy.asnumpy(self.block[:, :self.filled])
+            self.start += self.filled
+            self.filled = 0
+
+
+class CupyBackend(CudaBackend):
+    """CUDA kernels on the current CuPy device (float32 or float64 fields)."""
+
+    name = "cupy"
+
+    def __init__(self, cupy: Any) -> None:
+        try:
+            launch = CupyLauncher(cupy)
+        except Exception as exc:
+            raise BackendError(f"the cupy backend could not compile its CUDA kernels: {exc}") from exc
+        super().__init__(cupy, launch)
+
+    def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        try:
+            return self.xp.zeros(shape, dtype=dtype)
+        except self.xp.cuda.memory.OutOfMemoryError as exc:
+            free, total = self.xp.cuda.runtime.memGetInfo()
+            need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            raise BackendError(
+                f"not enough GPU memory for a {shape} {np.dtype(dtype).name} field ({need / 1e9:.2f} GB; "
+                f"{free / 1e9:.2f} of {total / 1e9:.2f} GB free): raise simulation.cell_size, shrink "
+                "domain.size, or use precision = \"float32\"") from exc
+
+    def to_host(self, a: Any) -> np.ndarray:
+        return self.xp.asnumpy(a)
+
+    def uploader(self, n: int) -> Callable[[np.ndarray], Any]:
+        return _PinnedUploader(self.xp, n)
+
+    def recorder(self, out: np.ndarray) -> Recorder:
+        return _DeviceRecorder(self.xp, out)

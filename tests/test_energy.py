@@ -33,11 +33,12 @@ position = [0.07, 0.05, -0.03]
 """, f"free_field_{precision}.toml")
 
 
-def test_energy_conserved_until_layer():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_energy_conserved_until_layer(backend):
     """A Gaussian pressure blob (width 2 cm, at rest) spreads out; E is tracked until its 4σ front
     is one cell short of the layer."""
     scene = _scene("float64")
-    sim = Simulation(scene)
+    sim = Simulation(scene, backend=backend)
     grid = scene.grid
     idx = np.indices(grid.shape).reshape(3, -1).T
     r2 = np.sum(grid.centres(idx) ** 2, axis=1).reshape(grid.shape)
@@ -65,7 +66,7 @@ def test_float32_agrees_with_float64():
     out = {}
     for precision in ("float32", "float64"):
         scene = _scene(precision)
-        sim = Simulation(scene, sources=[PointSource([0.0, 0.0, 0.0], PULSE)])
+        sim = Simulation(scene, backend="numpy", sources=[PointSource([0.0, 0.0, 0.0], PULSE)])
         assert sim.p.dtype == np.dtype(precision)
         out[precision] = sim.run(scene.grid.steps_for(scene.duration), progress=False)[0]
         assert sim.p.dtype == np.dtype(precision)
@@ -77,7 +78,7 @@ def test_point_source_matches_free_field_monopole(precision):
     """p = ρ Q̇(t − r/c)/(4πr) (PHYSICS.md). At r = 0.1 m = 20 h the discrete point source and
     7-point dispersion (content to ~5 kHz, ≥ 7 cells per wavelength) leave 0.44 % (measured): bound 5 %."""
     scene = _scene(precision)
-    sim = Simulation(scene, sources=[PointSource([0.0, 0.0, 0.0], PULSE)])
+    sim = Simulation(scene, backend="numpy", sources=[PointSource([0.0, 0.0, 0.0], PULSE)])
     p = sim.run(scene.grid.steps_for(scene.duration), progress=False)[0]
     grid = scene.grid
     src = grid.centres(np.rint(grid.fractional_index(np.zeros((1, 3)))))[0]

@@ -10,7 +10,8 @@ we keep v and split p = pₓ + p_y + p_z (Liu & Tao, JASA 1997):
 
 with σ(d) = σ_max (d/L)^m, d the depth into the layer, σ_max = (m+1) c ln(1/R₀)/(2Lh), stepped
 semi-implicitly. At the interface σ = 0, so both schemes agree exactly there. The outermost faces
-are rigid (v = 0). Auxiliary variables exist only in the layer: six slabs, each with its own
+are rigid (v = 0), and so is the floor face (z face ``layer``) when the grid has a ground. Auxiliary
+variables exist only in the layer: six slabs, each with its own
 copy of the face velocities it touches (copies on shared faces follow identical recursions).
 """
 from __future__ import annotations
@@ -97,6 +98,9 @@ class AbsorbingLayer:
             B_v = (dt / (density * h)) / (1.0 + half_f)
             A_v[[0, -1]] = 0.0          # rigid outermost faces
             B_v[[0, -1]] = 0.0
+            if a == 2 and grid.ground:  # a rigid floor on the interior's bottom face, through the layer too
+                A_v[L] = 0.0
+                B_v[L] = 0.0
             half_c = 0.5 * dt * sig_c
             face_A.append(A_v.astype(dtype))
             face_B.append(B_v.astype(dtype))

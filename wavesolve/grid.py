@@ -25,6 +25,8 @@ class Grid:
         shape: total cells (nx, ny, nz), absorbing layer included.
         layer: absorbing-layer thickness (cells).
         origin: (3,) world position of the centre of cell (0, 0, 0) (m).
+        ground: True when a rigid floor lies on the interior's bottom face (z = interior_bounds
+            [0, 2], between cell layers ``layer − 1`` and ``layer``) instead of an absorbing layer.
     """
 
     h: float
@@ -33,6 +35,7 @@ class Grid:
     shape: tuple[int, int, int]
     layer: int
     origin: tuple[float, float, float]
+    ground: bool = False
 
     @classmethod
     def build(
@@ -44,17 +47,23 @@ class Grid:
         layer: int,
         courant: float | None = None,
         step_rate: float | None = None,
+        ground_height: float | None = None,
     ) -> "Grid":
-        """Grid whose interior covers ``size`` (m, rounded up to whole cells) around ``center``."""
+        """Grid whose interior covers ``size`` (m, rounded up to whole cells) around ``center``.
+
+        With ``ground_height`` the interior's bottom face is placed exactly at that z (a rigid floor).
+        """
         interior = np.maximum(np.ceil(np.asarray(size, dtype=np.float64) / h - 1e-9).astype(int), 4)
         shape = tuple(int(n) + 2 * layer for n in interior)
         origin = np.asarray(center, dtype=np.float64) - (interior / 2.0 + layer - 0.5) * h
+        if ground_height is not None:
+            origin[2] = ground_height + (0.5 - layer) * h
         if step_rate is not None:
             dt = 1.0 / step_rate
         else:
             dt = (courant if courant is not None else DEFAULT_COURANT) * h / sound_speed
         return cls(h=h, dt=dt, sound_speed=sound_speed, shape=shape, layer=layer,
-                   origin=tuple(float(o) for o in origin))
+                   origin=tuple(float(o) for o in origin), ground=ground_height is not None)
 
     @property
     def courant(self) -> float:

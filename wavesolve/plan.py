@@ -41,7 +41,7 @@ def calibrate(precision: str, layer: int, backend: str = "auto", steps: int = 6)
         f"[domain]\nsize = {n * h}\nabsorbing_layer = {layer}\n"
         "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<calibration>")
     sim = Simulation(scene, backend=backend)
-    sim.p[...] = np.random.default_rng(0).standard_normal(sim.p.shape) * 1e-3
+    sim.p[...] = sim.engine.asarray(np.random.default_rng(0).standard_normal(sim.p.shape) * 1e-3)
     sim.step()
     start = time.perf_counter()
     for _ in range(steps):

@@ -115,6 +115,10 @@ class ListenerConfig(_Strict):
     position: Vec3 = Field(description="[x, y, z] in metres")
 
 
+class GroundConfig(_Strict):
+    height: float = Field(description="z of the rigid floor (m); the box's bottom face lies on it")
+
+
 class OutputConfig(_Strict):
     hdf5: str | None = None
     wav: str | None = None
@@ -126,6 +130,7 @@ class SceneConfig(_Strict):
     domain: DomainConfig
     objects: list[ObjectConfig] = Field(default_factory=list)
     listeners: list[ListenerConfig] = Field(min_length=1)
+    ground: GroundConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
@@ -214,15 +219,26 @@ def parse_scene(text: str, path: str | Path) -> Scene:
             file, key, f"Courant number cΔt/h = {courant:.4f} exceeds the stability limit 1/√3 = {MAX_COURANT:.4f}",
             f"use courant ≤ {MAX_COURANT:.4f} (0.5 is safe), or step_rate ≥ {c / (MAX_COURANT * h):.1f} Hz"))
     size = np.broadcast_to(np.asarray(config.domain.size, dtype=np.float64), (3,))
+    ground = config.ground.height if config.ground is not None else None
+    if ground is not None:
+        bottom = config.domain.center[2] - size[2] / 2
+        if abs(bottom - ground) > 1e-9:
+            errors.append(SceneError(
+                file, "domain.center", f"with a ground at z = {ground:g} m the box must stand on it, but its bottom "
+                f"face is at z = {bottom:g} m", f"set domain.center's z to {ground + size[2] / 2:g} (ground height + "
+                "half the box's z size)"))
     grid = Grid.build(np.asarray(config.domain.center), size, h, c, config.domain.absorbing_layer,
                       courant=sim.courant if sim.step_rate is None else None,
-                      step_rate=sim.step_rate)
+                      step_rate=sim.step_rate, ground_height=ground)
     if sim.sample_rate / 2 > grid.step_rate / 2:
         errors.append(SceneError(file, "simulation.sample_rate",
                                  f"output rate {sim.sample_rate:g} Hz is above the step rate {grid.step_rate:.1f} Hz",
                                  "lower sample_rate or refine cell_size"))
     bounds = grid.interior_bounds()
-    clearance = MIN_CLEARANCE_CELLS * h
+    # air to keep between objects and the absorbing layer; none against a ground (objects may rest on it)
+    clearance = np.full((2, 3), MIN_CLEARANCE_CELLS * h)
+    if grid.ground:
+        clearance[0, 2] = 0.0
 
     def names_unique(items: list, table: str) -> None:
         seen: dict[str, int] = {}
@@ -278,7 +294,7 @@ def _fmt_box(bounds: np.ndarray) -> str:
 
 
 def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: SceneConfig,
-                  bounds: np.ndarray, clearance: float) -> SceneObject:
+                  bounds: np.ndarray, clearance: np.ndarray) -> SceneObject:
     if isinstance(obj.mesh, str):
         mesh_path = base / obj.mesh
         if not mesh_path.is_file():
@@ -318,12 +334,13 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
     if motion.deforms:
         geometry.set_vertices(motion.track.vertices(0.0))
     wb = np.stack([np.min([b[0] for b in bounds_over_time], axis=0), np.max([b[1] for b in bounds_over_time], axis=0)])
-    if np.any(wb[0] < bounds[0] + clearance) or np.any(wb[1] > bounds[1] - clearance):
+    if np.any(wb[0] < bounds[0] + clearance[0] - 1e-9) or np.any(wb[1] > bounds[1] - clearance[1]):
         need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
-                              np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance
+                              np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance[1]
         raise SceneError(file, f"{key}.position",
-                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) is outside the simulated box or closer "
-                         f"than {clearance:.3g} m to its absorbing layer (box {_fmt_box(bounds)})",
+                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) is outside the simulated box, "
+                         f"below the ground, or closer than {clearance[1, 0]:.3g} m to its absorbing layer "
+                         f"(box {_fmt_box(bounds)})",
                          "move the object or enlarge domain.size to at least "
                          f"[{need[0]:.3g}, {need[1]:.3g}, {need[2]:.3g}] m")
     shaders: list[Shader] = []

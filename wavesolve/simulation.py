@@ -97,6 +97,8 @@ class Simulation:
             self._hold_zero = self.engine.asarray(ghosts.solid_cells())
             if ghosts.fresh.any():
                 ghosts.apply_fresh_previous(out, self.boundary_acceleration(t - self.grid.dt), self.scene.density)
+        if self.grid.ground:
+            self._mirror_floor(p)
         ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
         samples = self.probes.sample(p)
         self._update(p, out)
@@ -108,6 +110,13 @@ class Simulation:
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
         return samples
+
+    def _mirror_floor(self, p) -> None:
+        """Rigid floor on the box's bottom face: the cell row below it mirrors the row above
+        (∂p/∂z = 0 at the face, exact for the 7-point stencil; the layer has v_z = 0 there)."""
+        L = self.grid.layer
+        nx, ny, _ = self.grid.shape
+        p[L:nx - L, L:ny - L, L - 1] = p[L:nx - L, L:ny - L, L]
 
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""

@@ -16,8 +16,17 @@ The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``,
 """
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+# Numba's default OpenMP threads spin at barriers; on a small shared machine that made the step
+# 8× slower than one thread (bench/RESULTS.md). The workqueue layer does not spin. A user's own
+# NUMBA_THREADING_LAYER wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 from ..absorbing import AbsorbingLayer
 from ..grid import Grid

@@ -274,21 +274,49 @@ class _SurfaceData:
         self.closest_world = np.zeros((n, 3))
         self.normal_world = np.zeros((n, 3))
         self.normal_local = np.zeros((n, 3))
-        dist = np.zeros(n)
+        dist = np.full(n, np.inf)
+        # Each unknown takes the closest point of its owner; where objects touch or overlap, the
+        # closest point on any object that does not lie inside another one (a point on the
+        # union's surface), so a cell at a seam never sees an internal face.
+        near = self._near_pairs(bodies, states, h) if len(bodies) > 1 else {}
+        best_valid = np.zeros(n, dtype=bool)
+        first_owner = self.owner.copy()
+        for k_obj, (body, state) in enumerate(zip(bodies, states)):
+            owned = first_owner == k_obj
+            rows = np.flatnonzero(owned | np.isin(first_owner, near.get(k_obj, [])))
+            if not len(rows):
+                continue
+            geom = body.geometry
+            d_k, tri_k, local_k = geom.closest_local(geom.to_local(x_u[rows], state))
+            world_k = geom.to_world(local_k, state)
+            # valid: a small step out of the surface point lands in air, not in another object
+            # (rejects internal faces of overlapping objects and faces pressed against each other)
+            probe = world_k + 0.1 * h * (geom.face_normals_local(tri_k) @ state.rotation.T)
+            valid = np.ones(len(rows), dtype=bool)
+            for j in near.get(k_obj, []):
+                valid &= bodies[j].signed_distance(probe, states[j]) > 0
+            # a valid candidate beats an invalid one; among equals the nearer wins; the owner's
+            # candidate is the fallback when no object offers a valid one
+            better = np.where(valid, ~best_valid[rows] | (d_k < dist[rows]),
+                              ~best_valid[rows] & owned[rows])
+            r = rows[better]
+            dist[r], self.triangle[r], self.closest_local[r], self.closest_world[r] = (
+                d_k[better], tri_k[better], local_k[better], world_k[better])
+            best_valid[r] = valid[better]
+            self.owner[r] = k_obj
         for k_obj, (body, state) in enumerate(zip(bodies, states)):
             sel = self.owner == k_obj
             if not sel.any():
                 continue
-            geom = body.geometry
-            dist[sel], self.triangle[sel], self.closest_local[sel] = geom.closest_local(geom.to_local(x_u[sel], state))
-            self.closest_world[sel] = geom.to_world(self.closest_local[sel], state)
-            face_n = geom.face_normals_local(self.triangle[sel]) @ state.rotation.T
+            face_n = body.geometry.face_normals_local(self.triangle[sel]) @ state.rotation.T
             vec = (x_u[sel] - self.closest_world[sel]) * np.where(inside[sel], -1.0, 1.0)[:, None]
             length = np.linalg.norm(vec, axis=1, keepdims=True)
             use_vec = length[:, 0] > 1e-6 * h
             nw = np.where(use_vec[:, None], vec / np.maximum(length, 1e-300), face_n)
             self.normal_world[sel] = nw
             self.normal_local[sel] = nw @ state.rotation
+        if near:
+            self._seam_fallback(grid, unknown_ijk, cls, bodies, states, np.flatnonzero(~best_valid), dist)
         xi = np.where(inside, -dist, dist)
         e_min = MIN_IMAGE_OFFSET_CELLS * h
         e = np.maximum(np.maximum(-xi, xi + e_min), e_min)
@@ -296,6 +324,44 @@ class _SurfaceData:
         self.offset = e - xi - self.kappa * h
         self.near = self.closest_world + e[:, None] * self.normal_world
         self.far = self.closest_world + (e + h)[:, None] * self.normal_world
+
+
+    def _seam_fallback(self, grid: Grid, unknown_ijk: np.ndarray, cls: Classification, bodies: list[Body],
+                       states: list[RigidState], rows: np.ndarray, dist: np.ndarray) -> None:
+        """Unknowns whose nearest points on every mesh are internal (a seam between touching
+        objects): take the union's surface point nearest to a fluid face-neighbour instead (outside
+        all objects the nearest mesh point is on the union's surface), and the plane through it."""
+        h = grid.h
+        shape = np.asarray(grid.shape)
+        for r in rows:
+            nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)
+            fluid = nbs[~cls.solid[tuple(nbs.T)]]
+            if not len(fluid):
+                continue
+            x_f = grid.centres(fluid[:1])
+            best = None
+            for k_obj, (body, state) in enumerate(zip(bodies, states)):
+                d, tri, local = body.geometry.closest_local(body.geometry.to_local(x_f, state))
+                if best is None or d[0] < best[0]:
+                    best = (d[0], k_obj, tri[0], local[0], body.geometry.to_world(local, state)[0], state)
+            _, k_obj, tri, local, world, state = best
+            x_u = grid.centres(unknown_ijk[r:r + 1])[0]
+            n = x_f[0] - world
+            n /= max(np.linalg.norm(n), 1e-300)
+            self.owner[r], self.triangle[r], self.closest_local[r], self.closest_world[r] = k_obj, tri, local, world
+            self.normal_world[r], self.normal_local[r] = n, n @ state.rotation
+            dist[r] = abs(float(np.dot(x_u - world, n)))
+
+    @staticmethod
+    def _near_pairs(bodies: list[Body], states: list[RigidState], h: float) -> dict[int, list[int]]:
+        """For each object, the others whose bounds come within two cells of its own."""
+        bounds = [b.geometry.world_bounds(s) for b, s in zip(bodies, states)]
+        out: dict[int, list[int]] = {}
+        for a in range(len(bodies)):
+            for b in range(len(bodies)):
+                if a != b and np.all(bounds[a][0] - 2 * h <= bounds[b][1]) and np.all(bounds[b][0] - 2 * h <= bounds[a][1]):
+                    out.setdefault(a, []).append(b)
+        return out
 
 
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,

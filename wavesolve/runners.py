@@ -153,7 +153,10 @@ def _run_local(scene, plan, todo, parts_dir, workers, backend, retries, devices,
                 running[proc.sentinel] = (proc, k, slot, recv)
             for sentinel in wait(list(running)):
                 proc, k, slot, recv = running.pop(sentinel)
-                message = recv.recv() if recv.poll() else None
+                try:
+                    message = recv.recv() if recv.poll() else None
+                except EOFError:  # the worker died before it could say anything
+                    message = None
                 recv.close()
                 proc.join()
                 free.append(slot)

@@ -54,6 +54,11 @@ class PrescribedShader(Shader):
             raise SceneError(context.scene_file, f"{key}.direction", "direction is only used by pattern 'translate'",
                              "remove it, or set pattern = \"translate\"")
 
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]] | None:
+        """The signal's active intervals (every built-in signal knows them)."""
+        spans = getattr(self.signal, "active_intervals", None)
+        return spans(t0, t1) if spans is not None else None
+
     def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
         s = float(self.signal(t))
         if self.config.pattern == "pulsate":

@@ -42,8 +42,12 @@ CASES = {
                           "simulation.courant", "stability limit"),
     "object outside the box": ('name = "ball"', 'name = "ball"\nposition = [0.13, 0.0, 0.0]',
                                "objects[0].position", "enlarge domain.size"),
-    "listener outside the box": ("position = [0.1, 0.0, 0.0]", "position = [1.0, 0.0, 0.0]",
-                                 "listeners[0].position", "outside the simulated box"),
+    "far listener without a source": (
+        '[[objects.shaders]]\ntype = "prescribed"\npattern = "pulsate"\n'
+        'signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }\n'
+        '[[listeners]]\nname = "ear"\nposition = [0.1, 0.0, 0.0]',
+        '[[listeners]]\nname = "ear"\nposition = [1.0, 0.0, 0.0]',
+        "listeners[0].position", "needs an object with shaders"),
     "listener inside an object": ("position = [0.1, 0.0, 0.0]", "position = [0.01, 0.0, 0.0]",
                                   "listeners[0].position", "inside or on object"),
     "unknown shader": ('type = "prescribed"', 'type = "prescibed"', "objects[0].shaders[0].type",
@@ -80,7 +84,7 @@ def test_bad_scene_exits_2_with_named_key(case, write_scene, cli, tmp_path):
 
 def test_several_problems_reported_together(write_scene):
     text = GOOD.replace("cell_size = 0.01", "cell_size = 0.01\ncourant = 0.7").replace(
-        "position = [0.1, 0.0, 0.0]", "position = [2.0, 0.0, 0.0]")
+        "position = [0.1, 0.0, 0.0]", "position = [0.01, 0.0, 0.0]")
     with pytest.raises(SceneError) as info:
         wavesolve.load_scene(write_scene(text))
     message = str(info.value)

@@ -1,6 +1,7 @@
 """The Python entry point: ``simulate(scene) -> Result``."""
 from __future__ import annotations
 
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
@@ -8,6 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from .audio import resample
+from .backend import resolve_backend
+from .farfield import layout, listener_signals
 from .result import Result
 from .scene import Scene, load_scene
 from .simulation import PointSource, Simulation
@@ -19,31 +22,56 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 
 def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool | None = None,
-             sources: Sequence[PointSource] = ()) -> Result:
+             sources: Sequence[PointSource] = (), chunks: int | str = 1) -> Result:
     """Simulate a scene and return listener signals at the scene's output sample rate.
 
     Args:
         scene: a Scene from :func:`load_scene`, or a path to a scene file.
         backend: ``auto``, ``numpy``, ``numba`` or ``cupy`` (see wavesolve.backend).
         progress: show a progress bar (default: when stderr is a terminal).
-        sources: extra point monopoles (validation and tests).
+        sources: extra point monopoles (validation and tests; not with chunks ≠ 1).
+        chunks: time-parallel chunks, run here one after the other: a count (uniform) or ``"auto"``
+            (cut at silent gaps). For parallel workers see :func:`wavesolve.runners.run_chunks`.
     """
+    from .chunks import plan_chunks, run_chunk, stitch
+
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
-    sim = Simulation(scene, backend=backend, sources=sources)
-    steps = scene.grid.steps_for(scene.duration)
-    raw = sim.run(steps, progress=progress)
+    start = time.perf_counter()
+    backend_used = resolve_backend(backend)
+    if sources:
+        if chunks != 1:
+            raise ValueError("point sources are not windowed by chunks; use chunks=1")
+        lay = layout(scene)
+        sim = Simulation(scene, backend=backend, sources=sources, probe_points=lay.points)
+        raw = sim.run(scene.grid.steps_for(scene.duration), progress=progress)[None]
+        info = {}
+    else:
+        plan = plan_chunks(scene, chunks)
+        outputs = [run_chunk(scene, plan, k, backend=backend, progress=progress) for k in range(plan.n_chunks)]
+        raw = stitch(plan, outputs)
+        info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
+    return make_result(scene, raw, {"backend": backend_used, "wall_time": time.perf_counter() - start, **info})
+
+
+def make_result(scene: Scene, raw: np.ndarray, metadata: dict) -> Result:
+    """The Result of a run from its probe signals raw (groups, probes, steps) at the step rate:
+    listener signals (samples in the box, far-field estimates outside), resampled once to the
+    output rate."""
+    grid = scene.grid
+    steps = listener_signals(layout(scene), raw, grid.dt)
     n_out = int(round(scene.duration * scene.sample_rate))
     signals, positions = {}, {}
-    for lis, row in zip(scene.listeners, raw):
-        out = resample(row, scene.grid.step_rate, scene.sample_rate)[:n_out]
+    for lis, row in zip(scene.listeners, steps):
+        out = resample(row, grid.step_rate, scene.sample_rate)[:n_out]
         signals[lis.name] = np.pad(out, (0, n_out - len(out)))
         positions[lis.name] = lis.position
-    grid = scene.grid
-    metadata = {
+    meta = {
         "wavesolve_version": __version__, "scene_path": str(scene.path), "cell_size": grid.h,
-        "time_step": grid.dt, "grid_shape": np.asarray(grid.shape), "backend": sim.backend,
-        "precision": scene.config.simulation.precision, "wall_time": sim.wall_time,
+        "time_step": grid.dt, "grid_shape": np.asarray(grid.shape),
+        "precision": scene.config.simulation.precision,
+        "far_field_listeners": ", ".join(lis.name for lis in scene.listeners if lis.far),
     }
+    meta.update(metadata)
     return Result(sample_rate=scene.sample_rate, signals=signals, positions=positions,
-                  scene_text=scene.text, metadata=metadata)
+                  scene_text=scene.text, metadata=meta)

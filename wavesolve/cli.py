@@ -1,23 +1,45 @@
-"""Command line: ``wavesolve run | info | plot``.
+"""Command line: ``wavesolve run | info | plot | run-chunk | stitch``.
 
-Exit status: 0 success; 2 bad input (scene, paths, backend); 3 the run became unstable.
+Exit status: 0 success; 2 bad input (scene, paths, backend, chunk parts that do not belong
+together); 3 the run became unstable; 4 a chunk failed on every attempt.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 from .api import __version__, simulate
 from .audio import peak_gain, write_wav
 from .backend import BACKENDS, BackendError
-from .errors import InstabilityError, SceneError
+from .errors import ChunkError, ChunkFailed, InstabilityError, SceneError
 from .result import Result
 from .scene import load_scene
 
 EXIT_BAD_INPUT = 2
 EXIT_UNSTABLE = 3
+EXIT_CHUNK_FAILED = 4
+
+
+def _chunks_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got '{text}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got '{text}'")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return n
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,10 +56,40 @@ def _parser() -> argparse.ArgumentParser:
                      help="write pressure in pascals (float WAV) instead of normalising to -1 dBFS")
     run.add_argument("--backend", choices=BACKENDS, default="auto")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    par = run.add_argument_group("time-parallel chunks")
+    par.add_argument("--chunks", type=_chunks_arg, default=1, metavar="N|auto",
+                     help="cut the scene into N equal time chunks, or 'auto' at the silent gaps between shader "
+                          "activity (default 1)")
+    where = par.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, default=1, metavar="N", help="local worker processes (default 1)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the chunks on this Dask cluster")
+    par.add_argument("--devices", metavar="0,1,…", help="GPU ids handed to local workers in turn "
+                     "(CUDA_VISIBLE_DEVICES per worker)")
+    par.add_argument("--parts-dir", type=Path, help="where finished chunks are kept (default: RESULT.parts/); a "
+                     "rerun skips the chunks found there")
+    par.add_argument("--keep-parts", action="store_true", help="keep the part files after the result is written")
+    par.add_argument("--retries", type=int, default=None, metavar="N",
+                     help="attempts after the first for a chunk whose worker dies (default 2)")
+
+    rc = sub.add_parser("run-chunk", help="run one time chunk to a part file (batch arrays)")
+    rc.add_argument("scene", type=Path)
+    rc.add_argument("--chunk", type=int, required=True, metavar="K", help="chunk index, 0 … N−1")
+    rc.add_argument("--of", type=_chunks_arg, required=True, metavar="N|auto", help="the chunk plan")
+    rc.add_argument("-o", "--output", type=Path, required=True, help="part file to write (.h5)")
+    rc.add_argument("--backend", choices=BACKENDS, default="auto")
+    rc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    st = sub.add_parser("stitch", help="sum chunk part files into a result (and WAV)")
+    st.add_argument("parts", type=Path, nargs="+", help="every part file of one run")
+    st.add_argument("-o", "--output", type=Path, required=True, help="result file (.h5)")
+    st.add_argument("--wav", type=Path, help="WAV file to write as well")
+    st.add_argument("--wav-pascals", action="store_true",
+                    help="write pressure in pascals (float WAV) instead of normalising to -1 dBFS")
 
     info = sub.add_parser("info", help="grid, steps, memory and time estimate, without running")
     info.add_argument("scene", type=Path)
     info.add_argument("--backend", choices=BACKENDS, default="auto")
+    info.add_argument("--chunks", type=_chunks_arg, default=None, metavar="N|auto", help="also show this chunk plan")
 
     plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
     plot.add_argument("result", type=Path)
@@ -59,9 +111,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if path.parent and not path.parent.exists():
             return _fail(f"output directory '{path.parent}' does not exist; create it or choose another path",
                          EXIT_BAD_INPUT)
-    result = simulate(scene, backend=args.backend, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    if args.chunks == 1 and args.workers == 1 and not args.scheduler:
+        result = simulate(scene, backend=args.backend, progress=progress)
+        _write_outputs(result, h5, wav, args.wav_pascals)
+        return 0
+    result, parts_dir = _run_chunked(args, scene, h5, progress)
+    _write_outputs(result, h5, wav, args.wav_pascals)
+    if not args.keep_parts:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    return 0
+
+
+def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[Result, Path]:
+    """Run the chunks (parts kept in the parts directory) and stitch them; returns the result and that directory."""
+    import time
+
+    from .api import make_result
+    from .backend import resolve_backend
+    from .chunks import plan_chunks
+    from .constants import CHUNK_RETRIES
+    from .runners import run_chunks
+
+    resolve_backend(args.backend)
+    devices = [int(d) for d in args.devices.split(",")] if args.devices else None
+    plan = plan_chunks(scene, args.chunks)
+    parts_dir = args.parts_dir or h5.with_name(h5.name + ".parts")
+    where = f"Dask at {args.scheduler}" if args.scheduler else f"{args.workers} local worker(s)"
+    print(f"{plan.n_chunks} {plan.mode} chunk(s) on {where}; parts in {parts_dir}", file=sys.stderr)
+    start = time.perf_counter()
+    parts, report = run_chunks(scene, plan, parts_dir, workers=args.workers, scheduler=args.scheduler,
+                               backend=args.backend, devices=devices, progress=progress,
+                               retries=CHUNK_RETRIES if args.retries is None else args.retries,
+                               echo=lambda text: print(text, file=sys.stderr))
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    from .chunks import ChunkOutput, stitch
+
+    raw = stitch(plan, [ChunkOutput(p.chunk, p.start_step, p.probes) for p in parts])
+    result = make_result(scene, raw, {
+        "backend": resolve_backend(args.backend), "wall_time": time.perf_counter() - start,
+        "chunks": plan.n_chunks, "chunk_mode": plan.mode,
+        "retried_chunks": ", ".join(map(str, sorted(report.retried)))})
+    return result, parts_dir
+
+
+def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool) -> None:
     stacked = result.stacked()
-    if args.wav_pascals:
+    if wav_pascals:
         gain = 1.0
         result.metadata["wav_units"] = "Pa"
     else:
@@ -69,9 +166,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result.metadata["wav_units"] = "full scale"
     result.metadata["wav_gain"] = gain
     result.save(h5)
-    write_wav(wav, stacked * gain, result.sample_rate)
-    print(f"wrote {h5} and {wav} ({len(result.names)} channel(s): {', '.join(result.names)}; "
+    if wav is not None:
+        write_wav(wav, stacked * gain, result.sample_rate)
+    written = f"{h5} and {wav}" if wav is not None else f"{h5}"
+    print(f"wrote {written} ({len(result.names)} channel(s): {', '.join(result.names)}; "
           f"gain {gain:.4g} per Pa) in {result.metadata['wall_time']:.1f} s")
+
+
+def _cmd_run_chunk(args: argparse.Namespace) -> int:
+    from .chunks import plan_chunks, run_chunk
+    from .runners import make_part
+
+    scene = load_scene(args.scene)
+    if args.output.parent and not args.output.parent.exists():
+        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    plan = plan_chunks(scene, args.of)
+    if not 0 <= args.chunk < plan.n_chunks:
+        return _fail(f"--chunk {args.chunk} is out of range: the plan has chunks 0 … {plan.n_chunks - 1}",
+                     EXIT_BAD_INPUT)
+    out = run_chunk(scene, plan, args.chunk, backend=args.backend, progress=False if args.no_progress else None)
+    make_part(scene, plan, out).save(args.output)
+    print(f"wrote {args.output} (chunk {args.chunk} of {plan.n_chunks}, steps {out.start_step} … "
+          f"{out.start_step + out.data.shape[2]}, stopped: {out.stop}) in {out.wall_time:.1f} s")
+    return 0
+
+
+def _cmd_stitch(args: argparse.Namespace) -> int:
+    from .api import make_result
+    from .runners import load_parts
+
+    if args.output.parent and not args.output.parent.exists():
+        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    scene, plan, raw, parts = load_parts(args.parts)
+    result = make_result(scene, raw, {"wall_time": sum(p.wall_time for p in parts), "chunks": plan.n_chunks,
+                                      "chunk_mode": plan.mode, "backend": "parts"})
+    _write_outputs(result, args.output, args.wav, args.wav_pascals)
     return 0
 
 
@@ -90,6 +219,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision})")
     print(f"estimate     {est.seconds:.1f} s on this machine "
           f"({1 / est.seconds_per_cell_step / 1e6:.0f} M cell updates/s measured)")
+    far = [lis.name for lis in scene.listeners if lis.far]
+    if far:
+        print(f"far field    {', '.join(far)} (estimated from rays in the box)")
+    if args.chunks is not None:
+        from .chunks import plan_chunks
+
+        plan = plan_chunks(scene, args.chunks)
+        windows = ", ".join(f"{plan.window(k)[0] * g.dt * 1e3:.4g}–{plan.window(k)[1] * g.dt * 1e3:.4g}"
+                            for k in range(plan.n_chunks))
+        print(f"chunks       {plan.n_chunks} ({plan.mode}): windows {windows} ms; each runs on until its energy "
+              f"falls below {plan.energy_threshold:g} of its peak (at most {plan.tail_cap} steps)")
     return 0
 
 
@@ -113,13 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="wavesolve: %(message)s")
     try:
-        return {"run": _cmd_run, "info": _cmd_info, "plot": _cmd_plot}[args.command](args)
+        return {"run": _cmd_run, "info": _cmd_info, "plot": _cmd_plot, "run-chunk": _cmd_run_chunk,
+                "stitch": _cmd_stitch}[args.command](args)
     except SceneError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except BackendError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except InstabilityError as exc:
         return _fail(str(exc), EXIT_UNSTABLE)
+    except ChunkError as exc:
+        return _fail(str(exc), EXIT_CHUNK_FAILED if isinstance(exc, ChunkFailed) else EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted; no output written", 130)
 

@@ -38,3 +38,19 @@ INSTABILITY_CHECK_INTERVAL = 32
 
 #: Peak level of a normalised WAV, dBFS.
 WAV_PEAK_DBFS = -1.0
+
+#: Time-parallel chunks: a chunk runs past its window until the field energy (wavesolve.energy)
+#: falls below this fraction of its peak …
+CHUNK_ENERGY_THRESHOLD = 1e-6
+#: … or for at most this many crossings of the box diagonal at the speed of sound.
+CHUNK_TAIL_CAP_CROSSINGS = 12
+#: Steps between energy checks of a chunk.
+CHUNK_ENERGY_CHECK_INTERVAL = 32
+#: Attempts of a chunk whose worker died, after the first.
+CHUNK_RETRIES = 2
+
+#: Far field: samples on each ray, and their margins (cells) from the source's enclosing sphere
+#: and from the box face.
+FAR_FIELD_RAY_POINTS = 4
+FAR_FIELD_INNER_CELLS = 2
+FAR_FIELD_OUTER_CELLS = 3

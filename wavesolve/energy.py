@@ -14,8 +14,9 @@ import numpy as np
 
 def leapfrog_energy(p_next: np.ndarray, p: np.ndarray, courant: float) -> float:
     """E^{n+½} (Pa²) from two consecutive pressure fields of the same shape."""
-    a = np.asarray(p_next, dtype=np.float64)
-    b = np.asarray(p, dtype=np.float64)
+    # astype rather than np.asarray: device (CuPy) fields stay on the device
+    a = p_next.astype(np.float64, copy=False)
+    b = p.astype(np.float64, copy=False)
     kinetic = float(np.sum((a - b) ** 2))
     potential = sum(float(np.sum(np.diff(a, axis=ax) * np.diff(b, axis=ax))) for ax in range(3))
     return kinetic + courant ** 2 * potential

@@ -35,3 +35,12 @@ class SceneErrors(SceneError):
 
 class InstabilityError(WavesolveError):
     """The field blew up (NaN/Inf or runaway pressure) during a run."""
+
+
+class ChunkError(WavesolveError):
+    """A time-parallel run cannot go on: a bad chunk plan, a chunk that failed every attempt, or
+    chunk part files that do not belong together (another scene or plan, a missing chunk)."""
+
+
+class ChunkFailed(ChunkError):
+    """A chunk's worker died on every allowed attempt (finished chunks are kept)."""

@@ -7,6 +7,14 @@ Layout::
     file attrs:           wavesolve_version, scene (TOML text), scene_path, sample_rate,
                           cell_size, time_step, grid_shape, backend, precision,
                           wav_gain (full scale per Pa, present once a normalised WAV was written)
+
+and the chunk part file of a time-parallel run (``wavesolve run-chunk``, ``--workers``)::
+
+    /probes              float64 (groups, probes, steps) pressure in Pa at the step rate,
+                          from step ``start_step`` (see wavesolve.chunks)
+    file attrs:           kind = "wavesolve chunk part", scene (TOML text), scene_path, plan (JSON),
+                          key (SHA-256 of scene text + plan), chunk, n_chunks, start_step, stop,
+                          wall_time, wavesolve_version
 """
 from __future__ import annotations
 
@@ -54,27 +62,20 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write the result file atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["scene"] = self.scene_text
-                for key, value in self.metadata.items():
-                    f.attrs[key] = value
-                f.attrs["sample_rate"] = self.sample_rate
-                group = f.create_group("listeners")
-                for name, sig in self.signals.items():
-                    ds = group.create_dataset(name, data=np.asarray(sig, dtype=np.float64))
-                    ds.attrs["sample_rate"] = self.sample_rate
-                    ds.attrs["position"] = np.asarray(self.positions[name], dtype=np.float64)
-                    ds.attrs["units"] = "Pa"
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+        def write(f: h5py.File) -> None:
+            f.attrs["scene"] = self.scene_text
+            for key, value in self.metadata.items():
+                f.attrs[key] = value
+            f.attrs["sample_rate"] = self.sample_rate
+            group = f.create_group("listeners")
+            for name, sig in self.signals.items():
+                ds = group.create_dataset(name, data=np.asarray(sig, dtype=np.float64))
+                ds.attrs["sample_rate"] = self.sample_rate
+                ds.attrs["position"] = np.asarray(self.positions[name], dtype=np.float64)
+                ds.attrs["units"] = "Pa"
+
+        return _write_atomically(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "Result":
@@ -85,3 +86,82 @@ class Result:
             metadata = {k: v for k, v in f.attrs.items() if k not in ("scene", "sample_rate")}
             return cls(sample_rate=float(f.attrs["sample_rate"]), signals=signals, positions=positions,
                        scene_text=str(f.attrs.get("scene", "")), metadata=metadata)
+
+
+PART_KIND = "wavesolve chunk part"
+
+
+@dataclass
+class ChunkPart:
+    """One finished chunk of a time-parallel run, as stored in a part file.
+
+    Attributes:
+        scene_text, scene_path: the scene it belongs to; plan: the ChunkPlan as JSON; key: SHA-256
+        of scene text + plan (parts with equal keys belong together).
+        chunk, n_chunks, start_step: which chunk, of how many, and the step of its first sample.
+        probes: (groups, probes, steps) step-rate pressures (Pa); stop, wall_time: how it ended.
+    """
+
+    scene_text: str
+    scene_path: str
+    plan: str
+    key: str
+    chunk: int
+    n_chunks: int
+    start_step: int
+    probes: np.ndarray
+    stop: str = ""
+    wall_time: float = 0.0
+    version: str = ""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the part file atomically (temporary file, then rename)."""
+
+        def write(f: h5py.File) -> None:
+            f.attrs["kind"] = PART_KIND
+            for name in ("scene_path", "plan", "key", "chunk", "n_chunks", "start_step", "stop", "wall_time"):
+                f.attrs[name] = getattr(self, name)
+            f.attrs["scene"] = self.scene_text
+            f.attrs["wavesolve_version"] = self.version
+            f.create_dataset("probes", data=np.asarray(self.probes, dtype=np.float64))
+
+        return _write_atomically(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ChunkPart":
+        """Read a part file. Raises ValueError (naming the file) if it is not one."""
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("kind") != PART_KIND:
+                    raise ValueError(f"'{path}' is not a wavesolve chunk part file")
+                a = f.attrs
+                return cls(scene_text=str(a["scene"]), scene_path=str(a["scene_path"]), plan=str(a["plan"]),
+                           key=str(a["key"]), chunk=int(a["chunk"]), n_chunks=int(a["n_chunks"]),
+                           start_step=int(a["start_step"]), probes=f["probes"][()], stop=str(a["stop"]),
+                           wall_time=float(a["wall_time"]), version=str(a.get("wavesolve_version", "")))
+        except OSError as exc:
+            raise ValueError(f"cannot read '{path}' as a chunk part file: {exc}") from None
+
+    @staticmethod
+    def peek_key(path: str | Path) -> str | None:
+        """The key of a part file, or None if the file is missing or not a readable part."""
+        try:
+            with h5py.File(path, "r") as f:
+                return str(f.attrs["key"]) if f.attrs.get("kind") == PART_KIND else None
+        except (OSError, KeyError):
+            return None
+
+
+def _write_atomically(path: str | Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

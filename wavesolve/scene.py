@@ -146,8 +146,11 @@ class SceneObject:
 
 @dataclass
 class Listener:
+    """A listener; ``far`` when it is not inside the box and is estimated by ``wavesolve.farfield``."""
+
     name: str
     position: np.ndarray  # (3,) world, m
+    far: bool = False
 
 
 @dataclass
@@ -267,10 +270,13 @@ def parse_scene(text: str, path: str | Path) -> Scene:
         key = f"listeners[{i}].position"
         pos = np.asarray(lis.position, dtype=np.float64)
         if np.any(pos < bounds[0] + h) or np.any(pos > bounds[1] - h):
-            errors.append(SceneError(
-                file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "
-                f"{_fmt_box(bounds)} (listeners outside the box are not supported yet)",
-                "enlarge domain.size or move the listener at least one cell inside the box"))
+            if not any(o.shaders for o in objects):
+                errors.append(SceneError(
+                    file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "
+                    f"{_fmt_box(bounds)}, and a far-field listener needs an object with shaders as its source",
+                    "enlarge domain.size or move the listener at least one cell inside the box"))
+            else:
+                listeners.append(Listener(lis.name, pos, far=True))  # far field (wavesolve.farfield)
             continue
         for obj in objects:
             t_inside = _first_time_inside(obj, pos, config.simulation.duration, 0.5 * h)
@@ -283,9 +289,14 @@ def parse_scene(text: str, path: str | Path) -> Scene:
     if errors:
         raise SceneErrors(errors)
     out = config.output
-    return Scene(path=path, text=text, config=config, grid=grid, objects=objects, listeners=listeners,
-                 output_hdf5=base / out.hdf5 if out.hdf5 else None,
-                 output_wav=base / out.wav if out.wav else None)
+    scene = Scene(path=path, text=text, config=config, grid=grid, objects=objects, listeners=listeners,
+                  output_hdf5=base / out.hdf5 if out.hdf5 else None,
+                  output_wav=base / out.wav if out.wav else None)
+    if any(lis.far for lis in listeners):
+        from .farfield import layout  # late import: farfield reads scenes
+
+        layout(scene)  # raises SceneError if a far-field ray has no room in the box
+    return scene
 
 
 def _fmt_box(bounds: np.ndarray) -> str:

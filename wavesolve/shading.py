@@ -18,6 +18,17 @@ Writing a shader::
         def reset(self, t):                  # restart at time t (time-parallel chunks)
             ...
 
+        def active_intervals(self, t0, t1):  # optional: when aₙ can be non-zero
+            return [(start, end), ...]       # within [t0, t1); None = don't know
+
+Time-parallel runs (``wavesolve.chunks``) use the two optional methods. ``reset(t)`` must put
+the shader in the state it would have after running from 0 to t (a modal oscillator keeps
+ringing into the next chunk through the shader, not through the field). ``active_intervals``
+lets the adaptive planner (``--chunks auto``) cut the scene at silent gaps and lets a chunk skip
+the silent steps at its start; a shader that does not know returns None (the default), which
+counts as active all the time. An interval may be generous, never short: outside the listed
+intervals aₙ must be zero (to about 1e-6 of its peak).
+
 and register it in your package's ``pyproject.toml``::
 
     [project.entry-points."wavesolve.shaders"]
@@ -113,6 +124,13 @@ class Shader(abc.ABC):
 
     def reset(self, t: float) -> None:  # noqa: B027 - stateless shaders need nothing
         """Restart the shader at time t (s), with the state it would have after running to t."""
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]] | None:
+        """Sorted (start, end) times (s) within [t0, t1) outside of which aₙ is zero; None if unknown.
+
+        None (the default) means "possibly active at every time"; [] means silent in [t0, t1).
+        """
+        return None
 
 
 def available_shaders() -> dict[str, Any]:

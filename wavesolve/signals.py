@@ -8,6 +8,15 @@ A signal table in a scene file is either a waveform::
 or a file (a mono float WAV in SI units, any sample rate)::
 
     signal = { file = "accel.wav", gain = 1.0, start = 0.0 }
+
+or a train of copies of one waveform (impacts, drips), s(t) = Σᵢ gᵢ·pulse(t − tᵢ)::
+
+    signal = { waveform = "pulse_train", times = [0.0, 0.012, 0.03], gains = [1.0, 0.5, 0.8],
+               pulse = { waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 } }
+
+Every signal knows when it is active: ``active_intervals(t0, t1)`` lists the (start, end) times
+in [t0, t1) outside of which it is zero (to within 1e-6 of its peak). Time-parallel planning
+(``wavesolve.chunks``) cuts a scene at the silent gaps between them.
 """
 from __future__ import annotations
 
@@ -16,7 +25,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 from .audio import read_float_wav, resample
 
@@ -50,8 +59,14 @@ class GaussianDerivative(_Strict):
         tau = (np.asarray(t, dtype=np.float64) - self.centre()) / s
         return self.amplitude * (-tau) * np.exp(0.5 - 0.5 * tau * tau)
 
+    def start_time(self) -> float:
+        return self.centre() - 6.0 * self.sigma()
+
     def end_time(self) -> float:
         return self.centre() + 6.0 * self.sigma()
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        return _clip([(self.start_time(), self.end_time())], t0, t1)
 
 
 class SineBurst(_Strict):
@@ -70,8 +85,51 @@ class SineBurst(_Strict):
         window = 0.5 * (1.0 - np.cos(2.0 * math.pi * t / length))
         return np.where(inside, self.amplitude * np.sin(2.0 * math.pi * self.frequency * t) * window, 0.0)
 
+    def start_time(self) -> float:
+        return self.start
+
     def end_time(self) -> float:
         return self.start + self.cycles / self.frequency
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        return _clip([(self.start_time(), self.end_time())], t0, t1)
+
+
+class PulseTrain(_Strict):
+    """s(t) = Σᵢ gᵢ·pulse(t − tᵢ): copies of one waveform started at ``times`` (s), scaled by ``gains``.
+
+    ``pulse`` is a waveform table (gaussian_derivative or sine_burst) whose own time origin is
+    moved to each tᵢ; ``gains`` defaults to all ones.
+    """
+
+    waveform: Literal["pulse_train"]
+    pulse: Union[GaussianDerivative, SineBurst] = Field(discriminator="waveform")
+    times: list[float] = Field(min_length=1, description="start of each copy (s)")
+    gains: list[float] | None = Field(default=None, description="factor of each copy; default 1")
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> "PulseTrain":
+        if self.gains is not None and len(self.gains) != len(self.times):
+            raise ValueError(f"gains has {len(self.gains)} entries but times has {len(self.times)}")
+        return self
+
+    def _gains(self) -> list[float]:
+        return self.gains if self.gains is not None else [1.0] * len(self.times)
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        return sum(g * self.pulse(t - ti) for ti, g in zip(self.times, self._gains()))
+
+    def start_time(self) -> float:
+        return min(self.times) + self.pulse.start_time()
+
+    def end_time(self) -> float:
+        return max(self.times) + self.pulse.end_time()
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        spans = [(ti + self.pulse.start_time(), ti + self.pulse.end_time())
+                 for ti, g in zip(self.times, self._gains()) if g != 0.0]
+        return _clip(merge_intervals(spans), t0, t1)
 
 
 class FileSignal(_Strict):
@@ -82,7 +140,7 @@ class FileSignal(_Strict):
     start: float = Field(default=0.0, ge=0.0)
 
 
-SignalConfig = Union[GaussianDerivative, SineBurst, FileSignal]
+SignalConfig = Union[GaussianDerivative, SineBurst, PulseTrain, FileSignal]
 
 
 class SampledSignal:
@@ -100,8 +158,29 @@ class SampledSignal:
         pos = (np.asarray(t, dtype=np.float64) - self._start) * self._rate
         return np.interp(pos, np.arange(len(self._samples)), self._samples, left=0.0, right=0.0)
 
+    def start_time(self) -> float:
+        return self._start
+
     def end_time(self) -> float:
         return self._start + self._duration
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        return _clip([(self.start_time(), self.end_time())], t0, t1)
+
+
+def merge_intervals(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, non-overlapping union of (start, end) intervals."""
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _clip(spans: list[tuple[float, float]], t0: float, t1: float) -> list[tuple[float, float]]:
+    return [(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1]
 
 
 def build_signal(config: SignalConfig, base_dir: Path):
@@ -111,7 +190,7 @@ def build_signal(config: SignalConfig, base_dir: Path):
     return config
 
 
-_WAVEFORMS = {"gaussian_derivative": GaussianDerivative, "sine_burst": SineBurst}
+_WAVEFORMS = {"gaussian_derivative": GaussianDerivative, "sine_burst": SineBurst, "pulse_train": PulseTrain}
 
 
 def parse_signal(data: object, file: str, key: str, base_dir: Path):

@@ -43,15 +43,32 @@ class PointSource:
 class Simulation:
     """The state of one run: fields, boundaries, layer and probes, stepped by :meth:`step`.
 
+    A run may start at a later step from a silent field (a time-parallel chunk): the geometry
+    takes its pose at that time and the shaders are reset to it. The shaders can be enabled only in
+    a window of steps and only on some objects; the field is linear in aₙ, so runs whose windows
+    and objects partition the scene add up to the whole run.
+
     Attributes:
         p, p_prev: pressure at steps n and n−1, grid shape (Pa), arrays of the backend's device.
         engine: the Backend (``wavesolve.backend``) whose arrays and kernels the run uses;
             ``backend`` is its name.
         n: index of the current step (p holds t = nΔt).
+        shader_window: (first, end) steps in which shaders act; None: always.
+        shader_objects: indices of the objects whose shaders act; None: all.
     """
 
     def __init__(self, scene: Scene, *, backend: str = "auto",
-                 sources: Sequence[PointSource] = ()) -> None:
+                 sources: Sequence[PointSource] = (), start_step: int = 0,
+                 shader_window: tuple[int, int] | None = None,
+                 shader_objects: Sequence[int] | None = None,
+                 probe_points: np.ndarray | None = None) -> None:
+        """
+        Args:
+            start_step: step at which the run starts (fields zero, geometry at t = start_step·Δt).
+            shader_window: shaders act only at steps first ≤ n < end.
+            shader_objects: shaders act only on these objects (indices into scene.objects).
+            probe_points: (m, 3) points sampled every step; default the listeners' positions.
+        """
         self.engine = resolve_backend(backend)
         self.backend = self.engine.name
         self.scene = scene
@@ -60,18 +77,25 @@ class Simulation:
         self.p = self.engine.zeros(grid.shape, self.dtype)
         self.p_prev = self.engine.zeros(grid.shape, self.dtype)
         self.ghosts = self.engine.ghost_cells(
-            GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects]), self.dtype)
+            GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects], t=start_step * grid.dt),
+            self.dtype)
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype)
-        positions = np.array([lis.position for lis in scene.listeners]).reshape(-1, 3)
-        self.probes = self.engine.probes(Probes(grid, positions))
+        if probe_points is None:
+            probe_points = np.array([lis.position for lis in scene.listeners])
+        self.probes = self.engine.probes(Probes(grid, np.asarray(probe_points, dtype=np.float64).reshape(-1, 3)))
         self._update = self.engine.field_update(grid, self.layer, self.dtype)
+        self.shader_window = shader_window
+        self.shader_objects = None if shader_objects is None else frozenset(shader_objects)
+        for obj in scene.objects:
+            for shader in obj.shaders:
+                shader.reset(start_step * grid.dt)
         self._sources = []
         scale = (grid.sound_speed * grid.dt) ** 2 * scene.density / grid.h ** 3
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
         self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
-        self.n = 0
+        self.n = self._start_step = start_step
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
     @property
@@ -82,7 +106,13 @@ class Simulation:
     def boundary_acceleration(self, t: float) -> np.ndarray:
         """aₙ (m/s²) at every ghost cell's boundary point at time t, summed over shaders."""
         accel = np.zeros(len(self.ghosts))
-        for obj, rows, points in zip(self.scene.objects, self.ghosts.rows, self.ghosts.points):
+        if self.shader_window is not None:
+            n = round(t / self.grid.dt)
+            if not self.shader_window[0] <= n < self.shader_window[1]:
+                return accel
+        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
+            if self.shader_objects is not None and k not in self.shader_objects:
+                continue
             for shader in obj.shaders:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
@@ -92,7 +122,7 @@ class Simulation:
         t = self.time
         p, out = self.p, self.p_prev
         ghosts = self.ghosts
-        if ghosts.moving and self.n > 0:
+        if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
             self._hold_zero = self.engine.asarray(ghosts.solid_cells())
             if ghosts.fresh.any():
@@ -130,10 +160,10 @@ class Simulation:
                 "shader amplitudes, and check that objects are resolved by at least a few cells.")
 
     def run(self, steps: int, progress: bool | None = None) -> np.ndarray:
-        """Run ``steps`` steps; returns listener pressures (n_listeners, steps) at the step rate (Pa)."""
+        """Run ``steps`` steps; returns probe pressures (n_probes, steps) at the step rate (Pa)."""
         if progress is None:
             progress = sys.stderr.isatty()
-        out = np.zeros((len(self.scene.listeners), steps))
+        out = np.zeros((len(self.probes.weights), steps))
         record = self.engine.recorder(out)
         bar = tqdm(total=steps, unit="step", disable=not progress, desc="wavesolve", dynamic_ncols=True,
                    file=sys.stderr)

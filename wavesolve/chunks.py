@@ -1,0 +1,243 @@
+"""Time-parallel synthesis: plan chunks of [0, duration), run one chunk, stitch chunk outputs.
+
+The wave equation is linear in the surface accelerations aₙ. Chunk k enables the shaders only at
+steps T_k ≤ n < T_{k+1} (an indicator on aₙ; the indicators of all chunks sum to one at every
+step), starts from a silent field at its first step with the geometry at its pose there, and
+runs past T_{k+1} until its sound has left the box: until the discrete field energy
+(:func:`wavesolve.energy.leapfrog_energy`) falls below ``energy_threshold`` × its peak, or for
+at most ``tail_cap`` steps, and never past the scene's last step. Each chunk records the probe
+signals (listeners and far-field rays) at the step rate from its first step; **stitching adds
+them at their start steps at the step rate** and resamples the sum to the output rate once. Done
+at the step rate the sum is exact (chunk starts are whole steps; they are not whole output
+samples), and the one resampling is the same as in an unchunked run. What remains between
+``--chunks N`` and ``--chunks 1`` is the sound a chunk leaves in the box when it stops (below
+the energy threshold) and floating-point rounding.
+
+Plans: *uniform* (N equal windows, cut at whole steps) or *adaptive* (``auto``: one window per
+cluster of shader activity, cut at the silent gaps between the intervals the shaders report
+through :meth:`Shader.active_intervals`). Either way a chunk whose window is known to be silent
+at its start skips those steps, and one that is silent throughout runs no step.
+
+With several sounding objects and far-field listeners, every chunk runs once per source group
+(see :mod:`wavesolve.farfield`); its output holds one block of probe signals per group.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .constants import CHUNK_ENERGY_CHECK_INTERVAL, CHUNK_ENERGY_THRESHOLD, CHUNK_TAIL_CAP_CROSSINGS
+from .energy import leapfrog_energy
+from .errors import ChunkError
+from .farfield import layout
+from .scene import Scene
+from .signals import merge_intervals
+
+log = logging.getLogger("wavesolve")
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a scene is cut in time.
+
+    Attributes:
+        starts: first step of each chunk's shader window (starts[0] = 0, increasing).
+        total_steps: steps of the whole run; the last window ends there.
+        mode: "uniform" or "adaptive".
+        energy_threshold: a chunk stops once its field energy is below this fraction of its peak.
+        tail_cap: most steps a chunk runs past its window.
+    """
+
+    starts: tuple[int, ...]
+    total_steps: int
+    mode: str = "uniform"
+    energy_threshold: float = CHUNK_ENERGY_THRESHOLD
+    tail_cap: int = 0
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.starts)
+
+    def window(self, k: int) -> tuple[int, int]:
+        """(first, end) steps in which chunk k's shaders act."""
+        if not 0 <= k < self.n_chunks:
+            raise ChunkError(f"chunk {k} does not exist: the plan has chunks 0 … {self.n_chunks - 1}")
+        end = self.starts[k + 1] if k + 1 < self.n_chunks else self.total_steps
+        return self.starts[k], end
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ChunkPlan":
+        data = json.loads(text)
+        data["starts"] = tuple(data["starts"])
+        return cls(**data)
+
+    def key(self, scene_text: str) -> str:
+        """Identity of a chunk's work: SHA-256 of the scene text and this plan."""
+        return hashlib.sha256((scene_text + "\0" + self.to_json()).encode()).hexdigest()
+
+
+@dataclass
+class ChunkOutput:
+    """What one chunk produced.
+
+    Attributes:
+        chunk: its index; start_step: step of its first sample.
+        data: (groups, probes, steps) probe pressures (Pa) at the step rate from start_step.
+        stop: why it stopped ("quiet", "cap", "end", "silent"); wall_time: seconds it ran.
+    """
+
+    chunk: int
+    start_step: int
+    data: np.ndarray
+    stop: str = "end"
+    wall_time: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+def activity(scene: Scene, t0: float, t1: float) -> list[tuple[float, float]] | None:
+    """Union of the shaders' active intervals within [t0, t1); None if any shader does not know."""
+    spans: list[tuple[float, float]] = []
+    for obj in scene.objects:
+        for shader in obj.shaders:
+            got = shader.active_intervals(t0, t1)
+            if got is None:
+                return None
+            spans.extend(got)
+    return merge_intervals(spans)
+
+
+def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float = CHUNK_ENERGY_THRESHOLD,
+                tail_cap: int | None = None) -> ChunkPlan:
+    """Plan ``chunks`` uniform chunks, or ``"auto"``: adaptive chunks cut at silent gaps.
+
+    Raises ChunkError for a chunk count that is not a positive integer or "auto".
+    """
+    grid = scene.grid
+    total = grid.steps_for(scene.duration)
+    if tail_cap is None:
+        lo, hi = grid.interior_bounds()
+        diagonal = float(np.linalg.norm(hi - lo))
+        tail_cap = int(math.ceil(CHUNK_TAIL_CAP_CROSSINGS * diagonal / grid.sound_speed / grid.dt))
+    if chunks == "auto":
+        spans = activity(scene, 0.0, total * grid.dt)
+        starts = [0]
+        if spans:
+            for (_, end_prev), (start, _) in zip(spans[:-1], spans[1:]):
+                cut = int(math.floor(start / grid.dt))  # the window starts at or before the activity
+                if cut > starts[-1] and cut * grid.dt > end_prev:
+                    starts.append(cut)
+        return ChunkPlan(tuple(starts), total, "adaptive", energy_threshold, tail_cap)
+    if isinstance(chunks, str) and chunks.strip().isdigit():
+        chunks = int(chunks)
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise ChunkError(f"chunks must be a positive integer or 'auto', got {chunks!r}")
+    n = chunks
+    n = min(n, total)
+    starts = tuple(int(round(k * total / n)) for k in range(n))
+    return ChunkPlan(starts, total, "uniform", energy_threshold, tail_cap)
+
+
+def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: str = "auto", progress: bool | None = False,
+              callback: Callable[[int, int], None] | None = None) -> ChunkOutput:
+    """Run chunk k of ``plan`` (every source group) and return its probe signals.
+
+    ``callback(group, steps_done)`` is called every few steps (progress; tests use it to kill a
+    worker mid-chunk).
+    """
+    from .simulation import Simulation  # late import: keeps planning light
+
+    first, end = plan.window(k)
+    dt = scene.grid.dt
+    spans = activity(scene, first * dt, end * dt)
+    lay = layout(scene)
+    start = time.perf_counter()
+    if spans == []:
+        data = np.zeros((len(lay.groups), len(lay.points), 0))
+        return ChunkOutput(k, first, data, "silent", 0.0)
+    begin = first if spans is None else max(first, int(math.floor(spans[0][0] / dt)))
+    blocks, stops = [], []
+    for g, group in enumerate(lay.groups):
+        sim = Simulation(scene, backend=backend, start_step=begin, shader_window=(first, end),
+                         shader_objects=group if len(lay.groups) > 1 else None, probe_points=lay.points)
+        samples, stop = _run_until_quiet(sim, end, plan, lambda n, g=g: callback(g, n) if callback else None,
+                                         progress=progress, label=f"chunk {k}" if plan.n_chunks > 1 else "wavesolve")
+        blocks.append(samples)
+        stops.append(stop)
+    length = max(b.shape[1] for b in blocks)
+    data = np.zeros((len(blocks), len(lay.points), length))
+    for g, b in enumerate(blocks):
+        data[g, :, :b.shape[1]] = b
+    stop = "cap" if "cap" in stops else stops[0]
+    out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start)
+    log.info("chunk %d: steps %d … %d (window %d … %d), stopped: %s, %.1f s", k, begin, begin + length, first,
+             end, stop, out.wall_time)
+    if stop == "cap":
+        log.warning("chunk %d hit its tail cap of %d steps with sound still in the box; the stitched result "
+                    "misses that tail (raise the cap or use fewer chunks)", k, plan.tail_cap)
+    return out
+
+
+def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[int], None],
+                     progress: bool | None = False, label: str = "wavesolve") -> tuple[np.ndarray, str]:
+    """Step until the window has passed and the energy is below threshold × peak (or the cap/end)."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    courant = sim.grid.courant
+    last = min(plan.total_steps, window_end + plan.tail_cap)
+    check_energy = window_end < plan.total_steps
+    out: list[np.ndarray] = []
+    peak, stop = 0.0, "end"
+    done = 0
+    bar = tqdm(total=last - sim.n, unit="step", disable=not progress, desc=label, dynamic_ncols=True,
+               file=sys.stderr)
+    try:
+        while sim.n < last:
+            out.append(sim.engine.to_host(sim.step()))
+            done += 1
+            if done % CHUNK_ENERGY_CHECK_INTERVAL == 0:
+                bar.update(done - bar.n)
+                callback(done)
+                if check_energy:
+                    energy = leapfrog_energy(sim.p, sim.p_prev, courant)
+                    peak = max(peak, energy)
+                    if sim.n >= window_end and energy <= plan.energy_threshold * peak:
+                        stop = "quiet"
+                        break
+        else:
+            stop = "cap" if last < plan.total_steps else "end"
+    finally:
+        bar.close()
+    samples = np.array(out).T if out else np.zeros((len(sim.probes.weights), 0))
+    return samples.reshape(len(sim.probes.weights), -1), stop
+
+
+def stitch(plan: ChunkPlan, outputs: list[ChunkOutput]) -> np.ndarray:
+    """Sum chunk outputs at their start steps: probe signals (groups, probes, total_steps) at the step rate.
+
+    Raises ChunkError if a chunk is missing or given twice.
+    """
+    have = sorted(o.chunk for o in outputs)
+    if have != list(range(plan.n_chunks)):
+        missing = sorted(set(range(plan.n_chunks)) - set(have))
+        twice = sorted({k for k in have if have.count(k) > 1})
+        raise ChunkError("cannot stitch: " + "; ".join(
+            ([f"chunk(s) {', '.join(map(str, missing))} of {plan.n_chunks} missing"] if missing else [])
+            + ([f"chunk(s) {', '.join(map(str, twice))} given more than once"] if twice else [])))
+    shape = outputs[0].data.shape[:2]
+    raw = np.zeros((*shape, plan.total_steps))
+    for o in outputs:
+        n = min(o.data.shape[2], plan.total_steps - o.start_step)
+        raw[:, :, o.start_step:o.start_step + n] += o.data[:, :, :n]
+    return raw

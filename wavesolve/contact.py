@@ -184,3 +184,16 @@ def resolve_impacts(config: ImpactListConfig, material: Material, mass: float, v
             tau = hertz_duration(speed, mass, radius, material, other, o_radius, o_mass)
         out.append(Impact(imp.time, tau, np.asarray(imp.position, float), J))
     return sorted(out, key=lambda i: i.t0)
+
+
+def mass_properties(mesh, density: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(mass kg, volume m³, centre of mass (3,), inertia tensor about it (3, 3)) of a closed
+    triangle mesh of uniform ``density`` (object frame). ValueError for a mesh with no volume."""
+    import trimesh
+
+    props = trimesh.triangles.mass_properties(mesh.triangles, density=density)
+    volume = float(props["volume"])
+    if not np.isfinite(volume) or volume <= 0:
+        raise ValueError(f"the mesh encloses no positive volume ({volume:g} m³): it must be closed, with "
+                         "outward normals")
+    return float(props["mass"]), volume, np.asarray(props["center_mass"], float), np.asarray(props["inertia"], float)

@@ -368,7 +368,7 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
         shader_config = validate_model(cls.Config, table, file, (skey,))
         context = ShaderContext(scene_file=file, scene_dir=base, key=skey, object_name=obj.name,
                                 density=config.medium.density, sound_speed=config.medium.sound_speed,
-                                duration=config.simulation.duration)
+                                duration=config.simulation.duration, mesh=mesh)
         shaders.append(cls(shader_config, context))
     return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion)
 

@@ -70,6 +70,8 @@ class ShaderContext:
         density: air density ρ (kg/m³).
         sound_speed: c (m/s).
         duration: scene duration (s).
+        mesh: the object's triangle mesh in its own frame (a trimesh.Trimesh, m; the rest shape for
+            deforming objects); None where a shader is built outside a scene.
     """
 
     scene_file: str
@@ -79,6 +81,7 @@ class ShaderContext:
     density: float
     sound_speed: float
     duration: float
+    mesh: Any = None
 
 
 @dataclass(frozen=True)

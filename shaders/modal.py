@@ -1,0 +1,195 @@
+"""``modal`` shader: rigid ringing — the object's vibration modes excited by impacts.
+
+Each mode i (frequency ωᵢ, damping ξᵢ, mass-normalised shape Uᵢ on the surface vertices) obeys
+q̈ᵢ + 2ξᵢωᵢq̇ᵢ + ωᵢ²qᵢ = Uᵢ(x_c)·f(t), f the half-sine force of each impact over its Hertz contact
+time (``wavesolve.contact``). The oscillators are stepped exactly at an internal rate (the
+impulse-invariant recursion of ``wavesolve.modal``, each step receiving the force's integral over
+it), evaluated exactly between samples, and
+
+    aₙ(x, t) = gain · Σᵢ (Uᵢ(x)·n) q̈ᵢ(t),   q̈ᵢ = Uᵢ(x_c)·f(t) − 2ξᵢωᵢq̇ᵢ − ωᵢ²qᵢ,
+
+with Uᵢ(x) interpolated barycentrically on the boundary point's triangle. ``reset(t)`` reruns the
+recursion from 0 to t, so time-parallel chunks ring on exactly.
+
+Scene table::
+
+    [[objects.shaders]]
+    type = "modal"
+    material = "ceramic"                  # Hertz contact (and the FEM when modes are computed)
+    modes = "bowl_modes.h5"               # from `wavesolve modal MESH --material ceramic -o …`;
+                                          # omit to compute (cached) at `resolution`
+    impacts = [ { time = 0.01, position = [0.0, 0.0, 0.03], impulse = [0.0, 0.0, -0.01], speed = 0.8 } ]
+    max_frequency = 20000.0               # Hz: modes above are dropped (default: all in the file)
+    damping = "file"                      # or "material": ξ from the material's α, β
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import igl
+import numpy as np
+import trimesh
+from pydantic import Field, PositiveFloat
+
+from wavesolve.contact import ImpactListConfig, half_sine, half_sine_integral, mass_properties, resolve_impacts
+from wavesolve.errors import SceneError
+from wavesolve.materials import parse_material
+from wavesolve.modal import ModalOscillators
+from wavesolve.modes import ModeSet
+from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
+from wavesolve.signals import merge_intervals
+
+#: default internal step rate of the modal oscillators (Hz); at least 8× the highest mode is used
+DEFAULT_RATE = 192_000.0
+#: a mode is considered silent once it has decayed by this factor (active_intervals)
+SILENT = 1e-6
+
+
+def interpolate_shapes(mesh: trimesh.Trimesh, shapes: np.ndarray, triangles: np.ndarray,
+                       points: np.ndarray) -> np.ndarray:
+    """Shapes (n, 3, M) at points (n, 3) on the given triangles (barycentric, object frame)."""
+    faces = np.asarray(mesh.faces)[triangles]
+    bary = trimesh.triangles.points_to_barycentric(np.asarray(mesh.vertices)[faces], points)
+    bary = np.clip(bary, 0.0, 1.0)
+    bary /= bary.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkdm->ndm", bary, shapes[faces])
+
+
+class ModalShader(Shader):
+    """Σᵢ (Uᵢ·n) q̈ᵢ(t) with modal oscillators driven by half-sine impact forces."""
+
+    class Config(ShaderConfig, ImpactListConfig):
+        type: Literal["modal"]
+        material: str | dict[str, Any]
+        modes: str | None = Field(default=None, description="modes file (HDF5); None: compute")
+        resolution: PositiveFloat | None = Field(default=None, description="FEM element size (m) when computing")
+        max_frequency: PositiveFloat | None = Field(default=None, description="drop modes above (Hz)")
+        damping: Literal["file", "material"] = "file"
+        rate: PositiveFloat | None = Field(default=None, description="internal step rate (Hz)")
+        gain: float = 1.0
+
+    def __init__(self, config: Config, context: ShaderContext) -> None:
+        super().__init__(config, context)
+        file, key = context.scene_file, context.key
+        self.material = parse_material(config.material, file, f"{key}.material")
+        mesh = context.mesh
+        if mesh is None:
+            raise SceneError(file, key, "the modal shader needs the object's mesh", "use it in a scene file")
+        self.mesh = mesh
+        try:
+            mass, volume, _, _ = mass_properties(mesh, self.material.density)
+        except ValueError as exc:
+            raise SceneError(file, key, str(exc), "use a closed (watertight) mesh") from None
+        modes = self._load_modes(config, context)
+        keep = np.ones(len(modes), dtype=bool) if config.max_frequency is None else modes.frequencies <= config.max_frequency
+        if not keep.any():
+            raise SceneError(file, f"{key}.max_frequency", "no mode lies below max_frequency",
+                             f"raise it above the lowest mode ({modes.frequencies.min():.1f} Hz)")
+        self.frequencies = modes.frequencies[keep]
+        self.shapes = modes.shapes[:, :, keep]
+        omega = 2 * math.pi * self.frequencies
+        xi = self.material.damping_ratio(omega) if config.damping == "material" else modes.damping[keep]
+        if np.any(xi >= 1):
+            raise SceneError(file, f"{key}.damping", "some modes are over-damped (ξ ≥ 1)",
+                             "lower the material's Rayleigh α/β or max_frequency")
+        rate = config.rate or max(DEFAULT_RATE, 8.0 * float(self.frequencies.max()))
+        if rate < 2.5 * self.frequencies.max():
+            raise SceneError(file, f"{key}.rate", f"rate {rate:g} Hz is too low for modes up to "
+                             f"{self.frequencies.max():.0f} Hz", f"use rate ≥ {2.5 * self.frequencies.max():.0f}")
+        self.bank = ModalOscillators(omega, xi, 1.0 / rate)
+        self.impacts = resolve_impacts(config, self.material, mass, volume, file, key, context.scene_dir)
+        # modal impulse per unit of each impact's pulse: wᵢ = Uᵢ(x_c)·J
+        if self.impacts:
+            pts = np.array([imp.position for imp in self.impacts])
+            _, tri, closest = igl.point_mesh_squared_distance(pts, np.asarray(mesh.vertices, dtype=np.float64),
+                                                             np.asarray(mesh.faces, dtype=np.int64))
+            at_contact = interpolate_shapes(mesh, self.shapes, tri, closest)
+            self.weights = np.einsum("nd,ndm->nm", np.array([imp.impulse for imp in self.impacts]), at_contact)
+        else:
+            self.weights = np.zeros((0, len(omega)))
+        self._cache: tuple[BoundaryPoints, np.ndarray] | None = None
+        self._first_sample = (int(math.floor(self.impacts[0].t0 * rate)) - 1) if self.impacts else None
+
+    def _load_modes(self, config: Config, context: ShaderContext) -> ModeSet:
+        file, key = context.scene_file, context.key
+        if config.modes is None:
+            from wavesolve.fem import modal_analysis
+
+            return modal_analysis(self.mesh, self.material, resolution=config.resolution,
+                                  max_frequency=config.max_frequency or 20000.0)
+        path = context.scene_dir / config.modes
+        if not path.is_file():
+            raise SceneError(file, f"{key}.modes", f"modes file '{path}' does not exist",
+                             "make it with `wavesolve modal MESH --material NAME -o FILE`, or omit modes to compute")
+        try:
+            modes = ModeSet.load(path)
+        except ValueError as exc:
+            raise SceneError(file, f"{key}.modes", f"bad modes file '{path}': {exc}",
+                             "write it with `wavesolve modal`") from None
+        if modes.shapes.shape[0] != len(self.mesh.vertices):
+            raise SceneError(file, f"{key}.modes", f"modes file '{path}' has shapes for {modes.shapes.shape[0]} "
+                             f"vertices but the mesh has {len(self.mesh.vertices)}",
+                             "compute the modes of this mesh (same file and scale)")
+        return modes
+
+    # -- time stepping --------------------------------------------------------------------------
+
+    def _impulse(self, k: int) -> np.ndarray:
+        """Modal impulse gₖ: the force's integral over [tₖ − Δt/2, tₖ + Δt/2)."""
+        dt = self.bank.dt
+        a, b = (k - 0.5) * dt, (k + 0.5) * dt
+        g = np.zeros(len(self.bank.omega))
+        for imp, w in zip(self.impacts, self.weights):
+            if imp.t0 < b and imp.end > a:
+                g += w * float(half_sine_integral(b, imp.t0, imp.tau) - half_sine_integral(a, imp.t0, imp.tau))
+        return g
+
+    def _force(self, t: float) -> np.ndarray:
+        f = np.zeros(len(self.bank.omega))
+        for imp, w in zip(self.impacts, self.weights):
+            if imp.t0 <= t <= imp.end:
+                f += w * float(half_sine(t, imp.t0, imp.tau))
+        return f
+
+    def _advance_to(self, k: int) -> None:
+        bank = self.bank
+        if k < bank.k:
+            bank.restart()
+        if self._first_sample is None:
+            bank.k = k
+            return
+        if bank.k < self._first_sample:  # at rest until the first impact
+            bank.k = min(k, self._first_sample)
+        while bank.k < k:
+            bank.advance(self._impulse(bank.k))
+
+    def modal_acceleration(self, t: float) -> np.ndarray:
+        """q̈ (M,) at time t (s)."""
+        dt = self.bank.dt
+        k = int(math.floor(t / dt + 1e-9))
+        self._advance_to(k)
+        q, v = self.bank.at(t - k * dt, self._impulse(k))
+        return self.bank.acceleration(q, v, self._force(t))
+
+    def reset(self, t: float) -> None:
+        """Restart at t: the recursion is rerun from 0 to t (exact ringing state)."""
+        self.bank.restart()
+        self._advance_to(int(math.floor(t / self.bank.dt + 1e-9)))
+
+    def _normal_shapes(self, points: BoundaryPoints) -> np.ndarray:
+        if self._cache is None or self._cache[0] is not points:
+            u = interpolate_shapes(self.mesh, self.shapes, points.triangle, points.position_local)
+            self._cache = (points, np.einsum("nd,ndm->nm", points.normal_local, u))
+        return self._cache[1]
+
+    def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
+        if not self.impacts or t < self.impacts[0].t0 or len(points) == 0:
+            return np.zeros(len(points))
+        return self.config.gain * (self._normal_shapes(points) @ self.modal_acceleration(t))
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        """From each impact until every mode has decayed by 1e-6 (generous, never short)."""
+        ring = math.log(1.0 / SILENT) / float(np.min(self.bank.sigma)) if np.min(self.bank.sigma) > 0 else math.inf
+        spans = merge_intervals([(imp.t0, imp.end + ring) for imp in self.impacts])
+        return [(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1]

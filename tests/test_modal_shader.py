@@ -1,0 +1,163 @@
+"""``modal`` shader: oscillators driven by impacts, restart for chunks, and its radiation.
+
+References: the damped oscillator's response to a half-sine force (scipy.signal.lsim of
+q̈ = s²/(s² + 2ξωs + ω²)·f on a grid 100× finer, an independent integration); the exact
+translating sphere (PHYSICS.md, tests/exact.py) for a mode whose shape is a uniform translation.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from exact import rel_l2, translating_sphere
+from new_shaders import load_listed, register_new_shaders
+from scipy import signal
+
+import wavesolve
+from wavesolve.contact import half_sine
+from wavesolve.modes import ModeSet
+from wavesolve.shading import BoundaryPoints, ShaderContext
+
+ModalShader = load_listed("wavesolve_shaders.modal:ModalShader")
+
+
+def _sphere_modes(tmp_path: Path, mesh: trimesh.Trimesh, mass: float) -> Path:
+    """Two synthetic modes: a uniform x translation (800 Hz, ξ = 0.05) and a z 'breathing' field."""
+    v = mesh.vertices
+    shapes = np.zeros((len(v), 3, 2))
+    shapes[:, 0, 0] = 1.0 / math.sqrt(mass)
+    shapes[:, :, 1] = v / np.linalg.norm(v, axis=1, keepdims=True) / math.sqrt(mass)
+    path = tmp_path / "modes.h5"
+    ModeSet([800.0, 2500.0], [0.05, 0.01], shapes).save(path)
+    return path
+
+
+def _shader(tmp_path, table: dict, mesh) -> "ModalShader":
+    ctx = ShaderContext(scene_file="s.toml", scene_dir=tmp_path, key="objects[0].shaders[0]", object_name="o",
+                        density=1.2, sound_speed=343.0, duration=0.05, mesh=mesh)
+    return ModalShader(ModalShader.Config(**table), ctx)
+
+
+@pytest.fixture
+def sphere(tmp_path):
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.05)
+    mass = 7850.0 * mesh.volume
+    return mesh, mass, _sphere_modes(tmp_path, mesh, mass)
+
+
+TABLE = {"type": "modal", "material": "steel", "modes": "modes.h5",
+         "impacts": [{"time": 0.001, "position": [-0.05, 0.0, 0.0], "impulse": [0.4, 0.0, 0.0], "duration": 2e-4}]}
+
+
+def test_modal_acceleration_matches_the_forced_oscillator(tmp_path, sphere):
+    """Error ≤ 0.5 % of the peak: the lumping of the force into 38 impulses per contact (192 kHz)
+    is the only approximation (measured 0.12 %)."""
+    mesh, mass, _ = sphere
+    shader = _shader(tmp_path, TABLE, mesh)
+    t_fine = np.linspace(0.0, 0.008, 160_001)
+    w = 0.4 / math.sqrt(mass)  # Uᵀ J of the translation mode
+    f = w * half_sine(t_fine, 0.001, 2e-4)
+    om = 2 * math.pi * 800.0
+    _, ref, _ = signal.lsim(signal.lti([1.0, 0.0, 0.0], [1.0, 2 * 0.05 * om, om * om]), f, t_fine)
+    t_query = np.arange(0, 0.008, 1 / 68600.0)
+    got = np.array([shader.modal_acceleration(t)[0] for t in t_query])
+    want = np.interp(t_query, t_fine, ref)
+    err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+    print("max error / peak", err)
+    assert err < 5e-3
+    # the radial mode, struck at (−a, 0, 0) along +x (inward): Uᵀ J = −0.4/√m (vertex normals ≈ −x there)
+    assert shader.weights[0, 1] == pytest.approx(-0.4 / math.sqrt(mass), rel=0.01)
+
+
+def test_reset_restarts_with_the_exact_state(tmp_path, sphere):
+    """Chunks: reset(t) then stepping on equals running from 0 (to 1e-12 of the peak)."""
+    mesh, _, _ = sphere
+    a, b = _shader(tmp_path, TABLE, mesh), _shader(tmp_path, TABLE, mesh)
+    times = np.arange(0, 0.006, 1 / 68600.0)
+    full = np.array([a.modal_acceleration(t) for t in times])
+    start = len(times) // 2
+    b.reset(times[start])
+    part = np.array([b.modal_acceleration(t) for t in times[start:]])
+    assert np.max(np.abs(part - full[start:])) < 1e-12 * np.max(np.abs(full))
+    spans = a.active_intervals(0.0, 10.0)
+    sigma_min = 0.01 * 2 * math.pi * 2500.0
+    assert spans == [(0.001, pytest.approx(0.0012 + math.log(1e6) / min(sigma_min, 0.05 * 2 * math.pi * 800)))]
+
+
+def test_normal_acceleration_interpolates_shapes_on_triangles(tmp_path, sphere):
+    mesh, mass, _ = sphere
+    shader = _shader(tmp_path, TABLE, mesh)
+    tri = np.array([0, 5, 77])
+    pts = mesh.triangles[tri].mean(axis=1)
+    normals = mesh.face_normals[tri]
+    bp = BoundaryPoints(position=pts, normal=normals, position_local=pts, normal_local=normals, triangle=tri)
+    t = 0.0011
+    qdd = shader.modal_acceleration(t)
+    unit_mean = (mesh.vertices[mesh.faces[tri]] / np.linalg.norm(mesh.vertices[mesh.faces[tri]], axis=2,
+                                                                  keepdims=True)).mean(axis=1)
+    want = (normals[:, 0] * qdd[0] + np.einsum("nd,nd->n", normals, unit_mean) * qdd[1]) / math.sqrt(mass)
+    np.testing.assert_allclose(shader.normal_acceleration(t, bp), want, rtol=1e-10)
+
+
+SCENE = """
+[simulation]
+duration = 0.006
+sample_rate = 44100.0
+cell_size = 0.01
+precision = "float64"
+
+[domain]
+size = 0.36
+
+[[objects]]
+name = "ball"
+mesh = { primitive = "icosphere", radius = 0.05, subdivisions = 3 }
+
+[[objects.shaders]]
+type = "modal"
+material = "steel"
+modes = "modes.h5"
+max_frequency = 1000.0
+impacts = [ { time = 0.0003, position = [-0.05, 0.0, 0.0], impulse = [0.4, 0.0, 0.0], duration = 0.0005 } ]
+
+[[listeners]]
+name = "on_axis"
+position = [0.15, 0.0, 0.0]
+
+[[listeners]]
+name = "oblique"
+position = [0.1061, 0.1061, 0.0]
+"""
+
+
+def test_translation_mode_radiates_as_the_accelerating_sphere(tmp_path, sphere, write_scene, monkeypatch):
+    """A mode whose shape is a uniform x translation makes the sphere an accelerating rigid sphere
+    with α(t) = q̈(t)/√m: exact solution within 5 % (the issue's bound for the accelerating sphere;
+    h = 1 cm as in the acceleration_noise test)."""
+    register_new_shaders(monkeypatch)
+    path = write_scene(SCENE)
+    scene = wavesolve.load_scene(path)
+    shader = scene.objects[0].shaders[0]
+    assert list(shader.frequencies) == [800.0]
+    result = wavesolve.simulate(scene, backend="numpy", progress=False)
+    mass = sphere[1]
+    probe = _shader(tmp_path, {**TABLE, "max_frequency": 1000.0, "impacts": [
+        {"time": 0.0003, "position": [-0.05, 0.0, 0.0], "impulse": [0.4, 0.0, 0.0], "duration": 0.0005}]}, sphere[0])
+    t_fine = np.linspace(0, 0.007, 14001)
+    qdd = np.array([probe.modal_acceleration(t)[0] for t in t_fine]) / math.sqrt(mass)
+
+    def alpha(t):
+        return np.interp(t, t_fine, qdd)
+
+    c, rho = scene.config.medium.sound_speed, scene.config.medium.density
+    errors = {}
+    for lis in scene.listeners:
+        p = result.listener(lis.name)
+        t = np.arange(len(p)) / result.sample_rate
+        r = float(np.linalg.norm(lis.position))
+        errors[lis.name] = rel_l2(p, translating_sphere(alpha, 0.05, c, rho, r, lis.position[0] / r, t))
+    print("relative L2 errors", errors)
+    assert max(errors.values()) < 0.05

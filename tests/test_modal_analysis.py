@@ -111,3 +111,16 @@ def test_modal_analysis_writes_surface_shapes_and_caches(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.shapes, first.shapes)
     first.save(tmp_path / "m.h5")
     assert ModeSet.load(tmp_path / "m.h5").attrs["vertices_hash"] == first.attrs["vertices_hash"]
+
+
+def test_modal_command(tmp_path, cli, monkeypatch):
+    mesh = trimesh.creation.box(extents=[0.1, 0.02, 0.02])
+    mesh.export(tmp_path / "bar.stl")
+    monkeypatch.setenv("WAVESOLVE_CACHE", str(tmp_path / "cache"))  # inherited by the CLI process
+    done = cli("modal", tmp_path / "bar.stl", "--material", "aluminium", "--resolution", "0.01",
+               "--count", "3", "-o", tmp_path / "m.h5")
+    assert done.returncode == 0, done.stderr
+    modes = ModeSet.load(tmp_path / "m.h5")
+    assert len(modes) == 3 and modes.shapes.shape == (8, 3, 3)
+    bad = cli("modal", tmp_path / "bar.stl", "--material", "unobtainium", "-o", tmp_path / "x.h5")
+    assert bad.returncode == 2 and "unknown material" in bad.stderr and not (tmp_path / "x.h5").exists()

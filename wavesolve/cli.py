@@ -1,4 +1,4 @@
-"""Command line: ``wavesolve run | info | plot | run-chunk | stitch``.
+"""Command line: ``wavesolve run | info | plot | run-chunk | stitch | modal``.
 
 Exit status: 0 success; 2 bad input (scene, paths, backend, chunk parts that do not belong
 together); 3 the run became unstable; 4 a chunk failed on every attempt.
@@ -90,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("scene", type=Path)
     info.add_argument("--backend", choices=BACKENDS, default="auto")
     info.add_argument("--chunks", type=_chunks_arg, default=None, metavar="N|auto", help="also show this chunk plan")
+
+    modal = sub.add_parser("modal", help="vibration modes of a mesh (linear-elastic FEM) to a modes file")
+    modal.add_argument("mesh", type=Path, help="closed surface mesh (any format trimesh reads), metres after --scale")
+    modal.add_argument("--material", required=True,
+                       help="a material name (steel, aluminium, ceramic, …) or an inline JSON table, e.g. "
+                            "'{\"density\": 7850, \"youngs_modulus\": 2e11, \"poisson_ratio\": 0.29}'")
+    modal.add_argument("-o", "--output", type=Path, required=True, help="modes file to write (.h5)")
+    modal.add_argument("--scale", type=float, default=1.0, help="factor applied to the mesh (as in scene files)")
+    modal.add_argument("--resolution", type=float, default=None, metavar="H",
+                       help="element size (m); default: about 3000 elements, at least 2 across the thinnest side")
+    modal.add_argument("--max-frequency", type=float, default=20000.0, metavar="HZ",
+                       help="keep modes up to this frequency (default 20000)")
+    modal.add_argument("--count", type=_positive, default=None, metavar="N", help="keep the first N modes instead")
+    modal.add_argument("--no-cache", action="store_true", help="recompute even if cached")
 
     plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
     plot.add_argument("result", type=Path)
@@ -248,13 +262,52 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_modal(args: argparse.Namespace) -> int:
+    import json
+
+    from .fem import cache_dir, modal_analysis
+    from .materials import parse_material
+    from .meshes import load_mesh_file
+
+    if not args.mesh.is_file():
+        return _fail(f"mesh file '{args.mesh}' does not exist", EXIT_BAD_INPUT)
+    if args.output.parent and not args.output.parent.exists():
+        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    text = args.material.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return _fail(f"--material: not valid JSON ({exc})", EXIT_BAD_INPUT)
+    else:
+        value = text
+    material = parse_material(value, "command line", "--material")
+    try:
+        mesh = load_mesh_file(args.mesh, args.scale)
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        return _fail(f"cannot read mesh '{args.mesh}': {exc}", EXIT_BAD_INPUT)
+    if not mesh.is_watertight:
+        return _fail(f"mesh '{args.mesh}' is not closed (watertight); modal analysis needs a solid", EXIT_BAD_INPUT)
+    try:
+        modes = modal_analysis(mesh, material, resolution=args.resolution, max_frequency=args.max_frequency,
+                               count=args.count, cache=not args.no_cache)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    modes.save(args.output)
+    f = modes.frequencies
+    span = f"{f[0]:.1f} … {f[-1]:.1f} Hz" if len(f) else "none"
+    print(f"wrote {args.output}: {len(f)} modes ({span}), shapes on {modes.shapes.shape[0]} vertices, "
+          f"{int(modes.attrs.get('elements', 0))} elements; cache {cache_dir()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="wavesolve: %(message)s")
     try:
         return {"run": _cmd_run, "info": _cmd_info, "plot": _cmd_plot, "run-chunk": _cmd_run_chunk,
-                "stitch": _cmd_stitch}[args.command](args)
+                "stitch": _cmd_stitch, "modal": _cmd_modal}[args.command](args)
     except SceneError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except BackendError as exc:

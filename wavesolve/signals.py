@@ -154,6 +154,13 @@ class SampledSignal:
         self._start = config.start
         self._duration = len(data) / rate
 
+    def highpass(self, cutoff: float, order: int = 2) -> None:
+        """Remove content below ``cutoff`` Hz (Butterworth, applied forward and backward: zero phase)."""
+        from scipy.signal import butter, sosfiltfilt
+
+        sos = butter(order, cutoff, btype="highpass", fs=self._rate, output="sos")
+        self._samples = sosfiltfilt(sos, self._samples)
+
     def __call__(self, t: np.ndarray | float) -> np.ndarray:
         pos = (np.asarray(t, dtype=np.float64) - self._start) * self._rate
         return np.interp(pos, np.arange(len(self._samples)), self._samples, left=0.0, right=0.0)

@@ -1,0 +1,119 @@
+"""``speaker`` shader: a signal (a WAV, or any signal table) drives a region of the surface.
+
+    aₙ(x, t) = s(t)            on the region (pattern "normal": the region moves along its normal,
+                                like a loudspeaker cone or a mouth), or
+    aₙ(x, t) = s(t)·(d·n)      (pattern "piston": the region moves rigidly along d, object frame),
+
+and 0 elsewhere; s is an acceleration (m/s²). The region is chosen in the object frame by one of
+``vertices`` (faces whose three vertices are all listed), ``faces`` (triangle indices), or
+``box = [[x0, y0, z0], [x1, y1, z1]]`` (boundary points inside the box). WAV signals are
+high-passed (``highpass`` Hz, 2nd-order Butterworth, zero phase; 0 = off) so that the velocity and
+displacement of the membrane stay bounded (PHYSICS.md)::
+
+    [[objects.shaders]]
+    type = "speaker"
+    signal = { file = "chirp.wav", gain = 50.0 }
+    region = { box = [[0.0, -0.03, -0.03], [0.02, 0.03, 0.03]] }
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from wavesolve.errors import SceneError
+from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
+from wavesolve.signals import SampledSignal, parse_signal
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class Region(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    vertices: list[int] | None = None
+    faces: list[int] | None = None
+    box: Annotated[list[Vec3], Field(min_length=2, max_length=2)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Region":
+        given = [k for k in ("vertices", "faces", "box") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of vertices, faces, box")
+        return self
+
+
+class SpeakerShader(Shader):
+    """aₙ = s(t) (or s(t)·d·n) on a region of the surface, 0 elsewhere."""
+
+    class Config(ShaderConfig):
+        type: Literal["speaker"]
+        signal: dict[str, Any]
+        region: Region
+        pattern: Literal["normal", "piston"] = "normal"
+        direction: Vec3 | None = None
+        highpass: float = Field(default=20.0, ge=0.0, description="Hz, for WAV signals; 0 = off")
+
+    def __init__(self, config: Config, context: ShaderContext) -> None:
+        super().__init__(config, context)
+        file, key = context.scene_file, context.key
+        self.signal = parse_signal(config.signal, file, f"{key}.signal", context.scene_dir)
+        if isinstance(self.signal, SampledSignal) and config.highpass > 0:
+            self.signal.highpass(config.highpass)
+        mesh = context.mesh
+        n_faces = len(mesh.faces) if mesh is not None else None
+        region = config.region
+        self._faces = None
+        if region.faces is not None or region.vertices is not None:
+            if mesh is None:
+                raise SceneError(file, f"{key}.region", "a vertex or face region needs the object's mesh",
+                                 "use the shader in a scene file, or a box region")
+            mask = np.zeros(n_faces, dtype=bool)
+            if region.faces is not None:
+                idx = np.asarray(region.faces, dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= n_faces):
+                    raise SceneError(file, f"{key}.region.faces", f"face index out of range (mesh has {n_faces})",
+                                     f"use indices 0 … {n_faces - 1}")
+                mask[idx] = True
+            else:
+                n_vert = len(mesh.vertices)
+                idx = np.asarray(region.vertices, dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= n_vert):
+                    raise SceneError(file, f"{key}.region.vertices", f"vertex index out of range (mesh has "
+                                     f"{n_vert})", f"use indices 0 … {n_vert - 1}")
+                chosen = np.zeros(n_vert, dtype=bool)
+                chosen[idx] = True
+                mask = chosen[np.asarray(mesh.faces)].all(axis=1)
+            if not mask.any():
+                raise SceneError(file, f"{key}.region", "the region selects no triangle",
+                                 "list the vertices of whole faces, or face indices")
+            self._faces = mask
+        if config.pattern == "piston":
+            d = np.asarray(config.direction if config.direction is not None else [0.0, 0.0, 0.0], float)
+            if np.linalg.norm(d) == 0:
+                raise SceneError(file, f"{key}.direction", "pattern 'piston' needs a non-zero direction",
+                                 "add direction = [x, y, z] (object frame)")
+            self.direction = d / np.linalg.norm(d)
+        elif config.direction is not None:
+            raise SceneError(file, f"{key}.direction", "direction is only used by pattern 'piston'",
+                             "remove it, or set pattern = \"piston\"")
+
+    def region_mask(self, points: BoundaryPoints) -> np.ndarray:
+        """Which boundary points lie in the region (n,) bool."""
+        if self._faces is not None:
+            return self._faces[points.triangle]
+        lo, hi = np.asarray(self.config.region.box, dtype=np.float64)
+        p = points.position_local
+        return np.all((p >= np.minimum(lo, hi)) & (p <= np.maximum(lo, hi)), axis=1)
+
+    def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
+        s = float(self.signal(t))
+        if s == 0.0 or len(points) == 0:
+            return np.zeros(len(points))
+        shape = np.ones(len(points)) if self.config.pattern == "normal" else points.normal_local @ self.direction
+        return np.where(self.region_mask(points), s * shape, 0.0)
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]] | None:
+        spans = getattr(self.signal, "active_intervals", None)
+        return spans(t0, t1) if spans is not None else None

@@ -161,3 +161,18 @@ def test_translation_mode_radiates_as_the_accelerating_sphere(tmp_path, sphere, 
         errors[lis.name] = rel_l2(p, translating_sphere(alpha, 0.05, c, rho, r, lis.position[0] / r, t))
     print("relative L2 errors", errors)
     assert max(errors.values()) < 0.05
+
+
+def test_modes_computed_when_no_file_is_given(tmp_path, monkeypatch):
+    """Without ``modes`` the shader runs the modal analysis (cached) on the object's mesh."""
+    monkeypatch.setenv("WAVESOLVE_CACHE", str(tmp_path / "cache"))
+    from wavesolve.fem import modal_analysis
+    from wavesolve.materials import MATERIALS
+
+    mesh = trimesh.creation.box(extents=[0.1, 0.02, 0.02])
+    table = {"type": "modal", "material": "aluminium", "resolution": 0.01, "max_frequency": 12000.0,
+             "impacts": [{"time": 0.0, "position": [0.05, 0.0, 0.0], "impulse": [-0.01, 0.0, 0.0], "speed": 1.0}]}
+    shader = _shader(tmp_path, table, mesh)
+    ref = modal_analysis(mesh, MATERIALS["aluminium"], resolution=0.01, max_frequency=12000.0)
+    np.testing.assert_allclose(shader.frequencies, ref.frequencies)
+    assert np.any(shader.modal_acceleration(1e-5) != 0)

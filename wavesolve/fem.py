@@ -37,7 +37,7 @@ RIGID_MODE_HZ = 0.5
 #: default number of elements when no resolution is given
 DEFAULT_ELEMENTS = 3000
 #: refuse problems larger than this many degrees of freedom (memory of the sparse LU on a laptop)
-MAX_DOFS = 400_000
+MAX_DOFS = 150_000
 
 
 def _lagrange(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,8 @@ class AccelerationNoiseShader(Shader):
             raise SceneError(file, f"{context.key.rsplit('.shaders', 1)[0]}.mesh", str(exc),
                              "use a closed (watertight) mesh") from None
         self.inverse_inertia = np.linalg.inv(inertia)
-        self.impacts = resolve_impacts(config, self.material, self.mass, volume, file, key, context.scene_dir)
+        self.impacts = resolve_impacts(config, self.material, self.mass, volume, file, key, context.scene_dir,
+                                       self.center, self.inverse_inertia)
 
     def rigid_acceleration(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(a, α) at time t, object frame (m/s², rad/s²)."""

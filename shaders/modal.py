@@ -78,7 +78,7 @@ class ModalShader(Shader):
             raise SceneError(file, key, "the modal shader needs the object's mesh", "use it in a scene file")
         self.mesh = mesh
         try:
-            mass, volume, _, _ = mass_properties(mesh, self.material.density)
+            mass, volume, center, inertia = mass_properties(mesh, self.material.density)
         except ValueError as exc:
             raise SceneError(file, key, str(exc), "use a closed (watertight) mesh") from None
         modes = self._load_modes(config, context)
@@ -98,7 +98,8 @@ class ModalShader(Shader):
             raise SceneError(file, f"{key}.rate", f"rate {rate:g} Hz is too low for modes up to "
                              f"{self.frequencies.max():.0f} Hz", f"use rate ≥ {2.5 * self.frequencies.max():.0f}")
         self.bank = ModalOscillators(omega, xi, 1.0 / rate)
-        self.impacts = resolve_impacts(config, self.material, mass, volume, file, key, context.scene_dir)
+        self.impacts = resolve_impacts(config, self.material, mass, volume, file, key, context.scene_dir,
+                                       center, np.linalg.inv(inertia))
         # modal impulse per unit of each impact's pulse: wᵢ = Uᵢ(x_c)·J
         if self.impacts:
             pts = np.array([imp.position for imp in self.impacts])

@@ -111,3 +111,17 @@ def test_hertz_duration_of_a_steel_ball_on_steel():
     assert hertz_duration(32.0, m, 0.01, steel) == pytest.approx(tau / 2, rel=1e-12)
     assert hertz_duration(1.0, m, 0.01, steel, MATERIALS["oak"]) > tau
     assert half_sine_integral(1.0, 0.0, tau, 2.5) == 2.5
+
+
+def test_effective_mass_of_a_bar_struck_at_its_end():
+    """Rigid-body dynamics: a bar (L = 0.2 m, t = 0.01 m) hit normally at one end's face feels
+    1/m̂ = 1/m + (L/2)²/I_yy with I_yy = m(L² + t²)/12, i.e. m̂ = m/3.9925 (rounding only)."""
+    import trimesh
+
+    from wavesolve.contact import effective_mass, mass_properties
+
+    mesh = trimesh.creation.box(extents=[0.2, 0.02, 0.01])
+    m, _, centre, inertia = mass_properties(mesh, 7850.0)
+    got = effective_mass(m, centre, np.linalg.inv(inertia), np.array([0.1, 0.0, -0.005]), np.array([0, 0, 2.0]))
+    assert got == pytest.approx(m / (1 + 0.01 * 12 / 0.0401), rel=1e-9)
+    assert effective_mass(m, centre, np.linalg.inv(inertia), np.zeros(3), np.array([0, 0, 1.0])) == pytest.approx(m)

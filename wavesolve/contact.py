@@ -6,8 +6,8 @@ SIGGRAPH 2012): two bodies meeting at normal relative speed v stay in contact fo
     τ = 2.87 (m̂² / (R̂ Ê² v))^{1/5},
     1/Ê = Σ (1 − νᵢ²)/Eᵢ,   1/R̂ = Σ 1/Rᵢ (local radii of curvature; flat: 0),   1/m̂ = Σ 1/mᵢ
 
-(the rotational terms (r×n)·I⁻¹(r×n) of the effective mass are left out: exact for central
-impacts, an over-estimate of m̂ otherwise). The force is modelled as the half-sine pulse
+and, for the struck object, 1/m is 1/m + (r×n)·I⁻¹(r×n) (r from the centre of mass to the contact
+point, n the impulse direction; the other body's rotation is left out). The force is modelled as the half-sine pulse
 
     f(t) = (π|J|/(2τ)) sin(π(t − t₀)/τ) on [t₀, t₀ + τ],   ∫f dt = |J|.
 
@@ -147,9 +147,24 @@ class Impact:
         return self.impulse * float(half_sine_integral(b, self.t0, self.tau) - half_sine_integral(a, self.t0, self.tau))
 
 
+def effective_mass(mass: float, center: np.ndarray, inverse_inertia: np.ndarray, point: np.ndarray,
+                   direction: np.ndarray) -> float:
+    """Mass of a free rigid body as felt along ``direction`` at ``point``: 1/(1/m + (r×n)·I⁻¹(r×n))."""
+    norm = float(np.linalg.norm(direction))
+    if norm == 0.0:
+        return mass
+    rn = np.cross(np.asarray(point, float) - center, np.asarray(direction, float) / norm)
+    return 1.0 / (1.0 / mass + float(rn @ inverse_inertia @ rn))
+
+
 def resolve_impacts(config: ImpactListConfig, material: Material, mass: float, volume: float,
-                    file: str, key: str, base_dir: Path) -> list[Impact]:
-    """Impacts of a shader table with their durations; raises SceneError on bad input."""
+                    file: str, key: str, base_dir: Path, center: np.ndarray | None = None,
+                    inverse_inertia: np.ndarray | None = None) -> list[Impact]:
+    """Impacts of a shader table with their durations; raises SceneError on bad input.
+
+    With ``center`` and ``inverse_inertia`` (object frame) the object's effective mass at each
+    contact includes its rotation; without them it is the mass.
+    """
     from .errors import SceneError
     from .materials import parse_material
 
@@ -179,9 +194,11 @@ def resolve_impacts(config: ImpactListConfig, material: Material, mass: float, v
             other = parse_material(imp.other, file, f"{ikey}.other") if imp.other is not None else default_other
             o_mass = imp.other_mass or config.other_mass or math.inf
             o_radius = imp.other_radius or config.other_radius or math.inf
-            m_hat = 1.0 / (1.0 / mass + (0.0 if math.isinf(o_mass) else 1.0 / o_mass))
+            m_obj = mass if center is None or inverse_inertia is None else effective_mass(
+                mass, center, inverse_inertia, np.asarray(imp.position, float), J)
+            m_hat = 1.0 / (1.0 / m_obj + (0.0 if math.isinf(o_mass) else 1.0 / o_mass))
             speed = imp.speed if imp.speed is not None else float(np.linalg.norm(J)) / (2.0 * m_hat)
-            tau = hertz_duration(speed, mass, radius, material, other, o_radius, o_mass)
+            tau = hertz_duration(speed, m_obj, radius, material, other, o_radius, o_mass)
         out.append(Impact(imp.time, tau, np.asarray(imp.position, float), J))
     return sorted(out, key=lambda i: i.t0)
 

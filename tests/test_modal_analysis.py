@@ -11,6 +11,10 @@ References:
     as an upper bound.
 Resolution: 5 mm elements (40 × 4 × 2, 10 935 dofs); measured against Timoshenko: +0.03 %,
 +0.12 %, +0.23 % (across 1 cm) and +0.03 %, +0.10 %, +0.19 % (across 2 cm).
+
+And a free steel cube (5 cm) against an independent Rayleigh–Ritz solution with monomial trial
+functions of total degree ≤ 8 (the "xyz" method of resonant ultrasound spectroscopy; degree 10
+moves its first 14 modes by ≤ 0.04 %): within 1 % at 1 cm elements (measured ≤ 0.14 %).
 """
 from __future__ import annotations
 
@@ -48,6 +52,39 @@ def timoshenko_free_free(L, b, h, E, nu, rho, n_el=400, n_modes=3):
         M[np.ix_(d, d)] += trans + rot
     w2 = sl.eigh(K, M, eigvals_only=True)
     return np.sqrt(np.abs(w2[2:2 + n_modes])) / (2 * math.pi)  # skip the two rigid modes
+
+
+def ritz_free_box(half, lam, mu, rho, order):
+    """Frequencies (Hz) of a free elastic box [−hx, hx]×[−hy, hy]×[−hz, hz]: Rayleigh–Ritz with the
+    monomials xⁱyʲzᵏ, i + j + k ≤ order, for each displacement component (integrals exact)."""
+    E = np.array([(i, j, k) for i in range(order + 1) for j in range(order + 1 - i) for k in range(order + 1 - i - j)])
+    half = np.asarray(half, float)
+
+    def integral(p):  # ∫ x^p0 y^p1 z^p2 over the box (entries with a zero coefficient may be negative)
+        p = np.maximum(p, 0)
+        return np.where(p % 2 == 0, 2 * half ** (p + 1) / (p + 1), 0.0).prod(axis=-1)
+
+    S = E[:, None, :] + E[None, :, :]
+    unit = np.eye(3, dtype=int)
+    G = [[E[:, None, k] * E[None, :, m] * integral(S - unit[k] - unit[m]) for m in range(3)] for k in range(3)]
+    lap = G[0][0] + G[1][1] + G[2][2]
+    nb = len(E)
+    K, M = np.zeros((3 * nb, 3 * nb)), np.zeros((3 * nb, 3 * nb))
+    for i in range(3):
+        M[i * nb:(i + 1) * nb, i * nb:(i + 1) * nb] = rho * integral(S)
+        for j in range(3):  # a(u, v) = ∫ λ ∂ᵢφ ∂ⱼψ + μ ∂ⱼφ ∂ᵢψ + μ δᵢⱼ ∇φ·∇ψ
+            K[i * nb:(i + 1) * nb, j * nb:(j + 1) * nb] = lam * G[i][j] + mu * G[j][i] + (mu * lap if i == j else 0)
+    w2 = sl.eigh(K, M, eigvals_only=True)
+    return np.sqrt(np.maximum(w2, 0.0)) / (2 * math.pi)
+
+
+def test_free_cube_against_rayleigh_ritz():
+    mesh = trimesh.creation.box(extents=[0.05, 0.05, 0.05])
+    model = build_model(mesh, STEEL, 0.01)
+    freqs, _ = solve_modes(model, count=14)
+    ref = ritz_free_box([0.025] * 3, *STEEL.lame, STEEL.density, order=8)[6:20]  # skip 6 rigid modes
+    print(freqs / ref - 1)
+    np.testing.assert_allclose(freqs, ref, rtol=0.01)
 
 
 def euler_bernoulli(h):

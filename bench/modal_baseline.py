@@ -12,7 +12,7 @@ accelerations q̈ᵢ(t) (the ``modal`` shader's oscillators) drive
     four complex amplitudes are least-squares fitted, at the mode's frequency, to the FDTD field
     at the probes (a precomputed-acoustic-transfer style fit of the lowest orders).
 
-Printed and saved (bench/modal_baseline.png, and the table for bench/RESULTS.md): per-mode levels
+Printed and saved (bench/figures/modal_baseline.png, and the table for bench/RESULTS.md): per-mode levels
 at the listener (FDTD vs the two baselines, dB), waveforms, spectra, and wall times.
 
     python3 bench/modal_baseline.py [--duration 0.03]
@@ -83,7 +83,7 @@ def compact_transfer(m, d, x, k, rho):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=0.03)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "modal_baseline.png")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "figures" / "modal_baseline.png")
     args = ap.parse_args()
 
     pts = probes()

@@ -117,8 +117,12 @@ class ModalShader(Shader):
         if config.modes is None:
             from wavesolve.fem import modal_analysis
 
-            return modal_analysis(self.mesh, self.material, resolution=config.resolution,
-                                  max_frequency=config.max_frequency or 20000.0)
+            try:
+                return modal_analysis(self.mesh, self.material, resolution=config.resolution,
+                                      max_frequency=config.max_frequency or 20000.0)
+            except ValueError as exc:
+                raise SceneError(file, f"{key}.resolution", f"modal analysis failed: {exc}",
+                                 "choose another resolution, or give a modes file from `wavesolve modal`") from None
         path = context.scene_dir / config.modes
         if not path.is_file():
             raise SceneError(file, f"{key}.modes", f"modes file '{path}' does not exist",

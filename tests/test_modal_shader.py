@@ -191,3 +191,14 @@ def test_time_parallel_chunks_match_one_run(write_scene, monkeypatch, sphere):
     err = rel_l2(two.listener("on_axis"), one.listener("on_axis"))
     print("chunked vs one run", err)
     assert err < 1e-3
+
+
+def test_bad_modes_input_names_the_key(tmp_path, sphere, monkeypatch):
+    from wavesolve.errors import SceneError
+
+    mesh, _, _ = sphere
+    with pytest.raises(SceneError, match=r"modes.*has shapes for \d+ vertices"):
+        _shader(tmp_path, TABLE, trimesh.creation.icosphere(subdivisions=2, radius=0.05))
+    monkeypatch.setenv("WAVESOLVE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SceneError, match=r"resolution.*modal analysis failed"):
+        _shader(tmp_path, {**TABLE, "modes": None, "resolution": 0.0005}, mesh)

@@ -117,6 +117,13 @@ def build_model(mesh, material: Material, resolution: float) -> VoxelModel:
     extent = hi - lo
     counts = np.maximum(1, np.round(extent / resolution).astype(int))
     size = extent / counts
+    # refuse early (before voxelising) what would surely exceed MAX_DOFS: each element brings about
+    # 8 nodes of its own (27 shared with neighbours), 24 dofs
+    volume = abs(float(mesh.volume)) if mesh.is_volume else float(np.prod(extent))
+    estimate = 24 * volume / float(np.prod(size))
+    if estimate > 1.5 * MAX_DOFS:
+        raise ValueError(f"about {estimate:.3g} degrees of freedom at resolution {resolution:g} m exceeds "
+                         f"{MAX_DOFS}: use a coarser resolution")
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in counts], indexing="ij"), axis=-1).reshape(-1, 3)
     centres = lo + (ijk + 0.5) * size
     inside = igl.fast_winding_number(verts, faces, centres) > 0.5

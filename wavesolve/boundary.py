@@ -52,6 +52,7 @@ class Body:
             self.motion = Static(self.geometry.position, self.geometry.rotation)
         self._lattice: SDFLattice | None = None
         self._band = np.inf
+        self._region_cache: tuple | None = None   # (key, state, distances) of the last full evaluation
 
     def prepare(self, grid: Grid) -> None:
         """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
@@ -76,6 +77,41 @@ class Body:
         bary = _barycentric(local, corners)
         acc = self.motion.track.acceleration(t)[geom.mesh.faces[triangles]]
         return np.einsum("nc,ncd->nd", bary, acc) @ state.rotation.T
+
+    def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState) -> np.ndarray:
+        """Signed distance at the centres of the cell box [lo, hi) of ``grid`` (array of its shape).
+
+        Reuses the last full evaluation of the same box (same world cells): a static body's as it
+        is; a moving rigid body's outside the band |d| < δ + h, δ the largest displacement of its
+        bounding box since then (those cells cannot have changed side), until δ reaches a cell.
+        """
+        shape = tuple(int(n) for n in hi - lo)
+        key = (tuple(np.rint(np.asarray(grid.origin) / grid.h + lo).astype(int)), shape, grid.h)
+        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
+        centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
+            np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+        cache = self._region_cache
+        if cache is not None and cache[0] == key and not self.motion.deforms:
+            if not self.motion.moves:
+                return cache[2]
+            if self._lattice is not None:
+                delta = self._displacement(cache[1], state)
+                if delta < grid.h:
+                    d = cache[2].copy()
+                    band = np.flatnonzero(np.abs(d) < delta + grid.h)
+                    d.reshape(-1)[band] = self.signed_distance(centres(band), state)
+                    return d
+        d = self.signed_distance(centres(), state).reshape(shape)
+        if not self.motion.deforms:
+            self._region_cache = (key, state, d)
+        return d
+
+    def _displacement(self, a: RigidState, b: RigidState) -> float:
+        """Largest distance any point of the body's bounding box moved between states a and b (m)."""
+        v = self.geometry.vertices
+        corners = np.array(np.meshgrid(*zip(v.min(axis=0), v.max(axis=0)), indexing="ij")).reshape(3, -1).T
+        moved = (corners @ b.rotation.T + b.position) - (corners @ a.rotation.T + a.position)
+        return float(np.max(np.linalg.norm(moved, axis=1)))
 
     def signed_distance(self, points: np.ndarray, state: RigidState) -> np.ndarray:
         """Signed distance (n,) of world points, positive in air (lattice-interpolated when moving)."""
@@ -113,9 +149,7 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
         hi = np.minimum(np.ceil(grid.fractional_index(bounds[1][None])[0]).astype(int) + margin_cells + 1,
                         np.asarray(shape))
         region = tuple(slice(lo[a], hi[a]) for a in range(3))
-        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
-        idx = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        d = body.signed_distance(grid.centres(idx), state).reshape(tuple(hi - lo))
+        d = body.region_distance(grid, lo, hi, state)
         better = d < distance[region]
         distance[region] = np.where(better, d, distance[region])
         owner[region] = np.where(better, k, owner[region])

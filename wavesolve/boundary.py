@@ -388,7 +388,6 @@ class _SurfaceData:
         """Unknowns whose nearest points on every mesh are internal (a seam between touching
         objects): take the union's surface point nearest to a fluid face-neighbour instead (outside
         all objects the nearest mesh point is on the union's surface), and the plane through it."""
-        h = grid.h
         shape = np.asarray(grid.shape)
         for r in rows:
             nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)

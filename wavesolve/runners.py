@@ -117,12 +117,13 @@ def compute_chunk(job: dict) -> ChunkPart:
         os.environ.setdefault("NUMBA_NUM_THREADS", str(job["threads"]))
     scene = parse_scene(job["scene_text"], job["scene_path"])
     plan = ChunkPlan.from_json(job["plan"])
-    callback = None
-    if os.environ.get(CRASH_ENV) == str(job["chunk"]) and job.get("attempt", 0) == 0:
-        def callback(group: int, steps: int) -> None:
-            if steps >= 64:
-                os._exit(17)  # a worker dying mid-chunk (tests)
-    out = run_chunk(scene, plan, job["chunk"], backend=job["backend"], callback=callback)
+    crash = os.environ.get(CRASH_ENV) == str(job["chunk"]) and job.get("attempt", 0) == 0
+
+    def die_mid_chunk(group: int, steps: int) -> None:
+        if steps >= 64:
+            os._exit(17)  # a worker dying mid-chunk (tests)
+
+    out = run_chunk(scene, plan, job["chunk"], backend=job["backend"], callback=die_mid_chunk if crash else None)
     return make_part(scene, plan, out)
 
 

@@ -155,7 +155,7 @@ def main() -> None:
 
     cases = [(64, False), (96, True)] if args.quick else [(128, False), (200, False), (200, True)]
     print()
-    print(f"| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof |")
+    print("| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for backend in backends:
         bandwidth = gpu_bw if backend.name == "cupy" else host_bw

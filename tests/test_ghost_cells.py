@@ -106,3 +106,52 @@ def test_touching_objects_sound_like_their_union(half, overlap):
     assert np.max(np.abs(out[0])) > 0.1
     for a, b in zip(*out):
         assert rel_l2(b, a) < 1e-12
+
+
+THIN = """
+[simulation]
+duration = 0.0025
+cell_size = 0.005
+precision = "float64"
+[domain]
+size = 0.3
+[[objects]]
+name = "source"
+mesh = { primitive = "icosphere", radius = 0.025, subdivisions = 3 }
+position = [0.0, 0.0, 0.07]
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = { waveform = "gaussian_derivative", frequency = 800.0, amplitude = 100.0 }
+[[objects]]
+name = "plate"
+mesh = { primitive = "box", size = [0.22, 0.22, THICKNESS] }
+position = [0.0013, 0.0017, 0.0011]
+[[listeners]]
+name = "front"
+position = [0.0, 0.03, 0.02]
+[[listeners]]
+name = "behind"
+position = [0.0, 0.03, -0.02]
+"""
+
+
+def test_plate_one_cell_thick_does_not_leak():
+    """A plate 5 mm thick on a 5 mm grid has a single layer of solid cells, with air on both sides
+    of each. Its far side must hear what it hears behind a plate two cells thick (only diffraction
+    round the edges): RMS within 15 % of it (measured: 0.213 vs 0.199 Pa, the faces sit 2.5 mm
+    apart), where one value per cell lets the front pressure through (measured before: 0.70 Pa)."""
+    from wavesolve.scene import parse_scene
+    from wavesolve.simulation import Simulation
+
+    rms = {}
+    for thickness in ("0.005", "0.01"):
+        scene = parse_scene(THIN.replace("THICKNESS", thickness), "thin.toml")
+        sim = Simulation(scene)
+        if thickness == "0.005":
+            assert sim.ghosts.n_back > 100          # the one-cell plate does use back values
+        out = sim.run(scene.grid.steps_for(scene.duration), progress=False)
+        rms[thickness] = np.sqrt(np.mean(out ** 2, axis=1))
+    thin, thick = rms["0.005"], rms["0.01"]
+    assert thin[1] < 0.4 * thin[0]
+    assert abs(thin[1] - thick[1]) < 0.15 * thick[1]

@@ -87,3 +87,12 @@ def test_objects_may_rest_on_but_not_sink_into_the_ground(write_scene):
     assert resting.grid.interior_bounds()[0, 2] == pytest.approx(0.0)
     with pytest.raises(wavesolve.SceneError, match="below the ground"):
         wavesolve.load_scene(write_scene(GROUNDED.format(cz=0.1, z=0.03)))
+
+
+def test_listeners_outside_a_grounded_box_are_refused(write_scene):
+    """Far-field rays do not model the floor's reflection: such listeners are refused, not guessed."""
+    text = GROUNDED.format(cz=0.1, z=0.05).replace("position = [0.1, 0.0, 0.05]", "position = [1.0, 0.0, 0.05]")
+    with pytest.raises(wavesolve.SceneError, match="not supported with a ground"):
+        wavesolve.load_scene(write_scene(text))
+    near_floor = GROUNDED.format(cz=0.1, z=0.05).replace("position = [0.1, 0.0, 0.05]", "position = [0.1, 0.0, 0.006]")
+    assert not wavesolve.load_scene(write_scene(near_floor)).listeners[0].far

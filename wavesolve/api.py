@@ -38,20 +38,20 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
     start = time.perf_counter()
-    backend_used = resolve_backend(backend)
+    engine = resolve_backend(backend)
     if sources:
         if chunks != 1:
             raise ValueError("point sources are not windowed by chunks; use chunks=1")
         lay = layout(scene)
-        sim = Simulation(scene, backend=backend, sources=sources, probe_points=lay.points)
+        sim = Simulation(scene, backend=engine, sources=sources, probe_points=lay.points)
         raw = sim.run(scene.grid.steps_for(scene.duration), progress=progress)[None]
         info = {}
     else:
         plan = plan_chunks(scene, chunks)
-        outputs = [run_chunk(scene, plan, k, backend=backend, progress=progress) for k in range(plan.n_chunks)]
+        outputs = [run_chunk(scene, plan, k, backend=engine, progress=progress) for k in range(plan.n_chunks)]
         raw = stitch(plan, outputs)
         info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
-    return make_result(scene, raw, {"backend": backend_used, "wall_time": time.perf_counter() - start, **info})
+    return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start, **info})
 
 
 def make_result(scene: Scene, raw: np.ndarray, metadata: dict) -> Result:

@@ -103,7 +103,7 @@ class NumbaBackend(Backend):
 
 def _numba_backend() -> Backend:
     try:
-        import numba  # noqa: F401
+        import numba  # noqa: F401 - only checks that Numba is installed
     except ImportError as exc:
         raise BackendError(f"the numba backend needs Numba ({exc}); install it with "
                            "'python3 -m pip install numba', or use --backend numpy") from exc

@@ -52,6 +52,7 @@ class Body:
             self.motion = Static(self.geometry.position, self.geometry.rotation)
         self._lattice: SDFLattice | None = None
         self._band = np.inf
+        self._region_cache: tuple | None = None   # (key, state, distances) of the last full evaluation
 
     def prepare(self, grid: Grid) -> None:
         """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
@@ -76,6 +77,41 @@ class Body:
         bary = _barycentric(local, corners)
         acc = self.motion.track.acceleration(t)[geom.mesh.faces[triangles]]
         return np.einsum("nc,ncd->nd", bary, acc) @ state.rotation.T
+
+    def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState) -> np.ndarray:
+        """Signed distance at the centres of the cell box [lo, hi) of ``grid`` (array of its shape).
+
+        Reuses the last full evaluation of the same box (same world cells): a static body's as it
+        is; a moving rigid body's outside the band |d| < δ + h, δ the largest displacement of its
+        bounding box since then (those cells cannot have changed side), until δ reaches a cell.
+        """
+        shape = tuple(int(n) for n in hi - lo)
+        key = (tuple(np.rint(np.asarray(grid.origin) / grid.h + lo).astype(int)), shape, grid.h)
+        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
+        centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
+            np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+        cache = self._region_cache
+        if cache is not None and cache[0] == key and not self.motion.deforms:
+            if not self.motion.moves:
+                return cache[2]
+            if self._lattice is not None:
+                delta = self._displacement(cache[1], state)
+                if delta < grid.h:
+                    d = cache[2].copy()
+                    band = np.flatnonzero(np.abs(d) < delta + grid.h)
+                    d.reshape(-1)[band] = self.signed_distance(centres(band), state)
+                    return d
+        d = self.signed_distance(centres(), state).reshape(shape)
+        if not self.motion.deforms:
+            self._region_cache = (key, state, d)
+        return d
+
+    def _displacement(self, a: RigidState, b: RigidState) -> float:
+        """Largest distance any point of the body's bounding box moved between states a and b (m)."""
+        v = self.geometry.vertices
+        corners = np.array(np.meshgrid(*zip(v.min(axis=0), v.max(axis=0)), indexing="ij")).reshape(3, -1).T
+        moved = (corners @ b.rotation.T + b.position) - (corners @ a.rotation.T + a.position)
+        return float(np.max(np.linalg.norm(moved, axis=1)))
 
     def signed_distance(self, points: np.ndarray, state: RigidState) -> np.ndarray:
         """Signed distance (n,) of world points, positive in air (lattice-interpolated when moving)."""
@@ -113,9 +149,7 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
         hi = np.minimum(np.ceil(grid.fractional_index(bounds[1][None])[0]).astype(int) + margin_cells + 1,
                         np.asarray(shape))
         region = tuple(slice(lo[a], hi[a]) for a in range(3))
-        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
-        idx = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        d = body.signed_distance(grid.centres(idx), state).reshape(tuple(hi - lo))
+        d = body.region_distance(grid, lo, hi, state)
         better = d < distance[region]
         distance[region] = np.where(better, d, distance[region])
         owner[region] = np.where(better, k, owner[region])
@@ -190,26 +224,42 @@ class GhostCells:
         n = len(local_index)
         row_of = np.full(int(np.prod(wshape)), -1, dtype=np.int64)
         row_of[local_index] = np.arange(n)
-        self.offset = surf.offset
-        terms = [(surf.near, 1.0 + surf.kappa), (surf.far, -surf.kappa)]
+        back = _BackSides(win, unknown_ijk, n_ghost, surf, cls, self.bodies, self.states)
+        m = len(back)
+        back_of = np.full(n, -1, dtype=np.int64)
+        back_of[back.ghost_row] = n + np.arange(m)
+        self.offset = np.concatenate([surf.offset, back.offset])
+        kappa = np.concatenate([surf.kappa, back.kappa])
+        terms = [(np.concatenate([surf.near, back.near]), 1.0 + kappa),
+                 (np.concatenate([surf.far, back.far]), -kappa)]
         blocked = solid & ~(ghost | fresh)
-        self.W_gf, self.W_gg, local_cols = _image_weights(win, terms, blocked, row_of, unknown_ijk)
-        system = (sp.identity(n, format="csc") - self.W_gg).tocsc()
-        self._lu = splu(system) if n else None
+        self.W_gf, self.W_gg, local_cols = _image_weights(
+            win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
+            np.concatenate([surf.normal_world, back.normal]), back_of)
+        system = (sp.identity(n + m, format="csc") - self.W_gg).tocsc()
+        self._lu = splu(system) if n + m else None
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
         self.fresh = np.arange(n) >= n_ghost
         self.solid_index = to_global(np.flatnonzero(blocked))
         self._solid_before = to_global(np.flatnonzero(solid))
-        self.rows = [np.flatnonzero(surf.owner == k_obj) for k_obj in range(len(self.bodies))]
-        self.points = [
-            BoundaryPoints(position=surf.closest_world[r], normal=surf.normal_world[r],
-                           position_local=surf.closest_local[r], normal_local=surf.normal_local[r],
-                           triangle=surf.triangle[r], state=state,
-                           deformation_acceleration=body.deformation_acceleration(
-                               t, surf.closest_local[r], surf.triangle[r], state))
-            for r, state, body in zip(self.rows, self.states, self.bodies)
-        ]
+        self.n_back = m
+        self._link_fluid = to_global(back.link_fluid)
+        self._link_row = n + back.link_back
+        self._link_cell = self.index[back.ghost_row[back.link_back]]
+        self._back_values = np.zeros(m)
+        owner = np.concatenate([surf.owner, back.owner])
+        closest_world = np.concatenate([surf.closest_world, back.closest_world])
+        closest_local = np.concatenate([surf.closest_local, back.closest_local])
+        normal_world = np.concatenate([surf.normal_world, back.normal])
+        triangle = np.concatenate([surf.triangle, back.triangle])
+        self.rows = [np.flatnonzero(owner == k_obj) for k_obj in range(len(self.bodies))]
+        self.points = []
+        for r, state, body in zip(self.rows, self.states, self.bodies):
+            self.points.append(BoundaryPoints(
+                position=closest_world[r], normal=normal_world[r], position_local=closest_local[r],
+                normal_local=normal_world[r] @ state.rotation, triangle=triangle[r], state=state,
+                deformation_acceleration=body.deformation_acceleration(t, closest_local[r], triangle[r], state)))
 
     def _window(self, states: list[RigidState]) -> tuple[np.ndarray, Grid]:
         """Index offset (3,) and sub-grid covering every object (and last step's solid cells)."""
@@ -232,7 +282,8 @@ class GhostCells:
         return lo, win
 
     def __len__(self) -> int:
-        return len(self.index)
+        """Number of boundary rows (unknown cells plus back values of one-cell-thick parts)."""
+        return len(self.index) + self.n_back
 
     def solid_cells(self) -> np.ndarray:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
@@ -244,14 +295,25 @@ class GhostCells:
         return self._lu.solve(rhs)
 
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
-        """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time."""
+        """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time; keep the
+        back values of one-cell-thick parts for :meth:`correct_thin_parts`."""
         if self._lu is not None:
-            p.reshape(-1)[self.index] = self.solve(p, accel, density)
+            values = self.solve(p, accel, density)
+            n = len(self.index)
+            p.reshape(-1)[self.index] = values[:n]
+            self._back_values = values[n:]
+
+    def correct_thin_parts(self, p: np.ndarray, out: np.ndarray, lam2: float) -> None:
+        """After the field update: far-side neighbours of one-cell-thick parts saw the cell's
+        front value in their 7-point stencil; replace it by the back value: out += λ²(p_back − p_g)."""
+        if len(self._link_fluid):
+            delta = lam2 * (self._back_values[self._link_row - len(self.index)] - p.reshape(-1)[self._link_cell])
+            np.add.at(out.reshape(-1), self._link_fluid, delta.astype(out.dtype))
 
     def apply_fresh_previous(self, p_prev: np.ndarray, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells their previous-step pressure, extrapolated from ``p_prev`` the same way."""
         if self._lu is not None and self.fresh.any():
-            values = self.solve(p_prev, accel_prev, density)
+            values = self.solve(p_prev, accel_prev, density)[:len(self.index)]
             p_prev.reshape(-1)[self.index[self.fresh]] = values[self.fresh]
 
 
@@ -318,12 +380,7 @@ class _SurfaceData:
         if near:
             self._seam_fallback(grid, unknown_ijk, cls, bodies, states, np.flatnonzero(~best_valid), dist)
         xi = np.where(inside, -dist, dist)
-        e_min = MIN_IMAGE_OFFSET_CELLS * h
-        e = np.maximum(np.maximum(-xi, xi + e_min), e_min)
-        self.kappa = (e * e - xi * xi) / (2.0 * e * h + h * h)
-        self.offset = e - xi - self.kappa * h
-        self.near = self.closest_world + e[:, None] * self.normal_world
-        self.far = self.closest_world + (e + h)[:, None] * self.normal_world
+        self.kappa, self.offset, self.near, self.far = _image_points(xi, self.closest_world, self.normal_world, h)
 
 
     def _seam_fallback(self, grid: Grid, unknown_ijk: np.ndarray, cls: Classification, bodies: list[Body],
@@ -331,7 +388,6 @@ class _SurfaceData:
         """Unknowns whose nearest points on every mesh are internal (a seam between touching
         objects): take the union's surface point nearest to a fluid face-neighbour instead (outside
         all objects the nearest mesh point is on the union's surface), and the plane through it."""
-        h = grid.h
         shape = np.asarray(grid.shape)
         for r in rows:
             nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)
@@ -364,12 +420,76 @@ class _SurfaceData:
         return out
 
 
+def _image_points(xi: np.ndarray, closest: np.ndarray, normal: np.ndarray, h: float):
+    """κ, the ρaₙ coefficient (offset) and the two image points (near, far) of unknowns at signed
+    normal coordinate ξ from their closest surface points (module docstring)."""
+    e_min = MIN_IMAGE_OFFSET_CELLS * h
+    e = np.maximum(np.maximum(-xi, xi + e_min), e_min)
+    kappa = (e * e - xi * xi) / (2.0 * e * h + h * h)
+    return (kappa, e - xi - kappa * h, closest + e[:, None] * normal, closest + (e + h)[:, None] * normal)
+
+
+class _BackSides:
+    """Second values of ghost cells in parts one cell thick: a ghost cell with air on the far side
+    of the surface it was extrapolated for (a face-neighbour in a direction d with d·n < −0.3) gets a
+    back value, extrapolated from that side; the far-side neighbours use it instead of the cell's
+    value (a correction λ²(p_back − p_g) after the field update).
+
+    Attributes (rows count from the end of the primary unknowns): ``ghost_row`` (m,) primary row of
+    each back value; ``normal`` (m, 3), ``closest`` world/local (m, 3), ``triangle``, ``owner`` (m,),
+    ``kappa``, ``offset``, ``near``, ``far`` as for primary rows; ``link_fluid`` (k,) window-flat
+    indices of the far-side fluid cells and ``link_back`` (k,) their back value.
+    """
+
+    def __init__(self, grid: Grid, unknown_ijk: np.ndarray, n_ghost: int, surf: "_SurfaceData",
+                 cls: Classification, bodies: list[Body], states: list[RigidState]) -> None:
+        shape = np.asarray(grid.shape)
+        rows, fluid = [], []
+        ijk = unknown_ijk[:n_ghost]
+        for d in _NEIGHBOURS:
+            nb = ijk + d
+            ok = np.all((nb >= 0) & (nb < shape), axis=1)
+            ok[ok] &= ~cls.solid[tuple(nb[ok].T)]
+            ok &= surf.normal_world[:n_ghost] @ d < -0.3
+            rows.append(np.flatnonzero(ok))
+            fluid.append(np.ravel_multi_index(nb[ok].T, grid.shape) if ok.any() else np.zeros(0, np.int64))
+        rows_all, fluid_all = np.concatenate(rows), np.concatenate(fluid)
+        self.ghost_row, first = np.unique(rows_all, return_index=True)
+        self.link_fluid = fluid_all
+        self.link_back = np.searchsorted(self.ghost_row, rows_all)
+        m = len(self.ghost_row)
+        self.owner = surf.owner[self.ghost_row]
+        self.triangle = np.zeros(m, dtype=np.int64)
+        self.closest_local = np.zeros((m, 3))
+        self.closest_world = np.zeros((m, 3))
+        self.normal = np.zeros((m, 3))
+        x_g = grid.centres(ijk[self.ghost_row])
+        x_f = grid.centres(np.array(np.unravel_index(fluid_all[first], grid.shape)).T.reshape(-1, 3))
+        for k_obj, (body, state) in enumerate(zip(bodies, states)):
+            sel = self.owner == k_obj
+            if not sel.any():
+                continue
+            geom = body.geometry
+            _, self.triangle[sel], self.closest_local[sel] = geom.closest_local(geom.to_local(x_f[sel], state))
+            self.closest_world[sel] = geom.to_world(self.closest_local[sel], state)
+        vec = x_f - self.closest_world
+        self.normal = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-300)
+        xi = np.minimum(np.einsum("ij,ij->i", x_g - self.closest_world, self.normal), 0.0)
+        self.kappa, self.offset, self.near, self.far = _image_points(xi, self.closest_world, self.normal, grid.h)
+
+    def __len__(self) -> int:
+        return len(self.ghost_row)
+
+
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
-                   row_of: np.ndarray, unknown_ijk: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                   row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
+                   back_of: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
-    maps a flat cell index to its unknown row (−1 for known cells).
+    maps a flat cell index to its unknown row (−1 for known cells). With ``normals`` (rows, 3) and
+    ``back_of`` (primary rows,: back row or −1), a stencil cell that has a back value contributes
+    the value whose normal faces the interpolating row's side.
     Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
     """
     all_cells, all_weights = [], []
@@ -385,8 +505,16 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     w_flat = weights.ravel()
     keep = w_flat != 0.0
     r_idx, c_flat, w_flat = r_idx[keep], c_flat[keep], w_flat[keep]
-    is_unknown = row_of[c_flat] >= 0
-    W_gg = sp.csr_matrix((w_flat[is_unknown], (r_idx[is_unknown], row_of[c_flat[is_unknown]])), shape=(n, n))
+    col_row = row_of[c_flat]
+    is_unknown = col_row >= 0
+    if back_of is not None and len(back_of):
+        has_back = is_unknown.copy()
+        has_back[is_unknown] = back_of[col_row[is_unknown]] >= 0
+        b = back_of[col_row[has_back]]
+        own = normals[r_idx[has_back]]
+        use_back = np.einsum("ij,ij->i", own, normals[b]) > np.einsum("ij,ij->i", own, normals[col_row[has_back]])
+        col_row[np.flatnonzero(has_back)[use_back]] = b[use_back]
+    W_gg = sp.csr_matrix((w_flat[is_unknown], (r_idx[is_unknown], col_row[is_unknown])), shape=(n, n))
     cols, col = np.unique(c_flat[~is_unknown], return_inverse=True)
     W_gf = sp.csr_matrix((w_flat[~is_unknown], (r_idx[~is_unknown], col)), shape=(n, len(cols)))
     return W_gf, W_gg, cols

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from .backend import Backend
 from .constants import CHUNK_ENERGY_CHECK_INTERVAL, CHUNK_ENERGY_THRESHOLD, CHUNK_TAIL_CAP_CROSSINGS
 from .energy import leapfrog_energy
 from .errors import ChunkError
@@ -149,7 +150,7 @@ def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float 
     return ChunkPlan(starts, total, "uniform", energy_threshold, tail_cap)
 
 
-def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: str = "auto", progress: bool | None = False,
+def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend" = "auto", progress: bool | None = False,
               callback: Callable[[int, int], None] | None = None) -> ChunkOutput:
     """Run chunk k of ``plan`` (every source group) and return its probe signals.
 

@@ -147,7 +147,7 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
     from .constants import CHUNK_RETRIES
     from .runners import run_chunks
 
-    resolve_backend(args.backend)
+    engine = resolve_backend(args.backend)   # refuse an unusable backend before any work
     devices = [int(d) for d in args.devices.split(",")] if args.devices else None
     plan = plan_chunks(scene, args.chunks)
     parts_dir = args.parts_dir or h5.with_name(h5.name + ".parts")
@@ -164,7 +164,7 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
 
     raw = stitch(plan, [ChunkOutput(p.chunk, p.start_step, p.probes) for p in parts])
     result = make_result(scene, raw, {
-        "backend": resolve_backend(args.backend), "wall_time": time.perf_counter() - start,
+        "backend": engine.name, "wall_time": time.perf_counter() - start,
         "chunks": plan.n_chunks, "chunk_mode": plan.mode,
         "retried_chunks": ", ".join(map(str, sorted(report.retried)))})
     return result, parts_dir

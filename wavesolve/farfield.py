@@ -71,7 +71,7 @@ class ListenerLayout:
 def layout(scene) -> ListenerLayout:
     """Probe points, source groups and far-field rays of ``scene``. Raises SceneError if a ray
     has no room in the box or passes through an object."""
-    grid, h = scene.grid, scene.grid.h
+    grid = scene.grid
     far = [lis.far for lis in scene.listeners]
     sounding = [k for k, obj in enumerate(scene.objects) if obj.shaders]
     if any(far) and len(sounding) > 1:

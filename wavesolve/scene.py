@@ -269,7 +269,18 @@ def parse_scene(text: str, path: str | Path) -> Scene:
     for i, lis in enumerate(config.listeners):
         key = f"listeners[{i}].position"
         pos = np.asarray(lis.position, dtype=np.float64)
-        if np.any(pos < bounds[0] + h) or np.any(pos > bounds[1] - h):
+        lower = bounds[0] + h
+        if grid.ground:
+            lower[2] = bounds[0, 2] + 0.5 * h   # a listener may sit close to the floor
+        if np.any(pos < lower) or np.any(pos > bounds[1] - h):
+            if grid.ground:
+                errors.append(SceneError(
+                    file, key, f"listener '{lis.name}' at {lis.position} is not inside the box "
+                    f"{_fmt_box(bounds)} above the ground; far-field listeners are not supported with a ground "
+                    "yet (the ray fit does not know the floor's reflection)",
+                    "enlarge domain.size (keeping the box on the ground) so that it contains the listener, "
+                    "at least half a cell above the floor"))
+                continue
             if not any(o.shaders for o in objects):
                 errors.append(SceneError(
                     file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "

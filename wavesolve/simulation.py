@@ -96,6 +96,7 @@ class Simulation:
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
         self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
         self.n = self._start_step = start_step
+        self._lam2 = grid.courant ** 2
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
     @property
@@ -132,6 +133,7 @@ class Simulation:
         ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
         samples = self.probes.sample(p)
         self._update(p, out)
+        ghosts.correct_thin_parts(p, out, self._lam2)
         for idx, scale, signal in self._sources:
             out[idx] += scale * signal(t)
         out.reshape(-1)[self._hold_zero] = 0

@@ -5,8 +5,6 @@ Signals are float arrays; multi-listener WAVs hold one channel per listener, in 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import soxr
 from scipy.io import wavfile
 
 from .constants import WAV_PEAK_DBFS
+from .files import atomic_path
 
 
 def read_float_wav(path: str | Path) -> tuple[np.ndarray, float]:
@@ -60,11 +59,5 @@ def write_wav(path: str | Path, signals: np.ndarray, sample_rate: float) -> None
     """Write (n,) or (n, channels) samples as a 32-bit float WAV, atomically."""
     path = Path(path)
     rate = int(round(sample_rate))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         wavfile.write(tmp, rate, np.asarray(signals, dtype=np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

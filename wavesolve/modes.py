@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_path
+
 
 @dataclass
 class ModeSet:
@@ -52,9 +54,7 @@ class ModeSet:
     def save(self, path: str | Path) -> None:
         import h5py
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f["frequencies"] = self.frequencies
             f["damping"] = self.damping
             f.create_dataset("shapes", data=self.shapes, compression="gzip")
@@ -62,7 +62,6 @@ class ModeSet:
             f["shapes"].attrs["units"] = "m per sqrt(kg) modal coordinate (mass-normalised)"
             for k, v in self.attrs.items():
                 f.attrs[k] = v
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "ModeSet":

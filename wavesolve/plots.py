@@ -1,6 +1,7 @@
 """Figures of results: waveform and spectrogram per listener (PNG)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +11,27 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import signal as sps  # noqa: E402
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .constants import CELLS_PER_WAVELENGTH, SOUND_SPEED  # noqa: E402
+from .files import atomic_path  # noqa: E402
 from .result import Result  # noqa: E402
+
+
+def accurate_bandwidth(result: Result) -> float | None:
+    """c / (10 h) (Hz): the highest frequency the run resolves accurately; None if the result
+    does not record its cell size."""
+    h = result.metadata.get("cell_size")
+    if not h:
+        return None
+    try:
+        c = float(tomllib.loads(result.scene_text).get("medium", {}).get("sound_speed", SOUND_SPEED))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        c = SOUND_SPEED
+    return c / (CELLS_PER_WAVELENGTH * float(h))
 
 
 def plot_listener(result: Result, name: str, path: str | Path) -> Path:
@@ -30,10 +51,17 @@ def plot_listener(result: Result, name: str, path: str | Path) -> Path:
     top = float(level.max()) if level.size else 0.0
     mesh = ax_s.pcolormesh(tt * 1e3, f / 1e3, level, shading="auto", vmin=top - 80, vmax=top, cmap="magma")
     fig.colorbar(mesh, ax=ax_s, label="dB re 20 µPa")
+    limit = accurate_bandwidth(result)
+    if limit is not None and limit < fs / 2:   # above c/(10h) the grid's dispersion colours the sound
+        ax_s.axhspan(limit / 1e3, fs / 2e3, color="white", alpha=0.35, lw=0)
+        ax_s.axhline(limit / 1e3, color="white", ls="--", lw=0.8)
+        ax_s.text(0.01, limit / 1e3, " above: beyond c/(10h), dispersive", color="white", fontsize=8,
+                  va="bottom", transform=ax_s.get_yaxis_transform())
     ax_s.set_xlabel("time (ms)")
     ax_s.set_ylabel("frequency (kHz)")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 

@@ -104,6 +104,7 @@ class Geometry:
         self._faces = np.ascontiguousarray(self.mesh.faces, dtype=np.int64)
         self._tree = None
         self._normals = None
+        self._bounds_cache: tuple[bytes, np.ndarray] | None = None
 
     @property
     def vertices(self) -> np.ndarray:
@@ -123,9 +124,16 @@ class Geometry:
         return np.asarray(points) @ rot.T + pos
 
     def world_bounds(self, state=None) -> np.ndarray:
-        """(2, 3) axis-aligned bounds of the posed mesh in the world (m)."""
-        world = self.to_world(self._vertices, state)
-        return np.stack([world.min(axis=0), world.max(axis=0)])
+        """(2, 3) axis-aligned bounds of the posed mesh in the world (m).
+
+        The last pose's bounds are kept: a step asks for them many times.
+        """
+        pos, rot = self._pose(state)
+        key = np.asarray(pos, dtype=np.float64).tobytes() + np.asarray(rot, dtype=np.float64).tobytes()
+        if self._bounds_cache is None or self._bounds_cache[0] != key:
+            world = self.to_world(self._vertices, state)
+            self._bounds_cache = (key, np.stack([world.min(axis=0), world.max(axis=0)]))
+        return self._bounds_cache[1].copy()
 
     def signed_distance(self, points: np.ndarray, state=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Signed distance of world points to the surface (exact, winding-number sign).

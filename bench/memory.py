@@ -1,0 +1,87 @@
+"""Memory per cell and the largest grid that fits a given memory (issue 6's memory figures).
+
+    python3 bench/memory.py [--gib 80] [--layer 10]
+
+Counts the bytes that grow with the grid: the two pressure fields and the absorbing layer's split
+pressures and face velocities (only in the layer). This script first checks that count against
+everything a real NumPy `Simulation` allocates on small grids (tracemalloc sees NumPy's buffers;
+the rest — ghost cells of objects, probes, index arrays — does not grow with the grid), then
+solves for the largest cube of cells (layer included) that fits the given memory. `wavesolve info`
+prints the same count plus one byte per cell of margin (`wavesolve.plan.estimate`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wavesolve.absorbing import AbsorbingLayer  # noqa: E402
+from wavesolve.grid import Grid  # noqa: E402
+from wavesolve.scene import parse_scene  # noqa: E402
+from wavesolve.simulation import Simulation  # noqa: E402
+
+
+def formula_bytes(n: int, layer: int, itemsize: int) -> int:
+    """Bytes of an n³-cell grid (layer included): 2 fields + layer auxiliaries."""
+    grid = Grid(h=0.01, dt=1e-5, sound_speed=343.0, shape=(n, n, n), layer=layer, origin=(0.0, 0.0, 0.0))
+    return 2 * grid.cells * itemsize + AbsorbingLayer.estimate_bytes(grid, itemsize)
+
+
+def measured_bytes(n: int, layer: int, precision: str) -> int:
+    """Bytes NumPy holds after building a free-field Simulation with an n³-cell grid (tracemalloc)."""
+    h = 0.01
+    scene = parse_scene(
+        f"[simulation]\nduration = 1e-3\ncell_size = {h}\nprecision = \"{precision}\"\n"
+        f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n"
+        "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<memory>")
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sim = Simulation(scene, backend="numpy")
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert sim.grid.shape == (n, n, n), sim.grid.shape
+    return held
+
+
+def largest_cube(limit: float, layer: int, itemsize: int) -> int:
+    """Largest n with formula_bytes(n) ≤ limit (bisection)."""
+    lo, hi = 2 * layer + 1, 2 * layer + 2
+    while formula_bytes(hi, layer, itemsize) <= limit:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if formula_bytes(mid, layer, itemsize) <= limit else (lo, mid)
+    return lo
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gib", type=float, default=80.0, help="memory to fill (GiB), default 80 (an H100)")
+    ap.add_argument("--layer", type=int, default=10, help="absorbing layer cells (default 10)")
+    args = ap.parse_args()
+    limit = args.gib * 2 ** 30
+    print(f"| precision | count vs allocated, 60³ / 100³ (MB) | bytes per cell, 128³ / 512³ / 2048³ | "
+          f"largest cube in {args.gib:g} GiB | cells |")
+    print("| --- | --- | --- | --- | --- |")
+    for precision in ("float32", "float64"):
+        item = np.dtype(precision).itemsize
+        checks = []
+        for n in (60, 100):
+            count, real = formula_bytes(n, args.layer, item), measured_bytes(n, args.layer, precision)
+            if not count <= real <= count + 2 ** 20:   # the rest must not grow with the grid
+                raise SystemExit(f"{n}³ {precision}: counted {count} B, allocated {real} B")
+            checks.append(f"{count / 1e6:.2f} / {real / 1e6:.2f}")
+        per_cell = [formula_bytes(n, args.layer, item) / n ** 3 for n in (128, 512, 2048)]
+        n = largest_cube(limit, args.layer, item)
+        print(f"| {precision} | {'; '.join(checks)} | {' / '.join(f'{b:.2f}' for b in per_cell)} | "
+              f"{n}³ | {n ** 3 / 1e9:.2f} G |")
+
+
+if __name__ == "__main__":
+    main()

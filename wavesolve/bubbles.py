@@ -6,10 +6,12 @@ A gas bubble of radius r in water rings as a damped oscillator in its volume dis
 
 - **Frequency** (Minnaert with surface tension; linearised Rayleigh–Plesset with a polytropic gas
   at the Laplace pressure p_in = p₀ + 2σ/r):  ω₀² = (3γp_in − 2σ/r)/(ρ_w r²), f₀ ≈ 3.26/r Hz·m.
-  PHYSICS.md writes 3γp₀ for 3γp_in; the difference, 6γσ/r, is 0.3 % of 3γp₀ at r = 1 mm.
+  PHYSICS.md writes 3γp₀ for 3γp_in; the difference, 6γσ/r, is 0.14 % of 3γp₀ at r = 1 mm.
   The hydrostatic pressure of the depth is neglected (+0.05 % in f at 1 cm).
-- **Near the free surface** the negative image lowers the radiation mass to m(1 − r/(2d)) (Strasberg 1953, JASA 25), so ω² = ω₀²/(1 − r/(2d)): the pitch rises as a bubble at
-  depth d rises toward the surface (depth d(t) = d₀ − u·t, at least r).
+- **Near the free surface** the negative image lowers the radiation mass to m(1 − r/(2d))
+  (Strasberg 1953, JASA 25), so ω² = ω₀²/(1 − r/(2d)): the pitch rises as a bubble at depth d rises
+  toward the surface (d(t) = d₀ − u·t, stopping at 2r where the expansion in r/d is still fair:
+  at most +15 %).
 - **Damping** δ = δ_rad + δ_vis + δ_th (PHYSICS.md): δ_rad = ωr/c_w, δ_vis = 4μ/(ρ_w ω r²), δ_th the
   closed form of Devin's thermal damping, δ_th = 2[√(Φ−3) − (3γ−1)/(3(γ−1))]/(Φ−4),
   Φ = 16G_th/(9(γ−1)²f), G_th = 3γp₀/(4πρ_w D_air). δ is the damping relative to the ringing
@@ -153,8 +155,10 @@ class BubbleOscillators:
         self.w = np.zeros(len(self.radius))
 
     def depth(self, s, idx=slice(None)):
-        """Depth (m) under the free surface at bubble-local time s: d₀ − u s, never less than r."""
-        return np.maximum(self.depth0[idx] - self.rise[idx] * np.maximum(s, 0.0), self.radius[idx])
+        """Depth (m) under the free surface at bubble-local time s: d₀ − u s, stopping at 2r (or d₀ if
+        born shallower): the image model is Strasberg's expansion for d ≫ r, kept to d ≥ 2r (+15 %)."""
+        floor = np.minimum(self.depth0[idx], 2.0 * self.radius[idx])
+        return np.maximum(self.depth0[idx] - self.rise[idx] * np.maximum(s, 0.0), floor)
 
     def omega(self, s, idx=slice(None)):
         """Undamped angular frequency (rad/s) at bubble-local time s (Minnaert raised by the surface image)."""

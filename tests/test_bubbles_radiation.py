@@ -55,6 +55,7 @@ position = [0.0, 0.0, 0.08]
 """
 
 
+@pytest.mark.slow
 def test_bubble_under_a_flat_surface_rings_at_minnaert_with_the_model_decay(write_scene, monkeypatch):
     """r = 1.5 mm (f₀ = 2192 Hz, 15.6 cells per wavelength at h = 1 cm, inside the grid's accurate
     band c/(10h) = 3.4 kHz), 5 cm deep (the image raises it by 0.76 %). The spectral peak of the

@@ -61,6 +61,9 @@ BURST_FADE = 1e-3
 MIN_CAPTURE = 0.1
 #: the capture Φ is recomputed when a rising bubble has moved this far (m)
 CAPTURE_UPDATE = 1e-4
+#: bubble radii accepted (m): the closed-form thermal damping is checked against Devin for
+#: 0.25–10 mm (PHYSICS.md); beyond about 1 cm bubbles are no longer spherical
+RADIUS_RANGE = (5e-5, 0.02)
 
 
 class BubblesShader(Shader):
@@ -99,6 +102,9 @@ class BubblesShader(Shader):
         radius = np.array([b.radius for b in self.bubbles])
         depth = self.surface_height - pos @ self.normal
         for b, d in zip(self.bubbles, depth):
+            if not RADIUS_RANGE[0] <= b.radius <= RADIUS_RANGE[1]:
+                raise SceneError(file, b.key, f"bubble radius {b.radius:g} m is outside the range the model covers",
+                                 f"use radii between {RADIUS_RANGE[0]:g} and {RADIUS_RANGE[1]:g} m")
             if d <= b.radius:
                 raise SceneError(file, b.key, f"bubble at {np.round(b.position, 6).tolist()} (radius {b.radius:g} m) "
                                  f"is not under the free surface (depth {d:.4g} m)",

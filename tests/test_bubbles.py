@@ -268,6 +268,7 @@ position = [0.0, 0.0, 0.05]
      "not under the free surface's faces"),
     ('bubbles = [ { time = 0.0, position = [0.0, 0.0, 0.0], radius = -0.002 } ]', "bubbles[0].radius",
      "greater than 0"),
+    ('bubbles = [ { time = 0.0, position = [0.0, 0.0, 0.0], radius = 0.03 } ]', "bubbles[0]", "outside the range"),
     ('bubbles_file = "missing.csv"', "bubbles_file", "does not exist"),
     ('bubbles_file = "bad.csv"', "bubbles_file", "needs the header"),
     ('generate = [ { model = "dripping", position = [0.0, 0.0, 0.02] } ]', "generate[0]", "exactly one of"),

@@ -186,11 +186,14 @@ class BubblesShader(Shader):
         return np.floor(np.maximum(s, 0.0) / self.bank.dt + 1e-9).astype(np.int64)
 
     def _advance(self, t: float, idx: np.ndarray) -> None:
-        target = self.bank.j.copy()
-        target[idx] = self._samples(t, idx)
-        if np.any(target[idx] < self.bank.j[idx]):
+        """Step bubbles idx to their samples at t; one step back is served from the current state
+        (the solver's fresh cells ask for t − Δt), further back reruns them (reset)."""
+        want = self._samples(t, idx)
+        if np.any(want < self.bank.j[idx] - 1):
             self.reset(t)
             return
+        target = self.bank.j.copy()
+        target[idx] = np.maximum(want, self.bank.j[idx])
         self.bank.advance_to(target)
 
     def active(self, t: float) -> np.ndarray:

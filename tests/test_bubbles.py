@@ -172,7 +172,8 @@ def test_shader_normal_acceleration_integrates_to_the_volume_acceleration():
 
 def test_reset_restarts_with_the_exact_state():
     """Chunks: reset(t) then stepping on equals running from 0 (to 1e-12 of the peak), rising pitch
-    and a burst (lifetime) included; active_intervals ends each bubble at birth + min(lifetime, ring)."""
+    and a burst (lifetime) included, and so do queries one solver step back (fresh cells);
+    active_intervals ends each bubble at birth + min(lifetime, ring)."""
     table = {"bubbles": [{"time": 0.001, "position": [0.0, 0.0, 0.01], "radius": 0.001, "lifetime": 0.02},
                          {"time": 0.004, "position": [0.03, 0.0, 0.0], "radius": 0.002, "amplitude": 0.02}]}
     a, b = _shader(table), _shader(table)
@@ -186,6 +187,16 @@ def test_reset_restarts_with_the_exact_state():
     spans = a.active_intervals(0.0, 10.0)
     assert spans == [(0.001, pytest.approx(b.end[1]))]
     assert b.end[0] == pytest.approx(0.021) and b.end[1] > 0.004 + math.log(1e6) / beta2
+    # the solver's fresh cells ask one step back (t − Δt) between steps: same values, no rerun
+    c = _shader(table)
+    c.reset = None  # a rerun would fail: it must not be needed
+    dt_sim = 1 / 68600.0
+    zig = []
+    for t in times[1:]:
+        back = c.volume_acceleration(t - dt_sim, np.arange(2))
+        zig.append((back, c.volume_acceleration(t, np.arange(2))))
+    np.testing.assert_allclose([z[0] for z in zig], full[:-1], rtol=0, atol=1e-12 * np.max(np.abs(full)))
+    np.testing.assert_allclose([z[1] for z in zig], full[1:], rtol=0, atol=1e-12 * np.max(np.abs(full)))
     # a burst fades out: silent at the end of the lifetime
     assert abs(a.volume_acceleration(0.021 - 1e-7, np.array([0]))[0]) < 1e-3 * np.max(np.abs(full[:, 0]))
 

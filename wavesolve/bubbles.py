@@ -189,12 +189,15 @@ class BubbleOscillators:
             self.j[idx] += 1
 
     def acceleration(self, s: np.ndarray, idx=slice(None)) -> np.ndarray:
-        """V̈ (m³/s²) of bubbles idx at bubble-local times s (after their current sample)."""
+        """V̈ (m³/s²) of bubbles idx at bubble-local times s, within the step after their current
+        sample j or the step before it (free motion run backward from sample j: no impulse lies
+        strictly between samples, so that is exact too — a solver may ask one step back)."""
         s = np.asarray(s, dtype=np.float64)
         base = self.j[idx] * self.dt
-        om, beta, wd = self._coefficients(base + 0.5 * self.dt, idx)
+        back = s < base
+        om, beta, wd = self._coefficients(np.where(back, base - 0.5 * self.dt, base + 0.5 * self.dt), idx)
         cqq, cqv, cvq, cvv = free_motion(om, beta, wd, s - base)
-        v, w = self.v[idx], self.w[idx] + self._impulse(idx)
+        v, w = self.v[idx], self.w[idx] + np.where(back, 0.0, self._impulse(idx))
         v, w = cqq * v + cqv * w, cvq * v + cvv * w
         return jet_force(s, self.g0[idx], self.tau[idx]) - 2.0 * beta * w - om * om * v
 

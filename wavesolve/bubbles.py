@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import constants as k
 from .modal import free_motion
@@ -66,19 +67,19 @@ class Water:
 WATER = Water()
 
 
-def minnaert_omega(radius, water: Water = WATER):
+def minnaert_omega(radius: ArrayLike, water: Water = WATER) -> np.ndarray:
     """Minnaert angular frequency ω₀ (rad/s) with surface tension, for radius (m); arrays broadcast."""
     r = np.asarray(radius, dtype=np.float64)
     p_in = water.ambient_pressure + 2.0 * water.surface_tension / r
     return np.sqrt((3.0 * water.gamma * p_in - 2.0 * water.surface_tension / r) / (water.density * r * r))
 
 
-def surface_mass_factor(radius, depth):
+def surface_mass_factor(radius: ArrayLike, depth: ArrayLike) -> np.ndarray:
     """Radiation-mass factor 1 − r/(2d) of a bubble at depth d (m) under a free surface (Strasberg)."""
     return 1.0 - np.asarray(radius, dtype=np.float64) / (2.0 * np.asarray(depth, dtype=np.float64))
 
 
-def damping_terms(radius, omega, water: Water = WATER) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def damping_terms(radius: ArrayLike, omega: ArrayLike, water: Water = WATER) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(δ_rad, δ_vis, δ_th), dimensionless, of a bubble of radius r (m) ringing at ω (rad/s)."""
     r = np.asarray(radius, dtype=np.float64)
     w = np.asarray(omega, dtype=np.float64)
@@ -91,18 +92,18 @@ def damping_terms(radius, omega, water: Water = WATER) -> tuple[np.ndarray, np.n
     return d_rad, d_vis, d_th
 
 
-def decay_rate(radius, omega, water: Water = WATER):
+def decay_rate(radius: ArrayLike, omega: ArrayLike, water: Water = WATER) -> np.ndarray:
     """Amplitude decay rate β = ωδ/√(δ² + 4) (1/s), δ = δ_rad + δ_vis + δ_th."""
     delta = sum(damping_terms(radius, omega, water))
     return np.asarray(omega) * delta / np.sqrt(delta * delta + 4.0)
 
 
-def jet_duration(omega):
+def jet_duration(omega: ArrayLike) -> np.ndarray:
     """Duration τ (s) of the entrainment forcing: min(0.6 ms, half a period π/ω)."""
     return np.minimum(JET_DURATION_MAX, math.pi / np.asarray(omega, dtype=np.float64))
 
 
-def jet_gain(radius, amplitude, omega, tau):
+def jet_gain(radius: ArrayLike, amplitude: ArrayLike, omega: ArrayLike, tau: ArrayLike) -> np.ndarray:
     """g₀ (m³/s²) of F/m = −g₀(t/τ)² such that the undamped ringing after τ has volume amplitude 4π ε r³.
 
     Undamped response to (t/τ)² from rest: x = [t²/ω² − 2/ω⁴ + 2cos(ωt)/ω⁴]/τ²,
@@ -114,13 +115,13 @@ def jet_gain(radius, amplitude, omega, tau):
     return 4.0 * math.pi * np.asarray(amplitude) * np.asarray(radius) ** 3 / np.hypot(x, xd / w)
 
 
-def jet_force(s, g0, tau):
+def jet_force(s: ArrayLike, g0: ArrayLike, tau: ArrayLike) -> np.ndarray:
     """F/m (m³/s²) at bubble-local times s (s): −g₀ (s/τ)² on [0, τ), 0 elsewhere."""
     s = np.asarray(s, dtype=np.float64)
     return np.where((s >= 0) & (s < tau), -g0 * (s / tau) ** 2, 0.0)
 
 
-def jet_impulse(a, b, g0, tau):
+def jet_impulse(a: ArrayLike, b: ArrayLike, g0: ArrayLike, tau: ArrayLike) -> np.ndarray:
     """∫ₐᵇ F/m ds (m³/s) of the entrainment forcing (a ≤ b, bubble-local times)."""
     lo = np.clip(a, 0.0, tau)
     hi = np.clip(b, 0.0, tau)
@@ -136,7 +137,8 @@ class BubbleOscillators:
     ``acceleration(s)`` gives V̈ at bubble-local times s (within the current sample's step).
     """
 
-    def __init__(self, radius, depth, rise_speed, amplitude, dt: float, water: Water = WATER) -> None:
+    def __init__(self, radius: ArrayLike, depth: ArrayLike, rise_speed: ArrayLike, amplitude: ArrayLike, dt: float,
+                 water: Water = WATER) -> None:
         self.radius = np.asarray(radius, dtype=np.float64)
         self.depth0 = np.asarray(depth, dtype=np.float64)
         self.rise = np.broadcast_to(np.asarray(rise_speed, dtype=np.float64), self.radius.shape).copy()
@@ -154,13 +156,13 @@ class BubbleOscillators:
         self.v = np.zeros(len(self.radius))
         self.w = np.zeros(len(self.radius))
 
-    def depth(self, s, idx=slice(None)):
+    def depth(self, s: ArrayLike, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Depth (m) under the free surface at bubble-local time s: d₀ − u s, stopping at 2r (or d₀ if
         born shallower): the image model is Strasberg's expansion for d ≫ r, kept to d ≥ 2r (+15 %)."""
         floor = np.minimum(self.depth0[idx], 2.0 * self.radius[idx])
         return np.maximum(self.depth0[idx] - self.rise[idx] * np.maximum(s, 0.0), floor)
 
-    def omega(self, s, idx=slice(None)):
+    def omega(self, s: ArrayLike, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Undamped angular frequency (rad/s) at bubble-local time s (Minnaert raised by the surface image)."""
         return self.omega0[idx] / np.sqrt(surface_mass_factor(self.radius[idx], self.depth(s, idx)))
 
@@ -173,7 +175,7 @@ class BubbleOscillators:
         s = self.j[idx] * self.dt
         return jet_impulse(s - 0.5 * self.dt, s + 0.5 * self.dt, self.g0[idx], self.tau[idx])
 
-    def advance_to(self, target: np.ndarray) -> None:
+    def advance_to(self, target: ArrayLike) -> None:
         """Step every bubble i whose sample is below target[i] up to it (targets below stay put)."""
         target = np.asarray(target, dtype=np.int64)
         if np.any(target < self.j):
@@ -188,7 +190,7 @@ class BubbleOscillators:
             self.v[idx], self.w[idx] = cqq * v + cqv * w, cvq * v + cvv * w
             self.j[idx] += 1
 
-    def acceleration(self, s: np.ndarray, idx=slice(None)) -> np.ndarray:
+    def acceleration(self, s: ArrayLike, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """V̈ (m³/s²) of bubbles idx at bubble-local times s, within the step after their current
         sample j or the step before it (free motion run backward from sample j: no impulse lies
         strictly between samples, so that is exact too — a solver may ask one step back)."""

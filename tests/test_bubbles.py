@@ -218,7 +218,7 @@ def test_stochastic_models_are_reproducible_and_follow_their_laws():
     seed gives the same bubbles, another seed others. Dripping: one bubble per drop with
     probability 1, at the drop times, at depths within the range below the impact point."""
     pour = PouringConfig(model="pouring", rate=4000.0, start=0.1, stop=0.6, position=[0.0, 0.0, 0.02],
-                         spread=0.01, radius=[0.001, 0.004], seed=3)
+                         spread=0.01, depth=[0.005, 0.02], radius=[0.001, 0.004], seed=3)
     bubbles = generate_bubbles(pour, UP, 1.0, "g")
     assert abs(len(bubbles) - 2000) < 4 * math.sqrt(2000)
     radii = np.array([b.radius for b in bubbles])
@@ -285,6 +285,8 @@ position = [0.0, 0.0, 0.05]
     ('generate = [ { model = "dripping", position = [0.0, 0.0, 0.02] } ]', "generate[0]", "exactly one of"),
     ('generate = [ { model = "pouring", rate = 10.0, position = [0.0, 0.0, 0.02], radius = [0.003, 0.001] } ]',
      "generate[0]", "min ≤ max"),
+    ('generate = [ { model = "pouring", rate = 10.0, position = [0.0, 0.0, 0.02], radius = [0.001, 0.005] } ]',
+     "generate[0]", "must exceed the largest radius"),
     ('generate = [ { model = "raining", rate = 10.0, position = [0.0, 0.0, 0.02] } ]', "generate[0]", ""),
     ('surface_normal = [0.0, 0.0, 0.0]\nbubbles = [ { time = 0.0, position = [0.0, 0.0, 0.0], radius = 0.002 } ]',
      "surface_normal", "zero"),

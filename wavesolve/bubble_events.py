@@ -85,6 +85,9 @@ class _Generator(_Strict):
     def _ranges(self):
         for name in ("depth", "radius", "amplitude"):
             _ordered(name, getattr(self, name))
+        if self.depth[0] <= self.radius[1]:
+            raise ValueError(f"the smallest depth ({self.depth[0]} m) must exceed the largest radius "
+                             f"({self.radius[1]} m): every bubble must be born under the surface")
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
         return self

@@ -112,7 +112,8 @@ class BubblesShader(Shader):
                                  f"{self.surface_height:.4g} m along surface_normal")
         self.birth = np.array([b.time for b in self.bubbles])
         self.position0 = pos
-        f_top = float(np.max(minnaert_omega(radius) * math.sqrt(2.0))) / (2 * math.pi) if B else 0.0
+        # highest pitch: at the end of the rise, depth 2r (ω₀/√(1 − 1/4))
+        f_top = float(np.max(minnaert_omega(radius))) / math.sqrt(0.75) / (2 * math.pi)
         rate = config.rate or max(DEFAULT_RATE, 16.0 * f_top)
         if rate < 4.0 * f_top:
             raise SceneError(file, f"{key}.rate", f"rate {rate:g} Hz is too low for bubbles ringing up to "
@@ -120,7 +121,7 @@ class BubblesShader(Shader):
         self.bank = BubbleOscillators(radius, depth, config.rise_speed, [b.amplitude for b in self.bubbles],
                                       1.0 / rate)
         beta = decay_rate(radius, self.bank.omega(np.zeros(B)))
-        ring = self.bank.tau + RING_MARGIN * math.log(1.0 / SILENT) / beta if B else np.zeros(0)
+        ring = self.bank.tau + RING_MARGIN * math.log(1.0 / SILENT) / beta
         self.lifetime = np.array([b.lifetime for b in self.bubbles])
         self.end = self.birth + np.minimum(self.lifetime, ring)
         self.fade = np.minimum(BURST_FADE, 0.25 * self.lifetime)

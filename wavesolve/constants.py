@@ -58,3 +58,19 @@ CHUNK_RETRIES = 2
 FAR_FIELD_RAY_POINTS = 4
 FAR_FIELD_INNER_CELLS = 2
 FAR_FIELD_OUTER_CELLS = 3
+
+# -- Water and the gas in bubbles (bubbles shader, wavesolve/bubbles.py), at 20 °C ------------------
+#: Density of water (kg/m³), 20 °C (IAPWS-95 formulation; handbook value 998.2).
+WATER_DENSITY = 998.2
+#: Speed of sound in fresh water (m/s), 20 °C (handbook value, e.g. Del Grosso & Mader 1972: 1482.3).
+WATER_SOUND_SPEED = 1482.3
+#: Surface tension of water against air (N/m), 20 °C (IAPWS 2014 release: 72.74 mN/m).
+WATER_SURFACE_TENSION = 0.07274
+#: Dynamic viscosity of water (Pa·s), 20 °C (IAPWS 2008 release: 1.0016 mPa·s).
+WATER_VISCOSITY = 1.0016e-3
+#: Ambient (atmospheric) pressure at the water surface (Pa), the standard atmosphere.
+AMBIENT_PRESSURE = 101325.0
+#: Ratio of specific heats of the air in a bubble (diatomic ideal gas).
+AIR_HEAT_RATIO = 1.4
+#: Thermal diffusivity of air (m²/s), 20 °C: k/(ρ c_p) = 0.0257/(1.204 × 1005) (handbook values).
+AIR_THERMAL_DIFFUSIVITY = 2.12e-5

@@ -45,6 +45,16 @@ def impulse_invariant_response(omega, xi, dt: float, impulses: np.ndarray) -> np
     return q
 
 
+def free_motion(omega, sigma, wd, s):
+    """Exact free motion of q̈ + 2σq̇ + ω²q = 0 over a time s (under-damped, ω_d = √(ω² − σ²)).
+
+    Returns (c_qq, c_qv, c_vq, c_vv) with q' = c_qq q + c_qv q̇, q̇' = c_vq q + c_vv q̇; arrays broadcast.
+    """
+    e = np.exp(-sigma * s)
+    c, sn = np.cos(wd * s), np.sin(wd * s)
+    return (e * (c + sigma * sn / wd), e * sn / wd, -e * omega ** 2 * sn / wd, e * (c - sigma * sn / wd))
+
+
 class ModalOscillators:
     """A bank of damped modal oscillators sampled every ``dt`` seconds, state (q, q̇) per mode.
 
@@ -64,11 +74,8 @@ class ModalOscillators:
         self.v = np.zeros_like(self.omega)
 
     def _transition(self, s):
-        """Free-motion transition coefficients over time s: q' = c_qq q + c_qv v, v' = c_vq q + c_vv v."""
-        e = np.exp(-self.sigma * s)
-        c, sn = np.cos(self.wd * s), np.sin(self.wd * s)
-        return (e * (c + self.sigma * sn / self.wd), e * sn / self.wd,
-                -e * self.omega ** 2 * sn / self.wd, e * (c - self.sigma * sn / self.wd))
+        """Free-motion transition coefficients over time s (see :func:`free_motion`)."""
+        return free_motion(self.omega, self.sigma, self.wd, s)
 
     def restart(self) -> None:
         """Back to rest at sample 0."""

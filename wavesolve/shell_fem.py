@@ -6,7 +6,7 @@ flat facet carrying
 - **membrane**: the constant-strain triangle (plane stress, stiffness E h/(1 − ν²));
 - **bending**: the Discrete Kirchhoff Triangle (DKT; Batoz, Bathe & Ho, IJNME 15, 1980), with
   bending rigidity D = E h³/(12(1 − ν²)): thin-plate (Kirchhoff) theory, no shear locking;
-- **drilling**: a penalty ½ γ ∫ (θz − ω)² dA tying the in-plane rotation dof θz to the membrane's
+- **drilling**: a penalty ½ γ ∫ (θz − ω)² dA (θz linear, integrated exactly) tying the in-plane rotation dof θz to the membrane's
   rotation ω = ½(∂v/∂x − ∂u/∂y) (Hughes & Brezzi 1989), γ = ``DRILLING_FACTOR`` · G h. It only
   removes the singular θz dof; rigid motions cost nothing, and flat-plate bending is independent of it.
 
@@ -148,14 +148,16 @@ def element_matrices(p: np.ndarray, material: Material, thickness: float) -> tup
         Bm[:, 2, 6 * i + 1] = b[:, i]
     Dm = h * _plane_stress(E_, nu)
     K += area[:, None, None] * np.einsum("eki,kl,elj->eij", Bm, Dm, Bm)
-    # drilling penalty: θz at the centroid − ½(v,x − u,y), integrated with γ
+    # drilling penalty γ ∫ (θz − ½(v,x − u,y))² dA, θz linear: the 3-point rule integrates it exactly
+    # (a one-point rule would leave hourglass patterns of θz with zero energy on 3-colourable meshes)
     gamma = DRILLING_FACTOR * material.shear_modulus * h
-    g = np.zeros((n_el, 18))
-    for i in range(3):
-        g[:, 6 * i + 5] = 1.0 / 3.0
-        g[:, 6 * i + 1] = -0.5 * b[:, i]
-        g[:, 6 * i] = 0.5 * c[:, i]
-    K += gamma * area[:, None, None] * np.einsum("ei,ej->eij", g, g)
+    for xi, eta in _GAUSS:
+        g = np.zeros((n_el, 18))
+        for i, n_i in enumerate((1.0 - xi - eta, xi, eta)):
+            g[:, 6 * i + 5] = n_i
+            g[:, 6 * i + 1] = -0.5 * b[:, i]
+            g[:, 6 * i] = 0.5 * c[:, i]
+        K += gamma * (area / 3.0)[:, None, None] * np.einsum("ei,ej->eij", g, g)
     # bending: DKT, dofs (w, θx, θy) = (6i+2, 6i+3, 6i+4)
     Db = h ** 3 / 12.0 * _plane_stress(E_, nu)
     bend = np.array([6 * i + k for i in range(3) for k in (2, 3, 4)])
@@ -229,7 +231,7 @@ def shell_modal_analysis(mesh, material: Material, thickness: float, max_frequen
     if not thickness > 0:
         raise ValueError(f"thickness must be positive (got {thickness})")
     settings = settings_json(thickness=thickness, max_frequency=max_frequency, count=count,
-                             element="shell-cst-dkt-lumped", drilling=DRILLING_FACTOR)
+                             element="shell-cst-dkt-lumped", drilling=DRILLING_FACTOR, drilling_rule="3-point")
     mhash = mesh_hash(mesh.vertices, mesh.faces)
     key = mesh_hash(np.frombuffer((mhash + material.model_dump_json() + settings).encode(), dtype=np.uint8),
                     np.zeros(0))

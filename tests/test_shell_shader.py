@@ -76,7 +76,7 @@ def test_shell_shader_refuses_bad_input(tmp_path, plate):
     """Every problem is a SceneError naming the key: a flat shell struck without the striker's
     radius (Hertz needs some curvature), a closed mesh that does not wrap the mid-surface, a modes
     file of another mesh, a missing mid-surface file."""
-    mid, closed, _ = plate
+    _, closed, _ = plate
     cases = [({"other_radius": None}, "impacts[0]"),
              ({"midsurface": "nope.obj"}, "midsurface"),
              ({"modes": "other.h5"}, "modes")]

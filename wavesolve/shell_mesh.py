@@ -9,7 +9,7 @@ thickness is a grid matter only: the modes keep the physical thickness.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import igl
 import numpy as np

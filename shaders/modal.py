@@ -182,6 +182,13 @@ class ModalShader(Shader):
         q, v = self.bank.at(t - k * dt, self._impulse(k))
         return self.bank.acceleration(q, v, self._force(t))
 
+    def modal_displacement(self, t: float) -> np.ndarray:
+        """q (M,) at time t (s): the surface displacement is Σᵢ Uᵢ qᵢ (e.g. to animate the mesh)."""
+        dt = self.bank.dt
+        k = int(math.floor(t / dt + 1e-9))
+        self._advance_to(k)
+        return self.bank.at(t - k * dt, self._impulse(k))[0]
+
     def reset(self, t: float) -> None:
         """Restart at t: the recursion is rerun from 0 to t (exact ringing state)."""
         self.bank.restart()

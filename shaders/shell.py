@@ -47,7 +47,8 @@ from wavesolve.shell_mesh import transfer_shapes
 from wavesolve_shaders.modal import ModalShader
 
 #: the closed mesh must lie within this fraction of the mid-surface's bounding-box diagonal of it
-MAX_WRAP_DISTANCE = 0.05
+#: (catches another frame or scale; a thick acoustic shell of a small part stays well inside)
+MAX_WRAP_DISTANCE = 0.25
 #: default highest mode kept when shell modes are computed (Hz)
 DEFAULT_MAX_FREQUENCY = 8000.0
 

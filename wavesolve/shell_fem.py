@@ -244,7 +244,11 @@ def shell_modal_analysis(mesh, material: Material, thickness: float, max_frequen
             pass
     model = build_shell_model(mesh.vertices, mesh.faces, material, thickness)
     log.info("shell modal analysis: %d triangles, %d dofs", model.n_elements, model.K.shape[0])
-    freqs, vecs = solve_modes(model, max_frequency, count)
+    # Weyl's asymptotic mode count of a plate, N(ω) ≈ A ω √(ρh/D) / (4π), with a margin
+    D = material.youngs_modulus * thickness ** 3 / (12 * (1 - material.poisson_ratio ** 2))
+    omega = 2 * math.pi * max_frequency
+    guess = int(1.2 * float(mesh.area) * omega * math.sqrt(material.density * thickness / D) / (4 * math.pi)) + 12
+    freqs, vecs = solve_modes(model, max_frequency, count, guess=min(guess, model.K.shape[0] // 2))
     shapes = vecs.reshape(model.n_vertices, 6, -1)[:, :3, :]
     modes = ModeSet(freqs, material.damping_ratio(2 * math.pi * freqs), shapes, attrs={
         "material": material.model_dump_json(), "vertices_hash": mhash, "settings": settings,

@@ -282,3 +282,80 @@ def test_thicken_makes_a_closed_solid_of_the_right_volume(shape):
     assert closed.volume == pytest.approx(mid.area * t, rel=0.02)
     gap = np.linalg.norm(closed.vertices - mid.vertices[index], axis=1)
     np.testing.assert_allclose(gap, t / 2, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_breathing_spherical_shell_radiates_as_the_pulsating_sphere(write_scene, tmp_path, monkeypatch):
+    """End to end on a closed, curved shell: a thin spherical shell (mid-surface R = 5 cm, icosphere
+    of 2562 vertices, h = 1 mm, a soft material E = 8.6 MPa, ρ = 1000, ν = 0.3) has a breathing
+    mode at ω = √(2E/(ρ(1 − ν)))/R (thin-shell membrane theory, Love; bending adds O(h²/R²)):
+    within 1 % (measured −0.0004 %). Given to the `shell` shader as a mid-surface modes file and
+    struck, on the mid-surface thickened to 1 cm (outer radius a = 5.5 cm) on a 1 cm grid, it
+    must radiate as the exact pulsating sphere of radius a with α(t) = Ū_r q̈(t) (PHYSICS.md): bound
+    5 % relative L2 at r = 0.15 m (the issue's bound for a validation sphere; the pulsating-sphere
+    check reaches 0.6 % at h = 5 mm, this 1 cm grid costs more). Measured 1.4 %. The discrete mode
+    is uniform to 2 % (checked), so it radiates as a monopole."""
+    import scipy.sparse.linalg as sla
+    import trimesh
+    from exact import pulsating_sphere, rel_l2
+
+    from wavesolve.materials import Material
+    from wavesolve.shell_fem import build_shell_model
+
+    monkeypatch.setenv("WAVESOLVE_CACHE", str(tmp_path / "cache"))
+    register_new_shaders(monkeypatch)
+    R, h = 0.05, 0.001
+    soft = {"density": 1000.0, "youngs_modulus": 8.6e6, "poisson_ratio": 0.3}
+    mid = trimesh.creation.icosphere(subdivisions=4, radius=R)
+    mid.export(tmp_path / "ball_mid.obj")
+    from wavesolve.meshes import load_mesh_file
+
+    mid = load_mesh_file(tmp_path / "ball_mid.obj")
+    omega0 = math.sqrt(2 * soft["youngs_modulus"] / (soft["density"] * (1 - soft["poisson_ratio"]))) / R
+    model = build_shell_model(mid.vertices, mid.faces, Material(**soft), h)
+    vals, vecs = sla.eigsh(model.K.tocsc(), k=2, M=model.M.tocsc(), sigma=omega0 ** 2, which="LM")
+    normals = np.asarray(mid.vertices) / np.linalg.norm(mid.vertices, axis=1, keepdims=True)
+    shapes = vecs.reshape(len(mid.vertices), 6, -1)[:, :3, :]
+    radial = np.einsum("vd,vdm->vm", normals, shapes)
+    best = int(np.argmax(np.abs(radial.mean(axis=0)) / np.sqrt((radial ** 2).mean(axis=0))))
+    assert math.sqrt(vals[best]) / omega0 == pytest.approx(1.0, abs=0.01)
+    shape = shapes[:, :, best:best + 1] * np.sign(radial[:, best].mean())
+    u_r = float(np.einsum("vd,vd->v", normals, shape[:, :, 0]).mean())
+    assert np.std(np.einsum("vd,vd->v", normals, shape[:, :, 0])) < 0.02 * u_r
+    ModeSet([math.sqrt(vals[best]) / (2 * math.pi)], [0.02], shape).save(tmp_path / "ball_modes.h5")
+    closed, _ = thicken(mid, 0.01)
+    closed.export(tmp_path / "ball.obj")
+    material = "{ " + ", ".join(f"{k} = {v}" for k, v in soft.items()) + " }"
+    path = write_scene(f"""
+        [simulation]
+        duration = 0.006
+        cell_size = 0.01
+        precision = "float64"
+        [domain]
+        size = 0.4
+        [[objects]]
+        name = "ball"
+        mesh = "ball.obj"
+        [[objects.shaders]]
+        type = "shell"
+        material = {material}
+        midsurface = "ball_mid.obj"
+        thickness = {h}
+        modes = "ball_modes.h5"
+        impacts = [ {{ time = 0.0003, position = [0.0, 0.0, 0.055], impulse = [0.0, 0.0, -0.001], duration = 0.0008 }} ]
+        [[listeners]]
+        name = "ear"
+        position = [0.15, 0.0, 0.0]
+        """)
+    scene = wavesolve.load_scene(path)
+    shader = scene.objects[0].shaders[0]
+    grid_t = np.arange(0.0, 0.0075, 2e-6)
+    qdd = np.array([shader.modal_acceleration(t)[0] for t in grid_t])
+    shader.reset(0.0)
+    result = wavesolve.simulate(scene, progress=False)
+    p = result.listener("ear")
+    t = np.arange(len(p)) / result.sample_rate
+    ref = pulsating_sphere(lambda s: u_r * np.interp(s, grid_t, qdd), R + 0.005, 343.0, 1.2, 0.15, t)
+    err = rel_l2(p, ref)
+    assert np.max(np.abs(ref)) > 0.01
+    assert err < 0.05, f"shell breathing vs exact pulsating sphere: {err:.2%}"

@@ -77,10 +77,7 @@ class ModalShader(Shader):
         if mesh is None:
             raise SceneError(file, key, "the modal shader needs the object's mesh", "use it in a scene file")
         self.mesh = mesh
-        try:
-            mass, volume, center, inertia = mass_properties(mesh, self.material.density)
-        except ValueError as exc:
-            raise SceneError(file, key, str(exc), "use a closed (watertight) mesh") from None
+        mass, volume, center, inertia = self._body_properties(config, context)
         modes = self._load_modes(config, context)
         keep = np.ones(len(modes), dtype=bool) if config.max_frequency is None else modes.frequencies <= config.max_frequency
         if not keep.any():
@@ -111,6 +108,14 @@ class ModalShader(Shader):
             self.weights = np.zeros((0, len(omega)))
         self._cache: tuple[BoundaryPoints, np.ndarray] | None = None
         self._first_sample = (int(math.floor(self.impacts[0].t0 * rate)) - 1) if self.impacts else None
+
+    def _body_properties(self, config: Config, context: ShaderContext
+                         ) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """(mass kg, volume m³, centre of mass (3,), inertia (3, 3)) for the impacts' Hertz contact."""
+        try:
+            return mass_properties(self.mesh, self.material.density)
+        except ValueError as exc:
+            raise SceneError(context.scene_file, context.key, str(exc), "use a closed (watertight) mesh") from None
 
     def _load_modes(self, config: Config, context: ShaderContext) -> ModeSet:
         file, key = context.scene_file, context.key
@@ -176,6 +181,13 @@ class ModalShader(Shader):
         self._advance_to(k)
         q, v = self.bank.at(t - k * dt, self._impulse(k))
         return self.bank.acceleration(q, v, self._force(t))
+
+    def modal_displacement(self, t: float) -> np.ndarray:
+        """q (M,) at time t (s): the surface displacement is Σᵢ Uᵢ qᵢ (e.g. to animate the mesh)."""
+        dt = self.bank.dt
+        k = int(math.floor(t / dt + 1e-9))
+        self._advance_to(k)
+        return self.bank.at(t - k * dt, self._impulse(k))[0]
 
     def reset(self, t: float) -> None:
         """Restart at t: the recursion is rerun from 0 to t (exact ringing state)."""

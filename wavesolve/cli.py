@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep modes up to this frequency (default 20000)")
     modal.add_argument("--count", type=_positive, default=None, metavar="N", help="keep the first N modes instead")
     modal.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    modal.add_argument("--shell", action="store_true",
+                       help="thin shell: MESH is the mid-surface (open or closed), modes by shell elements")
+    modal.add_argument("--thickness", type=float, default=None, metavar="T", help="--shell: physical thickness (m)")
+    modal.add_argument("--closed-mesh", type=Path, default=None, metavar="OUT",
+                       help="--shell: also write the mid-surface thickened to --acoustic-thickness as a closed mesh "
+                            "(OBJ) and put the modes on ITS vertices (for the `modal` shader)")
+    modal.add_argument("--acoustic-thickness", type=float, default=None, metavar="A",
+                       help="--shell --closed-mesh: thickness of the closed mesh (m), about one grid cell or more")
 
     plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
     plot.add_argument("result", type=Path)
@@ -265,7 +273,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_modal(args: argparse.Namespace) -> int:
     import json
 
-    from .fem import cache_dir, modal_analysis
+    from .fem import modal_analysis
     from .materials import parse_material
     from .meshes import load_mesh_file
 
@@ -286,6 +294,10 @@ def _cmd_modal(args: argparse.Namespace) -> int:
         mesh = load_mesh_file(args.mesh, args.scale)
     except Exception as exc:  # trimesh raises many types for unreadable files
         return _fail(f"cannot read mesh '{args.mesh}': {exc}", EXIT_BAD_INPUT)
+    if args.shell:
+        return _shell_modes(args, mesh, material)
+    if args.thickness is not None or args.closed_mesh is not None or args.acoustic_thickness is not None:
+        return _fail("--thickness, --closed-mesh and --acoustic-thickness need --shell", EXIT_BAD_INPUT)
     if not mesh.is_watertight:
         return _fail(f"mesh '{args.mesh}' is not closed (watertight); modal analysis needs a solid", EXIT_BAD_INPUT)
     try:
@@ -293,12 +305,52 @@ def _cmd_modal(args: argparse.Namespace) -> int:
                                count=args.count, cache=not args.no_cache)
     except ValueError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
+    return _report_modes(args, modes)
+
+
+def _report_modes(args: argparse.Namespace, modes) -> int:
+    from .fem import cache_dir
+
     modes.save(args.output)
     f = modes.frequencies
     span = f"{f[0]:.1f} … {f[-1]:.1f} Hz" if len(f) else "none"
     print(f"wrote {args.output}: {len(f)} modes ({span}), shapes on {modes.shapes.shape[0]} vertices, "
           f"{int(modes.attrs.get('elements', 0))} elements; cache {cache_dir()}")
     return 0
+
+
+def _shell_modes(args: argparse.Namespace, mid, material) -> int:
+    """``modal --shell``: thin-shell modes of a mid-surface, optionally on a thickened closed mesh."""
+    from .shell_fem import shell_modal_analysis
+    from .shell_mesh import thicken, transfer_shapes
+
+    if args.thickness is None or not args.thickness > 0:
+        return _fail("--shell needs --thickness T (m, > 0): the physical thickness of the shell", EXIT_BAD_INPUT)
+    if args.resolution is not None:
+        return _fail("--resolution is for voxel elements; a shell uses the mid-surface's own triangles", EXIT_BAD_INPUT)
+    if (args.acoustic_thickness is None) != (args.closed_mesh is None):
+        return _fail("--closed-mesh and --acoustic-thickness go together", EXIT_BAD_INPUT)
+    if args.acoustic_thickness is not None and not args.acoustic_thickness > 0:
+        return _fail("--acoustic-thickness must be positive (about one grid cell or more)", EXIT_BAD_INPUT)
+    try:
+        modes = shell_modal_analysis(mid, material, args.thickness, max_frequency=args.max_frequency,
+                                     count=args.count, cache=not args.no_cache)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    if args.closed_mesh is not None:
+        from .modes import ModeSet, mesh_hash
+
+        closed, _ = thicken(mid, args.acoustic_thickness)
+        shapes = transfer_shapes(mid, modes.shapes, closed.vertices)
+        attrs = dict(modes.attrs, vertices_hash=mesh_hash(closed.vertices, closed.faces), surface="closed mesh",
+                     acoustic_thickness=args.acoustic_thickness)
+        modes = ModeSet(modes.frequencies, modes.damping, shapes, attrs)
+        tmp = args.closed_mesh.with_name(args.closed_mesh.name + ".tmp.obj")
+        closed.export(tmp)
+        tmp.replace(args.closed_mesh)
+        print(f"wrote {args.closed_mesh}: closed mesh {args.acoustic_thickness:g} m thick, "
+              f"{len(closed.vertices)} vertices (use it as the object's mesh, scale 1)")
+    return _report_modes(args, modes)
 
 
 def main(argv: list[str] | None = None) -> int:

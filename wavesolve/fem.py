@@ -179,13 +179,15 @@ def default_resolution(mesh) -> float:
 
 
 def solve_modes(model: VoxelModel, max_frequency: float = 20000.0, count: int | None = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                rigid: int = 6, guess: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Elastic modes up to ``max_frequency`` (Hz) or the first ``count``: (frequencies (M,), vectors
-    (3·nodes, M) mass-normalised). Rigid modes (below RIGID_MODE_HZ) are dropped."""
+    (dofs, M) mass-normalised). Rigid modes (below RIGID_MODE_HZ; ``rigid`` expected: 6 for one
+    free body, 0 for a supported one) are dropped. ``model`` needs sparse ``K`` and ``M``.
+    ``guess``: expected number of modes below ``max_frequency`` (saves eigensolver restarts)."""
     n = model.K.shape[0]
     # shift below zero: K − σM is positive definite although K is singular (rigid modes)
     sigma = -(2 * math.pi * 10.0) ** 2
-    want = (count or 24) + 6
+    want = (count or guess or 24) + rigid
     while True:
         k = min(want, n - 2)
         vals, vecs = eigsh(model.K.tocsc(), k=k, M=model.M.tocsc(), sigma=sigma, which="LM")
@@ -199,9 +201,8 @@ def solve_modes(model: VoxelModel, max_frequency: float = 20000.0, count: int | 
         if done_count or done_freq or k >= n - 2:
             break
         want = 2 * want
-    rigid = int((~elastic).sum())
-    if rigid != 6:
-        log.warning("modal analysis found %d rigid-body modes (6 expected for one free body)", rigid)
+    if int((~elastic).sum()) != rigid:
+        log.warning("modal analysis found %d rigid-body modes (%d expected)", int((~elastic).sum()), rigid)
     freqs, vecs = freqs[elastic], vecs[:, elastic]
     keep = np.arange(len(freqs)) < count if count is not None else freqs <= max_frequency
     freqs, vecs = freqs[keep], vecs[:, keep]

@@ -141,13 +141,14 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
     """Run the chunks (parts kept in the parts directory) and stitch them; returns the result and that directory."""
     import time
 
-    from .api import make_result
+    from .api import make_result, refuse_chunks
     from .backend import resolve_backend
     from .chunks import plan_chunks
     from .constants import CHUNK_RETRIES
     from .runners import run_chunks
 
     engine = resolve_backend(args.backend)   # refuse an unusable backend before any work
+    refuse_chunks(scene)                     # travelling boxes run in one piece
     devices = [int(d) for d in args.devices.split(",")] if args.devices else None
     plan = plan_chunks(scene, args.chunks)
     parts_dir = args.parts_dir or h5.with_name(h5.name + ".parts")
@@ -191,7 +192,10 @@ def _cmd_run_chunk(args: argparse.Namespace) -> int:
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
 
+    from .api import refuse_chunks
+
     scene = load_scene(args.scene)
+    refuse_chunks(scene)
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
     plan = plan_chunks(scene, args.of)

@@ -54,3 +54,7 @@ CHUNK_RETRIES = 2
 FAR_FIELD_RAY_POINTS = 4
 FAR_FIELD_INNER_CELLS = 2
 FAR_FIELD_OUTER_CELLS = 3
+
+#: Travelling sources: default air (cells) between an object's enclosing sphere and the absorbing
+#: layer of the box that follows it (room for the far-field ray, see wavesolve.travelling).
+FOLLOW_MARGIN_CELLS = 12

@@ -1,0 +1,242 @@
+"""Travelling sources: a box that follows its object by whole-cell shifts (wavesolve.following,
+wavesolve.travelling).
+
+The reference is the same scene in one large fixed box that covers the whole path (the moving
+object reclassified every step inside it, the listener sampled in the box): the same
+discretisation (h = 1 cm), so the difference is what the travelling box adds — the shifts, the
+moving far-field estimate and its retarded times. A pulsating sphere (a = 5 cm) emits a 2 kHz
+Hann-windowed sine burst (10 cycles, 100 m/s²) while moving at 20 m/s along x: 0.17 m, about 17
+box shifts in 8.5 ms.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from exact import rel_l2
+
+import wavesolve
+from wavesolve.errors import ChunkError, SceneError
+from wavesolve.following import FollowingSimulation
+from wavesolve.travelling import check_travellers, travellers
+
+C, V, F0 = 343.0, 20.0, 2000.0
+NEAR = [0.1, 0.15, 0.0]       # 0.15 m from the path (the quiet-motion bound's distance)
+SIDE = [0.35, 0.2, 0.0]
+AHEAD, BEHIND = [1.2, 0.0, 0.0], [-1.0, 0.0, 0.0]
+
+SPHERE = """
+[simulation]
+duration = {duration}
+cell_size = 0.01
+precision = "float64"
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.05, subdivisions = 3 }}
+motion = {{ type = "constant_velocity", velocity = [{v}, 0.0, 0.0] }}
+{follow}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "sine_burst", frequency = {f0}, amplitude = 100.0, cycles = 10 }}
+{domain}
+{listeners}
+"""
+
+
+def _listeners(points: dict) -> str:
+    return "".join(f'[[listeners]]\nname = "{k}"\nposition = {v}\n' for k, v in points.items())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The sphere in a following box (listeners near, to the side, far ahead and behind) and in a
+    large fixed box (near and side listeners inside it)."""
+    d = tmp_path_factory.mktemp("travel")
+    follow = d / "follow.toml"
+    follow.write_text(SPHERE.format(duration=0.0085, v=V, f0=F0, follow="[objects.domain]\nfollow = true",
+                                    domain="[domain]\nsize = 0.3",
+                                    listeners=_listeners({"near": NEAR, "side": SIDE, "ahead": AHEAD,
+                                                          "behind": BEHIND})))
+    fixed = d / "fixed.toml"
+    fixed.write_text(SPHERE.format(duration=0.0085, v=V, f0=F0, follow="",
+                                   domain="[domain]\ncenter = [0.15, 0.1, 0.0]\nsize = [0.6, 0.5, 0.3]",
+                                   listeners=_listeners({"near": NEAR, "side": SIDE})))
+    return (wavesolve.simulate(follow, progress=False), wavesolve.simulate(fixed, progress=False),
+            wavesolve.load_scene(follow))
+
+
+@pytest.mark.slow
+def test_travelling_sphere_matches_the_large_fixed_box(runs):
+    """Far-field estimate from the travelling box vs the in-box sample of the large fixed box, at
+    0.15 m and 0.41 m. Bound 5 % relative L2 (the issue's). Measured 1.4–1.5 % (at rest in the same
+    boxes: 0.7 %, the far-field fit's own error)."""
+    moving, fixed, _ = runs
+    assert "shifted [17, 0, 0]" in moving.metadata["travelling_boxes"]
+    for name in ("near", "side"):
+        assert rel_l2(moving.listener(name), fixed.listener(name)) < 0.05
+
+
+def _frequency(p: np.ndarray, rate: float) -> float:
+    """Frequency from the zero crossings (linearly interpolated) where |p| exceeds 30 % of its peak."""
+    loud = np.flatnonzero(np.abs(p) > 0.3 * np.abs(p).max())
+    seg = p[loud[0]:loud[-1] + 1]
+    k = np.flatnonzero(np.sign(seg[:-1]) != np.sign(seg[1:]))
+    times = (k + seg[k] / (seg[k] - seg[k + 1])) / rate
+    return (len(times) - 1) / (2.0 * (times[-1] - times[0]))
+
+
+@pytest.mark.slow
+def test_travelling_sphere_shows_the_doppler_shift(runs):
+    """Listeners 1.2 m ahead of and 1 m behind the path (cosθ = ±1) hear f·c/(c ∓ v): 2123.8 Hz and
+    1889.8 Hz for f = 2 kHz at 20 m/s (a ±6 % shift). The frequency is measured from ~16 zero
+    crossings of the burst (its Hann window does not move the crossings of the sine; the sphere's
+    first-order response shifts them by a slowly varying phase, < 0.3 % here); the travelling box
+    only contributes through its retarded-time mapping. Bound: 1 % of the expected frequency (a
+    sixth of the shift, well above the ~0.2 % resolution of 16 interpolated crossings). Measured:
+    within 0.1 %. A source without Doppler (the fixed box's ray origin at t = 0) would be off by 6 %."""
+    moving, _, _ = runs
+    rate = moving.sample_rate
+    for name, sign in (("ahead", 1.0), ("behind", -1.0)):
+        expected = F0 * C / (C - sign * V)
+        assert _frequency(moving.listener(name), rate) == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.slow
+def test_box_shifts_are_silent(runs):
+    """No clicks at the shifts: the residual against the large fixed box at 0.15 m from the path, in
+    0.2 ms windows around the arrival of every one of the 17 shifts at the listener, stays under
+    the quiet-motion bound of the animated-objects issue, 0.02 Pa RMS (signal peak ~0.9 Pa there).
+    Measured: at most 0.011 Pa, the same as between shifts (the far-field fit's error at a
+    moving source: a click would add a spike confined to the shift windows)."""
+    moving, fixed, scene = runs
+    p, ref = moving.listener("near"), fixed.listener("near")
+    rate = moving.sample_rate
+    h, dt = scene.grid.h, scene.grid.dt
+    residual = p - ref
+    worst = 0.0
+    for k in range(1, 18):
+        t_shift = (k - 0.5) * h / V                      # centre drifts h/2 past the box centre
+        x = np.array([V * t_shift, 0.0, 0.0])
+        t_arrive = t_shift + np.linalg.norm(np.asarray(NEAR) - x) / C
+        window = slice(int((t_arrive - 1e-4) * rate), int((t_arrive + 1e-4) * rate) + 1)
+        worst = max(worst, float(np.sqrt(np.mean(residual[window] ** 2))))
+    assert worst < 0.02
+    assert np.sqrt(np.mean(residual ** 2)) < 0.02
+    assert dt < 0.5 * h / V   # at most one shift per step and axis
+
+
+def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
+    """A sphere (a = 4 cm, h = 2 cm) flying at 36 m/s diagonally (all three axes, both signs) for
+    400 steps: ~25 shifts along x. Every array (pressures, tracked velocities, layer buffers, probe
+    stencils) keeps its shape and identity, and the ghost-cell count over the second half of the
+    path stays within 25 % of its maximum over the first quarter (it varies with the sphere's
+    sub-cell position, 24–35 rows here): memory and work per step do not grow with the path (shapes are asserted, not times)."""
+    path = tmp_path / "long.toml"
+    path.write_text(f"""
+[simulation]
+duration = 0.02
+cell_size = 0.02
+sample_rate = 16000.0
+[domain]
+size = 0.3
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [36.0, -12.0, 6.0] }}
+[objects.domain]
+follow = true
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
+{_listeners({"far": [0.0, 3.0, 0.0]})}""")
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
+    arrays = [sim.p, sim.p_prev, *sim.velocity, sim.layer.p_aux, sim.layer.v_aux]
+    ids, shapes = [id(a) for a in arrays], [a.shape for a in arrays]
+    counts = []
+    for _ in range(400):
+        sim.step()
+        counts.append(len(sim.ghosts))
+        assert sim.probes.cells.shape == (4, 8)
+    assert max(counts[200:]) <= 1.25 * max(counts[:100])
+    assert sorted(map(id, [sim.p, sim.p_prev])) == sorted(ids[:2])
+    assert [id(a) for a in arrays[2:]] == ids[2:] and [a.shape for a in arrays] == shapes
+    assert sim.grid.shape == trav.grid(scene).shape
+    assert sim.shifts[0] >= 20 and sim.shifts[1] <= -6 and sim.shifts[2] >= 3
+    drift = trav.centre(sim.time) - sim.box_centre()
+    assert np.all(np.abs(drift) <= 0.5 * scene.grid.h + 36.0 * scene.grid.dt)
+    assert np.isfinite(sim.p).all()
+
+
+TWO = """
+[simulation]
+duration = 0.01
+cell_size = 0.01
+[domain]
+size = 0.3
+[[objects]]
+name = "a"
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [{va}, 0.0, 0.0] }}
+[objects.domain]
+follow = true
+{margin}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
+[[objects]]
+name = "b"
+position = [{xb}, 0.0, 0.0]
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [-10.0, 0.0, 0.0] }}
+[objects.domain]
+follow = true
+[[listeners]]
+name = "l"
+position = {lis}
+"""
+
+
+def test_boxes_that_meet_warn_that_the_interaction_is_not_simulated(write_scene, caplog):
+    """Two following boxes whose objects approach each other (closing at 20 m/s from 1 m, box
+    half-size 0.15 m) warn, naming both objects and the fix; objects 3 m apart do not."""
+    with caplog.at_level(logging.WARNING, logger="wavesolve"):
+        near = wavesolve.load_scene(write_scene(TWO.format(va=10.0, xb=0.2, margin="", lis="[0.0, 1.0, 0.0]")))
+    warnings = check_travellers(near)
+    assert warnings and "'b'" in warnings[0] and "'a'" in warnings[0] and "enlarge [domain]" in warnings[0]
+    assert "not simulated" in caplog.text
+    far = wavesolve.load_scene(write_scene(TWO.format(va=10.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")))
+    assert check_travellers(far) == []
+
+
+@pytest.mark.parametrize("margin, lis, key", [
+    ("margin = 0.03", "[0.0, 1.0, 0.0]", "objects[0].domain.margin"),
+    ("", "[0.03, 0.03, 0.0]", "listeners[0].position"),
+])
+def test_bad_travelling_boxes_are_scene_errors(write_scene, margin, lis, key):
+    """A margin too small for the far-field rays, or a listener on the path, is refused with the key."""
+    with pytest.raises(SceneError) as exc:
+        wavesolve.load_scene(write_scene(TWO.format(va=1.0, xb=3.0, margin=margin, lis=lis)))
+    assert key in str(exc.value)
+
+
+def test_follow_with_ground_and_stray_margin_are_scene_errors(write_scene):
+    text = TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")
+    with pytest.raises(SceneError, match="objects.0..domain.follow"):
+        wavesolve.load_scene(write_scene(text.replace("[domain]\nsize = 0.3", "[domain]\ncenter = [0.0, 0.0, 0.15]\n"
+                                                     "size = 0.3\n[ground]\nheight = 0.0")))
+    with pytest.raises(SceneError, match="margin is only used"):
+        wavesolve.load_scene(write_scene(text.replace("follow = true\n\n", "margin = 0.2\n", 1)))
+
+
+def test_chunks_are_refused_for_travelling_boxes(write_scene, cli):
+    path = write_scene(TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]"))
+    with pytest.raises(ChunkError, match="not supported with travelling objects"):
+        wavesolve.simulate(path, chunks=2, progress=False)
+    out = cli("run", path, "--chunks", "2", "--no-progress")
+    assert out.returncode != 0 and "travelling objects" in out.stderr

@@ -1,0 +1,198 @@
+"""A simulation box that follows its object by whole-cell shifts.
+
+The box (interior + absorbing layer) keeps a fixed shape; its grid origin moves by one cell h along
+an axis whenever the object's centre has drifted more than h/2 from the box centre along it (at
+most one cell per step and axis: subsonic objects move less than λh/√3 < h/2 per step). A shift
+moves every state variable one cell the other way by slice copies, so in world coordinates the
+field is untouched:
+
+- the pressures pⁿ, pⁿ⁻¹ (every cell);
+- the absorbing layer's split pressures and face velocities (``AbsorbingLayer`` packed buffers);
+- the face velocities of the equivalent staggered scheme in the interior, v^{n−½}, which the box
+  tracks every step (v⁺ = v − Δt/(ρh)·∇ₕp, three extra arrays): the interior leapfrog is the
+  staggered scheme with v eliminated, and a cell that leaves the interior for the layer needs its
+  velocities there.
+
+The slab exposed on the leading side (the outermost layer cells) starts at zero: whatever sound
+reaches that far has been absorbed by the layer, so zero is the reflection-free value. On the
+trailing side one plane of interior cells enters the layer: its split pressures are set to
+p_a = p (a the shift axis, the layer's absorbing direction there) and p_b = 0, and the velocity on
+its inner face along a is chosen so that the staggered update continues the leapfrog exactly,
+−ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹ (this also absorbs any mismatch left in the tracked velocities
+near the object, where ghost cells set p directly). The object's cells are then reclassified
+against the new origin (the ghost-cell system is rebuilt at the previous step's pose so that
+fresh cells are found as in any moving-object step).
+
+Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from .boundary import GhostCells
+from .grid import Grid
+from .listeners import Probes
+from .scene import Scene, SceneObject
+from .simulation import Simulation
+
+log = logging.getLogger("wavesolve")
+
+
+class FollowingSimulation(Simulation):
+    """A Simulation of one object in a box that re-centres on it by whole-cell shifts.
+
+    Args:
+        scene: the scene (medium, precision, time step; its grid's dt and layer are reused).
+        obj: the object to follow (its shaders all act).
+        grid: the box at t = 0 (see :func:`follow_grid`).
+        centre: object centre (3,) in m at a time (s).
+        probe_points: (m, 3) world points to sample at a time (s); they must lie in the interior.
+
+    Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis;
+    velocity: three face-velocity arrays of the staggered equivalent (m/s), axis a has n_a + 1 faces.
+    """
+
+    def __init__(self, scene: Scene, obj: SceneObject, grid: Grid, centre: Callable[[float], np.ndarray],
+                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto") -> None:
+        box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
+        self._points = probe_points
+        super().__init__(box_scene, backend=backend, probe_points=probe_points(0.0))
+        xp = self.engine.xp
+        self.shifts = np.zeros(3, dtype=int)
+        self._centre = centre
+        self.velocity = [xp.zeros(tuple(n + (1 if b == a else 0) for b, n in enumerate(grid.shape)), self.dtype)
+                         for a in range(3)]
+        self._B = self.dtype.type(grid.dt / (scene.density * grid.h))
+        self._C = scene.density * grid.sound_speed ** 2 * grid.dt / grid.h
+        p_aux = getattr(self._update, "p_aux", self.layer.p_aux)   # the device copy on the GPU backend
+        v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
+        self._slab_views = _slab_views(self.layer, p_aux, v_aux)
+
+    def box_centre(self) -> np.ndarray:
+        """World position (3,) of the centre of the box's interior (m)."""
+        lo, hi = self.grid.interior_bounds()
+        return 0.5 * (lo + hi)
+
+    def step(self) -> Any:
+        """Re-centre if needed, sample the probe points of this step, advance one step."""
+        drift = self._centre(self.time) - self.box_centre()
+        for a in range(3):
+            if abs(drift[a]) > 0.5 * self.grid.h:
+                self.shift(a, 1 if drift[a] > 0 else -1)
+        self.probes = self.engine.probes(Probes(self.grid, self._points(self.time)))
+        samples = super().step()
+        self._track_velocity(self.p_prev)      # p_prev now holds pⁿ (ghost values included)
+        return samples
+
+    def _track_velocity(self, p: Any) -> None:
+        """v^{n+½} = v^{n−½} − Δt/(ρh)·(p[i] − p[i−1]) on every inner face (layer faces are overwritten
+        by the layer's own values at the next shift)."""
+        B = self._B
+        v0, v1, v2 = self.velocity
+        v0[1:-1] -= B * (p[1:] - p[:-1])
+        v1[:, 1:-1] -= B * (p[:, 1:] - p[:, :-1])
+        v2[:, :, 1:-1] -= B * (p[:, :, 1:] - p[:, :, :-1])
+
+    def shift(self, axis: int, direction: int) -> None:
+        """Move the box one cell along ``axis`` (direction ±1) and every field with it (module docstring)."""
+        xp = self.engine.xp
+        grid = self.grid
+        shape = grid.shape
+        split = [xp.zeros(shape, self.dtype) for _ in range(3)]
+        for slab in self._slab_views:
+            for a in range(3):
+                split[a][slab.cells] = slab.p_split[a]
+                self.velocity[a][slab.faces[a]] = slab.v[a]
+        for arr in (self.p, self.p_prev, *split, *self.velocity):
+            _shift(arr, axis, direction)
+        self._enter_layer(axis, direction, split)
+        for slab in self._slab_views:
+            for a in range(3):
+                slab.p_split[a][...] = split[a][slab.cells]
+                slab.v[a][...] = self.velocity[a][slab.faces[a]]
+        origin = np.asarray(grid.origin, dtype=np.float64)
+        origin[axis] += direction * grid.h
+        self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))
+        self.shifts[axis] += direction
+        host = getattr(self.ghosts, "host", self.ghosts)
+        previous = max(self.time - grid.dt, 0.0)
+        self.ghosts = self.engine.ghost_cells(GhostCells(self.grid, host.bodies, t=previous), self.dtype)
+        self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
+
+    def _enter_layer(self, axis: int, direction: int, split: list) -> None:
+        """Split pressures and the inner-face velocity of the interior plane that just entered the
+        trailing layer (module docstring)."""
+        L, shape = self.grid.layer, self.grid.shape
+        plane = L - 1 if direction > 0 else shape[axis] - L
+        window: list[Any] = [slice(L, n - L) for n in shape]
+        window[axis] = plane
+        window = tuple(window)
+        p = self.p
+        for a in range(3):
+            split[a][window] = p[window] if a == axis else 0
+        div_others = 0
+        for b in range(3):
+            if b == axis:
+                continue
+            faces = [slice(L, n - L) for n in shape]
+            faces[axis] = plane
+            hi, lo = list(faces), list(faces)
+            hi[b] = slice(L + 1, shape[b] - L + 1)
+            lo[b] = slice(L, shape[b] - L)
+            div_others = div_others + self.velocity[b][tuple(hi)] - self.velocity[b][tuple(lo)]
+        target = -(self.p[window] - self.p_prev[window]) / self._C
+        v = self.velocity[axis]
+        outer, inner = list(window), list(window)
+        if direction > 0:       # faces plane (outer) and plane + 1 (inner): div_a = v[plane+1] − v[plane]
+            outer[axis], inner[axis] = plane, plane + 1
+            v[tuple(inner)] = v[tuple(outer)] + target - div_others
+        else:                   # faces plane (inner) and plane + 1 (outer)
+            outer[axis], inner[axis] = plane + 1, plane
+            v[tuple(inner)] = v[tuple(outer)] - (target - div_others)
+
+
+def _shift(arr: Any, axis: int, direction: int) -> None:
+    """arr[j] = arr[j + direction] along ``axis`` (slice copy); the exposed end slab becomes zero."""
+    n = arr.shape[axis]
+    dst: list[Any] = [slice(None)] * arr.ndim
+    src: list[Any] = [slice(None)] * arr.ndim
+    end: list[Any] = [slice(None)] * arr.ndim
+    if direction > 0:
+        dst[axis], src[axis], end[axis] = slice(0, n - 1), slice(1, n), slice(n - 1, n)
+    else:
+        dst[axis], src[axis], end[axis] = slice(1, n), slice(0, n - 1), slice(0, 1)
+    arr[tuple(dst)] = arr[tuple(src)].copy()
+    arr[tuple(end)] = 0
+
+
+@dataclasses.dataclass
+class _SlabView:
+    """One layer slab: its cell block and face blocks in grid indices, and views into the packed buffers."""
+
+    cells: tuple
+    faces: list[tuple]
+    p_split: list[Any]
+    v: list[Any]
+
+
+def _slab_views(layer, p_aux: Any, v_aux: Any) -> list[_SlabView]:
+    """Views of every slab's split pressures and face velocities in the packed buffers ``p_aux``,
+    ``v_aux`` (host or device arrays laid out as ``AbsorbingLayer``'s)."""
+    out = []
+    for s, row in enumerate(layer.slab_desc):
+        p_off, lo, ext = int(row[0]), [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
+        cells = ext[0] * ext[1] * ext[2]
+        p_split, v, faces = [], [], []
+        for a in range(3):
+            p_split.append(p_aux[p_off + a * cells:p_off + (a + 1) * cells].reshape(ext))
+            frow = layer.face_desc[3 * s + a]
+            fshape = [int(m) for m in frow[4:7]]
+            v_off = int(frow[0])
+            v.append(v_aux[v_off:v_off + fshape[0] * fshape[1] * fshape[2]].reshape(fshape))
+            faces.append(tuple(slice(lo[b], lo[b] + fshape[b]) for b in range(3)))
+        out.append(_SlabView(tuple(slice(lo[b], lo[b] + ext[b]) for b in range(3)), faces, p_split, v))
+    return out

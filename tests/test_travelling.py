@@ -257,7 +257,8 @@ def test_chunks_are_refused_for_travelling_boxes(write_scene, cli):
 
 def test_rolling_can_showcase_travels_ten_box_widths_and_runs(monkeypatch):
     """The showcase's can travels at least ten widths of its box (layer included) and its scene
-    runs: the first 1.5 ms of it (103 steps, 2 shifts) through simulate()."""
+    runs: the first 1.5 ms of it (103 steps, 2 shifts) through simulate(), with the kerb listener
+    moved near the start of the path so that the first click reaches it."""
     from conftest import SCENES
 
     path = SCENES / "showcase" / "rolling_can.toml"
@@ -266,7 +267,8 @@ def test_rolling_can_showcase_travels_ten_box_widths_and_runs(monkeypatch):
     grid = trav.grid(scene)
     width = grid.shape[0] * grid.h
     assert np.linalg.norm(trav.centre(scene.duration) - trav.centre(0.0)) >= 10 * width
-    short = parse_scene(path.read_text().replace("duration = 0.4", "duration = 0.0015"), path)
+    text = path.read_text().replace("duration = 0.4", "duration = 0.0015")
+    short = parse_scene(text.replace("[0.0, 0.6, 0.0]", "[-2.95, 0.3, 0.0]"), path)   # kerb near the start
     result = wavesolve.simulate(short, progress=False)
     assert "shifted [2, 0, 0]" in result.metadata["travelling_boxes"]
     assert result.metadata["interaction_warnings"] == ""

@@ -141,11 +141,18 @@ def test_box_shifts_are_silent(runs):
 
 
 def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
-    """A sphere (a = 4 cm, h = 2 cm) flying at 36 m/s diagonally (all three axes, both signs) for
-    400 steps: ~25 shifts along x. Every array (pressures, tracked velocities, layer buffers, probe
-    stencils) keeps its shape and identity, and the ghost-cell count over the second half of the
-    path stays within 25 % of its maximum over the first quarter (it varies with the sphere's
-    sub-cell position, 24–35 rows here): memory and work per step do not grow with the path (shapes are asserted, not times)."""
+    """A sphere (a = 4 cm, h = 2 cm) flying at 38 m/s diagonally (all three axes, both signs) for
+    600 steps: 31 shifts along x, 10 along y, 5 along z. Every array (pressures, tracked
+    velocities, layer buffers, probe stencils) keeps its shape and identity, and the ghost-cell
+    count over the second half of the path stays within 25 % of its maximum over the first sixth
+    (it varies with the sphere's sub-cell position, 24–35 rows here): memory and work per step do
+    not grow with the path (shapes are asserted, not times).
+
+    And the box stays quiet once the pulse has gone (steps 450–600, after the wake has been
+    carried into the trailing layer for ~15 shifts): max |p| in the whole box below 3 % of the
+    pulse's peak (6.1 Pa). Measured 1.3 % — the moving body's own noise at this coarse
+    resolution. Without the wake treatment (fresh-cell velocities, Helmholtz projection) the
+    trailing layer turned the wake's frozen velocities into sound: 94 Pa, 15× the peak."""
     path = tmp_path / "long.toml"
     path.write_text(f"""
 [simulation]
@@ -170,18 +177,20 @@ signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100
     sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
     arrays = [sim.p, sim.p_prev, *sim.velocity, sim.layer.p_aux, sim.layer.v_aux]
     ids, shapes = [id(a) for a in arrays], [a.shape for a in arrays]
-    counts = []
-    for _ in range(400):
+    counts, peaks = [], []
+    for _ in range(600):
         sim.step()
         counts.append(len(sim.ghosts))
+        peaks.append(float(np.abs(sim.p).max()))
         assert sim.probes.cells.shape == (4, 8)
-    assert max(counts[200:]) <= 1.25 * max(counts[:100])
+    assert max(counts[300:]) <= 1.25 * max(counts[:100])
+    assert max(peaks[450:]) < 0.03 * max(peaks)
     assert sorted(map(id, [sim.p, sim.p_prev])) == sorted(ids[:2])
     assert [id(a) for a in arrays[2:]] == ids[2:] and [a.shape for a in arrays] == shapes
     assert sim.grid.shape == trav.grid(scene).shape
-    assert sim.shifts[0] >= 20 and sim.shifts[1] <= -6 and sim.shifts[2] >= 3
+    assert sim.shifts[0] >= 30 and sim.shifts[1] <= -9 and sim.shifts[2] >= 4
     drift = trav.centre(sim.time) - sim.box_centre()
-    assert np.all(np.abs(drift) <= 0.5 * scene.grid.h + 36.0 * scene.grid.dt)
+    assert np.all(np.abs(drift) <= 0.5 * scene.grid.h + 36.0 * scene.grid.dt)   # re-centred within h/2
     assert np.isfinite(sim.p).all()
 
 

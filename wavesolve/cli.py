@@ -237,6 +237,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision})")
     print(f"estimate     {est.seconds:.1f} s on this machine "
           f"({1 / est.seconds_per_cell_step / 1e6:.0f} M cell updates/s measured)")
+    if scene.travellers:
+        from .travelling import travellers
+
+        for trav in travellers(scene):
+            shape = trav.grid(scene).shape
+            print(f"travelling   '{trav.obj.name}' in its own box of {shape[0]} x {shape[1]} x {shape[2]} cells "
+                  "that follows it (not in the estimate above)")
     far = [lis.name for lis in scene.listeners if lis.far]
     if far:
         print(f"far field    {', '.join(far)} (estimated from rays in the box)")

@@ -13,6 +13,16 @@ field is untouched:
   staggered scheme with v eliminated, and a cell that leaves the interior for the layer needs its
   velocities there.
 
+Only the divergence of v is seen by the leapfrog (−ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹ in every
+fluid cell); the layer, which damps each component along its own axis, sees the components. Two
+things keep the tracked v the staggered scheme's own: fresh cells (fluid again behind the object,
+their pressures extrapolated) get velocities on their faces toward solid cells that make that
+relation hold; and before each shift the interior velocities are replaced by their irrotational
+part (discrete Helmholtz projection: v ← ∇ψ with Δψ = div v, the interface fluxes kept, solved by a
+DCT), which keeps every cell's divergence and removes the frozen, divergence-free velocity that
+ghost and fresh cells leave in the wake — invisible to the leapfrog, it would turn into sound in
+the layer. A clean acoustic field is irrotational and passes unchanged.
+
 The slab exposed on the leading side (the outermost layer cells) starts at zero: whatever sound
 reaches that far has been absorbed by the layer, so zero is the reflection-free value. On the
 trailing side one plane of interior cells enters the layer: its split pressures are set to
@@ -97,10 +107,72 @@ class FollowingSimulation(Simulation):
         v1[:, 1:-1] -= B * (p[:, 1:] - p[:, :-1])
         v2[:, :, 1:-1] -= B * (p[:, :, 1:] - p[:, :, :-1])
 
+    def _before_update(self, p: Any, p_prev: Any) -> None:
+        """Fresh cells: velocities on their faces toward solid cells (shared with no fluid cell) so
+        that −ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹, spread evenly over those faces (module docstring)."""
+        ghosts = self.ghosts
+        if not (ghosts.moving and len(ghosts.index) and ghosts.fresh.any()):
+            return
+        xp = self.engine.xp
+        shape = self.grid.shape
+        flat = xp.asarray(ghosts.index[ghosts.fresh])
+        solid = xp.zeros(self.grid.cells, dtype=bool)
+        solid[self._hold_zero] = True
+        solid = solid.reshape(shape)
+        ijk = xp.unravel_index(flat, shape)
+        div = 0
+        faces = []                                   # (axis, face index, sign in div, face toward a solid cell)
+        for a in range(3):
+            for side in (0, 1):
+                face = list(ijk)
+                face[a] = ijk[a] + side
+                sign = 1 if side else -1
+                div = div + sign * self.velocity[a][tuple(face)]
+                nb = list(ijk)
+                nb[a] = xp.clip(ijk[a] + sign, 0, shape[a] - 1)
+                faces.append((a, tuple(face), sign, solid[tuple(nb)]))
+        mismatch = -(p.reshape(-1)[flat] - p_prev.reshape(-1)[flat]) / self._C - div
+        count = sum(free.astype(np.int64) for _, _, _, free in faces)
+        share = xp.where(count > 0, mismatch / xp.maximum(count, 1), 0)
+        for a, face, sign, free in faces:
+            self.velocity[a][face] += xp.where(free, sign * share, 0).astype(self.dtype)
+
+    def _project(self) -> None:
+        """Interior velocities ← their irrotational part, every cell's divergence and the interface
+        fluxes kept (module docstring). Neumann Poisson problem on the interior cells by DCT-II."""
+        xp = self.engine.xp
+        L, shape = self.grid.layer, self.grid.shape
+        inner = tuple(slice(L, n - L) for n in shape)
+        m = [n - 2 * L for n in shape]
+        v = [a.astype(np.float64) for a in self.velocity]
+        # divergence of the interior faces only (interface faces zero: their flux is kept as it is)
+        div = xp.zeros(m)
+        for a in range(3):
+            f = list(inner)
+            f[a] = slice(L + 1, shape[a] - L)          # interior faces strictly inside
+            flux = v[a][tuple(f)]
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[a] = slice(0, m[a] - 1)
+            hi[a] = slice(1, m[a])
+            div[tuple(lo)] += flux
+            div[tuple(hi)] -= flux
+        psi = _neumann_poisson(self.engine.to_host(div))
+        psi = xp.asarray(psi)
+        for a in range(3):
+            f = list(inner)
+            f[a] = slice(L + 1, shape[a] - L)
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[a] = slice(0, m[a] - 1)
+            hi[a] = slice(1, m[a])
+            self.velocity[a][tuple(f)] = (psi[tuple(hi)] - psi[tuple(lo)]).astype(self.dtype)
+
     def shift(self, axis: int, direction: int) -> None:
         """Move the box one cell along ``axis`` (direction ±1) and every field with it (module docstring)."""
         xp = self.engine.xp
         grid = self.grid
+        self._project()
         shape = grid.shape
         split = [xp.zeros(shape, self.dtype) for _ in range(3)]
         for slab in self._slab_views:
@@ -153,6 +225,23 @@ class FollowingSimulation(Simulation):
         else:                   # faces plane (inner) and plane + 1 (outer)
             outer[axis], inner[axis] = plane + 1, plane
             v[tuple(inner)] = v[tuple(outer)] - (target - div_others)
+
+
+def _neumann_poisson(rhs: np.ndarray) -> np.ndarray:
+    """ψ (mean zero) with the 7-point Δψ = rhs on a box of cells with zero-flux faces (DCT-II);
+    rhs must sum to zero (it does for a divergence of interior fluxes)."""
+    from scipy.fft import dctn, idctn
+
+    r = dctn(rhs, type=2, norm="ortho")
+    eig = np.zeros(rhs.shape)
+    for a, n in enumerate(rhs.shape):
+        shape = [1, 1, 1]
+        shape[a] = n
+        eig = eig + (2.0 * np.cos(np.pi * np.arange(n) / n) - 2.0).reshape(shape)
+    eig[0, 0, 0] = 1.0
+    r /= eig
+    r[0, 0, 0] = 0.0
+    return idctn(r, type=2, norm="ortho")
 
 
 def _shift(arr: Any, axis: int, direction: int) -> None:

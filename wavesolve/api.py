@@ -60,7 +60,7 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
     if scene.travellers:
         from .travelling import check_travellers, run_travellers
 
-        info["interaction_warnings"] = " | ".join(check_travellers(scene))
+        info["interaction_warnings"] = " | ".join(check_travellers(scene, quiet=True))  # logged at load
         extra, facts = run_travellers(scene, engine, progress=progress)
         info["travelling_boxes"] = "; ".join(f"{name}: grid {tuple(int(n) for n in shape)}, shifted "
                                              f"{[int(x) for x in shifts]} cells" for name, (shape, shifts) in facts.items())

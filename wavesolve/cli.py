@@ -189,10 +189,9 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
 
 
 def _cmd_run_chunk(args: argparse.Namespace) -> int:
+    from .api import refuse_chunks
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
-
-    from .api import refuse_chunks
 
     scene = load_scene(args.scene)
     refuse_chunks(scene)

@@ -41,7 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from .constants import FAR_FIELD_INNER_CELLS, FAR_FIELD_OUTER_CELLS, FAR_FIELD_RAY_POINTS
+from .constants import (
+    FAR_FIELD_INNER_CELLS,
+    FAR_FIELD_OUTER_CELLS,
+    FAR_FIELD_RAY_POINTS,
+)
 from .errors import SceneError
 from .farfield import delay
 from .grid import Grid
@@ -160,12 +164,13 @@ def _config_index(scene: Scene, obj: SceneObject) -> int:
     return names.index(obj.name) if obj.name in names else 0
 
 
-def check_travellers(scene: Scene) -> list[str]:
-    """Validate the travelling boxes (SceneError) and return the interaction warnings (also logged)."""
-    return interaction_warnings(scene, travellers(scene))
+def check_travellers(scene: Scene, quiet: bool = False) -> list[str]:
+    """Validate the travelling boxes (SceneError) and return the interaction warnings (logged
+    unless ``quiet``)."""
+    return interaction_warnings(scene, travellers(scene), quiet)
 
 
-def interaction_warnings(scene: Scene, boxes: list[Traveller]) -> list[str]:
+def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = False) -> list[str]:
     """Warnings for objects that come inside another object's following box (interaction not simulated)."""
     times = np.linspace(0.0, scene.duration, _CHECK_TIMES)
     others = list(scene.objects) + list(scene.travellers)
@@ -183,7 +188,7 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller]) -> list[str]:
                                "simulate it, set follow = false on both and enlarge [domain] so that the fixed box "
                                "covers both paths")
                     break
-    for text in out:
+    for text in [] if quiet else out:
         log.warning("%s: %s", scene.path, text)
     return out
 
@@ -191,7 +196,8 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller]) -> list[str]:
 def run_travellers(scene: Scene, backend, progress: bool | None = None) -> tuple[np.ndarray, dict]:
     """Simulate every following box; returns the listener pressures (listeners, steps) at the step
     rate summed over boxes, and run facts (shifts per box)."""
-    from .following import FollowingSimulation  # late import: following imports simulation
+    # late import: following imports simulation
+    from .following import FollowingSimulation
 
     steps = scene.grid.steps_for(scene.duration)
     total = np.zeros((len(scene.listeners), steps))

@@ -73,9 +73,9 @@ def runs(tmp_path_factory):
 def test_travelling_sphere_matches_the_large_fixed_box(runs):
     """Far-field estimate from the travelling box vs the in-box sample of the large fixed box, at
     0.15 m and 0.41 m. Bound 5 % relative L2 (the issue's). Measured 1.5 % (near) and 2.4 % (side);
-    at rest in the same boxes 1.2 % and 1.9 % (the far-field fit's own error). Without the layer
-    treatment of the plane that enters the trailing layer the side listener is off by 14 %, and
-    shifting the pressure alone (not the layer's fields) by 37–46 %."""
+    at rest in the same boxes 1.2 % and 1.9 % (the far-field fit's own error). With the interior
+    velocities left at zero when a plane enters the trailing layer (instead of rebuilt) 5.8 % and
+    7.5 %; shifting the pressure alone (not the layer's fields) 46 % and 37 %."""
     moving, fixed, _ = runs
     assert "shifted [17, 0, 0]" in moving.metadata["travelling_boxes"]
     for name in ("near", "side"):
@@ -150,9 +150,10 @@ def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
 
     And the box stays quiet once the pulse has gone (steps 450–600, after the wake has been
     carried into the trailing layer for ~15 shifts): max |p| in the whole box below 3 % of the
-    pulse's peak (6.1 Pa). Measured 1.3 % — the moving body's own noise at this coarse
-    resolution. Without the wake treatment (fresh-cell velocities, Helmholtz projection) the
-    trailing layer turned the wake's frozen velocities into sound: 94 Pa, 15× the peak."""
+    pulse's peak (6.1 Pa). Measured 0.8 % (the pulse's slow tail and the moving body's own noise
+    at this coarse resolution). With the interior velocities tracked step by step instead of
+    rebuilt at each shift (an earlier version of this code), the frozen velocities that ghost and
+    fresh cells leave in the wake turned into sound in the trailing layer: 94 Pa, 15× the peak."""
     path = tmp_path / "long.toml"
     path.write_text(f"""
 [simulation]

@@ -4,34 +4,30 @@ The box (interior + absorbing layer) keeps a fixed shape; its grid origin moves 
 an axis whenever the object's centre has drifted more than h/2 from the box centre along it (at
 most one cell per step and axis: subsonic objects move less than λh/√3 < h/2 per step). A shift
 moves every state variable one cell the other way by slice copies, so in world coordinates the
-field is untouched:
+field is untouched: the pressures pⁿ, pⁿ⁻¹ and the absorbing layer's split pressures and face
+velocities (``AbsorbingLayer`` packed buffers). The slab exposed on the leading side (the
+outermost layer cells) starts at zero: whatever sound reaches that far has been absorbed by the
+layer, so zero is the reflection-free value.
 
-- the pressures pⁿ, pⁿ⁻¹ (every cell);
-- the absorbing layer's split pressures and face velocities (``AbsorbingLayer`` packed buffers);
-- the face velocities of the equivalent staggered scheme in the interior, v^{n−½}, which the box
-  tracks every step (v⁺ = v − Δt/(ρh)·∇ₕp, three extra arrays): the interior leapfrog is the
-  staggered scheme with v eliminated, and a cell that leaves the interior for the layer needs its
-  velocities there.
+On the trailing side one plane of interior cells enters the layer, which needs what the interior
+does not keep: split pressures and face velocities. The interior leapfrog pⁿ⁺¹ = 2pⁿ − pⁿ⁻¹ + λ²Δpⁿ
+is the staggered scheme with v eliminated; its velocities v^{n−½} are any field with
 
-Only the divergence of v is seen by the leapfrog (−ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹ in every
-fluid cell); the layer, which damps each component along its own axis, sees the components. Two
-things keep the tracked v the staggered scheme's own: fresh cells (fluid again behind the object,
-their pressures extrapolated) get velocities on their faces toward solid cells that make that
-relation hold; and before each shift the interior velocities are replaced by their irrotational
-part (discrete Helmholtz projection: v ← ∇ψ with Δψ = div v, the interface fluxes kept, solved by a
-DCT), which keeps every cell's divergence and removes the frozen, divergence-free velocity that
-ghost and fresh cells leave in the wake — invisible to the leapfrog, it would turn into sound in
-the layer. A clean acoustic field is irrotational and passes unchanged.
+    −ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹   in every fluid cell,
 
-The slab exposed on the leading side (the outermost layer cells) starts at zero: whatever sound
-reaches that far has been absorbed by the layer, so zero is the reflection-free value. On the
-trailing side one plane of interior cells enters the layer: its split pressures are set to
-p_a = p (a the shift axis, the layer's absorbing direction there) and p_b = 0, and the velocity on
-its inner face along a is chosen so that the staggered update continues the leapfrog exactly,
-−ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹ (this also absorbs any mismatch left in the tracked velocities
-near the object, where ghost cells set p directly). The object's cells are then reclassified
-against the new origin (the ghost-cell system is rebuilt at the previous step's pose so that
-fresh cells are found as in any moving-object step).
+the fluxes through the interface with the layer being the layer's own. Of those fields, the
+staggered scheme's (from a silent start) is the irrotational one: v = ∇ψ with the 7-point
+Δψ = −(pⁿ − pⁿ⁻¹)·h/(ρc²Δt) and ∂ψ/∂n the interface fluxes (a Neumann problem, solved by a DCT).
+So at each shift the interior velocities are rebuilt that way — nothing is tracked between shifts.
+Inside the object the divergence is set to a uniform sink carrying the net flux (its monopole),
+which makes the problem solvable and drives no spurious flow. Rebuilding, rather than tracking,
+matters behind a moving object: ghost and fresh cells set p directly, and tracked velocities
+would keep a frozen part there that the layer (which damps each component along its own axis)
+turns into sound. The entering plane then gets p_a = p (a the shift axis, the layer's absorbing
+direction there), p_b = 0, and these velocities; its inner face along a is set so that the
+relation above holds to rounding. Finally the object is reclassified against the new origin (the
+ghost-cell system is rebuilt at the previous step's pose so that fresh cells are found as in any
+moving-object step).
 
 Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
 """
@@ -53,6 +49,7 @@ from .simulation import Simulation
 log = logging.getLogger("wavesolve")
 
 
+
 class FollowingSimulation(Simulation):
     """A Simulation of one object in a box that re-centres on it by whole-cell shifts.
 
@@ -64,7 +61,8 @@ class FollowingSimulation(Simulation):
         probe_points: (m, 3) world points to sample at a time (s); they must lie in the interior.
 
     Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis;
-    velocity: three face-velocity arrays of the staggered equivalent (m/s), axis a has n_a + 1 faces.
+    velocity: three face-velocity arrays (m/s; axis a has n_a + 1 faces) filled at each shift: the
+    layer's and the interior's staggered-equivalent velocities.
     """
 
     def __init__(self, scene: Scene, obj: SceneObject, grid: Grid, centre: Callable[[float], np.ndarray],
@@ -77,7 +75,6 @@ class FollowingSimulation(Simulation):
         self._centre = centre
         self.velocity = [xp.zeros(tuple(n + (1 if b == a else 0) for b, n in enumerate(grid.shape)), self.dtype)
                          for a in range(3)]
-        self._B = self.dtype.type(grid.dt / (scene.density * grid.h))
         self._C = scene.density * grid.sound_speed ** 2 * grid.dt / grid.h
         p_aux = getattr(self._update, "p_aux", self.layer.p_aux)   # the device copy on the GPU backend
         v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
@@ -95,91 +92,46 @@ class FollowingSimulation(Simulation):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
         self.probes = self.engine.probes(Probes(self.grid, self._points(self.time)))
-        samples = super().step()
-        self._track_velocity(self.p_prev)      # p_prev now holds pⁿ (ghost values included)
-        return samples
+        return super().step()
 
-    def _track_velocity(self, p: Any) -> None:
-        """v^{n+½} = v^{n−½} − Δt/(ρh)·(p[i] − p[i−1]) on every inner face (layer faces are overwritten
-        by the layer's own values at the next shift)."""
-        B = self._B
-        v0, v1, v2 = self.velocity
-        v0[1:-1] -= B * (p[1:] - p[:-1])
-        v1[:, 1:-1] -= B * (p[:, 1:] - p[:, :-1])
-        v2[:, :, 1:-1] -= B * (p[:, :, 1:] - p[:, :, :-1])
-
-    def _before_update(self, p: Any, p_prev: Any) -> None:
-        """Fresh cells: velocities on their faces toward solid cells (shared with no fluid cell) so
-        that −ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹, spread evenly over those faces (module docstring)."""
-        ghosts = self.ghosts
-        if not (ghosts.moving and len(ghosts.index) and ghosts.fresh.any()):
-            return
-        xp = self.engine.xp
-        shape = self.grid.shape
-        flat = xp.asarray(ghosts.index[ghosts.fresh])
-        solid = xp.zeros(self.grid.cells, dtype=bool)
-        solid[self._hold_zero] = True
-        solid = solid.reshape(shape)
-        ijk = xp.unravel_index(flat, shape)
-        div = 0
-        faces = []                                   # (axis, face index, sign in div, face toward a solid cell)
-        for a in range(3):
-            for side in (0, 1):
-                face = list(ijk)
-                face[a] = ijk[a] + side
-                sign = 1 if side else -1
-                div = div + sign * self.velocity[a][tuple(face)]
-                nb = list(ijk)
-                nb[a] = xp.clip(ijk[a] + sign, 0, shape[a] - 1)
-                faces.append((a, tuple(face), sign, solid[tuple(nb)]))
-        mismatch = -(p.reshape(-1)[flat] - p_prev.reshape(-1)[flat]) / self._C - div
-        count = sum(free.astype(np.int64) for _, _, _, free in faces)
-        share = xp.where(count > 0, mismatch / xp.maximum(count, 1), 0)
-        for a, face, sign, free in faces:
-            self.velocity[a][face] += xp.where(free, sign * share, 0).astype(self.dtype)
-
-    def _project(self) -> None:
-        """Interior velocities ← their irrotational part, every cell's divergence and the interface
-        fluxes kept (module docstring). Neumann Poisson problem on the interior cells by DCT-II."""
+    def _rebuild_velocity(self) -> None:
+        """Interior face velocities v^{n−½} = ∇ψ from pⁿ − pⁿ⁻¹, the interface fluxes (already in
+        ``velocity``) kept (module docstring)."""
         xp = self.engine.xp
         L, shape = self.grid.layer, self.grid.shape
         inner = tuple(slice(L, n - L) for n in shape)
         m = [n - 2 * L for n in shape]
-        v = [a.astype(np.float64) for a in self.velocity]
-        # divergence of the interior faces only (interface faces zero: their flux is kept as it is)
-        div = xp.zeros(m)
+        rhs = -(self.p[inner].astype(np.float64) - self.p_prev[inner].astype(np.float64)) / self._C
+        for a in range(3):               # interface fluxes move to the right-hand side
+            lo_face, hi_face, lo_cells, hi_cells = list(inner), list(inner), [slice(None)] * 3, [slice(None)] * 3
+            lo_face[a], hi_face[a] = L, shape[a] - L
+            lo_cells[a], hi_cells[a] = 0, m[a] - 1
+            rhs[tuple(lo_cells)] += self.velocity[a][tuple(lo_face)]
+            rhs[tuple(hi_cells)] -= self.velocity[a][tuple(hi_face)]
+        solid = xp.zeros(self.grid.cells, dtype=bool)
+        solid[self._hold_zero] = True
+        solid = solid.reshape(shape)[inner]
+        sink = solid if solid.any() else xp.ones(rhs.shape, dtype=bool)
+        rhs[sink] -= rhs.sum() / sink.sum()      # the object's net flux (zero-sum: solvable)
+        psi = xp.asarray(_neumann_poisson(self.engine.to_host(rhs)))
         for a in range(3):
-            f = list(inner)
-            f[a] = slice(L + 1, shape[a] - L)          # interior faces strictly inside
-            flux = v[a][tuple(f)]
-            lo = [slice(None)] * 3
-            hi = [slice(None)] * 3
-            lo[a] = slice(0, m[a] - 1)
-            hi[a] = slice(1, m[a])
-            div[tuple(lo)] += flux
-            div[tuple(hi)] -= flux
-        psi = _neumann_poisson(self.engine.to_host(div))
-        psi = xp.asarray(psi)
-        for a in range(3):
-            f = list(inner)
-            f[a] = slice(L + 1, shape[a] - L)
-            lo = [slice(None)] * 3
-            hi = [slice(None)] * 3
-            lo[a] = slice(0, m[a] - 1)
-            hi[a] = slice(1, m[a])
-            self.velocity[a][tuple(f)] = (psi[tuple(hi)] - psi[tuple(lo)]).astype(self.dtype)
+            faces = list(inner)
+            faces[a] = slice(L + 1, shape[a] - L)
+            lo, hi = [slice(None)] * 3, [slice(None)] * 3
+            lo[a], hi[a] = slice(0, m[a] - 1), slice(1, m[a])
+            self.velocity[a][tuple(faces)] = (psi[tuple(hi)] - psi[tuple(lo)]).astype(self.dtype)
 
     def shift(self, axis: int, direction: int) -> None:
         """Move the box one cell along ``axis`` (direction ±1) and every field with it (module docstring)."""
         xp = self.engine.xp
         grid = self.grid
-        self._project()
         shape = grid.shape
         split = [xp.zeros(shape, self.dtype) for _ in range(3)]
         for slab in self._slab_views:
             for a in range(3):
                 split[a][slab.cells] = slab.p_split[a]
                 self.velocity[a][slab.faces[a]] = slab.v[a]
+        self._rebuild_velocity()
         for arr in (self.p, self.p_prev, *split, *self.velocity):
             _shift(arr, axis, direction)
         self._enter_layer(axis, direction, split)

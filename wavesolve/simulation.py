@@ -132,7 +132,6 @@ class Simulation:
             self._mirror_floor(p)
         ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
         samples = self.probes.sample(p)
-        self._before_update(p, out)
         self._update(p, out)
         ghosts.correct_thin_parts(p, out, self._lam2)
         for idx, scale, signal in self._sources:
@@ -143,9 +142,6 @@ class Simulation:
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
         return samples
-
-    def _before_update(self, p, p_prev) -> None:
-        """Hook for subclasses: pⁿ and pⁿ⁻¹ are final here, boundary values included (no-op)."""
 
     def _mirror_floor(self, p) -> None:
         """Rigid floor on the box's bottom face: the cell row below it mirrors the row above

@@ -34,7 +34,6 @@ Memory and work per step do not depend on how far the object travels: the arrays
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -46,9 +45,6 @@ from .listeners import Probes
 from .scene import Scene, SceneObject
 from .simulation import Simulation
 
-log = logging.getLogger("wavesolve")
-
-
 
 class FollowingSimulation(Simulation):
     """A Simulation of one object in a box that re-centres on it by whole-cell shifts.
@@ -56,7 +52,7 @@ class FollowingSimulation(Simulation):
     Args:
         scene: the scene (medium, precision, time step; its grid's dt and layer are reused).
         obj: the object to follow (its shaders all act).
-        grid: the box at t = 0 (see :func:`follow_grid`).
+        grid: the box at t = 0 (see :meth:`wavesolve.travelling.Traveller.grid`).
         centre: object centre (3,) in m at a time (s).
         probe_points: (m, 3) world points to sample at a time (s); they must lie in the interior.
 

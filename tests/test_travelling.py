@@ -237,14 +237,16 @@ def test_boxes_that_meet_warn_that_the_interaction_is_not_simulated(write_scene,
     assert check_travellers(far) == []
 
 
-@pytest.mark.parametrize("margin, lis, key", [
-    ("margin = 0.03", "[0.0, 1.0, 0.0]", "objects[0].domain.margin"),
-    ("", "[0.03, 0.03, 0.0]", "listeners[0].position"),
+@pytest.mark.parametrize("va, margin, lis, key", [
+    (1.0, "margin = 0.03", "[0.0, 1.0, 0.0]", "objects[0].domain.margin"),
+    (1.0, "", "[0.03, 0.03, 0.0]", "listeners[0].position"),
+    (320.0, "", "[0.0, 1.0, 0.0]", "objects[0].motion"),
 ])
-def test_bad_travelling_boxes_are_scene_errors(write_scene, margin, lis, key):
-    """A margin too small for the far-field rays, or a listener on the path, is refused with the key."""
+def test_bad_travelling_boxes_are_scene_errors(write_scene, va, margin, lis, key):
+    """A margin too small for the far-field rays, a listener on the path, or an object too fast
+    for whole-cell shifts (more than half a cell per step) is refused with the key."""
     with pytest.raises(SceneError) as exc:
-        wavesolve.load_scene(write_scene(TWO.format(va=1.0, xb=3.0, margin=margin, lis=lis)))
+        wavesolve.load_scene(write_scene(TWO.format(va=va, xb=3.0, margin=margin, lis=lis)))
     assert key in str(exc.value)
 
 

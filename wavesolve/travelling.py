@@ -135,6 +135,12 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     radius = float(np.max(np.linalg.norm(v - centre_local, axis=1)))
     times = np.linspace(0.0, T, _CHECK_TIMES)
     speed = max(float(np.linalg.norm(obj.motion.state(t).velocity)) for t in times)
+    limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
+    if speed >= limit:
+        raise SceneError(file, f"objects[{_config_index(scene, obj)}].motion",
+                         f"travelling object '{obj.name}' reaches {speed:.4g} m/s; a following box supports up to "
+                         f"{limit:.4g} m/s (half a cell per step, and well below the speed of sound)",
+                         "slow the motion down, or set follow = false and simulate it in the fixed [domain] box")
     half = radius + obj.follow_margin
     r_in = radius + FAR_FIELD_INNER_CELLS * h
     drift = speed * half / c

@@ -39,7 +39,12 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
         scene = load_scene(scene)
     start = time.perf_counter()
     engine = resolve_backend(backend)
-    if sources:
+    if scene.travellers:
+        refuse_chunks(scene, chunks)
+    if scene.travellers and not sources and not any(o.shaders for o in scene.objects):
+        raw = np.zeros((1, len(layout(scene).points), scene.grid.steps_for(scene.duration)))
+        info = {}   # the fixed box holds no source: its field is zero and it is not run
+    elif sources:
         if chunks != 1:
             raise ValueError("point sources are not windowed by chunks; use chunks=1")
         lay = layout(scene)
@@ -51,15 +56,36 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
         outputs = [run_chunk(scene, plan, k, backend=engine, progress=progress) for k in range(plan.n_chunks)]
         raw = stitch(plan, outputs)
         info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
-    return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start, **info})
+    extra = None
+    if scene.travellers:
+        from .travelling import check_travellers, run_travellers
+
+        info["interaction_warnings"] = " | ".join(check_travellers(scene, quiet=True))  # logged at load
+        extra, facts = run_travellers(scene, engine, progress=progress)
+        info["travelling_boxes"] = "; ".join(f"{name}: grid {tuple(int(n) for n in shape)}, shifted "
+                                             f"{[int(x) for x in shifts]} cells" for name, (shape, shifts) in facts.items())
+    return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start, **info},
+                       extra=extra)
 
 
-def make_result(scene: Scene, raw: np.ndarray, metadata: dict) -> Result:
+def refuse_chunks(scene: Scene, chunks: int | str = 2) -> None:
+    """Raise ChunkError: time-parallel chunks do not cover travelling boxes (``scene.travellers``)."""
+    from .errors import ChunkError
+
+    if scene.travellers and chunks != 1:
+        names = ", ".join(f"'{o.name}'" for o in scene.travellers)
+        raise ChunkError(f"time-parallel chunks are not supported with travelling objects ({names} follow their own "
+                         "box): run with one chunk and one worker, or set follow = false on those objects")
+
+
+def make_result(scene: Scene, raw: np.ndarray, metadata: dict, extra: np.ndarray | None = None) -> Result:
     """The Result of a run from its probe signals raw (groups, probes, steps) at the step rate:
-    listener signals (samples in the box, far-field estimates outside), resampled once to the
-    output rate."""
+    listener signals (samples in the box, far-field estimates outside, plus ``extra`` (listeners,
+    steps) from travelling boxes), resampled once to the output rate."""
     grid = scene.grid
     steps = listener_signals(layout(scene), raw, grid.dt)
+    if extra is not None:
+        steps = steps + extra
     n_out = int(round(scene.duration * scene.sample_rate))
     signals, positions = {}, {}
     for lis, row in zip(scene.listeners, steps):

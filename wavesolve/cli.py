@@ -149,13 +149,14 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
     """Run the chunks (parts kept in the parts directory) and stitch them; returns the result and that directory."""
     import time
 
-    from .api import make_result
+    from .api import make_result, refuse_chunks
     from .backend import resolve_backend
     from .chunks import plan_chunks
     from .constants import CHUNK_RETRIES
     from .runners import run_chunks
 
     engine = resolve_backend(args.backend)   # refuse an unusable backend before any work
+    refuse_chunks(scene)                     # travelling boxes run in one piece
     devices = [int(d) for d in args.devices.split(",")] if args.devices else None
     plan = plan_chunks(scene, args.chunks)
     parts_dir = args.parts_dir or h5.with_name(h5.name + ".parts")
@@ -196,10 +197,12 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
 
 
 def _cmd_run_chunk(args: argparse.Namespace) -> int:
+    from .api import refuse_chunks
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
 
     scene = load_scene(args.scene)
+    refuse_chunks(scene)
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
     plan = plan_chunks(scene, args.of)
@@ -241,6 +244,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision})")
     print(f"estimate     {est.seconds:.1f} s on this machine "
           f"({1 / est.seconds_per_cell_step / 1e6:.0f} M cell updates/s measured)")
+    if scene.travellers:
+        from .travelling import travellers
+
+        for trav in travellers(scene):
+            shape = trav.grid(scene).shape
+            print(f"travelling   '{trav.obj.name}' in its own box of {shape[0]} x {shape[1]} x {shape[2]} cells "
+                  "that follows it (not in the estimate above)")
     far = [lis.name for lis in scene.listeners if lis.far]
     if far:
         print(f"far field    {', '.join(far)} (estimated from rays in the box)")

@@ -59,6 +59,10 @@ FAR_FIELD_RAY_POINTS = 4
 FAR_FIELD_INNER_CELLS = 2
 FAR_FIELD_OUTER_CELLS = 3
 
+#: Travelling sources: default air (cells) between an object's enclosing sphere and the absorbing
+#: layer of the box that follows it (room for the far-field ray, see wavesolve.travelling).
+FOLLOW_MARGIN_CELLS = 12
+
 # -- Water and the gas in bubbles (bubbles shader, wavesolve/bubbles.py), at 20 °C ------------------
 #: Density of water (kg/m³), 20 °C (IAPWS-95 formulation; handbook value 998.2).
 WATER_DENSITY = 998.2

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
-from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
+from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
 from .errors import SceneError, SceneErrors
 from .grid import Grid
 from .meshes import PRIMITIVES, Geometry, load_mesh_file, primitive_mesh, quaternion_matrix
@@ -97,6 +97,12 @@ MOTIONS: dict[str, type[_Strict]] = {
 }
 
 
+class ObjectDomainConfig(_Strict):
+    follow: bool = Field(default=False, description="true: the object gets its own box that follows it")
+    margin: PositiveFloat | None = Field(default=None, description="air (m) between the object's enclosing "
+                                         "sphere and the box's absorbing layer; default 12 cells")
+
+
 class ObjectConfig(_Strict):
     name: str = Field(min_length=1)
     mesh: str | dict[str, Any]
@@ -108,6 +114,8 @@ class ObjectConfig(_Strict):
     motion: dict[str, Any] = Field(default_factory=lambda: {"type": "static"},
                                    description="a motion table with type = static, constant_velocity, "
                                                "oscillate, spin, keyframes or deforming")
+    domain: ObjectDomainConfig = Field(default_factory=ObjectDomainConfig,
+                                       description="[objects.domain]: follow = true gives a travelling box")
 
 
 class ListenerConfig(_Strict):
@@ -142,6 +150,7 @@ class SceneObject:
     geometry: Geometry
     shaders: list[Shader]
     motion: Motion
+    follow_margin: float | None = None   # m; None: the object is simulated in the fixed [domain] box
 
 
 @dataclass
@@ -161,6 +170,9 @@ class Scene:
         path: the scene file; text: its contents (stored in results).
         config: the validated tables; grid: the grid they define.
         output_hdf5, output_wav: result paths from ``[output]``, resolved against the scene file.
+        objects: the objects simulated in the fixed [domain] box.
+        travellers: objects with ``[objects.domain] follow = true``, each simulated in its own box
+            that follows it (``wavesolve.travelling``).
     """
 
     path: Path
@@ -171,6 +183,7 @@ class Scene:
     listeners: list[Listener] = field(default_factory=list)
     output_hdf5: Path | None = None
     output_wav: Path | None = None
+    travellers: list[SceneObject] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -281,7 +294,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                     "enlarge domain.size (keeping the box on the ground) so that it contains the listener, "
                     "at least half a cell above the floor"))
                 continue
-            if not any(o.shaders for o in objects):
+            if not any(o.shaders for o in objects):  # fixed-box and travelling objects alike
                 errors.append(SceneError(
                     file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "
                     f"{_fmt_box(bounds)}, and a far-field listener needs an object with shaders as its source",
@@ -300,9 +313,15 @@ def parse_scene(text: str, path: str | Path) -> Scene:
     if errors:
         raise SceneErrors(errors)
     out = config.output
-    scene = Scene(path=path, text=text, config=config, grid=grid, objects=objects, listeners=listeners,
+    scene = Scene(path=path, text=text, config=config, grid=grid,
+                  objects=[o for o in objects if o.follow_margin is None], listeners=listeners,
                   output_hdf5=base / out.hdf5 if out.hdf5 else None,
-                  output_wav=base / out.wav if out.wav else None)
+                  output_wav=base / out.wav if out.wav else None,
+                  travellers=[o for o in objects if o.follow_margin is not None])
+    if scene.travellers:
+        from .travelling import check_travellers  # late import: travelling reads scenes
+
+        check_travellers(scene)  # raises SceneError if a box has no room for its rays or a listener is too close
     if any(lis.far for lis in listeners):
         from .farfield import layout  # late import: farfield reads scenes
 
@@ -356,7 +375,15 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
     if motion.deforms:
         geometry.set_vertices(motion.track.vertices(0.0))
     wb = np.stack([np.min([b[0] for b in bounds_over_time], axis=0), np.max([b[1] for b in bounds_over_time], axis=0)])
-    if np.any(wb[0] < bounds[0] + clearance[0] - 1e-9) or np.any(wb[1] > bounds[1] - clearance[1]):
+    follow = obj.domain.follow
+    if follow and config.ground is not None:
+        raise SceneError(file, f"{key}.domain.follow", "a box that follows its object is not supported with a "
+                         "ground (its far-field estimate does not know the floor's reflection)",
+                         "remove [ground], or set follow = false and enlarge [domain] to cover the object's path")
+    if not follow and obj.domain.margin is not None:
+        raise SceneError(file, f"{key}.domain.margin", "margin is only used by a box that follows its object",
+                         "remove it, or set follow = true")
+    if not follow and (np.any(wb[0] < bounds[0] + clearance[0] - 1e-9) or np.any(wb[1] > bounds[1] - clearance[1])):
         need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
                               np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance[1]
         raise SceneError(file, f"{key}.position",
@@ -381,7 +408,10 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
                                 density=config.medium.density, sound_speed=config.medium.sound_speed,
                                 duration=config.simulation.duration, mesh=mesh)
         shaders.append(cls(shader_config, context))
-    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion)
+    margin = None
+    if follow:
+        margin = obj.domain.margin if obj.domain.margin is not None else FOLLOW_MARGIN_CELLS * config.simulation.cell_size
+    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion, follow_margin=margin)
 
 
 def _first_time_inside(obj: SceneObject, point: np.ndarray, duration: float, clearance: float) -> float | None:

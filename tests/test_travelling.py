@@ -1,0 +1,326 @@
+"""Travelling sources: a box that follows its object by whole-cell shifts (wavesolve.following,
+wavesolve.travelling).
+
+The reference is the same scene in one large fixed box that covers the whole path (the moving
+object reclassified every step inside it, the listener sampled in the box): the same
+discretisation (h = 1 cm), so the difference is what the travelling box adds — the shifts, the
+moving far-field estimate and its retarded times. A pulsating sphere (a = 5 cm) emits a 2 kHz
+Hann-windowed sine burst (10 cycles, 100 m/s²) while moving at 20 m/s along x: 0.17 m, about 17
+box shifts in 8.5 ms.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from exact import pulsating_sphere, rel_l2
+
+import wavesolve
+from wavesolve.errors import ChunkError, SceneError
+from wavesolve.following import FollowingSimulation
+from wavesolve.scene import parse_scene
+from wavesolve.signals import SineBurst
+from wavesolve.travelling import check_travellers, travellers
+
+C, V, F0 = 343.0, 20.0, 2000.0
+NEAR = [0.1, 0.15, 0.0]       # 0.15 m from the path (the quiet-motion bound's distance)
+SIDE = [0.35, 0.2, 0.0]
+AHEAD, BEHIND = [1.2, 0.0, 0.0], [-1.0, 0.0, 0.0]
+
+SPHERE = """
+[simulation]
+duration = {duration}
+cell_size = 0.01
+precision = "float64"
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.05, subdivisions = 3 }}
+motion = {{ type = "constant_velocity", velocity = [{v}, 0.0, 0.0] }}
+{follow}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "sine_burst", frequency = {f0}, amplitude = 100.0, cycles = 10 }}
+{domain}
+{listeners}
+"""
+
+
+def _listeners(points: dict) -> str:
+    return "".join(f'[[listeners]]\nname = "{k}"\nposition = {v}\n' for k, v in points.items())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The sphere in a following box (listeners near, to the side, far ahead and behind) and in a
+    large fixed box (near and side listeners inside it)."""
+    d = tmp_path_factory.mktemp("travel")
+    follow = d / "follow.toml"
+    follow.write_text(SPHERE.format(duration=0.0085, v=V, f0=F0, follow="[objects.domain]\nfollow = true",
+                                    domain="[domain]\nsize = 0.3",
+                                    listeners=_listeners({"near": NEAR, "side": SIDE, "ahead": AHEAD,
+                                                          "behind": BEHIND})))
+    fixed = d / "fixed.toml"
+    fixed.write_text(SPHERE.format(duration=0.0085, v=V, f0=F0, follow="",
+                                   domain="[domain]\ncenter = [0.15, 0.1, 0.0]\nsize = [0.6, 0.5, 0.3]",
+                                   listeners=_listeners({"near": NEAR, "side": SIDE})))
+    return (wavesolve.simulate(follow, progress=False), wavesolve.simulate(fixed, progress=False),
+            wavesolve.load_scene(follow))
+
+
+@pytest.mark.slow
+def test_travelling_sphere_matches_the_large_fixed_box(runs):
+    """Far-field estimate from the travelling box vs the in-box sample of the large fixed box, at
+    0.15 m and 0.41 m. Bound 5 % relative L2 (the issue's). Measured 1.5 % (near) and 2.4 % (side);
+    at rest in the same boxes 1.2 % and 1.9 % (the far-field fit's own error). With the interior
+    velocities left at zero when a plane enters the trailing layer (instead of rebuilt) 5.8 % and
+    7.5 %; shifting the pressure alone (not the layer's fields) 46 % and 37 %."""
+    moving, fixed, _ = runs
+    assert "shifted [17, 0, 0]" in moving.metadata["travelling_boxes"]
+    for name in ("near", "side"):
+        assert rel_l2(moving.listener(name), fixed.listener(name)) < 0.05
+
+
+def _frequency(p: np.ndarray, rate: float) -> float:
+    """Frequency from the zero crossings (linearly interpolated) where |p| exceeds 30 % of its peak."""
+    loud = np.flatnonzero(np.abs(p) > 0.3 * np.abs(p).max())
+    seg = p[loud[0]:loud[-1] + 1]
+    k = np.flatnonzero(np.sign(seg[:-1]) != np.sign(seg[1:]))
+    times = (k + seg[k] / (seg[k] - seg[k + 1])) / rate
+    return (len(times) - 1) / (2.0 * (times[-1] - times[0]))
+
+
+@pytest.mark.slow
+def test_travelling_sphere_shows_the_doppler_shift(runs):
+    """Listeners 1.2 m ahead of and 1 m behind the path (cosθ = ±1) hear f·c/(c ∓ v): 2123.8 Hz and
+    1889.8 Hz for f = 2 kHz at 20 m/s (a ±6 % shift). The frequency is measured from the ~16 zero
+    crossings of the loud part of the burst. That estimator has a bias of its own (the sphere's
+    first-order response and the Hann window move the crossings: −0.54 % on the exact at-rest
+    pulsating-sphere field), so the reference is the same estimator applied to the exact field of a
+    sphere at rest emitting the Doppler-shifted burst (at constant v and cosθ = ±1 the shifted burst
+    is the same burst at f·c/(c ∓ v)). Bound 0.5 % (a twelfth of the shift). Measured: +0.03 %
+    ahead, −0.24 % behind. A source without Doppler (the fixed box's ray origin at t = 0) would be
+    off by 6 %."""
+    moving, _, _ = runs
+    rate = moving.sample_rate
+    t = np.arange(int(0.012 * rate)) / rate
+    for name, sign in (("ahead", 1.0), ("behind", -1.0)):
+        shifted = SineBurst(waveform="sine_burst", frequency=F0 * C / (C - sign * V), amplitude=100.0, cycles=10)
+        expected = _frequency(pulsating_sphere(shifted, 0.05, C, 1.2, 1.0, t), rate)
+        assert _frequency(moving.listener(name), rate) == pytest.approx(expected, rel=0.005)
+        assert abs(expected / F0 - 1) > 0.05
+
+
+@pytest.mark.slow
+def test_box_shifts_are_silent(runs):
+    """No clicks at the shifts: the residual against the large fixed box at 0.15 m from the path, in
+    0.2 ms windows around the arrival of every one of the 17 shifts at the listener, stays under
+    the quiet-motion bound of the animated-objects issue, 0.02 Pa RMS (signal peak ~0.9 Pa there).
+    Measured: at most 0.0077 Pa in the 16 windows heard within the run, 0.0044 Pa RMS over the whole
+    signal (the far-field fit's error at a moving source; a click would be a spike confined to the
+    shift windows)."""
+    moving, fixed, scene = runs
+    p, ref = moving.listener("near"), fixed.listener("near")
+    rate = moving.sample_rate
+    h, dt = scene.grid.h, scene.grid.dt
+    residual = p - ref
+    worst, heard = 0.0, 0
+    for k in range(1, 18):
+        t_shift = (k - 0.5) * h / V                      # centre drifts h/2 past the box centre
+        x = np.array([V * t_shift, 0.0, 0.0])
+        t_arrive = t_shift + np.linalg.norm(np.asarray(NEAR) - x) / C
+        if t_arrive + 1e-4 > len(p) / rate:
+            continue
+        heard += 1
+        window = slice(int((t_arrive - 1e-4) * rate), int((t_arrive + 1e-4) * rate) + 1)
+        worst = max(worst, float(np.sqrt(np.mean(residual[window] ** 2))))
+    assert heard >= 14 and worst < 0.02
+    assert np.sqrt(np.mean(residual ** 2)) < 0.02
+    assert dt < 0.5 * h / V   # at most one shift per step and axis
+
+
+def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
+    """A sphere (a = 4 cm, h = 2 cm) flying at 38 m/s diagonally (all three axes, both signs) for
+    600 steps: 31 shifts along x, 10 along y, 5 along z. Every array (pressures, tracked
+    velocities, layer buffers, probe stencils) keeps its shape and identity, and the ghost-cell
+    count over the second half of the path stays within 25 % of its maximum over the first sixth
+    (it varies with the sphere's sub-cell position, 24–35 rows here): memory and work per step do
+    not grow with the path (shapes are asserted, not times).
+
+    And the box stays quiet once the pulse has gone (steps 450–600, after the wake has been
+    carried into the trailing layer for ~15 shifts): max |p| in the whole box below 3 % of the
+    pulse's peak (6.1 Pa). Measured 0.8 % (the pulse's slow tail and the moving body's own noise
+    at this coarse resolution). With the interior velocities tracked step by step instead of
+    rebuilt at each shift (an earlier version of this code), the frozen velocities that ghost and
+    fresh cells leave in the wake turned into sound in the trailing layer: 94 Pa, 15× the peak."""
+    path = tmp_path / "long.toml"
+    path.write_text(f"""
+[simulation]
+duration = 0.02
+cell_size = 0.02
+sample_rate = 16000.0
+[domain]
+size = 0.3
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [36.0, -12.0, 6.0] }}
+[objects.domain]
+follow = true
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
+{_listeners({"far": [0.0, 3.0, 0.0]})}""")
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
+    arrays = [sim.p, sim.p_prev, *sim.velocity, sim.layer.p_aux, sim.layer.v_aux]
+    ids, shapes = [id(a) for a in arrays], [a.shape for a in arrays]
+    counts, peaks = [], []
+    for _ in range(600):
+        sim.step()
+        counts.append(len(sim.ghosts))
+        peaks.append(float(np.abs(sim.p).max()))
+        assert sim.probes.cells.shape == (4, 8)
+    assert max(counts[300:]) <= 1.25 * max(counts[:100])
+    assert max(peaks[450:]) < 0.03 * max(peaks)
+    assert sorted(map(id, [sim.p, sim.p_prev])) == sorted(ids[:2])
+    assert [id(a) for a in arrays[2:]] == ids[2:] and [a.shape for a in arrays] == shapes
+    assert sim.grid.shape == trav.grid(scene).shape
+    assert sim.shifts[0] >= 30 and sim.shifts[1] <= -9 and sim.shifts[2] >= 4
+    drift = trav.centre(sim.time) - sim.box_centre()
+    assert np.all(np.abs(drift) <= 0.5 * scene.grid.h + 36.0 * scene.grid.dt)   # re-centred within h/2
+    assert np.isfinite(sim.p).all()
+
+
+TWO = """
+[simulation]
+duration = 0.01
+cell_size = 0.01
+[domain]
+size = 0.3
+[[objects]]
+name = "a"
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [{va}, 0.0, 0.0] }}
+[objects.domain]
+follow = true
+{margin}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
+[[objects]]
+name = "b"
+position = [{xb}, 0.0, 0.0]
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [-10.0, 0.0, 0.0] }}
+[objects.domain]
+follow = true
+[[listeners]]
+name = "l"
+position = {lis}
+"""
+
+
+def test_boxes_that_meet_warn_that_the_interaction_is_not_simulated(write_scene, caplog):
+    """Two following boxes whose objects approach each other (closing at 20 m/s from 1 m, box
+    half-size 0.15 m) warn, naming both objects and the fix; objects 3 m apart do not."""
+    with caplog.at_level(logging.WARNING, logger="wavesolve"):
+        near = wavesolve.load_scene(write_scene(TWO.format(va=10.0, xb=0.2, margin="", lis="[0.0, 1.0, 0.0]")))
+    warnings = check_travellers(near)
+    assert warnings and "'b'" in warnings[0] and "'a'" in warnings[0] and "enlarge [domain]" in warnings[0]
+    assert "not simulated" in caplog.text
+    far = wavesolve.load_scene(write_scene(TWO.format(va=10.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")))
+    assert check_travellers(far) == []
+
+
+@pytest.mark.parametrize("va, margin, lis, key", [
+    (1.0, "margin = 0.03", "[0.0, 1.0, 0.0]", "objects[0].domain.margin"),
+    (1.0, "", "[0.03, 0.03, 0.0]", "listeners[0].position"),
+    (320.0, "", "[0.0, 1.0, 0.0]", "objects[0].motion"),
+])
+def test_bad_travelling_boxes_are_scene_errors(write_scene, va, margin, lis, key):
+    """A margin too small for the far-field rays, a listener on the path, or an object too fast
+    for whole-cell shifts (more than half a cell per step) is refused with the key."""
+    with pytest.raises(SceneError) as exc:
+        wavesolve.load_scene(write_scene(TWO.format(va=va, xb=3.0, margin=margin, lis=lis)))
+    assert key in str(exc.value)
+
+
+def test_follow_with_ground_and_stray_margin_are_scene_errors(write_scene):
+    text = TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")
+    with pytest.raises(SceneError, match="objects.0..domain.follow"):
+        wavesolve.load_scene(write_scene(text.replace("[domain]\nsize = 0.3", "[domain]\ncenter = [0.0, 0.0, 0.15]\n"
+                                                     "size = 0.3\n[ground]\nheight = 0.0")))
+    with pytest.raises(SceneError, match="margin is only used"):
+        wavesolve.load_scene(write_scene(text.replace("follow = true\n\n", "margin = 0.2\n", 1)))
+
+
+def test_chunks_are_refused_for_travelling_boxes(write_scene, cli):
+    path = write_scene(TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]"))
+    with pytest.raises(ChunkError, match="not supported with travelling objects"):
+        wavesolve.simulate(path, chunks=2, progress=False)
+    out = cli("run", path, "--chunks", "2", "--no-progress")
+    assert out.returncode != 0 and "travelling objects" in out.stderr
+
+
+def test_rolling_can_showcase_travels_ten_box_widths_and_runs(monkeypatch):
+    """The showcase's can travels at least ten widths of its box (layer included) and its scene
+    runs: the first 1.5 ms of it (103 steps, 2 shifts) through simulate(), with the kerb listener
+    moved near the start of the path so that the first click reaches it."""
+    from conftest import SCENES
+
+    path = SCENES / "showcase" / "rolling_can.toml"
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    grid = trav.grid(scene)
+    width = grid.shape[0] * grid.h
+    assert np.linalg.norm(trav.centre(scene.duration) - trav.centre(0.0)) >= 10 * width
+    text = path.read_text().replace("duration = 0.4", "duration = 0.0015")
+    short = parse_scene(text.replace("[0.0, 0.6, 0.0]", "[-2.95, 0.3, 0.0]"), path)   # kerb near the start
+    result = wavesolve.simulate(short, progress=False)
+    assert "shifted [2, 0, 0]" in result.metadata["travelling_boxes"]
+    assert result.metadata["interaction_warnings"] == ""
+    assert np.abs(result.listener("kerb")).max() > 0 and np.isfinite(result.listener("ahead")).all()
+
+
+def test_listeners_hear_the_sum_of_every_box(tmp_path):
+    """Two sounding spheres, each in its own following box (h = 2 cm, 4 ms, 1 m apart, flying
+    toward each other): the listener's signal is the sum of the two scenes with one sphere each,
+    to rounding (the boxes are independent runs added at the step rate)."""
+    sphere = """
+[[objects]]
+name = "{name}"
+position = [{x}, 0.0, 0.0]
+mesh = {{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }}
+motion = {{ type = "constant_velocity", velocity = [{v}, 0.0, 0.0] }}
+[objects.domain]
+follow = true
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = {f}, amplitude = 100.0 }}
+"""
+    head = """
+[simulation]
+duration = 0.004
+cell_size = 0.02
+sample_rate = 16000.0
+[domain]
+size = 0.3
+[[listeners]]
+name = "l"
+position = [0.5, 0.4, 0.0]
+"""
+    a = sphere.format(name="a", x=0.0, v=20.0, f=800.0)
+    b = sphere.format(name="b", x=1.0, v=-20.0, f=500.0)
+    out = {}
+    for key, text in (("ab", head + a + b), ("a", head + a), ("b", head + b)):
+        path = tmp_path / f"{key}.toml"
+        path.write_text(text)
+        out[key] = wavesolve.simulate(path, progress=False, backend="numpy").listener("l")
+    assert np.abs(out["a"]).max() > 0 and np.abs(out["b"]).max() > 0
+    np.testing.assert_allclose(out["ab"], out["a"] + out["b"], rtol=0, atol=1e-9 * np.abs(out["ab"]).max())

@@ -1,0 +1,236 @@
+"""A simulation box that follows its object by whole-cell shifts.
+
+The box (interior + absorbing layer) keeps a fixed shape; its grid origin moves by one cell h along
+an axis whenever the object's centre has drifted more than h/2 from the box centre along it (at
+most one cell per step and axis: subsonic objects move less than λh/√3 < h/2 per step). A shift
+moves every state variable one cell the other way by slice copies, so in world coordinates the
+field is untouched: the pressures pⁿ, pⁿ⁻¹ and the absorbing layer's split pressures and face
+velocities (``AbsorbingLayer`` packed buffers). The slab exposed on the leading side (the
+outermost layer cells) starts at zero: whatever sound reaches that far has been absorbed by the
+layer, so zero is the reflection-free value.
+
+On the trailing side one plane of interior cells enters the layer, which needs what the interior
+does not keep: split pressures and face velocities. The interior leapfrog pⁿ⁺¹ = 2pⁿ − pⁿ⁻¹ + λ²Δpⁿ
+is the staggered scheme with v eliminated; its velocities v^{n−½} are any field with
+
+    −ρc²Δt/h · div v^{n−½} = pⁿ − pⁿ⁻¹   in every fluid cell,
+
+the fluxes through the interface with the layer being the layer's own. Of those fields, the
+staggered scheme's (from a silent start) is the irrotational one: v = ∇ψ with the 7-point
+Δψ = −(pⁿ − pⁿ⁻¹)·h/(ρc²Δt) and ∂ψ/∂n the interface fluxes (a Neumann problem, solved by a DCT).
+So at each shift the interior velocities are rebuilt that way — nothing is tracked between shifts.
+Inside the object the divergence is set to a uniform sink carrying the net flux (its monopole),
+which makes the problem solvable and drives no spurious flow. Rebuilding, rather than tracking,
+matters behind a moving object: ghost and fresh cells set p directly, and tracked velocities
+would keep a frozen part there that the layer (which damps each component along its own axis)
+turns into sound. The entering plane then gets p_a = p (a the shift axis, the layer's absorbing
+direction there), p_b = 0, and these velocities; its inner face along a is set so that the
+relation above holds to rounding. Finally the object is reclassified against the new origin (the
+ghost-cell system is rebuilt at the previous step's pose so that fresh cells are found as in any
+moving-object step).
+
+Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .boundary import GhostCells
+from .grid import Grid
+from .listeners import Probes
+from .scene import Scene, SceneObject
+from .simulation import Simulation
+
+
+class FollowingSimulation(Simulation):
+    """A Simulation of one object in a box that re-centres on it by whole-cell shifts.
+
+    Args:
+        scene: the scene (medium, precision, time step; its grid's dt and layer are reused).
+        obj: the object to follow (its shaders all act).
+        grid: the box at t = 0 (see :meth:`wavesolve.travelling.Traveller.grid`).
+        centre: object centre (3,) in m at a time (s).
+        probe_points: (m, 3) world points to sample at a time (s); they must lie in the interior.
+
+    Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis;
+    velocity: three face-velocity arrays (m/s; axis a has n_a + 1 faces) filled at each shift: the
+    layer's and the interior's staggered-equivalent velocities.
+    """
+
+    def __init__(self, scene: Scene, obj: SceneObject, grid: Grid, centre: Callable[[float], np.ndarray],
+                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto") -> None:
+        box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
+        self._points = probe_points
+        super().__init__(box_scene, backend=backend, probe_points=probe_points(0.0))
+        xp = self.engine.xp
+        self.shifts = np.zeros(3, dtype=int)
+        self._centre = centre
+        self.velocity = [xp.zeros(tuple(n + (1 if b == a else 0) for b, n in enumerate(grid.shape)), self.dtype)
+                         for a in range(3)]
+        self._C = scene.density * grid.sound_speed ** 2 * grid.dt / grid.h
+        p_aux = getattr(self._update, "p_aux", self.layer.p_aux)   # the device copy on the GPU backend
+        v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
+        self._slab_views = _slab_views(self.layer, p_aux, v_aux)
+
+    def box_centre(self) -> np.ndarray:
+        """World position (3,) of the centre of the box's interior (m)."""
+        lo, hi = self.grid.interior_bounds()
+        return 0.5 * (lo + hi)
+
+    def step(self) -> Any:
+        """Re-centre if needed, sample the probe points of this step, advance one step."""
+        drift = self._centre(self.time) - self.box_centre()
+        for a in range(3):
+            if abs(drift[a]) > 0.5 * self.grid.h:
+                self.shift(a, 1 if drift[a] > 0 else -1)
+        self.probes = self.engine.probes(Probes(self.grid, self._points(self.time)))
+        return super().step()
+
+    def _rebuild_velocity(self) -> None:
+        """Interior face velocities v^{n−½} = ∇ψ from pⁿ − pⁿ⁻¹, the interface fluxes (already in
+        ``velocity``) kept (module docstring)."""
+        xp = self.engine.xp
+        L, shape = self.grid.layer, self.grid.shape
+        inner = tuple(slice(L, n - L) for n in shape)
+        m = [n - 2 * L for n in shape]
+        rhs = -(self.p[inner].astype(np.float64) - self.p_prev[inner].astype(np.float64)) / self._C
+        for a in range(3):               # interface fluxes move to the right-hand side
+            lo_face, hi_face, lo_cells, hi_cells = list(inner), list(inner), [slice(None)] * 3, [slice(None)] * 3
+            lo_face[a], hi_face[a] = L, shape[a] - L
+            lo_cells[a], hi_cells[a] = 0, m[a] - 1
+            rhs[tuple(lo_cells)] += self.velocity[a][tuple(lo_face)]
+            rhs[tuple(hi_cells)] -= self.velocity[a][tuple(hi_face)]
+        solid = xp.zeros(self.grid.cells, dtype=bool)
+        solid[self._hold_zero] = True
+        solid = solid.reshape(shape)[inner]
+        sink = solid if solid.any() else xp.ones(rhs.shape, dtype=bool)
+        rhs[sink] -= rhs.sum() / sink.sum()      # the object's net flux (zero-sum: solvable)
+        psi = xp.asarray(_neumann_poisson(self.engine.to_host(rhs)))
+        for a in range(3):
+            faces = list(inner)
+            faces[a] = slice(L + 1, shape[a] - L)
+            lo, hi = [slice(None)] * 3, [slice(None)] * 3
+            lo[a], hi[a] = slice(0, m[a] - 1), slice(1, m[a])
+            self.velocity[a][tuple(faces)] = (psi[tuple(hi)] - psi[tuple(lo)]).astype(self.dtype)
+
+    def shift(self, axis: int, direction: int) -> None:
+        """Move the box one cell along ``axis`` (direction ±1) and every field with it (module docstring)."""
+        xp = self.engine.xp
+        grid = self.grid
+        shape = grid.shape
+        split = [xp.zeros(shape, self.dtype) for _ in range(3)]
+        for slab in self._slab_views:
+            for a in range(3):
+                split[a][slab.cells] = slab.p_split[a]
+                self.velocity[a][slab.faces[a]] = slab.v[a]
+        self._rebuild_velocity()
+        for arr in (self.p, self.p_prev, *split, *self.velocity):
+            _shift(arr, axis, direction)
+        self._enter_layer(axis, direction, split)
+        for slab in self._slab_views:
+            for a in range(3):
+                slab.p_split[a][...] = split[a][slab.cells]
+                slab.v[a][...] = self.velocity[a][slab.faces[a]]
+        origin = np.asarray(grid.origin, dtype=np.float64)
+        origin[axis] += direction * grid.h
+        self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))
+        self.shifts[axis] += direction
+        host = getattr(self.ghosts, "host", self.ghosts)
+        previous = max(self.time - grid.dt, 0.0)
+        self.ghosts = self.engine.ghost_cells(GhostCells(self.grid, host.bodies, t=previous), self.dtype)
+        self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
+
+    def _enter_layer(self, axis: int, direction: int, split: list) -> None:
+        """Split pressures and the inner-face velocity of the interior plane that just entered the
+        trailing layer (module docstring)."""
+        L, shape = self.grid.layer, self.grid.shape
+        plane = L - 1 if direction > 0 else shape[axis] - L
+        window: list[Any] = [slice(L, n - L) for n in shape]
+        window[axis] = plane
+        window = tuple(window)
+        p = self.p
+        for a in range(3):
+            split[a][window] = p[window] if a == axis else 0
+        div_others = 0
+        for b in range(3):
+            if b == axis:
+                continue
+            faces = [slice(L, n - L) for n in shape]
+            faces[axis] = plane
+            hi, lo = list(faces), list(faces)
+            hi[b] = slice(L + 1, shape[b] - L + 1)
+            lo[b] = slice(L, shape[b] - L)
+            div_others = div_others + self.velocity[b][tuple(hi)] - self.velocity[b][tuple(lo)]
+        target = -(self.p[window] - self.p_prev[window]) / self._C
+        v = self.velocity[axis]
+        outer, inner = list(window), list(window)
+        if direction > 0:       # faces plane (outer) and plane + 1 (inner): div_a = v[plane+1] − v[plane]
+            outer[axis], inner[axis] = plane, plane + 1
+            v[tuple(inner)] = v[tuple(outer)] + target - div_others
+        else:                   # faces plane (inner) and plane + 1 (outer)
+            outer[axis], inner[axis] = plane + 1, plane
+            v[tuple(inner)] = v[tuple(outer)] - (target - div_others)
+
+
+def _neumann_poisson(rhs: np.ndarray) -> np.ndarray:
+    """ψ (mean zero) with the 7-point Δψ = rhs on a box of cells with zero-flux faces (DCT-II);
+    rhs must sum to zero (it does for a divergence of interior fluxes)."""
+    from scipy.fft import dctn, idctn
+
+    r = dctn(rhs, type=2, norm="ortho")
+    eig = np.zeros(rhs.shape)
+    for a, n in enumerate(rhs.shape):
+        shape = [1, 1, 1]
+        shape[a] = n
+        eig = eig + (2.0 * np.cos(np.pi * np.arange(n) / n) - 2.0).reshape(shape)
+    eig[0, 0, 0] = 1.0
+    r /= eig
+    r[0, 0, 0] = 0.0
+    return idctn(r, type=2, norm="ortho")
+
+
+def _shift(arr: Any, axis: int, direction: int) -> None:
+    """arr[j] = arr[j + direction] along ``axis`` (slice copy); the exposed end slab becomes zero."""
+    n = arr.shape[axis]
+    dst: list[Any] = [slice(None)] * arr.ndim
+    src: list[Any] = [slice(None)] * arr.ndim
+    end: list[Any] = [slice(None)] * arr.ndim
+    if direction > 0:
+        dst[axis], src[axis], end[axis] = slice(0, n - 1), slice(1, n), slice(n - 1, n)
+    else:
+        dst[axis], src[axis], end[axis] = slice(1, n), slice(0, n - 1), slice(0, 1)
+    arr[tuple(dst)] = arr[tuple(src)].copy()
+    arr[tuple(end)] = 0
+
+
+@dataclasses.dataclass
+class _SlabView:
+    """One layer slab: its cell block and face blocks in grid indices, and views into the packed buffers."""
+
+    cells: tuple
+    faces: list[tuple]
+    p_split: list[Any]
+    v: list[Any]
+
+
+def _slab_views(layer, p_aux: Any, v_aux: Any) -> list[_SlabView]:
+    """Views of every slab's split pressures and face velocities in the packed buffers ``p_aux``,
+    ``v_aux`` (host or device arrays laid out as ``AbsorbingLayer``'s)."""
+    out = []
+    for s, row in enumerate(layer.slab_desc):
+        p_off, lo, ext = int(row[0]), [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
+        cells = ext[0] * ext[1] * ext[2]
+        p_split, v, faces = [], [], []
+        for a in range(3):
+            p_split.append(p_aux[p_off + a * cells:p_off + (a + 1) * cells].reshape(ext))
+            frow = layer.face_desc[3 * s + a]
+            fshape = [int(m) for m in frow[4:7]]
+            v_off = int(frow[0])
+            v.append(v_aux[v_off:v_off + fshape[0] * fshape[1] * fshape[2]].reshape(fshape))
+            faces.append(tuple(slice(lo[b], lo[b] + fshape[b]) for b in range(3)))
+        out.append(_SlabView(tuple(slice(lo[b], lo[b] + ext[b]) for b in range(3)), faces, p_split, v))
+    return out

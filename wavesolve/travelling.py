@@ -1,0 +1,220 @@
+"""Travelling sources: one box per following object, and what listeners hear from it.
+
+Each object with ``[objects.domain] follow = true`` is simulated alone (its own shaders, no other
+object) in a box of interior half-size H = a + margin around its centre s(t) (a: the radius of
+its enclosing sphere about the centre of its mesh's bounding box), re-centred by whole-cell shifts
+(:mod:`wavesolve.following`). Every listener hears it through a far-field estimate from K = 4 probe
+points per listener, at radii r₁ … r_K (from a + 2h to H − h/2 − d − 3h, d the distance the object
+moves in r_K/c) from the *emission point*.
+
+Far field of a moving source (derivation). Sound emitted at time τ from the object's centre s(τ)
+travels on straight rays in the still air. On the ray from s(τ) toward a listener at L
+(direction u(τ) = (L − s(τ))/R(τ), R(τ) = |L − s(τ)|) the emitted wave is, as for a source at rest,
+a function of the emission time and the distance from the emission point:
+
+    p(s(τ) + r u, τ + r/c) = A(τ)/r + B(τ)/r²
+
+(exact for a monopole and a dipole at rest; for a moving one the Doppler amplitude factor
+(1 − M·u)⁻² and the convection of the near field are in A and B, which are measured, not assumed).
+So at step n the box samples the K points x_i = s(τ_i) + r_i u(τ_i) with τ_i = t_n − r_i/c (each
+point sees the sound emitted at τ_i), giving y_i(τ_i). Delaying channel i by (r_K − r_i)/c aligns
+them on one emission time τ_n = t_n − r_K/c; the least-squares fit of A, B over the radii, evaluated
+at R(τ_n), gives the listener's pressure
+
+    p_L(t_L) = Σᵢ wᵢ(τ_n) yᵢ(τ_n),  wᵢ = P₀ᵢ/R(τ_n) + P₁ᵢ/R(τ_n)²,  P = pinv([1/rᵢ, 1/rᵢ²]),
+
+at the arrival time t_L = τ_n + R(τ_n)/c. The arrival times are not uniform: dt_L/dτ = 1 − v·u/c
+(v the source velocity), which is the Doppler shift f_L = f/(1 − v·u/c); the samples are
+interpolated (cubic spline) onto the uniform step grid. For an object at rest this is the fixed
+box's far-field formula (:mod:`wavesolve.farfield`).
+
+Interactions: one object's sound scattering off another is not simulated when they are in
+different boxes. Whenever another object (following or in the fixed box) comes within a following
+box, the scene logs a warning and the result carries it (attribute ``interaction_warnings``),
+with the fix: simulate both in the fixed [domain] box.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+from .constants import (
+    FAR_FIELD_INNER_CELLS,
+    FAR_FIELD_OUTER_CELLS,
+    FAR_FIELD_RAY_POINTS,
+)
+from .errors import SceneError
+from .farfield import delay
+from .grid import Grid
+from .scene import Scene, SceneObject
+
+log = logging.getLogger("wavesolve")
+
+#: Times at which paths are checked (placement, listener distance, interactions).
+_CHECK_TIMES = 200
+
+
+@dataclass
+class Traveller:
+    """One following object's box and far-field rays.
+
+    Attributes:
+        obj: the object; index: its position in ``scene.travellers``.
+        centre_local: (3,) object-frame centre of its bounding box (m); radius: enclosing radius (m).
+        half_size: interior half-size H of its box (m).
+        radii: (K,) ray sample radii from the emission point (m); fit: (2, K) P = pinv([1/r, 1/r²]).
+        listeners: (m, 3) listener positions (m).
+    """
+
+    obj: SceneObject
+    index: int
+    centre_local: np.ndarray
+    radius: float
+    half_size: float
+    radii: np.ndarray
+    fit: np.ndarray
+    listeners: np.ndarray
+    sound_speed: float
+    duration: float
+
+    def centre(self, t: float) -> np.ndarray:
+        """Object centre s(t) (3,) in m; t is clamped to [0, duration]."""
+        state = self.obj.motion.state(min(max(t, 0.0), self.duration))
+        return state.rotation @ self.centre_local + state.position
+
+    def probe_points(self, t: float) -> np.ndarray:
+        """(m·K, 3) points sampled at time t: listener j's K points are rows j·K … j·K + K − 1."""
+        out = np.empty((len(self.listeners), len(self.radii), 3))
+        for i, r in enumerate(self.radii):
+            s = self.centre(t - r / self.sound_speed)
+            u = self.listeners - s
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            out[:, i] = s + r * u
+        return out.reshape(-1, 3)
+
+    def grid(self, scene: Scene) -> Grid:
+        """The box at t = 0 (same cell size, time step and layer as the scene's grid)."""
+        g = scene.grid
+        return Grid.build(self.centre(0.0), np.full(3, 2 * self.half_size), g.h, g.sound_speed, g.layer,
+                          step_rate=g.step_rate)
+
+    def listener_signals(self, raw: np.ndarray, dt: float) -> np.ndarray:
+        """Listener pressures (m, N) at the step rate from the probe signals raw (m·K, N) (module docstring)."""
+        K, c = len(self.radii), self.sound_speed
+        n = raw.shape[-1]
+        t = np.arange(n) * dt
+        tau = t - self.radii[-1] / c
+        s = np.array([self.centre(x) for x in tau])
+        out = np.zeros((len(self.listeners), n))
+        for j, L in enumerate(self.listeners):
+            R = np.linalg.norm(L - s, axis=1)
+            emitted = np.zeros(n)
+            for i, r in enumerate(self.radii):
+                w = self.fit[0, i] / R + self.fit[1, i] / R ** 2
+                emitted += w * delay(raw[j * K + i], (self.radii[-1] - r) / c / dt)
+            arrival = tau + R / c
+            inside = (t >= arrival[0]) & (t <= arrival[-1])
+            out[j, inside] = CubicSpline(arrival, emitted)(t[inside])
+        return out
+
+
+def travellers(scene: Scene) -> list[Traveller]:
+    """The boxes and rays of every following object of ``scene``. Raises SceneError when a box's
+    margin leaves no room for the rays or a listener comes too close to a source."""
+    return [_traveller(scene, k, obj) for k, obj in enumerate(scene.travellers)]
+
+
+def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
+    h, c, T = scene.grid.h, scene.grid.sound_speed, scene.duration
+    file, key = str(scene.path), f"objects[{_config_index(scene, obj)}].domain.margin"
+    v = obj.geometry.vertices
+    centre_local = 0.5 * (v.min(axis=0) + v.max(axis=0))
+    radius = float(np.max(np.linalg.norm(v - centre_local, axis=1)))
+    times = np.linspace(0.0, T, _CHECK_TIMES)
+    speed = max(float(np.linalg.norm(obj.motion.state(t).velocity)) for t in times)
+    limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
+    if speed >= limit:
+        raise SceneError(file, f"objects[{_config_index(scene, obj)}].motion",
+                         f"travelling object '{obj.name}' reaches {speed:.4g} m/s; a following box supports up to "
+                         f"{limit:.4g} m/s (half a cell per step, and well below the speed of sound)",
+                         "slow the motion down, or set follow = false and simulate it in the fixed [domain] box")
+    half = radius + obj.follow_margin
+    r_in = radius + FAR_FIELD_INNER_CELLS * h
+    drift = speed * half / c
+    r_out = half - 0.5 * h - drift - FAR_FIELD_OUTER_CELLS * h
+    need = (FAR_FIELD_RAY_POINTS - 1) * h
+    if r_out - r_in < need:
+        margin = need + FAR_FIELD_INNER_CELLS * h + 0.5 * h + FAR_FIELD_OUTER_CELLS * h + drift
+        raise SceneError(file, key, f"the box following '{obj.name}' leaves no room for its far-field rays: they need "
+                         f"{need:.3g} m of air between {r_in:.3g} m and {r_out:.3g} m from its centre",
+                         f"set margin to at least {1.05 * margin:.3g} m (or remove it: the default is enough)")
+    radii = np.linspace(r_in, r_out, FAR_FIELD_RAY_POINTS)
+    fit = np.linalg.pinv(np.stack([1.0 / radii, 1.0 / radii ** 2], axis=1))
+    listeners = np.array([lis.position for lis in scene.listeners], dtype=np.float64).reshape(-1, 3)
+    trav = Traveller(obj, k, centre_local, radius, half, radii, fit, listeners, c, T)
+    for j, lis in enumerate(scene.listeners):
+        dist = min(float(np.linalg.norm(listeners[j] - trav.centre(t))) for t in times)
+        if dist < r_in + h:
+            raise SceneError(file, f"listeners[{j}].position",
+                             f"listener '{lis.name}' comes within {dist:.3g} m of the centre of travelling object "
+                             f"'{obj.name}'; its far-field estimate needs at least {r_in + h:.3g} m",
+                             "move the listener away from the object's path")
+    return trav
+
+
+def _config_index(scene: Scene, obj: SceneObject) -> int:
+    names = [o.name for o in scene.config.objects]
+    return names.index(obj.name) if obj.name in names else 0
+
+
+def check_travellers(scene: Scene, quiet: bool = False) -> list[str]:
+    """Validate the travelling boxes (SceneError) and return the interaction warnings (logged
+    unless ``quiet``)."""
+    return interaction_warnings(scene, travellers(scene), quiet)
+
+
+def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = False) -> list[str]:
+    """Warnings for objects that come inside another object's following box (interaction not simulated)."""
+    times = np.linspace(0.0, scene.duration, _CHECK_TIMES)
+    others = list(scene.objects) + list(scene.travellers)
+    out = []
+    for box in boxes:
+        for other in others:
+            if other is box.obj:
+                continue
+            for t in times:
+                lo, hi = other.geometry.world_bounds(other.motion.state(t))
+                c = box.centre(t)
+                if np.all(lo < c + box.half_size) and np.all(hi > c - box.half_size):
+                    out.append(f"object '{other.name}' comes inside the box following '{box.obj.name}' at "
+                               f"t = {t:.4g} s: the sound of one scattering off the other is not simulated. To "
+                               "simulate it, set follow = false on both and enlarge [domain] so that the fixed box "
+                               "covers both paths")
+                    break
+    for text in [] if quiet else out:
+        log.warning("%s: %s", scene.path, text)
+    return out
+
+
+def run_travellers(scene: Scene, backend, progress: bool | None = None) -> tuple[np.ndarray, dict]:
+    """Simulate every following box; returns the listener pressures (listeners, steps) at the step
+    rate summed over boxes, and run facts (shifts per box)."""
+    # late import: following imports simulation
+    from .following import FollowingSimulation
+
+    steps = scene.grid.steps_for(scene.duration)
+    total = np.zeros((len(scene.listeners), steps))
+    facts = {}
+    for trav in travellers(scene):
+        if not trav.obj.shaders:
+            continue                    # a silent object alone in its box makes no sound
+        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend=backend)
+        raw = sim.run(steps, progress=progress)
+        total += trav.listener_signals(raw, scene.grid.dt)
+        facts[trav.obj.name] = (sim.grid.shape, sim.shifts.copy())
+        log.info("travelling box of '%s': grid %s, shifted %s cells", trav.obj.name, sim.grid.shape,
+                 sim.shifts.tolist())
+    return total, facts

@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    model_validator,
+)
+
+from .csv_rows import read_csv_rows
 
 Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
 Range = Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)]
@@ -124,23 +133,10 @@ _CSV_OPTIONAL = ("lifetime", "amplitude")
 
 def read_bubbles_csv(path: Path) -> list[dict[str, Any]]:
     """Bubble rows from a CSV with header time,x,y,z,radius[,lifetime][,amplitude] (ValueError if bad)."""
-    data = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64)
-    names = data.dtype.names or ()
-    missing = [n for n in _CSV_REQUIRED if n not in names]
-    extra = [n for n in names if n not in _CSV_REQUIRED + _CSV_OPTIONAL]
-    if missing or extra:
-        raise ValueError(f"bubble CSV needs the header {','.join(_CSV_REQUIRED)} (optional: lifetime, amplitude); "
-                         f"missing {missing}, unknown {extra}")
     rows = []
-    for i, row in enumerate(np.atleast_1d(data)):
-        values = [float(row[n]) for n in names]
-        if not all(np.isfinite(values)):
-            raise ValueError(f"row {i + 1} contains NaN, Inf or an empty field")
-        item: dict[str, Any] = {"time": float(row["time"]), "position": [float(row[n]) for n in "xyz"],
-                                "radius": float(row["radius"])}
-        for n in _CSV_OPTIONAL:
-            if n in names:
-                item[n] = float(row[n])
+    for row in read_csv_rows(path, _CSV_REQUIRED, _CSV_OPTIONAL, "bubble"):
+        item: dict[str, Any] = {"time": row["time"], "position": [row[n] for n in "xyz"], "radius": row["radius"]}
+        item.update({n: row[n] for n in _CSV_OPTIONAL if n in row})
         rows.append(item)
     return rows
 

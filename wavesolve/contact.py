@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
+from .csv_rows import read_csv_rows
 from .materials import Material
 
 Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
@@ -104,23 +105,11 @@ _CSV_OPTIONAL = ("speed", "duration")
 
 def read_impacts_csv(path: Path) -> list[dict[str, Any]]:
     """Impact rows from a CSV with header time,x,y,z,jx,jy,jz[,speed][,duration] (ValueError if bad)."""
-    data = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64)
-    names = data.dtype.names or ()
-    missing = [n for n in _CSV_REQUIRED if n not in names]
-    extra = [n for n in names if n not in _CSV_REQUIRED + _CSV_OPTIONAL]
-    if missing or extra:
-        raise ValueError(f"impact CSV needs the header {','.join(_CSV_REQUIRED)} (optional: speed, duration); "
-                         f"missing {missing}, unknown {extra}")
     rows = []
-    for i, row in enumerate(np.atleast_1d(data)):
-        values = [float(row[n]) for n in names]
-        if not all(np.isfinite(values)):
-            raise ValueError(f"row {i + 1} contains NaN, Inf or an empty field")
-        item: dict[str, Any] = {"time": float(row["time"]), "position": [float(row[n]) for n in "xyz"],
-                                "impulse": [float(row[n]) for n in ("jx", "jy", "jz")]}
-        for n in _CSV_OPTIONAL:
-            if n in names:
-                item[n] = float(row[n])
+    for row in read_csv_rows(path, _CSV_REQUIRED, _CSV_OPTIONAL, "impact"):
+        item: dict[str, Any] = {"time": row["time"], "position": [row[n] for n in "xyz"],
+                                "impulse": [row[n] for n in ("jx", "jy", "jz")]}
+        item.update({n: row[n] for n in _CSV_OPTIONAL if n in row})
         rows.append(item)
     return rows
 

@@ -20,6 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import igl
 import numpy as np
@@ -222,27 +223,43 @@ def modal_analysis(mesh, material: Material, resolution: float | None = None, ma
 
     Cached by the SHA-256 of the mesh, the material and the settings (see :func:`cache_dir`).
     """
-    from . import __version__
-
     resolution = resolution or default_resolution(mesh)
     settings = settings_json(resolution=resolution, max_frequency=max_frequency, count=count, element="hex27")
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict]:
+        model = build_model(mesh, material, resolution)
+        log.info("modal analysis: %d elements, %d dofs", len(model.elements), 3 * model.n_nodes)
+        freqs, vecs = solve_modes(model, max_frequency, count)
+        shapes = surface_shapes(model, vecs, np.asarray(mesh.vertices, dtype=np.float64))
+        return freqs, shapes, {"elements": len(model.elements), "dofs": 3 * model.n_nodes}
+
+    return cached_modes("", mesh, material, settings, compute, cache)
+
+
+def cached_modes(prefix: str, mesh, material: Material, settings: str,
+                 compute: Callable[[], tuple[np.ndarray, np.ndarray, dict]], cache: bool = True) -> ModeSet:
+    """The modes of ``mesh`` from the cache, or ``compute()`` → (frequencies (M,) Hz, shapes (V, 3, M),
+    extra file attributes), damped by ``material`` and cached.
+
+    The cache file is ``cache_dir()/PREFIX<SHA-256 of mesh, material and settings>.h5``; an unreadable
+    cache file is recomputed, a read-only cache only warned about.
+    """
+    from . import __version__
+
     mhash = mesh_hash(mesh.vertices, mesh.faces)
     key = mesh_hash(np.frombuffer((mhash + material.model_dump_json() + settings).encode(), dtype=np.uint8),
                     np.zeros(0))
-    path = cache_dir() / f"{key}.h5"
+    path = cache_dir() / f"{prefix}{key}.h5"
     if cache and path.is_file():
         try:
             log.info("modes from cache %s", path)
             return ModeSet.load(path)
         except ValueError:
             pass
-    model = build_model(mesh, material, resolution)
-    log.info("modal analysis: %d elements, %d dofs", len(model.elements), 3 * model.n_nodes)
-    freqs, vecs = solve_modes(model, max_frequency, count)
-    shapes = surface_shapes(model, vecs, np.asarray(mesh.vertices, dtype=np.float64))
+    freqs, shapes, extra = compute()
     modes = ModeSet(freqs, material.damping_ratio(2 * math.pi * freqs), shapes, attrs={
         "material": material.model_dump_json(), "vertices_hash": mhash, "settings": settings,
-        "wavesolve_version": __version__, "elements": len(model.elements), "dofs": 3 * model.n_nodes,
+        "wavesolve_version": __version__, **extra,
         "damping_convention": "C = alpha M + beta K; xi = (alpha/omega + beta omega)/2"})
     if cache:
         try:

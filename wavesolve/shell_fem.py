@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .fem import cache_dir, solve_modes
+from .fem import cached_modes, solve_modes
 from .materials import Material
-from .modes import ModeSet, mesh_hash, settings_json
+from .modes import ModeSet, settings_json
 
 log = logging.getLogger("wavesolve")
 
@@ -226,39 +226,21 @@ def shell_modal_analysis(mesh, material: Material, thickness: float, max_frequen
     Shapes (V, 3, M) are the translations of the mid-surface vertices. Cached like
     :func:`wavesolve.fem.modal_analysis` (SHA-256 of mesh, material, settings).
     """
-    from . import __version__
-
     if not thickness > 0:
         raise ValueError(f"thickness must be positive (got {thickness})")
     settings = settings_json(thickness=thickness, max_frequency=max_frequency, count=count,
                              element="shell-cst-dkt-lumped", drilling=DRILLING_FACTOR, drilling_rule="3-point")
-    mhash = mesh_hash(mesh.vertices, mesh.faces)
-    key = mesh_hash(np.frombuffer((mhash + material.model_dump_json() + settings).encode(), dtype=np.uint8),
-                    np.zeros(0))
-    path = cache_dir() / f"shell-{key}.h5"
-    if cache and path.is_file():
-        try:
-            log.info("shell modes from cache %s", path)
-            return ModeSet.load(path)
-        except ValueError:
-            pass
-    model = build_shell_model(mesh.vertices, mesh.faces, material, thickness)
-    log.info("shell modal analysis: %d triangles, %d dofs", model.n_elements, model.K.shape[0])
-    # Weyl's asymptotic mode count of a plate, N(ω) ≈ A ω √(ρh/D) / (4π), with a margin
-    D = material.youngs_modulus * thickness ** 3 / (12 * (1 - material.poisson_ratio ** 2))
-    omega = 2 * math.pi * max_frequency
-    guess = int(1.2 * float(mesh.area) * omega * math.sqrt(material.density * thickness / D) / (4 * math.pi)) + 12
-    freqs, vecs = solve_modes(model, max_frequency, count, guess=min(guess, model.K.shape[0] // 2))
-    shapes = vecs.reshape(model.n_vertices, 6, -1)[:, :3, :]
-    modes = ModeSet(freqs, material.damping_ratio(2 * math.pi * freqs), shapes, attrs={
-        "material": material.model_dump_json(), "vertices_hash": mhash, "settings": settings,
-        "wavesolve_version": __version__, "elements": model.n_elements, "dofs": model.K.shape[0],
-        "thickness": thickness, "surface": "mid-surface",
-        "damping_convention": "C = alpha M + beta K; xi = (alpha/omega + beta omega)/2"})
-    if cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            modes.save(path)
-        except OSError as exc:
-            log.warning("could not cache modes in %s: %s", path, exc)
-    return modes
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict]:
+        model = build_shell_model(mesh.vertices, mesh.faces, material, thickness)
+        log.info("shell modal analysis: %d triangles, %d dofs", model.n_elements, model.K.shape[0])
+        # Weyl's asymptotic mode count of a plate, N(ω) ≈ A ω √(ρh/D) / (4π), with a margin
+        D = material.youngs_modulus * thickness ** 3 / (12 * (1 - material.poisson_ratio ** 2))
+        omega = 2 * math.pi * max_frequency
+        guess = int(1.2 * float(mesh.area) * omega * math.sqrt(material.density * thickness / D) / (4 * math.pi)) + 12
+        freqs, vecs = solve_modes(model, max_frequency, count, guess=min(guess, model.K.shape[0] // 2))
+        shapes = vecs.reshape(model.n_vertices, 6, -1)[:, :3, :]
+        return freqs, shapes, {"elements": model.n_elements, "dofs": model.K.shape[0], "thickness": thickness,
+                               "surface": "mid-surface"}
+
+    return cached_modes("shell-", mesh, material, settings, compute, cache)

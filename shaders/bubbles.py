@@ -45,7 +45,7 @@ from wavesolve.bubbles import (DEFAULT_RATE, BubbleOscillators, decay_rate, minn
 from wavesolve.errors import SceneError
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
 from wavesolve.signals import merge_intervals
-from wavesolve.validation import validate_model
+from wavesolve.validation import read_named_file, validate_model
 
 Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
 
@@ -138,15 +138,9 @@ class BubblesShader(Shader):
         file, key = context.scene_file, context.key
         rows = [(f"{key}.bubbles[{i}]", b) for i, b in enumerate(config.bubbles)]
         if config.bubbles_file is not None:
-            path = context.scene_dir / config.bubbles_file
-            if not path.is_file():
-                raise SceneError(file, f"{key}.bubbles_file", f"bubble file '{path}' does not exist",
-                                 "give a path relative to the scene file")
-            try:
-                raw = read_bubbles_csv(path)
-            except ValueError as exc:
-                raise SceneError(file, f"{key}.bubbles_file", f"bad bubble file '{path}': {exc}",
-                                 "write a CSV with header time,x,y,z,radius[,lifetime][,amplitude]") from None
+            raw = read_named_file(file, f"{key}.bubbles_file", context.scene_dir / config.bubbles_file,
+                                  "bubble file", read_bubbles_csv,
+                                  "write a CSV with header time,x,y,z,radius[,lifetime][,amplitude]")
             for i, item in enumerate(raw):
                 rows.append((f"{key}.bubbles_file row {i + 1}",
                              validate_model(BubbleConfig, item, file, (f"{key}.bubbles_file row {i + 1}",))))

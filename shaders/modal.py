@@ -39,6 +39,7 @@ from wavesolve.modal import ModalOscillators
 from wavesolve.modes import ModeSet
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
 from wavesolve.signals import merge_intervals
+from wavesolve.validation import read_named_file
 
 #: default internal step rate of the modal oscillators (Hz); at least 8× the highest mode is used
 DEFAULT_RATE = 192_000.0
@@ -129,14 +130,8 @@ class ModalShader(Shader):
                 raise SceneError(file, f"{key}.resolution", f"modal analysis failed: {exc}",
                                  "choose another resolution, or give a modes file from `wavesolve modal`") from None
         path = context.scene_dir / config.modes
-        if not path.is_file():
-            raise SceneError(file, f"{key}.modes", f"modes file '{path}' does not exist",
-                             "make it with `wavesolve modal MESH --material NAME -o FILE`, or omit modes to compute")
-        try:
-            modes = ModeSet.load(path)
-        except ValueError as exc:
-            raise SceneError(file, f"{key}.modes", f"bad modes file '{path}': {exc}",
-                             "write it with `wavesolve modal`") from None
+        modes = read_named_file(file, f"{key}.modes", path, "modes file", ModeSet.load, "write it with `wavesolve modal`",
+                                "make it with `wavesolve modal MESH --material NAME -o FILE`, or omit modes to compute")
         if modes.shapes.shape[0] != len(self.mesh.vertices):
             raise SceneError(file, f"{key}.modes", f"modes file '{path}' has shapes for {modes.shapes.shape[0]} "
                              f"vertices but the mesh has {len(self.mesh.vertices)}",

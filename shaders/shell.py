@@ -44,6 +44,7 @@ from wavesolve.meshes import load_mesh_file
 from wavesolve.modes import ModeSet
 from wavesolve.shading import ShaderConfig, ShaderContext
 from wavesolve.shell_mesh import transfer_shapes
+from wavesolve.validation import read_named_file
 from wavesolve_shaders.modal import ModalShader
 
 #: the closed mesh must lie within this fraction of the mid-surface's bounding-box diagonal of it
@@ -129,14 +130,9 @@ class ShellShader(ModalShader):
                                  "check the mid-surface mesh (no degenerate triangles), or give a modes file") from None
         else:
             path = context.scene_dir / config.modes
-            if not path.is_file():
-                raise SceneError(file, f"{key}.modes", f"modes file '{path}' does not exist",
-                                 "make it with `wavesolve modal MIDSURFACE --shell --thickness T ...`, or omit modes")
-            try:
-                modes = ModeSet.load(path)
-            except ValueError as exc:
-                raise SceneError(file, f"{key}.modes", f"bad modes file '{path}': {exc}",
-                                 "write it with `wavesolve modal --shell`") from None
+            modes = read_named_file(file, f"{key}.modes", path, "modes file", ModeSet.load,
+                                    "write it with `wavesolve modal --shell`",
+                                    "make it with `wavesolve modal MIDSURFACE --shell --thickness T ...`, or omit modes")
             if modes.shapes.shape[0] != len(mid.vertices):
                 raise SceneError(file, f"{key}.modes", f"modes file '{path}' has shapes for {modes.shapes.shape[0]} "
                                  f"vertices but the mid-surface has {len(mid.vertices)}",

@@ -154,21 +154,14 @@ def resolve_impacts(config: ImpactListConfig, material: Material, mass: float, v
     With ``center`` and ``inverse_inertia`` (object frame) the object's effective mass at each
     contact includes its rotation; without them it is the mass.
     """
-    from .errors import SceneError
     from .materials import parse_material
 
     rows: list[tuple[str, ImpactConfig]] = [(f"{key}.impacts[{i}]", imp) for i, imp in enumerate(config.impacts)]
     if config.impacts_file is not None:
-        path = base_dir / config.impacts_file
-        if not path.is_file():
-            raise SceneError(file, f"{key}.impacts_file", f"impact file '{path}' does not exist",
-                             "give a path relative to the scene file")
-        try:
-            raw = read_impacts_csv(path)
-        except ValueError as exc:
-            raise SceneError(file, f"{key}.impacts_file", f"bad impact file '{path}': {exc}",
-                             "write a CSV with header time,x,y,z,jx,jy,jz[,speed][,duration]") from None
-        from .validation import validate_model
+        from .validation import read_named_file, validate_model
+
+        raw = read_named_file(file, f"{key}.impacts_file", base_dir / config.impacts_file, "impact file",
+                              read_impacts_csv, "write a CSV with header time,x,y,z,jx,jy,jz[,speed][,duration]")
 
         for i, item in enumerate(raw):
             rows.append((f"{key}.impacts_file row {i + 1}", validate_model(ImpactConfig, item, file, (key,))))

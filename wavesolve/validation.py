@@ -8,11 +8,14 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import SceneError, SceneErrors
+
+T = TypeVar("T")
 
 
 def key_path(loc: Sequence[Any]) -> str:
@@ -147,3 +150,18 @@ def validate_model(
                 problem, fix = _describe({**err, "loc": loc}, base)
             errors.append(SceneError(file, key_path(tuple(prefix) + loc), problem, fix))
         raise SceneErrors(errors) from None
+
+
+def read_named_file(scene_file: str, key: str, path: Path, what: str, read: Callable[[Path], T], fix: str,
+                    missing_fix: str = "give a path relative to the scene file") -> T:
+    """``read(path)`` for a file that the scene key ``key`` names.
+
+    Raises SceneError at ``key`` when the file does not exist, or when ``read`` raises ValueError
+    (``what`` names the file in the message, e.g. "impact file"; ``fix`` says how to write a good one).
+    """
+    if not path.is_file():
+        raise SceneError(scene_file, key, f"{what} '{path}' does not exist", missing_fix)
+    try:
+        return read(path)
+    except ValueError as exc:
+        raise SceneError(scene_file, key, f"bad {what} '{path}': {exc}", fix) from None

@@ -54,3 +54,18 @@ CHUNK_RETRIES = 2
 FAR_FIELD_RAY_POINTS = 4
 FAR_FIELD_INNER_CELLS = 2
 FAR_FIELD_OUTER_CELLS = 3
+
+#: Physics engine (wavesolve.physics): default engine time step (s) — 2 kHz resolves a contact
+#: in one or two steps (bench/RESULTS.md, "Physics engine")
+PHYSICS_TIME_STEP = 5e-4
+#: default rate of the exported motion frames (Hz): every engine step
+PHYSICS_EXPORT_RATE = 2000.0
+#: contact events slower than this normal approach speed (m/s) are dropped ("a few cm/s", PHYSICS.md)
+MIN_IMPACT_SPEED = 0.03
+#: a contact point within this distance (m) of one of the same body pair in the previous step
+#: continues it; farther away it is a new touch (a new impact candidate)
+CONTACT_MATCH_DISTANCE = 0.002
+#: an impact collects its contact's impulses for at most this long (s) after it starts
+IMPACT_WINDOW = 0.005
+#: air (m) kept between a generated scene's acoustic ground and the lowest point of any object
+PHYSICS_GROUND_GAP = 5e-4

@@ -40,21 +40,28 @@ class WrittenScene:
 
 
 def motion_frames(setup: PhysicsSetup, rec: Recording, body: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times (n,), object-frame origins (n, 3), quaternions wxyz (n, 4)) at the export rate."""
+    """(times (n,), object-frame origins (n, 3), quaternions wxyz (n, 4)) at the export rate, in
+    scene time (physics time − ``sound.start``; frames from one frame before the start)."""
     stride = max(1, int(round(1.0 / (setup.config.physics.export_rate * rec.time_step))))
     idx = np.arange(0, len(rec.times), stride)
     if idx[-1] != len(rec.times) - 1:
         idx = np.append(idx, len(rec.times) - 1)
+    start = setup.config.sound.start
+    first = max(0, int(np.searchsorted(rec.times[idx], start, side="right")) - 1)
+    idx = idx[first:]
     x, R = setup.bodies[body].object_pose(rec.position[body, idx], rec.rotation(body)[idx])
     q = Rotation.from_matrix(R).as_quat()
-    return rec.times[idx], x, np.roll(q, 1, axis=1)
+    return rec.times[idx] - start, x, np.roll(q, 1, axis=1)
 
 
 def motion_bounds(setup: PhysicsSetup, rec: Recording, body: int) -> np.ndarray:
-    """(2, 3) world bounds of a body's convex hull over every recorded state (m)."""
+    """(2, 3) world bounds of a body's convex hull over the recorded states the scene spans (m)."""
     b = setup.bodies[body]
     hull = np.asarray(b.mesh.convex_hull.vertices)
-    x, R = b.object_pose(rec.position[body], rec.rotation(body))
+    sound = setup.config.sound
+    end = sound.start + (sound.duration or setup.config.physics.duration)
+    keep = (rec.times >= sound.start - rec.time_step) & (rec.times <= end + rec.time_step)
+    x, R = b.object_pose(rec.position[body][keep], rec.rotation(body)[keep])
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
     for start in range(0, len(x), 2048):
         pts = np.einsum("nij,vj->nvi", R[start:start + 2048], hull) + x[start:start + 2048, None, :]
@@ -74,6 +81,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     max_f = sound.max_frequency or default_max_frequency(h, SOUND_SPEED)
     files: list[Path] = []
     n_modes: dict[str, int] = {}
+    n_impacts: dict[str, int] = {}
     object_tables: list[str] = []
     bounds = []
     for i, body in enumerate(setup.bodies):
@@ -88,7 +96,9 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
 
         files.append(_write_atomically(motion_path, write_motion))
         bounds.append(motion_bounds(setup, rec, i))
-        rows = impacts[i].rows
+        rows = impacts[i].rows[impacts[i].rows[:, 0] >= sound.start].copy()
+        rows[:, 0] -= sound.start
+        n_impacts[body.name] = len(rows)
         lines = ["[[objects]]", f"name = {_toml(body.name)}"]
         if body.mesh_file is not None:
             mesh_name = f"{name}{body.mesh_file.suffix}"
@@ -138,9 +148,10 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     center = lo + size / 2 if ground is not None else 0.5 * (lo + hi)
     if ground is not None:
         center[2] = ground + size[2] / 2
-    duration = sound.duration or cfg.physics.duration
+    duration = sound.duration or cfg.physics.duration - sound.start
     header = [
-        f"# Made by `wavesolve simulate-physics {setup.path.name}` (PyBullet): {len(events)} impacts.",
+        f"# Made by `wavesolve simulate-physics {setup.path.name}` (PyBullet): {len(events)} impacts"
+        + (f"; scene time 0 is physics time {sound.start:g} s." if sound.start else "."),
         "# Motion: *_motion.h5 keyframes; impacts: *_impacts.csv (object frame; contacts.csv: world frame).",
         "[simulation]", f"duration = {_toml(duration)}", f"sample_rate = {_toml(sound.sample_rate)}",
         f"cell_size = {_toml(h)}", f"precision = {_toml(sound.precision)}", "",
@@ -156,7 +167,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     files.append(_write_contacts(out / "contacts.csv", setup, events))
     scene_path = _write_text(out / SCENE_NAME, text)
     files.append(scene_path)
-    return WrittenScene(scene_path, files, {b.name: len(r.rows) for b, r in zip(setup.bodies, impacts)}, n_modes)
+    return WrittenScene(scene_path, files, n_impacts, n_modes)
 
 
 def _write_contacts(path: Path, setup: PhysicsSetup, events: list[ContactEvent]) -> Path:

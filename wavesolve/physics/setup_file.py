@@ -79,7 +79,9 @@ class ListenerTable(_Strict):
 class SoundConfig(_Strict):
     cell_size: PositiveFloat = Field(default=0.005, description="grid spacing h of the scene (m)")
     sample_rate: PositiveFloat = 44100.0
-    duration: PositiveFloat | None = Field(default=None, description="scene duration (s); default the physics'")
+    start: NonNegativeFloat = Field(default=0.0, description="physics time (s) at which the scene starts")
+    duration: PositiveFloat | None = Field(default=None, description="scene duration (s); default the rest of the "
+                                           "physics run after start")
     precision: str = Field(default="float32", pattern="^float(32|64)$", description="float32 or float64")
     max_frequency: PositiveFloat | None = Field(default=None, description="highest mode kept (Hz); default c/(10h)")
     modal_resolution: PositiveFloat | None = Field(default=None, description="FEM element size (m)")
@@ -185,6 +187,9 @@ def load_setup(path: str | Path) -> PhysicsSetup:
         errors.append(SceneError(file, "physics.export_rate", f"export rate {config.physics.export_rate:g} Hz "
                                  f"is above the engine's step rate {rate:g} Hz",
                                  f"give export_rate ≤ {rate:g} (every step) or a smaller time_step"))
+    if sound.start >= config.physics.duration:
+        errors.append(SceneError(file, "sound.start", f"start {sound.start:g} s is not before the end of the physics "
+                                 f"run ({config.physics.duration:g} s)", "give a start inside the run"))
     names = [lis.name for lis in sound.listeners]
     for j, name in enumerate(names):
         if name in names[:j]:

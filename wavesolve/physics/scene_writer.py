@@ -29,6 +29,16 @@ from .setup_file import PhysicsSetup, default_max_frequency
 SCENE_NAME = "scene.toml"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: permissions of written files: readable by all, as with open() (mkstemp makes them private)
+_MODE = 0o666 & ~_umask()
+
+
 @dataclass
 class WrittenScene:
     """What :func:`write_scene` wrote: the scene file, every file, impacts per body, modes per body."""
@@ -95,6 +105,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
             f.attrs["frame"] = "object frame origin and orientation (w, x, y, z), world frame"
 
         files.append(_write_atomically(motion_path, write_motion))
+        os.chmod(motion_path, _MODE)
         bounds.append(motion_bounds(setup, rec, i))
         rows = impacts[i].rows[impacts[i].rows[:, 0] >= sound.start].copy()
         rows[:, 0] -= sound.start
@@ -205,6 +216,7 @@ def _write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -217,6 +229,7 @@ def _copy_atomically(src: Path, dst: Path) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        os.chmod(tmp, _MODE)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..constants import PHYSICS_GROUND_GAP, SOUND_SPEED
+from ..constants import PHYSICS_GROUND_GAP_CELLS, SOUND_SPEED
 from ..result import _write_atomically
 from .engine import GROUND, Recording
 from .events import BodyImpacts, ContactEvent
@@ -153,7 +153,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     ground = None
     if cfg.ground is not None:
         lowest = float(np.min([b[0, 2] for b in bounds]))
-        ground = min(cfg.ground.height, lowest) - PHYSICS_GROUND_GAP
+        ground = min(cfg.ground.height, lowest) - PHYSICS_GROUND_GAP_CELLS * h
         lo[2] = ground
     size = np.ceil((hi - lo) / h - 1e-9) * h
     center = lo + size / 2 if ground is not None else 0.5 * (lo + hi)
@@ -168,7 +168,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
         f"cell_size = {_toml(h)}", f"precision = {_toml(sound.precision)}", "",
         "[domain]", f"center = {_toml([float(v) for v in center])}", f"size = {_toml([float(v) for v in size])}", ""]
     if ground is not None:
-        header += [f"[ground]            # the plane at z = {cfg.ground.height:g}, {PHYSICS_GROUND_GAP * 1e3:g} mm "
+        header += [f"[ground]            # the plane at z = {cfg.ground.height:g}; {PHYSICS_GROUND_GAP_CELLS:g} cell "
                    "below the lowest point reached", f"height = {_toml(ground)}", ""]
     listener_tables = [f"[[listeners]]\nname = {_toml(n)}\nposition = {_toml([float(v) for v in p])}"
                        for n, p in listeners]

@@ -110,10 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     phys.add_argument("setup", type=Path, help="physics setup file (.toml; README 'Physics engine')")
     phys.add_argument("-o", "--output", type=Path, required=True, metavar="SCENE_DIR",
                       help="directory for scene.toml and its files (created if missing)")
-    phys.add_argument("--from-logs", nargs=2, type=Path, metavar=("ROBOT_LOG", "CONTACT_LOG"),
+    logs = phys.add_mutually_exclusive_group()
+    logs.add_argument("--from-logs", nargs=2, type=Path, metavar=("ROBOT_LOG", "CONTACT_LOG"),
                       help="build the scene from PyBullet state logs (GENERIC_ROBOT and CONTACT_POINTS) of a run of "
                            "this setup instead of running the engine")
-    phys.add_argument("--write-logs", action="store_true",
+    logs.add_argument("--write-logs", action="store_true",
                       help="also have PyBullet write its own state logs (bullet_robot.log, bullet_contacts.log)")
     phys.add_argument("--no-cache", action="store_true", help="recompute modes even if cached")
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from scipy.spatial.transform import Rotation
 
-from .engine import GROUND, Recording, _wxyz_matrix, contacts_from_rows, empty_contacts
+from ..meshes import quaternion_matrix
+from .engine import GROUND, Recording, contacts_from_rows, empty_contacts
 from .setup_file import PhysicsSetup
 
 MARKER = b"\xaa\xbb"
@@ -84,7 +85,7 @@ def read_bullet_logs(setup: PhysicsSetup, robot_log: str | Path, contact_log: st
     seen = np.zeros((B, n), bool)
     for i, body in enumerate(setup.bodies):
         c = body.config
-        x0, R0 = body.com_pose(np.asarray(c.position, float), _wxyz_matrix(c.orientation))
+        x0, R0 = body.com_pose(np.asarray(c.position, float), quaternion_matrix(c.orientation))
         xyzw = Rotation.from_matrix(R0).as_quat()
         pos[i, 0], quat[i, 0], vel[i, 0], ang[i, 0] = x0, np.roll(xyzw, 1), c.velocity, c.angular_velocity
         seen[i, 0] = True

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..meshes import quaternion_matrix
 from .setup_file import PhysicsSetup
 
 #: body index of the ground plane in recordings and events
@@ -101,7 +102,7 @@ def build_world(setup: PhysicsSetup, client: int) -> tuple[list[int], int | None
             local = (np.asarray(hull) - c) @ P     # Pᵀ(v − c) per row
             shape = p.createCollisionShape(p.GEOM_MESH, vertices=local.tolist(), physicsClientId=client)
         cfg_b = body.config
-        x0, R0 = body.com_pose(np.asarray(cfg_b.position, float), _wxyz_matrix(cfg_b.orientation))
+        x0, R0 = body.com_pose(np.asarray(cfg_b.position, float), quaternion_matrix(cfg_b.orientation))
         bid = p.createMultiBody(body.mass, shape, basePosition=x0.tolist(),
                                 baseOrientation=Rotation.from_matrix(R0).as_quat().tolist(), physicsClientId=client)
         p.changeDynamics(bid, -1, localInertiaDiagonal=body.moments.tolist(), restitution=cfg_b.restitution,
@@ -179,8 +180,3 @@ def contacts_from_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
     sign = np.where(swap, -1.0, 1.0)[:, None]
     return {"state": state, "body_a": a, "body_b": b, "position": point, "normal": normal * sign,
             "impulse": impulse * sign, "normal_impulse": jn}
-
-
-def _wxyz_matrix(q) -> np.ndarray:
-    q = np.asarray(q, float)
-    return Rotation.from_quat([q[1], q[2], q[3], q[0]]).as_matrix()

@@ -21,7 +21,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-
 from scipy.spatial.transform import Rotation
 
 from ..meshes import quaternion_matrix

@@ -50,7 +50,7 @@ class ContactEvent:
 
 
 class _Touch:
-    __slots__ = ("point", "status", "start", "speed", "impulse", "weighted", "weight", "normal")
+    __slots__ = ("impulse", "normal", "point", "speed", "start", "status", "weight", "weighted")
 
     def __init__(self, point: np.ndarray) -> None:
         self.point, self.status = point, "new"

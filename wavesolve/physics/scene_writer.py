@@ -168,8 +168,8 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
         f"cell_size = {_toml(h)}", f"precision = {_toml(sound.precision)}", "",
         "[domain]", f"center = {_toml([float(v) for v in center])}", f"size = {_toml([float(v) for v in size])}", ""]
     if ground is not None:
-        header += [f"[ground]            # the plane at z = {cfg.ground.height:g}; {PHYSICS_GROUND_GAP_CELLS:g} cell "
-                   "below the lowest point reached", f"height = {_toml(ground)}", ""]
+        note = f"# the plane at z = {cfg.ground.height:g}; {PHYSICS_GROUND_GAP_CELLS:g} cell below the lowest point"
+        header += [f"[ground]            {note}", f"height = {_toml(ground)}", ""]
     listener_tables = [f"[[listeners]]\nname = {_toml(n)}\nposition = {_toml([float(v) for v in p])}"
                        for n, p in listeners]
     stem = "scene"

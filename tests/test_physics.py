@@ -190,8 +190,8 @@ def test_bad_log_is_refused(tmp_path, drop):
 
 def test_simulate_physics_scene_validates_and_sounds(tmp_path, cli):
     """End to end: `wavesolve simulate-physics` on a short drop (2 cm, impact at ≈ 64 ms), again
-    from the PyBullet logs it wrote (same impacts to float32 rounding), then a
-    coarse run (h = 1 cm) of the scene it wrote. The motion alone is silent (no surface_motion
+    from the PyBullet logs it wrote (same impacts to float32 rounding), with a
+    coarse run (`--run`, h = 1 cm) of the scene it wrote. The motion alone is silent (no surface_motion
     shader), so the listener hears nothing (< 1e-6 of the peak) until the click's sound can
     arrive from the nearest point of the ball, and then hears it."""
     import wavesolve
@@ -199,7 +199,7 @@ def test_simulate_physics_scene_validates_and_sounds(tmp_path, cli):
     path = tmp_path / "drop.toml"
     path.write_text(textwrap.dedent(DROP.format(duration=0.2, z=0.04, sound="duration = 0.075")))
     out = tmp_path / "scene_dir"
-    done = cli("simulate-physics", path, "-o", out, "--write-logs")
+    done = cli("simulate-physics", path, "-o", out, "--write-logs", "--run", "--backend", "numpy")
     assert done.returncode == 0, done.stderr
     # the same scene from PyBullet's own logs of that run: the same impacts (float32 logs)
     again = cli("simulate-physics", path, "-o", tmp_path / "from_logs", "--from-logs", out / "bullet_robot.log",
@@ -213,7 +213,7 @@ def test_simulate_physics_scene_validates_and_sounds(tmp_path, cli):
     rows = np.genfromtxt(out / "ball_impacts.csv", delimiter=",", names=True)
     t_hit = float(np.atleast_1d(rows["time"])[0])
     assert t_hit == pytest.approx(math.sqrt(2 * 0.02 / G), abs=2e-3)
-    result = wavesolve.simulate(scene, backend="numpy", progress=False)
+    result = wavesolve.Result.load(out / "scene.h5")      # written by --run
     p = result.listener("above")
     t = np.arange(len(p)) / result.sample_rate
     # the whole ball surface radiates: the earliest path starts on its top, 2 cm above its centre

@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--write-logs", action="store_true",
                       help="also have PyBullet write its own state logs (bullet_robot.log, bullet_contacts.log)")
     phys.add_argument("--no-cache", action="store_true", help="recompute modes even if cached")
+    phys.add_argument("--run", action="store_true", help="then run the scene (scene.h5 and scene.wav in SCENE_DIR)")
+    phys.add_argument("--backend", choices=BACKENDS, default="auto", help="backend for --run")
 
     plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
     plot.add_argument("result", type=Path)
@@ -351,6 +353,9 @@ def _cmd_simulate_physics(args: argparse.Namespace) -> int:
     print(f"wrote {written.scene} ({len(written.files)} files): {len(recording.times)} states, "
           f"{len(events)} impacts; per object: {per_body}; grid {' x '.join(map(str, scene.grid.shape))}; "
           f"engine {engine_time:.1f} s, total {time.perf_counter() - start:.1f} s")
+    if args.run:
+        result = simulate(scene, backend=args.backend, progress=None)
+        _write_outputs(result, scene.output_hdf5, scene.output_wav, False)
     return 0
 
 

@@ -3,7 +3,7 @@
     python3 scenes/physics/make_physics_showcase.py            # meshes only (bowl.obj)
     python3 scenes/physics/make_physics_showcase.py --render   # and physics → scene → sound, timed
 
-Setups beside this script (each is one command, `wavesolve simulate-physics SETUP -o DIR`):
+Setups beside this script (each is one command, `wavesolve simulate-physics SETUP -o DIR --run`):
   bowl_drop.toml   a ceramic bowl (radius 6 cm, 6 mm wall, foot ring) dropped tilted from 6 cm
                    onto a wooden table: it lands on its foot ring, rocks and settles
   dice.toml        four 2 cm plastic dice thrown onto a wooden table: bounces, tumbles, a collision

@@ -68,6 +68,6 @@ CONTACT_MATCH_DISTANCE = 0.002
 #: an impact collects its contact's impulses for at most this long (s) after it starts
 IMPACT_WINDOW = 0.005
 #: air (cells) kept between a generated scene's acoustic ground and the lowest point any object
-#: reaches: with less, the image points of a body's bottom ghost cells fall on solid cells through
-#: the floor's mirror row (a bowl rocking 0.5 mm above the floor at h = 5 mm blew up at t = 0.23 s)
+#: reaches: at 0.5 mm a bowl rocking on the floor at h = 5 mm made the run unstable (t = 0.23 s);
+#: one cell fixed that case, not a disk lying flat and chattering (README, "Physics showcases")
 PHYSICS_GROUND_GAP_CELLS = 1.0

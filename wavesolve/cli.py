@@ -1,4 +1,4 @@
-"""Command line: ``wavesolve run | info | plot | run-chunk | stitch | modal``.
+"""Command line: ``wavesolve run | info | plot | run-chunk | stitch | modal | simulate-physics``.
 
 Exit status: 0 success; 2 bad input (scene, paths, backend, chunk parts that do not belong
 together); 3 the run became unstable; 4 a chunk failed on every attempt.
@@ -112,6 +112,21 @@ def _parser() -> argparse.ArgumentParser:
                             "(OBJ) and put the modes on ITS vertices (for the `modal` shader)")
     modal.add_argument("--acoustic-thickness", type=float, default=None, metavar="A",
                        help="--shell --closed-mesh: thickness of the closed mesh (m), about one grid cell or more")
+
+    phys = sub.add_parser("simulate-physics", help="rigid-body simulation (PyBullet) of a setup file to a ready "
+                          "scene: motion, impacts and modes wired to the modal and acceleration_noise shaders")
+    phys.add_argument("setup", type=Path, help="physics setup file (.toml; README 'Physics engine')")
+    phys.add_argument("-o", "--output", type=Path, required=True, metavar="SCENE_DIR",
+                      help="directory for scene.toml and its files (created if missing)")
+    logs = phys.add_mutually_exclusive_group()
+    logs.add_argument("--from-logs", nargs=2, type=Path, metavar=("ROBOT_LOG", "CONTACT_LOG"),
+                      help="build the scene from PyBullet state logs (GENERIC_ROBOT and CONTACT_POINTS) of a run of "
+                           "this setup instead of running the engine")
+    logs.add_argument("--write-logs", action="store_true",
+                      help="also have PyBullet write its own state logs (bullet_robot.log, bullet_contacts.log)")
+    phys.add_argument("--no-cache", action="store_true", help="recompute modes even if cached")
+    phys.add_argument("--run", action="store_true", help="then run the scene (scene.h5 and scene.wav in SCENE_DIR)")
+    phys.add_argument("--backend", choices=BACKENDS, default="auto", help="backend for --run")
 
     plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
     plot.add_argument("result", type=Path)
@@ -348,6 +363,7 @@ def _shell_modes(args: argparse.Namespace, mid, material) -> int:
     except ValueError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     if args.closed_mesh is not None:
+        from .files import atomic_path
         from .modes import ModeSet, mesh_hash
 
         closed, _ = thicken(mid, args.acoustic_thickness)
@@ -355,12 +371,54 @@ def _shell_modes(args: argparse.Namespace, mid, material) -> int:
         attrs = dict(modes.attrs, vertices_hash=mesh_hash(closed.vertices, closed.faces), surface="closed mesh",
                      acoustic_thickness=args.acoustic_thickness)
         modes = ModeSet(modes.frequencies, modes.damping, shapes, attrs)
-        tmp = args.closed_mesh.with_name(args.closed_mesh.name + ".tmp.obj")
-        closed.export(tmp)
-        tmp.replace(args.closed_mesh)
+        with atomic_path(args.closed_mesh) as tmp:
+            closed.export(tmp, file_type=args.closed_mesh.suffix.lstrip(".").lower() or "obj")
         print(f"wrote {args.closed_mesh}: closed mesh {args.acoustic_thickness:g} m thick, "
               f"{len(closed.vertices)} vertices (use it as the object's mesh, scale 1)")
     return _report_modes(args, modes)
+
+
+def _cmd_simulate_physics(args: argparse.Namespace) -> int:
+    import time
+
+    from .physics import body_impacts, extract_events, load_setup, run_engine
+    from .physics.scene_writer import write_scene
+
+    setup = load_setup(args.setup)      # SceneError (exit 2) before anything runs
+    if args.output.exists() and not args.output.is_dir():
+        return _fail(f"output '{args.output}' exists and is not a directory; choose a directory", EXIT_BAD_INPUT)
+    start = time.perf_counter()
+    try:
+        if args.from_logs:
+            from .physics.bullet_logs import read_bullet_logs
+
+            for path in args.from_logs:
+                if not path.is_file():
+                    return _fail(f"log file '{path}' does not exist", EXIT_BAD_INPUT)
+            recording = read_bullet_logs(setup, *args.from_logs)
+        else:
+            logs = None
+            if args.write_logs:
+                args.output.mkdir(parents=True, exist_ok=True)
+                logs = (args.output / "bullet_robot.log", args.output / "bullet_contacts.log")
+            recording = run_engine(setup, logs=logs)
+    except ImportError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    engine_time = time.perf_counter() - start
+    events = extract_events(recording, min_speed=setup.config.physics.min_impact_speed)
+    impacts = body_impacts(setup, recording, events)
+    written = write_scene(setup, recording, events, impacts, args.output, cache=not args.no_cache)
+    scene = load_scene(written.scene)   # the scene must validate; a failure here is a bug worth reporting
+    per_body = ", ".join(f"{name} {n} (modes {written.modes.get(name, 0)})" for name, n in written.impacts.items())
+    print(f"wrote {written.scene} ({len(written.files)} files): {len(recording.times)} states, "
+          f"{len(events)} impacts; per object: {per_body}; grid {' x '.join(map(str, scene.grid.shape))}; "
+          f"engine {engine_time:.1f} s, total {time.perf_counter() - start:.1f} s")
+    if args.run:
+        result = simulate(scene, backend=args.backend, progress=None)
+        _write_outputs(result, scene.output_hdf5, scene.output_wav, False)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="wavesolve: %(message)s")
     try:
         return {"run": _cmd_run, "info": _cmd_info, "plot": _cmd_plot, "run-chunk": _cmd_run_chunk,
-                "stitch": _cmd_stitch, "modal": _cmd_modal}[args.command](args)
+                "stitch": _cmd_stitch, "modal": _cmd_modal,
+                "simulate-physics": _cmd_simulate_physics}[args.command](args)
     except SceneError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except BackendError as exc:

@@ -78,3 +78,20 @@ AMBIENT_PRESSURE = 101325.0
 AIR_HEAT_RATIO = 1.4
 #: Thermal diffusivity of air (m²/s), 20 °C: k/(ρ c_p) = 0.0257/(1.204 × 1005) (handbook values).
 AIR_THERMAL_DIFFUSIVITY = 2.12e-5
+
+#: Physics engine (wavesolve.physics): default engine time step (s) — 2 kHz resolves a contact
+#: in one or two steps (bench/RESULTS.md, "Physics engine")
+PHYSICS_TIME_STEP = 5e-4
+#: default rate of the exported motion frames (Hz): every engine step
+PHYSICS_EXPORT_RATE = 2000.0
+#: contact events slower than this normal approach speed (m/s) are dropped ("a few cm/s", PHYSICS.md)
+MIN_IMPACT_SPEED = 0.03
+#: a contact point within this distance (m) of one of the same body pair in the previous step
+#: continues it; farther away it is a new touch (a new impact candidate)
+CONTACT_MATCH_DISTANCE = 0.002
+#: an impact collects its contact's impulses for at most this long (s) after it starts
+IMPACT_WINDOW = 0.005
+#: air (cells) kept between a generated scene's acoustic ground and the lowest point any object
+#: reaches: at 0.5 mm a bowl rocking on the floor at h = 5 mm made the run unstable (t = 0.23 s);
+#: one cell fixed that case, not a disk lying flat and chattering (README, "Physics showcases")
+PHYSICS_GROUND_GAP_CELLS = 1.0

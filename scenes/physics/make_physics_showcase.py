@@ -1,7 +1,8 @@
-"""Make the physics showcases' meshes, then run each end to end (run from anywhere).
+"""Run each physics showcase end to end, timed (run from anywhere).
 
-    python3 scenes/physics/make_physics_showcase.py            # meshes only (bowl.obj)
-    python3 scenes/physics/make_physics_showcase.py --render   # and physics → scene → sound, timed
+    python3 scenes/physics/make_physics_showcase.py --render   # physics → scene → sound
+
+The bowl is the showcase bowl (`scenes/showcase/bowl.obj`, made by `scenes/showcase/make_showcase.py`).
 
 Setups beside this script (each is one command, `wavesolve simulate-physics SETUP -o DIR --run`):
   bowl_drop.toml   a ceramic bowl (radius 6 cm, 6 mm wall, foot ring) dropped tilted from 6 cm
@@ -21,22 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import trimesh
-
 HERE = Path(__file__).resolve().parent
 SETUPS = ("bowl_drop", "dice", "coin_spin")
-
-
-def bowl() -> None:
-    # profile (r, z) of the wall with a foot ring, counter-clockwise, revolved about z
-    outer = [(0.0, 0.0), (0.025, 0.0), (0.027, 0.006), (0.045, 0.012), (0.057, 0.028), (0.060, 0.045)]
-    inner = [(0.054, 0.045), (0.052, 0.031), (0.041, 0.017), (0.024, 0.011), (0.0, 0.010)]
-    mesh = trimesh.creation.revolve(np.array(outer + inner), sections=48)
-    mesh.merge_vertices()
-    mesh.fix_normals()
-    assert mesh.is_watertight and mesh.volume > 0
-    mesh.export(HERE / "bowl.obj")
 
 
 def render(out_root: Path) -> None:
@@ -53,7 +40,6 @@ def render(out_root: Path) -> None:
 
 
 if __name__ == "__main__":
-    bowl()
-    print("wrote", HERE / "bowl.obj")
-    if "--render" in sys.argv:
-        render(Path.cwd() / "build" / "physics_showcase")
+    if "--render" not in sys.argv:
+        sys.exit(__doc__)
+    render(Path.cwd() / "build" / "physics_showcase")

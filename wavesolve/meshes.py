@@ -217,3 +217,13 @@ class SDFLattice:
         out = np.full(len(f), np.inf)
         out[inside] = map_coordinates(self.values, f[inside].T, order=1, mode="nearest", prefilter=False)
         return out
+
+
+def read_mesh_for_key(scene_file: str, key: str, path: Path, scale: float, missing_fix: str) -> trimesh.Trimesh:
+    """:func:`load_mesh_file` for a mesh that a scene (or setup) key names; SceneError at ``key`` if
+    the file is missing or unreadable."""
+    from .validation import read_named_file
+
+    return read_named_file(scene_file, key, path, "mesh file", lambda p: load_mesh_file(p, scale),
+                           "use a format trimesh reads (obj, stl, ply, off, glb)", missing_fix,
+                           errors=(Exception,))   # trimesh raises many types for unreadable files

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
 from .errors import SceneError, SceneErrors
 from .grid import Grid
-from .meshes import PRIMITIVES, Geometry, load_mesh_file, primitive_mesh, quaternion_matrix
+from .meshes import PRIMITIVES, Geometry, primitive_mesh, quaternion_matrix, read_mesh_for_key
 from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
                      read_keyframes, read_vertex_frames)
 from .shading import Shader, ShaderContext, available_shaders, shader_class
@@ -337,16 +337,9 @@ def _fmt_box(bounds: np.ndarray) -> str:
 def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: SceneConfig,
                   bounds: np.ndarray, clearance: np.ndarray) -> SceneObject:
     if isinstance(obj.mesh, str):
-        mesh_path = base / obj.mesh
-        if not mesh_path.is_file():
-            raise SceneError(file, f"{key}.mesh", f"mesh file '{mesh_path}' does not exist",
-                             "give a path relative to the scene file, or a primitive such as "
-                             '{ primitive = "icosphere", radius = 0.05 }')
-        try:
-            mesh = load_mesh_file(mesh_path, obj.scale)
-        except Exception as exc:  # trimesh raises many types for unreadable files
-            raise SceneError(file, f"{key}.mesh", f"cannot read mesh '{mesh_path}': {exc}",
-                             "use a format trimesh reads (obj, stl, ply, off, glb)") from None
+        mesh = read_mesh_for_key(file, f"{key}.mesh", base / obj.mesh, obj.scale,
+                                 "give a path relative to the scene file, or a primitive such as "
+                                 '{ primitive = "icosphere", radius = 0.05 }')
     else:
         name = obj.mesh.get("primitive")
         if name not in PRIMITIVES:

@@ -153,15 +153,17 @@ def validate_model(
 
 
 def read_named_file(scene_file: str, key: str, path: Path, what: str, read: Callable[[Path], T], fix: str,
-                    missing_fix: str = "give a path relative to the scene file") -> T:
+                    missing_fix: str = "give a path relative to the scene file",
+                    errors: tuple[type[BaseException], ...] = (ValueError,)) -> T:
     """``read(path)`` for a file that the scene key ``key`` names.
 
-    Raises SceneError at ``key`` when the file does not exist, or when ``read`` raises ValueError
-    (``what`` names the file in the message, e.g. "impact file"; ``fix`` says how to write a good one).
+    Raises SceneError at ``key`` when the file does not exist, or when ``read`` raises one of
+    ``errors`` (``what`` names the file in the message, e.g. "impact file"; ``fix`` says how to
+    write a good one).
     """
     if not path.is_file():
         raise SceneError(scene_file, key, f"{what} '{path}' does not exist", missing_fix)
     try:
         return read(path)
-    except ValueError as exc:
+    except errors as exc:
         raise SceneError(scene_file, key, f"bad {what} '{path}': {exc}", fix) from None

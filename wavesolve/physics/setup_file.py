@@ -20,7 +20,7 @@ from ..constants import MIN_IMPACT_SPEED, PHYSICS_EXPORT_RATE, PHYSICS_TIME_STEP
 from ..contact import mass_properties
 from ..errors import SceneError, SceneErrors
 from ..materials import Material, parse_material
-from ..meshes import PRIMITIVES, Box, Icosphere, load_mesh_file, primitive_mesh, quaternion_matrix
+from ..meshes import PRIMITIVES, Box, Icosphere, primitive_mesh, quaternion_matrix, read_mesh_for_key
 from ..validation import did_you_mean, validate_model
 
 if sys.version_info >= (3, 11):
@@ -205,15 +205,9 @@ def _build_body(body: BodyConfig, key: str, file: str, base: Path, config: Setup
     mesh_file = None
     if isinstance(body.mesh, str):
         mesh_file = base / body.mesh
-        if not mesh_file.is_file():
-            raise SceneError(file, f"{key}.mesh", f"mesh file '{mesh_file}' does not exist",
-                             'give a path relative to the setup file, or a primitive such as '
-                             '{ primitive = "icosphere", radius = 0.02 }')
-        try:
-            mesh = load_mesh_file(mesh_file, body.scale)
-        except Exception as exc:  # trimesh raises many types for unreadable files
-            raise SceneError(file, f"{key}.mesh", f"cannot read mesh '{mesh_file}': {exc}",
-                             "use a format trimesh reads (obj, stl, ply, off, glb)") from None
+        mesh = read_mesh_for_key(file, f"{key}.mesh", mesh_file, body.scale,
+                                 'give a path relative to the setup file, or a primitive such as '
+                                 '{ primitive = "icosphere", radius = 0.02 }')
         shape = "hull"
     else:
         name = body.mesh.get("primitive")

@@ -40,7 +40,7 @@ from pydantic import Field, PositiveFloat
 
 from wavesolve.contact import ImpactListConfig
 from wavesolve.errors import SceneError
-from wavesolve.meshes import read_mesh_for_key
+from wavesolve.meshes import mesh_for_key
 from wavesolve.modes import ModeSet
 from wavesolve.shading import ShaderConfig, ShaderContext
 from wavesolve.shell_mesh import transfer_shapes
@@ -89,8 +89,8 @@ class ShellShader(ModalShader):
     def _midsurface(self, config: Config, context: ShaderContext) -> trimesh.Trimesh:
         if getattr(self, "_mid", None) is None:
             file, key = context.scene_file, context.key
-            self._mid = read_mesh_for_key(file, f"{key}.midsurface", context.scene_dir / config.midsurface,
-                                          config.midsurface_scale, "give a triangle mesh file relative to the scene file")
+            self._mid, _ = mesh_for_key(file, f"{key}.midsurface", config.midsurface, context.scene_dir,
+                                        config.midsurface_scale, "give a triangle mesh file relative to the scene file")
         return self._mid
 
     def _body_properties(self, config: Config, context: ShaderContext

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import igl
 import numpy as np
@@ -15,6 +15,8 @@ import trimesh
 from scipy.ndimage import map_coordinates
 from scipy.spatial import cKDTree
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from .errors import SceneError
 
 
 class _Strict(BaseModel):
@@ -219,11 +221,30 @@ class SDFLattice:
         return out
 
 
-def read_mesh_for_key(scene_file: str, key: str, path: Path, scale: float, missing_fix: str) -> trimesh.Trimesh:
-    """:func:`load_mesh_file` for a mesh that a scene (or setup) key names; SceneError at ``key`` if
-    the file is missing or unreadable."""
-    from .validation import read_named_file
 
-    return read_named_file(scene_file, key, path, "mesh file", lambda p: load_mesh_file(p, scale),
-                           "use a format trimesh reads (obj, stl, ply, off, glb)", missing_fix,
-                           errors=(Exception,))   # trimesh raises many types for unreadable files
+def mesh_for_key(scene_file: str, key: str, value: str | dict, base: Path, scale: float,
+                 missing_fix: str) -> tuple[trimesh.Trimesh, Any]:
+    """The mesh that the key ``key`` (e.g. ``objects[0].mesh``) gives: a file path relative to ``base``
+    (:func:`load_mesh_file`) or a primitive table (``{ primitive = "box", size = [...] }``), scaled.
+
+    Returns (mesh, primitive model or None for a file). SceneError at ``key`` for a missing or
+    unreadable file, an unknown primitive (with a did-you-mean) or bad primitive keys.
+    """
+    from .validation import did_you_mean, read_named_file, validate_model
+
+    if isinstance(value, str):
+        mesh = read_named_file(scene_file, key, base / value, "mesh file", lambda p: load_mesh_file(p, scale),
+                               "use a format trimesh reads (obj, stl, ply, off, glb)", missing_fix,
+                               errors=(Exception,))   # trimesh raises many types for unreadable files
+        return mesh, None
+    name = value.get("primitive")
+    if name not in PRIMITIVES:
+        guess = did_you_mean(str(name), PRIMITIVES) if name is not None else None
+        raise SceneError(scene_file, f"{key}.primitive",
+                         "missing primitive name" if name is None else f"unknown primitive '{name}'",
+                         f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(PRIMITIVES))
+    spec = validate_model(PRIMITIVES[name], value, scene_file, (key,))
+    mesh = primitive_mesh(spec)
+    if scale != 1.0:
+        mesh.apply_scale(scale)
+    return mesh, spec

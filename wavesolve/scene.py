@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
 from .errors import SceneError, SceneErrors
 from .grid import Grid
-from .meshes import PRIMITIVES, Geometry, primitive_mesh, quaternion_matrix, read_mesh_for_key
+from .meshes import Geometry, mesh_for_key, quaternion_matrix
 from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
                      read_keyframes, read_vertex_frames)
 from .shading import Shader, ShaderContext, available_shaders, shader_class
@@ -336,21 +336,9 @@ def _fmt_box(bounds: np.ndarray) -> str:
 
 def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: SceneConfig,
                   bounds: np.ndarray, clearance: np.ndarray) -> SceneObject:
-    if isinstance(obj.mesh, str):
-        mesh = read_mesh_for_key(file, f"{key}.mesh", base / obj.mesh, obj.scale,
-                                 "give a path relative to the scene file, or a primitive such as "
-                                 '{ primitive = "icosphere", radius = 0.05 }')
-    else:
-        name = obj.mesh.get("primitive")
-        if name not in PRIMITIVES:
-            guess = did_you_mean(str(name), PRIMITIVES) if name is not None else None
-            raise SceneError(file, f"{key}.mesh.primitive",
-                             "missing primitive name" if name is None else f"unknown primitive '{name}'",
-                             f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(PRIMITIVES))
-        spec = validate_model(PRIMITIVES[name], obj.mesh, file, (f"{key}.mesh",))
-        mesh = primitive_mesh(spec)
-        if obj.scale != 1.0:
-            mesh.apply_scale(obj.scale)
+    mesh, _ = mesh_for_key(file, f"{key}.mesh", obj.mesh, base, obj.scale,
+                           "give a path relative to the scene file, or a primitive such as "
+                           '{ primitive = "icosphere", radius = 0.05 }')
     if not mesh.is_watertight:
         log.warning("%s: [%s.mesh] mesh is not watertight; inside/outside uses winding numbers", file, key)
     q = np.asarray(obj.orientation, dtype=np.float64)

@@ -20,8 +20,8 @@ from ..constants import MIN_IMPACT_SPEED, PHYSICS_EXPORT_RATE, PHYSICS_TIME_STEP
 from ..contact import mass_properties
 from ..errors import SceneError, SceneErrors
 from ..materials import Material, parse_material
-from ..meshes import PRIMITIVES, Box, Icosphere, primitive_mesh, quaternion_matrix, read_mesh_for_key
-from ..validation import did_you_mean, validate_model
+from ..meshes import Box, Icosphere, mesh_for_key, quaternion_matrix
+from ..validation import validate_model
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -202,25 +202,11 @@ def load_setup(path: str | Path) -> PhysicsSetup:
 
 def _build_body(body: BodyConfig, key: str, file: str, base: Path, config: SetupConfig) -> Body:
     material = parse_material(body.material, file, f"{key}.material")
-    mesh_file = None
-    if isinstance(body.mesh, str):
-        mesh_file = base / body.mesh
-        mesh = read_mesh_for_key(file, f"{key}.mesh", mesh_file, body.scale,
-                                 'give a path relative to the setup file, or a primitive such as '
-                                 '{ primitive = "icosphere", radius = 0.02 }')
-        shape = "hull"
-    else:
-        name = body.mesh.get("primitive")
-        if name not in PRIMITIVES:
-            guess = did_you_mean(str(name), PRIMITIVES) if name is not None else None
-            raise SceneError(file, f"{key}.mesh.primitive",
-                             "missing primitive name" if name is None else f"unknown primitive '{name}'",
-                             f"did you mean '{guess}'?" if guess else "choose one of: " + ", ".join(PRIMITIVES))
-        spec = validate_model(PRIMITIVES[name], body.mesh, file, (f"{key}.mesh",))
-        mesh = primitive_mesh(spec)
-        if body.scale != 1.0:
-            mesh.apply_scale(body.scale)
-        shape = "sphere" if isinstance(spec, Icosphere) else "box" if isinstance(spec, Box) else "hull"
+    mesh, spec = mesh_for_key(file, f"{key}.mesh", body.mesh, base, body.scale,
+                              'give a path relative to the setup file, or a primitive such as '
+                              '{ primitive = "icosphere", radius = 0.02 }')
+    mesh_file = base / body.mesh if spec is None else None
+    shape = "sphere" if isinstance(spec, Icosphere) else "box" if isinstance(spec, Box) else "hull"
     if not mesh.is_watertight:
         raise SceneError(file, f"{key}.mesh", "mesh is not closed (watertight): its mass and modes need a solid",
                          "close the mesh (e.g. trimesh's fill_holes) or use a primitive")

@@ -233,9 +233,10 @@ class GhostCells:
         terms = [(np.concatenate([surf.near, back.near]), 1.0 + kappa),
                  (np.concatenate([surf.far, back.far]), -kappa)]
         blocked = solid & ~(ghost | fresh)
+        owner = np.concatenate([surf.owner, back.owner])
         self.W_gf, self.W_gg, local_cols = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
-            np.concatenate([surf.normal_world, back.normal]), back_of)
+            np.concatenate([surf.normal_world, back.normal]), back_of, owner)
         system = (sp.identity(n + m, format="csc") - self.W_gg).tocsc()
         self._lu = splu(system) if n + m else None
         self.index = to_global(local_index)
@@ -248,7 +249,6 @@ class GhostCells:
         self._link_row = n + back.link_back
         self._link_cell = self.index[back.ghost_row[back.link_back]]
         self._back_values = np.zeros(m)
-        owner = np.concatenate([surf.owner, back.owner])
         closest_world = np.concatenate([surf.closest_world, back.closest_world])
         closest_local = np.concatenate([surf.closest_local, back.closest_local])
         normal_world = np.concatenate([surf.normal_world, back.normal])
@@ -483,18 +483,30 @@ class _BackSides:
 
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                    row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
-                   back_of: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                   back_of: np.ndarray | None = None,
+                   owner: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
     maps a flat cell index to its unknown row (−1 for known cells). With ``normals`` (rows, 3) and
     ``back_of`` (primary rows,: back row or −1), a stencil cell that has a back value contributes
     the value whose normal faces the interpolating row's side.
+    With ``owner`` (rows,: object index of each row), a stencil cell that is an unknown of another
+    object counts as blocked for that row: across a gap narrower than the image stencil, the other
+    object's ghost values extrapolate toward this object, and coupling the two made the ghost
+    system amplify (two static boxes 3 mm apart at h = 5 mm blew up in 32 steps).
     Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
     """
+    cell_owner = None
+    if owner is not None and len(owner):
+        cell_owner = np.full(len(row_of), -1, dtype=np.int64)
+        known = row_of >= 0
+        cell_owner[known] = owner[row_of[known]]
+    else:
+        owner = None
     all_cells, all_weights = [], []
     for points, coef in terms:
-        cells, weights = _trilinear(grid, points, blocked, unknown_ijk)
+        cells, weights = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner)
         all_cells.append(cells)
         all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
     cells = np.concatenate(all_cells, axis=1)
@@ -542,8 +554,8 @@ def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray,
-               unknown_ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk: np.ndarray,
+               owner: np.ndarray | None = None, cell_owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Trilinear stencils (n, 8) flat cells and weights of points, avoiding ``blocked`` cells.
 
     Weights of blocked cells are dropped and the rest renormalised; a stencil with no usable cell
@@ -560,7 +572,11 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray,
         w = np.ones(n)
         for a in range(3):
             w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
-        weights[:, c] = np.where(blocked_flat[cells[:, c]], 0.0, w)
+        stop = blocked_flat[cells[:, c]]
+        if owner is not None:               # another object's unknowns (see _image_weights)
+            other = cell_owner[cells[:, c]]
+            stop = stop | ((other >= 0) & (other != owner))
+        weights[:, c] = np.where(stop, 0.0, w)
     lost = weights.sum(axis=1) < 1e-3
     if np.any(lost):
         log.debug("%d image points fall back to neighbour averages", int(lost.sum()))

@@ -114,6 +114,18 @@ def read_impacts_csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def write_impacts_csv(path: Path, rows: np.ndarray) -> Path:
+    """Write impact rows (n, 9): time, x, y, z, jx, jy, jz, speed, duration (SI, object frame) as
+    the CSV that :func:`read_impacts_csv` reads, atomically."""
+    from .files import atomic_path
+
+    text = ",".join(_CSV_REQUIRED + _CSV_OPTIONAL) + "\n" + "".join(
+        ",".join(repr(float(v)) for v in row) + "\n" for row in np.asarray(rows, dtype=np.float64).reshape(-1, 9))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
 class Impact:
     """A resolved impact: start t0 (s), duration τ (s), point and impulse (object frame)."""
 

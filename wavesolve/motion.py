@@ -210,6 +210,22 @@ def read_keyframes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, pos, quat
 
 
+def write_keyframes(path: Path, times: np.ndarray, positions: np.ndarray, quaternions_wxyz: np.ndarray,
+                    attrs: dict[str, str] | None = None) -> Path:
+    """Write keyframes (times (n,) s, positions (n, 3) m, quaternions wxyz (n, 4)) as the HDF5 that
+    :func:`read_keyframes` reads, atomically; ``attrs`` become file attributes."""
+    import h5py
+
+    from .files import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f["time"], f["position"], f["orientation"] = times, positions, quaternions_wxyz
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
 def read_vertex_frames(path: Path, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
     """Read (times (n,), vertices (n, V, 3)) from an HDF5 file with datasets ``time``, ``vertices``."""
     import h5py

@@ -19,8 +19,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..constants import PHYSICS_GROUND_GAP_CELLS, SOUND_SPEED
+from ..contact import write_impacts_csv
 from ..files import atomic_path
-from ..result import _write_atomically
+from ..motion import write_keyframes
 from .engine import GROUND, Recording
 from .events import BodyImpacts, ContactEvent
 from .setup_file import PhysicsSetup, default_max_frequency
@@ -88,12 +89,9 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
         t, x, q = motion_frames(setup, rec, i)
         motion_path = out / f"{name}_motion.h5"
 
-        def write_motion(f, t=t, x=x, q=q) -> None:
-            f["time"], f["position"], f["orientation"] = t, x, q
-            f.attrs["source"] = "wavesolve simulate-physics (PyBullet)"
-            f.attrs["frame"] = "object frame origin and orientation (w, x, y, z), world frame"
-
-        files.append(_write_atomically(motion_path, write_motion))
+        files.append(write_keyframes(motion_path, t, x, q, {
+            "source": "wavesolve simulate-physics (PyBullet)",
+            "frame": "object frame origin and orientation (w, x, y, z), world frame"}))
         bounds.append(motion_bounds(setup, rec, i))
         rows = impacts[i].rows[impacts[i].rows[:, 0] >= sound.start].copy()
         rows[:, 0] -= sound.start
@@ -112,9 +110,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
         lines.append(f'motion = {{ type = "keyframes", file = {_toml(motion_path.name)} }}')
         if len(rows):
             csv_path = out / f"{name}_impacts.csv"
-            text = "time,x,y,z,jx,jy,jz,speed,duration\n" + "".join(
-                ",".join(repr(float(v)) for v in row) + "\n" for row in rows)
-            files.append(_write_text(csv_path, text))
+            files.append(write_impacts_csv(csv_path, rows))
             material = _toml(body.config.material)
             n_modes[body.name] = 0
             if body.config.modal:

@@ -272,6 +272,16 @@ def test_package_imports_without_the_engine(monkeypatch):
         engine.require_pybullet()
 
 
+def test_loading_the_engine_prints_nothing():
+    """PyBullet's C library prints its build time when imported; a command's output stays clean."""
+    import subprocess
+
+    code = ("from wavesolve.physics.engine import require_pybullet; require_pybullet(); "
+            "print('done')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "done\n"
+
+
 def test_showcase_setups_validate_and_the_spinning_disk_speeds_up():
     """The showcase setups load; the spinning disk (scenes/physics/coin_spin.toml, engine only,
     about 1 s) settles like Euler's disk: its rim impacts come faster as it tilts towards flat

@@ -12,6 +12,10 @@ of each body and every contact point with its impulse over that step.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,12 +31,39 @@ INSTALL_HINT = 'the physics engine is not installed: pip install "wavesolve[phys
 
 
 def require_pybullet():
-    """The pybullet module, or ImportError naming the extra to install."""
+    """The pybullet module, or ImportError naming the extra to install.
+
+    PyBullet's C library prints its build time to standard output when first imported; that line
+    is dropped so that it does not end up in a command's output.
+    """
     try:
-        import pybullet
+        with _c_stdout_dropped():
+            import pybullet
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
     return pybullet
+
+
+@contextlib.contextmanager
+def _c_stdout_dropped():
+    """File descriptor 1 points at the null device inside the block (C-level prints included)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:            # no usable descriptor 1: nothing to protect
+        yield
+        return
+    libc = ctypes.CDLL(None)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                yield
+            finally:
+                libc.fflush(None)     # what the library buffered goes to the null device
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
 
 
 @dataclass

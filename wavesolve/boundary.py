@@ -37,6 +37,10 @@ _MAX_GHOST_LAYERS = 4
 #: Cells of air kept around the objects in the working window of the boundary update.
 _WINDOW_MARGIN = 5
 
+#: Cells from the surface within which a moving rigid mesh answers closest points from its
+#: candidate lattice (exact either way; beyond it the AABB tree answers).
+_CANDIDATE_BAND_CELLS = 1.5
+
 _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
 
 
@@ -59,6 +63,9 @@ class Body:
         self._band = 4 * grid.h
         if self.motion.moves and not self.motion.deforms and self._lattice is None:
             self._lattice = SDFLattice(self.geometry, spacing=grid.h / 2, margin=3 * grid.h)
+            # unknown cells lie within about a cell of the surface (ghost cells grown by a layer or
+            # two, fresh cells, back sides); farther queries still go to the AABB tree
+            self.geometry.use_candidate_lattice(self._lattice, band=_CANDIDATE_BAND_CELLS * grid.h)
 
     def at(self, t: float) -> RigidState:
         """Rigid state at t; for a deforming body the geometry's vertices are moved to time t."""
@@ -87,9 +94,15 @@ class Body:
         """
         shape = tuple(int(n) for n in hi - lo)
         key = (tuple(np.rint(np.asarray(grid.origin) / grid.h + lo).astype(int)), shape, grid.h)
-        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
-        centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
-            np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+        if self._lattice is not None:
+            first = grid.centres(np.asarray(lo)[None])[0]
+            centres_d = lambda sel=None: self._lattice.at_cells(  # noqa: E731 - compiled lattice read
+                np.arange(int(np.prod(shape))) if sel is None else sel, shape, first, grid.h, state)
+        else:
+            axes = [np.arange(lo[a], hi[a]) for a in range(3)]
+            centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
+                np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+            centres_d = lambda sel=None: self.signed_distance(centres(sel), state)  # noqa: E731
         cache = self._region_cache
         if cache is not None and cache[0] == key and not self.motion.deforms:
             if not self.motion.moves:
@@ -99,9 +112,9 @@ class Body:
                 if delta < grid.h:
                     d = cache[2].copy()
                     band = np.flatnonzero(np.abs(d) < delta + grid.h)
-                    d.reshape(-1)[band] = self.signed_distance(centres(band), state)
+                    d.reshape(-1)[band] = centres_d(band)
                     return d
-        d = self.signed_distance(centres(), state).reshape(shape)
+        d = centres_d().reshape(shape)
         if not self.motion.deforms:
             self._region_cache = (key, state, d)
         return d
@@ -214,7 +227,8 @@ class GhostCells:
         for _ in range(_MAX_GHOST_LAYERS):
             unknown_ijk = np.concatenate([np.argwhere(ghost), np.argwhere(fresh)])
             surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
-            reached = np.concatenate([_corners(win, surf.near), _corners(win, surf.far)], axis=1).ravel()
+            reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
+                                     axis=1).ravel()
             extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
             if len(extra) == 0:
                 break
@@ -483,8 +497,8 @@ class _BackSides:
 
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                    row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
-                   back_of: np.ndarray | None = None,
-                   owner: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                   back_of: np.ndarray | None = None, owner: np.ndarray | None = None,
+                   compiled: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
@@ -496,7 +510,11 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     object's ghost values extrapolate toward this object, and coupling the two made the ghost
     system amplify (two static boxes 3 mm apart at h = 5 mm blew up in 32 steps).
     Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
+    ``compiled``: stencils and assembly by ``geometry_kernels`` (the default) instead of the NumPy
+    reference below; both give canonical CSR matrices with the same entries to rounding.
     """
+    if compiled:
+        return _image_weights_compiled(grid, terms, blocked, row_of, unknown_ijk, normals, back_of, owner)
     cell_owner = None
     if owner is not None and len(owner):
         cell_owner = np.full(len(row_of), -1, dtype=np.int64)
@@ -530,6 +548,57 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     cols, col = np.unique(c_flat[~is_unknown], return_inverse=True)
     W_gf = sp.csr_matrix((w_flat[~is_unknown], (r_idx[~is_unknown], col)), shape=(n, len(cols)))
     return W_gf, W_gg, cols
+
+
+def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
+                            row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None,
+                            back_of: np.ndarray | None,
+                            owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """:func:`_image_weights` through the compiled stencils and CSR assembly."""
+    from .geometry_kernels import assemble_weights, image_stencils
+
+    use_owner = owner is not None and len(owner) > 0
+    if use_owner:
+        cell_owner = np.full(len(row_of), -1, dtype=np.int64)
+        known = row_of >= 0
+        cell_owner[known] = owner[row_of[known]]
+        owner_rows = np.ascontiguousarray(owner, dtype=np.int64)
+    else:
+        cell_owner = owner_rows = np.zeros(0, dtype=np.int64)
+    origin = np.asarray(grid.origin, dtype=np.float64)
+    shape = np.asarray(grid.shape, dtype=np.int64)
+    blocked_flat = np.ascontiguousarray(blocked.reshape(-1))
+    ijk = np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3)
+    all_cells, all_weights = [], []
+    for points, coef in terms:
+        cells, weights, lost = image_stencils(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3), origin,
+                                              float(grid.h), shape, blocked_flat, ijk, owner_rows, cell_owner,
+                                              use_owner)
+        if lost:
+            log.debug("%d image points fall back to neighbour averages", lost)
+        all_cells.append(cells)
+        all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
+    cells = np.ascontiguousarray(np.concatenate(all_cells, axis=1))
+    weights = np.ascontiguousarray(np.concatenate(all_weights, axis=1))
+    n = len(cells)
+    use_back = back_of is not None and len(back_of) > 0
+    gg_ptr, gg_idx, gg_val, gf_ptr, gf_idx, gf_val, cols = assemble_weights(
+        cells, weights, np.ascontiguousarray(row_of, dtype=np.int64),
+        np.ascontiguousarray(back_of if use_back else np.zeros(0), dtype=np.int64),
+        np.ascontiguousarray(normals if use_back else np.zeros((0, 3)), dtype=np.float64), use_back)
+    W_gg = sp.csr_matrix((gg_val, gg_idx, gg_ptr), shape=(n, n))
+    W_gf = sp.csr_matrix((gf_val, gf_idx, gf_ptr), shape=(n, len(cols)))
+    W_gg.has_sorted_indices = W_gf.has_sorted_indices = True
+    return W_gf, W_gg, cols
+
+
+def _stencil_corners(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """:func:`_corners`, compiled (``geometry_kernels.corner_cells``)."""
+    from .geometry_kernels import corner_cells
+
+    return corner_cells(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3),
+                        np.asarray(grid.origin, dtype=np.float64), float(grid.h),
+                        np.asarray(grid.shape, dtype=np.int64))
 
 
 def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -105,6 +105,7 @@ class Geometry:
         self._vertices = np.ascontiguousarray(vertices, dtype=np.float64)
         self._faces = np.ascontiguousarray(self.mesh.faces, dtype=np.int64)
         self._tree = None
+        self._candidates = None
         self._normals = None
         self._bounds_cache: tuple[bytes, np.ndarray] | None = None
 
@@ -172,11 +173,34 @@ class Geometry:
         dist, _ = cKDTree(self._vertices).query(local, distance_upper_bound=band)
         return np.where(inside, -dist, dist)
 
+    def use_candidate_lattice(self, lattice: "SDFLattice", band: float) -> None:
+        """Answer :meth:`closest_local` near the surface from per-node triangle lists on the nodes of
+        ``lattice`` (this mesh's SDF lattice) within ``band`` of the surface (exact; see
+        ``geometry_kernels.CandidateLattice``). Dropped when the vertices change."""
+        from .geometry_kernels import CandidateLattice
+
+        self._candidates = CandidateLattice(self._vertices, self._faces, lattice.values, lattice.origin,
+                                            lattice.spacing, band)
+
     def closest_local(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unsigned distance (n,), closest triangle (n,) and closest point (n, 3), object frame.
 
-        Uses an AABB tree built once per vertex set: about 1 µs per point near the surface.
+        Exact. Points near the surface of a mesh with a candidate lattice (:meth:`use_candidate_lattice`)
+        search their node's triangle list (compiled, ≈ 0.2 µs a point); the others use the AABB tree
+        (:meth:`closest_local_aabb`, ≈ 1–2 µs a point).
         """
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        if self._candidates is None or len(local) == 0:
+            return self.closest_local_aabb(local)
+        sq, tri, closest, found = self._candidates.query(local)
+        if not found.all():
+            miss = np.flatnonzero(~found)
+            d_m, tri[miss], closest[miss] = self.closest_local_aabb(local[miss])
+            sq[miss] = d_m * d_m
+        return np.sqrt(sq), tri, closest
+
+    def closest_local_aabb(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`closest_local`, always from libigl's AABB tree (built once per vertex set)."""
         local = np.ascontiguousarray(local, dtype=np.float64)
         if len(local) == 0:
             return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
@@ -219,6 +243,18 @@ class SDFLattice:
         out = np.full(len(f), np.inf)
         out[inside] = map_coordinates(self.values, f[inside].T, order=1, mode="nearest", prefilter=False)
         return out
+
+    def at_cells(self, flat: np.ndarray, shape: tuple[int, int, int], cell_origin: np.ndarray, h: float,
+                 state) -> np.ndarray:
+        """As calling the lattice at the object-frame positions of the centres of cells ``flat``
+        (flat indices into a box of ``shape`` whose first cell is centred at ``cell_origin``, spacing
+        ``h``) for the pose ``state``; compiled (``geometry_kernels.lattice_distance_at_cells``)."""
+        from .geometry_kernels import lattice_distance_at_cells
+
+        return lattice_distance_at_cells(
+            np.ascontiguousarray(flat, dtype=np.int64), np.asarray(shape, dtype=np.int64),
+            np.asarray(cell_origin, dtype=np.float64), float(h), np.ascontiguousarray(state.rotation, dtype=np.float64),
+            np.asarray(state.position, dtype=np.float64), self.values, self.origin, float(self.spacing))
 
 
 

@@ -1,0 +1,479 @@
+"""Compiled (Numba) pieces of the per-step boundary update of moving rigid objects.
+
+Each function here has a NumPy reference that the tests compare it with element by element
+(``tests/test_geometry_kernels.py``):
+
+- :func:`lattice_distance_at_cells`: signed distance at cell centres of a window, transformed into
+  the object frame and read trilinearly from the object's SDF lattice. Reference: ``Grid.centres``,
+  ``Geometry.to_local`` and ``SDFLattice.__call__`` (scipy ``map_coordinates``, order 1).
+- :class:`CandidateLattice`: exact closest points on a mesh for points near it. Each node c of a
+  regular object-frame lattice keeps the triangles T with d(c, T) ≤ d(c) + 2r (d(c) the node's
+  distance to the mesh, r the largest distance from a point to its nearest node, half the cell
+  diagonal). For a point x whose nearest node is c, the closest triangle T* satisfies
+  d(c, T*) ≤ d(x, T*) + r ≤ d(x, T_c) + r ≤ d(c) + 2r, so T* is in c's list: the search over the
+  list is exact, not an approximation. Lists are kept only for nodes within a band of the surface;
+  other points go to libigl's AABB tree. Reference: ``igl.AABB.squared_distance``.
+- :func:`image_stencils`: trilinear image-point stencils avoiding blocked cells, with the
+  neighbour-average fallback of thin parts. Reference: ``boundary._trilinear``.
+
+Arithmetic follows the references' formulas; results agree to rounding (the tests state their
+tolerances), not necessarily to the last bit, because BLAS and scipy sum in their own order.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+# --------------------------------------------------------------------------- classification
+
+@njit(cache=True)
+def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, values, lat_origin,
+                              spacing):
+    """Signed distance (m,) at the centres of the cells ``flat`` (flat indices into a box of
+    ``shape`` whose cell (0, 0, 0) is centred at ``cell_origin``), for an object at (``rotation``,
+    ``position``) whose SDF lattice is ``values`` (origin ``lat_origin``, ``spacing``); +inf outside
+    the lattice (as ``SDFLattice.__call__``)."""
+    n = flat.shape[0]
+    out = np.empty(n)
+    ny, nz = shape[1], shape[2]
+    s0, s1, s2 = values.shape
+    for q in range(n):
+        f = flat[q]
+        i = f // (ny * nz)
+        j = (f // nz) % ny
+        k = f % nz
+        x0 = cell_origin[0] + h * i - position[0]
+        x1 = cell_origin[1] + h * j - position[1]
+        x2 = cell_origin[2] + h * k - position[2]
+        u0 = (x0 * rotation[0, 0] + x1 * rotation[1, 0] + x2 * rotation[2, 0] - lat_origin[0]) / spacing
+        u1 = (x0 * rotation[0, 1] + x1 * rotation[1, 1] + x2 * rotation[2, 1] - lat_origin[1]) / spacing
+        u2 = (x0 * rotation[0, 2] + x1 * rotation[1, 2] + x2 * rotation[2, 2] - lat_origin[2]) / spacing
+        if not (u0 >= 0.0 and u0 <= s0 - 1 and u1 >= 0.0 and u1 <= s1 - 1 and u2 >= 0.0 and u2 <= s2 - 1):
+            out[q] = np.inf
+            continue
+        a = min(int(u0), s0 - 2)
+        b = min(int(u1), s1 - 2)
+        c = min(int(u2), s2 - 2)
+        t0, t1, t2 = u0 - a, u1 - b, u2 - c
+        v = 0.0
+        for da in range(2):
+            wa = t0 if da else 1.0 - t0
+            for db in range(2):
+                wb = t1 if db else 1.0 - t1
+                for dc in range(2):
+                    wc = t2 if dc else 1.0 - t2
+                    v += wa * wb * wc * values[a + da, b + db, c + dc]
+        out[q] = v
+    return out
+
+
+# --------------------------------------------------------------------------- closest points
+
+@njit(cache=True, inline="always")
+def _closest_on_triangle(px, py, pz, vertices, faces, t):
+    """Closest point (x, y, z) on triangle t to p, and its squared distance (Ericson, RTCD 5.1.5)."""
+    ia, ib, ic = faces[t, 0], faces[t, 1], faces[t, 2]
+    ax, ay, az = vertices[ia, 0], vertices[ia, 1], vertices[ia, 2]
+    bx, by, bz = vertices[ib, 0], vertices[ib, 1], vertices[ib, 2]
+    cx, cy, cz = vertices[ic, 0], vertices[ic, 1], vertices[ic, 2]
+    abx, aby, abz = bx - ax, by - ay, bz - az
+    acx, acy, acz = cx - ax, cy - ay, cz - az
+    apx, apy, apz = px - ax, py - ay, pz - az
+    d1 = abx * apx + aby * apy + abz * apz
+    d2 = acx * apx + acy * apy + acz * apz
+    if d1 <= 0.0 and d2 <= 0.0:
+        qx, qy, qz = ax, ay, az
+    else:
+        bpx, bpy, bpz = px - bx, py - by, pz - bz
+        d3 = abx * bpx + aby * bpy + abz * bpz
+        d4 = acx * bpx + acy * bpy + acz * bpz
+        if d3 >= 0.0 and d4 <= d3:
+            qx, qy, qz = bx, by, bz
+        else:
+            vc = d1 * d4 - d3 * d2
+            if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
+                v = d1 / (d1 - d3)
+                qx, qy, qz = ax + v * abx, ay + v * aby, az + v * abz
+            else:
+                cpx, cpy, cpz = px - cx, py - cy, pz - cz
+                d5 = abx * cpx + aby * cpy + abz * cpz
+                d6 = acx * cpx + acy * cpy + acz * cpz
+                if d6 >= 0.0 and d5 <= d6:
+                    qx, qy, qz = cx, cy, cz
+                else:
+                    vb = d5 * d2 - d1 * d6
+                    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0:
+                        w = d2 / (d2 - d6)
+                        qx, qy, qz = ax + w * acx, ay + w * acy, az + w * acz
+                    else:
+                        va = d3 * d6 - d5 * d4
+                        if va <= 0.0 and (d4 - d3) >= 0.0 and (d5 - d6) >= 0.0:
+                            w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+                            qx, qy, qz = bx + w * (cx - bx), by + w * (cy - by), bz + w * (cz - bz)
+                        else:
+                            den = 1.0 / (va + vb + vc)
+                            v = vb * den
+                            w = vc * den
+                            qx = ax + abx * v + acx * w
+                            qy = ay + aby * v + acy * w
+                            qz = az + abz * v + acz * w
+    dx, dy, dz = px - qx, py - qy, pz - qz
+    return qx, qy, qz, dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True)
+def _bin_triangles(vertices, faces, origin, size, shape):
+    """CSR (start, tris) of the triangles whose bounding box overlaps each bin of a regular grid."""
+    nb = shape[0] * shape[1] * shape[2]
+    count = np.zeros(nb + 1, dtype=np.int64)
+    nt = faces.shape[0]
+    lo = np.empty((nt, 3), dtype=np.int64)
+    hi = np.empty((nt, 3), dtype=np.int64)
+    for t in range(nt):
+        for a in range(3):
+            mn = min(vertices[faces[t, 0], a], vertices[faces[t, 1], a], vertices[faces[t, 2], a])
+            mx = max(vertices[faces[t, 0], a], vertices[faces[t, 1], a], vertices[faces[t, 2], a])
+            lo[t, a] = max(int(math.floor((mn - origin[a]) / size)), 0)
+            hi[t, a] = min(int(math.floor((mx - origin[a]) / size)), shape[a] - 1)
+        for i in range(lo[t, 0], hi[t, 0] + 1):
+            for j in range(lo[t, 1], hi[t, 1] + 1):
+                for k in range(lo[t, 2], hi[t, 2] + 1):
+                    count[(i * shape[1] + j) * shape[2] + k + 1] += 1
+    for b in range(nb):
+        count[b + 1] += count[b]
+    fill = count[:-1].copy()
+    tris = np.empty(count[nb], dtype=np.int64)
+    for t in range(nt):
+        for i in range(lo[t, 0], hi[t, 0] + 1):
+            for j in range(lo[t, 1], hi[t, 1] + 1):
+                for k in range(lo[t, 2], hi[t, 2] + 1):
+                    b = (i * shape[1] + j) * shape[2] + k
+                    tris[fill[b]] = t
+                    fill[b] += 1
+    return count, tris
+
+
+@njit(cache=True)
+def _build_candidates(vertices, faces, node_distance, lat_origin, spacing, band, slack, bin_start,
+                      bin_tris, bin_origin, bin_size, bin_shape):
+    """Per lattice node within ``band`` of the surface: the triangles T with d(c, T) ≤ |d(c)| + 2r
+    (+ ``slack`` for rounding), sorted by d(c, T). Returns CSR (start, tris, dist)."""
+    s0, s1, s2 = node_distance.shape
+    r = 0.5 * math.sqrt(3.0) * spacing
+    start = np.zeros(s0 * s1 * s2 + 1, dtype=np.int64)
+    cap = 1 << 20
+    tris = np.empty(cap, dtype=np.int32)
+    dist = np.empty(cap)
+    stamp = np.full(faces.shape[0], -1, dtype=np.int64)
+    tmp_t = np.empty(faces.shape[0], dtype=np.int32)
+    tmp_d = np.empty(faces.shape[0])
+    used = 0
+    for a in range(s0):
+        for b in range(s1):
+            for c in range(s2):
+                node = (a * s1 + b) * s2 + c
+                dn = abs(node_distance[a, b, c])
+                if dn <= band:
+                    rho = dn + 2.0 * r + slack
+                    px = lat_origin[0] + spacing * a
+                    py = lat_origin[1] + spacing * b
+                    pz = lat_origin[2] + spacing * c
+                    m = 0
+                    i0 = max(int(math.floor((px - rho - bin_origin[0]) / bin_size)), 0)
+                    i1 = min(int(math.floor((px + rho - bin_origin[0]) / bin_size)), bin_shape[0] - 1)
+                    j0 = max(int(math.floor((py - rho - bin_origin[1]) / bin_size)), 0)
+                    j1 = min(int(math.floor((py + rho - bin_origin[1]) / bin_size)), bin_shape[1] - 1)
+                    k0 = max(int(math.floor((pz - rho - bin_origin[2]) / bin_size)), 0)
+                    k1 = min(int(math.floor((pz + rho - bin_origin[2]) / bin_size)), bin_shape[2] - 1)
+                    for i in range(i0, i1 + 1):
+                        for j in range(j0, j1 + 1):
+                            for k in range(k0, k1 + 1):
+                                bb = (i * bin_shape[1] + j) * bin_shape[2] + k
+                                for e in range(bin_start[bb], bin_start[bb + 1]):
+                                    t = bin_tris[e]
+                                    if stamp[t] == node:
+                                        continue
+                                    stamp[t] = node
+                                    _, _, _, d2 = _closest_on_triangle(px, py, pz, vertices, faces, t)
+                                    if d2 <= rho * rho:
+                                        tmp_t[m] = t
+                                        tmp_d[m] = math.sqrt(d2)
+                                        m += 1
+                    order = np.argsort(tmp_d[:m])
+                    while used + m > cap:
+                        cap *= 2
+                        grown_t = np.empty(cap, dtype=np.int32)
+                        grown_d = np.empty(cap)
+                        grown_t[:used] = tris[:used]
+                        grown_d[:used] = dist[:used]
+                        tris, dist = grown_t, grown_d
+                    for e in range(m):
+                        tris[used + e] = tmp_t[order[e]]
+                        dist[used + e] = tmp_d[order[e]]
+                    used += m
+                start[node + 1] = used
+    return start, tris[:used].copy(), dist[:used].copy()
+
+
+@njit(cache=True)
+def _query_candidates(points, vertices, faces, start, tris, dist, shape, lat_origin, spacing):
+    """Closest points of ``points`` (n, 3) through the node lists; ``found`` is False where the
+    nearest node has no list (outside the band or the lattice)."""
+    n = points.shape[0]
+    r = 0.5 * math.sqrt(3.0) * spacing
+    sq = np.empty(n)
+    tri = np.zeros(n, dtype=np.int64)
+    closest = np.empty((n, 3))
+    found = np.zeros(n, dtype=np.bool_)
+    for q in range(n):
+        px, py, pz = points[q, 0], points[q, 1], points[q, 2]
+        a = int(math.floor((px - lat_origin[0]) / spacing + 0.5))
+        b = int(math.floor((py - lat_origin[1]) / spacing + 0.5))
+        c = int(math.floor((pz - lat_origin[2]) / spacing + 0.5))
+        if a < 0 or b < 0 or c < 0 or a >= shape[0] or b >= shape[1] or c >= shape[2]:
+            continue
+        node = (a * shape[1] + b) * shape[2] + c
+        e0, e1 = start[node], start[node + 1]
+        if e0 == e1:
+            continue
+        # the node may be farther than r when rounding put p in the next cell: widen the bound
+        ox = px - (lat_origin[0] + spacing * a)
+        oy = py - (lat_origin[1] + spacing * b)
+        oz = pz - (lat_origin[2] + spacing * c)
+        rq = math.sqrt(ox * ox + oy * oy + oz * oz)
+        if rq > r * (1.0 + 1e-9):
+            continue
+        best = np.inf
+        bt = -1
+        bx = by = bz = 0.0
+        for e in range(e0, e1):
+            # lists are sorted by d(c, T) and d(p, T) ≥ d(c, T) − |p − c|: nothing later can win
+            lower = dist[e] - rq
+            if lower > 0.0 and lower * lower > best:
+                break
+            t = tris[e]
+            qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, vertices, faces, t)
+            if d2 < best:
+                best, bt, bx, by, bz = d2, t, qx, qy, qz
+        sq[q] = best
+        tri[q] = bt
+        closest[q, 0], closest[q, 1], closest[q, 2] = bx, by, bz
+        found[q] = True
+    return sq, tri, closest, found
+
+
+class CandidateLattice:
+    """Exact closest-point queries near a rigid mesh from per-node triangle lists (module docstring).
+
+    Built once per mesh in its own frame on the nodes of its SDF lattice (``values``: signed
+    distance at the nodes, exact in magnitude); nodes farther than ``band`` from the surface keep
+    no list, and queries there report ``found`` False.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, values: np.ndarray, origin: np.ndarray,
+                 spacing: float, band: float) -> None:
+        self.vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        self.origin = np.asarray(origin, dtype=np.float64)
+        self.spacing = float(spacing)
+        self.shape = np.asarray(values.shape, dtype=np.int64)
+        bin_size = 2.0 * self.spacing
+        bin_shape = np.maximum(np.ceil((self.shape - 1) * self.spacing / bin_size).astype(np.int64) + 1, 1)
+        bin_start, bin_tris = _bin_triangles(self.vertices, self.faces, self.origin, bin_size, bin_shape)
+        extent = float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
+        # slack: the lattice's distances and this module's differ by rounding (~1e-16 of the size)
+        self.start, self.tris, dist = _build_candidates(
+            self.vertices, self.faces, np.ascontiguousarray(values, dtype=np.float64), self.origin, self.spacing,
+            float(band), 1e-9 * extent, bin_start, bin_tris, self.origin, bin_size, bin_shape)
+        # d(c, T) serves only as a lower bound to stop a search early: float32 rounded down halves
+        # the memory (about 8 bytes per entry, ≈ 40 MB for 20k triangles at h/2) and keeps the bound
+        d32 = dist.astype(np.float32)
+        high = d32.astype(np.float64) > dist
+        d32[high] = np.nextafter(d32[high], np.float32(-np.inf))
+        self.dist = d32
+
+    def query(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Squared distance (n,), triangle (n,), closest point (n, 3) and found (n,) bool."""
+        return _query_candidates(np.ascontiguousarray(local, dtype=np.float64), self.vertices, self.faces,
+                                 self.start, self.tris, self.dist, self.shape, self.origin, self.spacing)
+
+
+# --------------------------------------------------------------------------- image stencils
+
+@njit(cache=True)
+def image_stencils(points, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
+    """Trilinear stencils of ``points`` (n, 3) on a grid (``origin``, ``h``, ``shape``): cells (n, 8)
+    (flat, clipped) and weights (n, 8), blocked cells (and, with ``use_owner``, unknowns of another
+    object) dropped and the rest renormalised; a stencil keeping less than 1e-3 of its weight
+    falls back to the mean of the unknown cell's unblocked face-neighbours. Returns also the
+    number of fallbacks. Same rules as ``boundary._trilinear``."""
+    n = points.shape[0]
+    cells = np.empty((n, 8), dtype=np.int64)
+    weights = np.zeros((n, 8))
+    nx, ny, nz = shape[0], shape[1], shape[2]
+    lost_count = 0
+    for r in range(n):
+        f0 = (points[r, 0] - origin[0]) / h
+        f1 = (points[r, 1] - origin[1]) / h
+        f2 = (points[r, 2] - origin[2]) / h
+        b0, b1, b2 = math.floor(f0), math.floor(f1), math.floor(f2)
+        t0, t1, t2 = f0 - b0, f1 - b1, f2 - b2
+        total = 0.0
+        c = 0
+        for d0 in range(2):
+            i = min(max(int(b0) + d0, 0), nx - 1)
+            w0 = t0 if d0 else 1.0 - t0
+            for d1 in range(2):
+                j = min(max(int(b1) + d1, 0), ny - 1)
+                w1 = t1 if d1 else 1.0 - t1
+                for d2 in range(2):
+                    k = min(max(int(b2) + d2, 0), nz - 1)
+                    w2 = t2 if d2 else 1.0 - t2
+                    cell = (i * ny + j) * nz + k
+                    cells[r, c] = cell
+                    stop = blocked[cell]
+                    if use_owner:
+                        other = cell_owner[cell]
+                        stop = stop or (other >= 0 and other != owner[r])
+                    w = 0.0 if stop else w0 * w1 * w2
+                    weights[r, c] = w
+                    total += w
+                    c += 1
+        if total < 1e-3:
+            lost_count += 1
+            m = 0
+            for c in range(8):
+                weights[r, c] = 0.0
+            for a in range(3):
+                for sgn in (1, -1):
+                    q = np.empty(3, dtype=np.int64)
+                    for e in range(3):
+                        q[e] = unknown_ijk[r, e]
+                    q[a] += sgn
+                    q[0] = min(max(q[0], 0), nx - 1)
+                    q[1] = min(max(q[1], 0), ny - 1)
+                    q[2] = min(max(q[2], 0), nz - 1)
+                    cell = (q[0] * ny + q[1]) * nz + q[2]
+                    if not blocked[cell]:
+                        cells[r, m] = cell
+                        m += 1
+            for c in range(m):
+                weights[r, c] = 1.0 / m
+            total = 0.0
+            for c in range(8):
+                total += weights[r, c]
+        if total > 0.0:
+            for c in range(8):
+                weights[r, c] = weights[r, c] / total
+    return cells, weights, lost_count
+
+
+@njit(cache=True)
+def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
+    """CSR arrays of W_gg and W_gf from stencils ``cells``/``weights`` (rows, m) over window cells.
+
+    ``row_of`` maps a window cell to its unknown row (−1: known); with ``use_back``, a stencil cell
+    that has a back value (``back_of`` of its row ≥ 0) contributes the value whose normal faces the
+    interpolating row's side. Columns of W_gf are numbered in increasing cell order (``cols``).
+    Each row's entries are sorted by column with duplicates summed (canonical CSR).
+    Same rules as the assembly in ``boundary._image_weights``.
+    Returns (gg_indptr, gg_indices, gg_data, gf_indptr, gf_indices, gf_data, cols).
+    """
+    n, m = cells.shape
+    is_gg = np.zeros((n, m), dtype=np.bool_)
+    col = np.empty((n, m), dtype=np.int64)
+    mark = np.zeros(row_of.shape[0], dtype=np.bool_)
+    for r in range(n):
+        for e in range(m):
+            if weights[r, e] == 0.0:
+                continue
+            cell = cells[r, e]
+            c = row_of[cell]
+            if c >= 0:
+                if use_back:
+                    b = back_of[c]
+                    if b >= 0:
+                        own_b = normals[r, 0] * normals[b, 0] + normals[r, 1] * normals[b, 1] + normals[r, 2] * normals[b, 2]
+                        own_c = normals[r, 0] * normals[c, 0] + normals[r, 1] * normals[c, 1] + normals[r, 2] * normals[c, 2]
+                        if own_b > own_c:
+                            c = b
+                is_gg[r, e] = True
+                col[r, e] = c
+            else:
+                mark[cell] = True
+                col[r, e] = cell
+    number = np.full(row_of.shape[0], -1, dtype=np.int64)
+    count = 0
+    for cell in range(row_of.shape[0]):
+        if mark[cell]:
+            number[cell] = count
+            count += 1
+    cols = np.empty(count, dtype=np.int64)
+    for cell in range(row_of.shape[0]):
+        if mark[cell]:
+            cols[number[cell]] = cell
+    gg_ptr = np.zeros(n + 1, dtype=np.int64)
+    gf_ptr = np.zeros(n + 1, dtype=np.int64)
+    gg_idx = np.empty(n * m, dtype=np.int64)
+    gg_val = np.empty(n * m)
+    gf_idx = np.empty(n * m, dtype=np.int64)
+    gf_val = np.empty(n * m)
+    kc = np.empty(m, dtype=np.int64)
+    kv = np.empty(m)
+    for gg in (True, False):
+        ptr = gg_ptr if gg else gf_ptr
+        idx = gg_idx if gg else gf_idx
+        val = gg_val if gg else gf_val
+        used = 0
+        for r in range(n):
+            k = 0
+            for e in range(m):
+                if weights[r, e] == 0.0 or is_gg[r, e] != gg:
+                    continue
+                c = col[r, e] if gg else number[col[r, e]]
+                # insertion into the row's sorted list, summing a repeated column
+                pos = k
+                while pos > 0 and kc[pos - 1] > c:
+                    pos -= 1
+                if pos > 0 and kc[pos - 1] == c:
+                    kv[pos - 1] += weights[r, e]
+                    continue
+                for s in range(k, pos, -1):
+                    kc[s] = kc[s - 1]
+                    kv[s] = kv[s - 1]
+                kc[pos] = c
+                kv[pos] = weights[r, e]
+                k += 1
+            for s in range(k):
+                idx[used + s] = kc[s]
+                val[used + s] = kv[s]
+            used += k
+            ptr[r + 1] = used
+    return (gg_ptr, gg_idx[:gg_ptr[n]].copy(), gg_val[:gg_ptr[n]].copy(),
+            gf_ptr, gf_idx[:gf_ptr[n]].copy(), gf_val[:gf_ptr[n]].copy(), cols)
+
+
+@njit(cache=True)
+def corner_cells(points, origin, h, shape):
+    """Flat indices (n, 8) of the cells around each point (trilinear stencil), clipped to the grid;
+    as ``boundary._corners``."""
+    n = points.shape[0]
+    out = np.empty((n, 8), dtype=np.int64)
+    nx, ny, nz = shape[0], shape[1], shape[2]
+    for r in range(n):
+        b0 = int(math.floor((points[r, 0] - origin[0]) / h))
+        b1 = int(math.floor((points[r, 1] - origin[1]) / h))
+        b2 = int(math.floor((points[r, 2] - origin[2]) / h))
+        c = 0
+        for d0 in range(2):
+            i = min(max(b0 + d0, 0), nx - 1)
+            for d1 in range(2):
+                j = min(max(b1 + d1, 0), ny - 1)
+                for d2 in range(2):
+                    k = min(max(b2 + d2, 0), nz - 1)
+                    out[r, c] = (i * ny + j) * nz + k
+                    c += 1
+    return out

@@ -164,6 +164,9 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
     original = boundary._image_weights
     monkeypatch.setattr(boundary, "_image_weights", lambda *a, **k: original(*a, **k, compiled=False))
     monkeypatch.setattr(boundary, "_stencil_corners", boundary._corners)
+    for name in ("_window_to_global", "_mask_to_global", "_mark_in_window", "_ghost_mask", "_back_side_links"):
+        compiled_fn = getattr(boundary, name)
+        monkeypatch.setattr(boundary, name, lambda *a, _f=compiled_fn, **k: _f(*a, **{**k, "compiled": False}))
     ref = GhostCells(grid, [Body(box_ref, motion)])
     ref.update(5 * grid.dt)
     np.testing.assert_array_equal(fast.index, ref.index)
@@ -176,3 +179,77 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
     p = rng.normal(size=grid.shape)
     accel = rng.normal(size=len(fast))
     np.testing.assert_allclose(fast.solve(p, accel, 1.2), ref.solve(p, accel, 1.2), rtol=0, atol=1e-10)
+
+
+def test_window_bookkeeping_matches_numpy():
+    """Window ↔ grid index maps, the ghost mask and the back-side links: integers and booleans,
+    so compiled and reference must agree exactly."""
+    rng = np.random.default_rng(5)
+    shape, wshape, lo = (40, 37, 35), (20, 18, 23), np.array([7, 11, 6])
+    solid = rng.random(wshape) < 0.6
+    flat = rng.permutation(int(np.prod(wshape)))[:3000]
+    np.testing.assert_array_equal(boundary._window_to_global(flat, wshape, lo, shape),
+                                  boundary._window_to_global(flat, wshape, lo, shape, compiled=False))
+    np.testing.assert_array_equal(boundary._mask_to_global(solid, lo, shape),
+                                  boundary._mask_to_global(solid, lo, shape, compiled=False))
+    marks = [np.zeros(wshape, dtype=bool) for _ in range(2)]
+    cells = boundary._mask_to_global(solid, lo, shape)
+    boundary._mark_in_window(cells, shape, lo, marks[0])
+    boundary._mark_in_window(cells, shape, lo, marks[1], compiled=False)
+    np.testing.assert_array_equal(marks[0], marks[1])
+    np.testing.assert_array_equal(marks[0], solid)
+    ghost = boundary._ghost_mask(solid)
+    np.testing.assert_array_equal(ghost, boundary._ghost_mask(solid, compiled=False))
+    ijk = np.argwhere(ghost)
+    normals = rng.normal(size=(len(ijk), 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    rows, fluid = boundary._back_side_links(ijk, normals, solid)
+    ref_rows, ref_fluid = boundary._back_side_links(ijk, normals, solid, compiled=False)
+    assert len(rows) > 100
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(fluid, ref_fluid)
+
+
+def test_compiled_classification_matches_numpy_for_overlapping_objects():
+    """Two overlapping moving objects and a static one: owner, solid and distance as the
+    reference (the same distances merged; only the merge is compiled, so exactly equal)."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    a = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.0]), np.eye(3))
+    b = Geometry(trimesh.creation.box(extents=[0.05, 0.04, 0.03]), np.array([-0.02, 0.01, 0.0]), np.eye(3))
+    c = Geometry(trimesh.creation.box(extents=[0.03, 0.03, 0.03]), np.array([0.0, 0.0, -0.05]), np.eye(3))
+    bodies = [Body(a, Spin(a.position, a.rotation, [0, 0, 1], 10.0)), Body(b, Spin(b.position, b.rotation, [1, 0, 0], 5.0)),
+              Body(c)]
+    for body in bodies:
+        body.prepare(grid)
+    states = [body.at(4 * grid.dt) for body in bodies]
+    fast = boundary.classify(grid, bodies, states)
+    ref = boundary.classify(grid, bodies, states, compiled=False)
+    assert fast.solid.sum() > 1000 and len(np.unique(fast.owner)) == 4
+    np.testing.assert_array_equal(fast.solid, ref.solid)
+    np.testing.assert_array_equal(fast.owner, ref.owner)
+    np.testing.assert_array_equal(fast.distance, ref.distance)
+
+
+@pytest.mark.parametrize("name", ["sphere", "box"])
+def test_compiled_surface_points_match_reference(name):
+    """Closest points, normals and image points of a moving body's unknown cells: compiled
+    (``surface_points``) against the NumPy path with the AABB tree. The box's cells on edges and
+    corners have ties between faces; points and distances are unique there, so all agree."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    geom = Geometry(_meshes()[name], np.array([0.001, 0.002, -0.0015]), quaternion_matrix([0.9, 0.1, 0.3, 0.2]))
+    body = Body(geom, Spin(geom.position, geom.rotation, [0.3, 0.2, 1.0], 30.0))
+    ghosts = GhostCells(grid, [body])
+    ghosts.update(2 * grid.dt)
+    state = ghosts.states[0]
+    cls = boundary.classify(grid, [body], [state])
+    unknown_ijk = np.argwhere(boundary._ghost_mask(cls.solid))
+    fast = boundary._SurfaceData(grid, unknown_ijk, cls, [body], [state])
+    lists, geom._candidates = geom._candidates, None          # the general path, AABB tree
+    ref = boundary._SurfaceData(grid, unknown_ijk, cls, [body], [state], compiled=False)
+    geom._candidates = lists
+    assert len(unknown_ijk) > 200
+    for attr in ("closest_local", "closest_world", "near", "far", "offset", "kappa"):
+        np.testing.assert_allclose(getattr(fast, attr), getattr(ref, attr), rtol=0, atol=1e-12, err_msg=attr)
+    for attr in ("normal_world", "normal_local"):
+        np.testing.assert_allclose(getattr(fast, attr), getattr(ref, attr), rtol=0, atol=1e-9, err_msg=attr)
+    np.testing.assert_array_equal(fast.owner, ref.owner)

@@ -70,15 +70,29 @@ def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, v
     return out
 
 
+@njit(cache=True)
+def lattice_refresh_band(cached, threshold, shape, cell_origin, h, rotation, position, values, lat_origin,
+                         spacing):
+    """A copy of ``cached`` (signed distances of a box of cells, flat) with the cells where
+    |cached| < ``threshold`` read again for the new pose, as :func:`lattice_distance_at_cells` on
+    ``np.flatnonzero(np.abs(cached) < threshold)``."""
+    out = cached.copy()
+    sel = np.flatnonzero(np.abs(cached) < threshold)
+    out[sel] = lattice_distance_at_cells(sel, shape, cell_origin, h, rotation, position, values, lat_origin,
+                                         spacing)
+    return out
+
+
 # --------------------------------------------------------------------------- closest points
 
 @njit(cache=True, inline="always")
-def _closest_on_triangle(px, py, pz, vertices, faces, t):
-    """Closest point (x, y, z) on triangle t to p, and its squared distance (Ericson, RTCD 5.1.5)."""
-    ia, ib, ic = faces[t, 0], faces[t, 1], faces[t, 2]
-    ax, ay, az = vertices[ia, 0], vertices[ia, 1], vertices[ia, 2]
-    bx, by, bz = vertices[ib, 0], vertices[ib, 1], vertices[ib, 2]
-    cx, cy, cz = vertices[ic, 0], vertices[ic, 1], vertices[ic, 2]
+def _closest_on_triangle(px, py, pz, corners, t):
+    """Closest point (x, y, z) on triangle t to p, and its squared distance (Ericson, RTCD 5.1.5);
+    ``corners`` (triangles, 9) holds each triangle's corners a, b, c side by side (one cache line
+    or two per triangle instead of four scattered reads)."""
+    ax, ay, az = corners[t, 0], corners[t, 1], corners[t, 2]
+    bx, by, bz = corners[t, 3], corners[t, 4], corners[t, 5]
+    cx, cy, cz = corners[t, 6], corners[t, 7], corners[t, 8]
     abx, aby, abz = bx - ax, by - ay, bz - az
     acx, acy, acz = cx - ax, cy - ay, cz - az
     apx, apy, apz = px - ax, py - ay, pz - az
@@ -157,7 +171,7 @@ def _bin_triangles(vertices, faces, origin, size, shape):
 
 
 @njit(cache=True)
-def _build_candidates(vertices, faces, node_distance, lat_origin, spacing, band, slack, bin_start,
+def _build_candidates(corners, node_distance, lat_origin, spacing, band, slack, bin_start,
                       bin_tris, bin_origin, bin_size, bin_shape):
     """Per lattice node within ``band`` of the surface: the triangles T with d(c, T) ≤ |d(c)| + 2r
     (+ ``slack`` for rounding), sorted by d(c, T). Returns CSR (start, tris, dist)."""
@@ -167,9 +181,9 @@ def _build_candidates(vertices, faces, node_distance, lat_origin, spacing, band,
     cap = 1 << 20
     tris = np.empty(cap, dtype=np.int32)
     dist = np.empty(cap)
-    stamp = np.full(faces.shape[0], -1, dtype=np.int64)
-    tmp_t = np.empty(faces.shape[0], dtype=np.int32)
-    tmp_d = np.empty(faces.shape[0])
+    stamp = np.full(corners.shape[0], -1, dtype=np.int64)
+    tmp_t = np.empty(corners.shape[0], dtype=np.int32)
+    tmp_d = np.empty(corners.shape[0])
     used = 0
     for a in range(s0):
         for b in range(s1):
@@ -197,7 +211,7 @@ def _build_candidates(vertices, faces, node_distance, lat_origin, spacing, band,
                                     if stamp[t] == node:
                                         continue
                                     stamp[t] = node
-                                    _, _, _, d2 = _closest_on_triangle(px, py, pz, vertices, faces, t)
+                                    _, _, _, d2 = _closest_on_triangle(px, py, pz, corners, t)
                                     if d2 <= rho * rho:
                                         tmp_t[m] = t
                                         tmp_d[m] = math.sqrt(d2)
@@ -218,8 +232,42 @@ def _build_candidates(vertices, faces, node_distance, lat_origin, spacing, band,
     return start, tris[:used].copy(), dist[:used].copy()
 
 
+@njit(cache=True, inline="always")
+def _search_lists(px, py, pz, corners, start, tris, dist, shape, lat_origin, spacing, r):
+    """(found, triangle, closest x, y, z, squared distance) of p from its nearest node's list."""
+    a = int(math.floor((px - lat_origin[0]) / spacing + 0.5))
+    b = int(math.floor((py - lat_origin[1]) / spacing + 0.5))
+    c = int(math.floor((pz - lat_origin[2]) / spacing + 0.5))
+    if a < 0 or b < 0 or c < 0 or a >= shape[0] or b >= shape[1] or c >= shape[2]:
+        return False, -1, 0.0, 0.0, 0.0, np.inf
+    node = (a * shape[1] + b) * shape[2] + c
+    e0, e1 = start[node], start[node + 1]
+    if e0 == e1:
+        return False, -1, 0.0, 0.0, 0.0, np.inf
+    # rounding may put p a hair beyond r from the node: then let the AABB tree answer
+    ox = px - (lat_origin[0] + spacing * a)
+    oy = py - (lat_origin[1] + spacing * b)
+    oz = pz - (lat_origin[2] + spacing * c)
+    rq = math.sqrt(ox * ox + oy * oy + oz * oz)
+    if rq > r * (1.0 + 1e-9):
+        return False, -1, 0.0, 0.0, 0.0, np.inf
+    best = np.inf
+    bt = -1
+    bx = by = bz = 0.0
+    for e in range(e0, e1):
+        # lists are sorted by d(c, T) and d(p, T) ≥ d(c, T) − |p − c|: nothing later can win
+        lower = dist[e] - rq
+        if lower > 0.0 and lower * lower > best:
+            break
+        t = tris[e]
+        qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, corners, t)
+        if d2 < best:
+            best, bt, bx, by, bz = d2, t, qx, qy, qz
+    return True, bt, bx, by, bz, best
+
+
 @njit(cache=True)
-def _query_candidates(points, vertices, faces, start, tris, dist, shape, lat_origin, spacing):
+def _query_candidates(points, corners, start, tris, dist, shape, lat_origin, spacing):
     """Closest points of ``points`` (n, 3) through the node lists; ``found`` is False where the
     nearest node has no list (outside the band or the lattice)."""
     n = points.shape[0]
@@ -229,40 +277,82 @@ def _query_candidates(points, vertices, faces, start, tris, dist, shape, lat_ori
     closest = np.empty((n, 3))
     found = np.zeros(n, dtype=np.bool_)
     for q in range(n):
-        px, py, pz = points[q, 0], points[q, 1], points[q, 2]
-        a = int(math.floor((px - lat_origin[0]) / spacing + 0.5))
-        b = int(math.floor((py - lat_origin[1]) / spacing + 0.5))
-        c = int(math.floor((pz - lat_origin[2]) / spacing + 0.5))
-        if a < 0 or b < 0 or c < 0 or a >= shape[0] or b >= shape[1] or c >= shape[2]:
+        ok, bt, bx, by, bz, best = _search_lists(points[q, 0], points[q, 1], points[q, 2], corners, start, tris,
+                                                 dist, shape, lat_origin, spacing, r)
+        if not ok:
             continue
-        node = (a * shape[1] + b) * shape[2] + c
-        e0, e1 = start[node], start[node + 1]
-        if e0 == e1:
-            continue
-        # the node may be farther than r when rounding put p in the next cell: widen the bound
-        ox = px - (lat_origin[0] + spacing * a)
-        oy = py - (lat_origin[1] + spacing * b)
-        oz = pz - (lat_origin[2] + spacing * c)
-        rq = math.sqrt(ox * ox + oy * oy + oz * oz)
-        if rq > r * (1.0 + 1e-9):
-            continue
-        best = np.inf
-        bt = -1
-        bx = by = bz = 0.0
-        for e in range(e0, e1):
-            # lists are sorted by d(c, T) and d(p, T) ≥ d(c, T) − |p − c|: nothing later can win
-            lower = dist[e] - rq
-            if lower > 0.0 and lower * lower > best:
-                break
-            t = tris[e]
-            qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, vertices, faces, t)
-            if d2 < best:
-                best, bt, bx, by, bz = d2, t, qx, qy, qz
         sq[q] = best
         tri[q] = bt
         closest[q, 0], closest[q, 1], closest[q, 2] = bx, by, bz
         found[q] = True
     return sq, tri, closest, found
+
+
+@njit(cache=True)
+def surface_points(ijk, cell_origin, h, inside, rotation, position, corners, start, tris, dist, shape,
+                   lat_origin, spacing, face_normals, e_min):
+    """Everything ``boundary._SurfaceData`` computes for cells ``ijk`` (n, 3) of one rigid object
+    (owner of them all, no other object near): closest points (object frame and world), triangle,
+    distance, unit normal (world and object frame: from the surface point to the cell centre, away
+    from the body; the face normal for a centre on the surface), and the image-point data
+    (κ, offset, near and far points; ``boundary._image_points``). ``found`` is False for cells
+    whose nearest lattice node keeps no list: the caller must answer those another way."""
+    n = ijk.shape[0]
+    r = 0.5 * math.sqrt(3.0) * spacing
+    found = np.zeros(n, dtype=np.bool_)
+    tri = np.zeros(n, dtype=np.int64)
+    dist_out = np.empty(n)
+    local_out = np.empty((n, 3))
+    world_out = np.empty((n, 3))
+    normal_w = np.empty((n, 3))
+    normal_l = np.empty((n, 3))
+    kappa = np.empty(n)
+    offset = np.empty(n)
+    near = np.empty((n, 3))
+    far = np.empty((n, 3))
+    R = rotation
+    for q in range(n):
+        x0 = cell_origin[0] + h * ijk[q, 0]
+        x1 = cell_origin[1] + h * ijk[q, 1]
+        x2 = cell_origin[2] + h * ijk[q, 2]
+        y0, y1, y2 = x0 - position[0], x1 - position[1], x2 - position[2]
+        l0 = y0 * R[0, 0] + y1 * R[1, 0] + y2 * R[2, 0]
+        l1 = y0 * R[0, 1] + y1 * R[1, 1] + y2 * R[2, 1]
+        l2 = y0 * R[0, 2] + y1 * R[1, 2] + y2 * R[2, 2]
+        ok, t, c0, c1, c2, best = _search_lists(l0, l1, l2, corners, start, tris, dist, shape, lat_origin, spacing, r)
+        if not ok:
+            continue
+        found[q] = True
+        tri[q] = t
+        d = math.sqrt(best)
+        dist_out[q] = d
+        local_out[q, 0], local_out[q, 1], local_out[q, 2] = c0, c1, c2
+        w0 = c0 * R[0, 0] + c1 * R[0, 1] + c2 * R[0, 2] + position[0]
+        w1 = c0 * R[1, 0] + c1 * R[1, 1] + c2 * R[1, 2] + position[1]
+        w2 = c0 * R[2, 0] + c1 * R[2, 1] + c2 * R[2, 2] + position[2]
+        world_out[q, 0], world_out[q, 1], world_out[q, 2] = w0, w1, w2
+        sign = -1.0 if inside[q] else 1.0
+        v0, v1, v2 = (x0 - w0) * sign, (x1 - w1) * sign, (x2 - w2) * sign
+        length = math.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
+        if length > 1e-6 * h:
+            v0, v1, v2 = v0 / length, v1 / length, v2 / length
+        else:
+            f0, f1, f2 = face_normals[t, 0], face_normals[t, 1], face_normals[t, 2]
+            v0 = f0 * R[0, 0] + f1 * R[0, 1] + f2 * R[0, 2]
+            v1 = f0 * R[1, 0] + f1 * R[1, 1] + f2 * R[1, 2]
+            v2 = f0 * R[2, 0] + f1 * R[2, 1] + f2 * R[2, 2]
+        normal_w[q, 0], normal_w[q, 1], normal_w[q, 2] = v0, v1, v2
+        normal_l[q, 0] = v0 * R[0, 0] + v1 * R[1, 0] + v2 * R[2, 0]
+        normal_l[q, 1] = v0 * R[0, 1] + v1 * R[1, 1] + v2 * R[2, 1]
+        normal_l[q, 2] = v0 * R[0, 2] + v1 * R[1, 2] + v2 * R[2, 2]
+        xi = -d if inside[q] else d
+        e = max(max(-xi, xi + e_min), e_min)
+        k = (e * e - xi * xi) / (2.0 * e * h + h * h)
+        kappa[q] = k
+        offset[q] = e - xi - k * h
+        near[q, 0], near[q, 1], near[q, 2] = w0 + e * v0, w1 + e * v1, w2 + e * v2
+        far[q, 0], far[q, 1], far[q, 2] = w0 + (e + h) * v0, w1 + (e + h) * v1, w2 + (e + h) * v2
+    return (found, tri, dist_out, local_out, world_out, normal_w, normal_l, kappa, offset, near, far)
 
 
 class CandidateLattice:
@@ -285,8 +375,9 @@ class CandidateLattice:
         bin_start, bin_tris = _bin_triangles(self.vertices, self.faces, self.origin, bin_size, bin_shape)
         extent = float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
         # slack: the lattice's distances and this module's differ by rounding (~1e-16 of the size)
+        self.corners = np.ascontiguousarray(self.vertices[self.faces].reshape(-1, 9))
         self.start, self.tris, dist = _build_candidates(
-            self.vertices, self.faces, np.ascontiguousarray(values, dtype=np.float64), self.origin, self.spacing,
+            self.corners, np.ascontiguousarray(values, dtype=np.float64), self.origin, self.spacing,
             float(band), 1e-9 * extent, bin_start, bin_tris, self.origin, bin_size, bin_shape)
         # d(c, T) serves only as a lower bound to stop a search early: float32 rounded down halves
         # the memory (about 8 bytes per entry, ≈ 40 MB for 20k triangles at h/2) and keeps the bound
@@ -297,8 +388,7 @@ class CandidateLattice:
 
     def query(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Squared distance (n,), triangle (n,), closest point (n, 3) and found (n,) bool."""
-        return _query_candidates(np.ascontiguousarray(local, dtype=np.float64), self.vertices, self.faces,
-                                 self.start, self.tris, self.dist, self.shape, self.origin, self.spacing)
+        return _query_candidates(np.ascontiguousarray(local, dtype=np.float64), self.corners, self.start, self.tris, self.dist, self.shape, self.origin, self.spacing)
 
 
 # --------------------------------------------------------------------------- image stencils
@@ -477,3 +567,125 @@ def corner_cells(points, origin, h, shape):
                     out[r, c] = (i * ny + j) * nz + k
                     c += 1
     return out
+
+
+# --------------------------------------------------------------------------- window bookkeeping
+
+@njit(cache=True)
+def window_to_global(flat, wshape, lo, gshape):
+    """Flat indices in the whole grid (``gshape``) of flat indices into a window of shape ``wshape``
+    whose first cell is the grid's cell ``lo``; as ``np.ravel_multi_index(np.unravel_index(...) + lo)``."""
+    out = np.empty(flat.shape[0], dtype=np.int64)
+    wx, wy, wz = wshape[0], wshape[1], wshape[2]
+    # grid-flat minus window-flat depends only on the window row (i, j): one division per index
+    shift = np.empty(wx * wy, dtype=np.int64)
+    for i in range(wx):
+        for j in range(wy):
+            shift[i * wy + j] = ((i + lo[0]) * gshape[1] + j + lo[1]) * gshape[2] + lo[2] - (i * wy + j) * wz
+    for q in range(flat.shape[0]):
+        f = flat[q]
+        out[q] = f + shift[f // wz]
+    return out
+
+
+@njit(cache=True)
+def mask_to_global(mask, lo, gshape):
+    """Grid-flat indices, ascending, of the True cells of ``mask`` (a window starting at the grid's
+    cell ``lo``); as ``window_to_global(np.flatnonzero(mask), ...)``."""
+    wx, wy, wz = mask.shape
+    count = 0
+    for i in range(wx):
+        for j in range(wy):
+            for k in range(wz):
+                if mask[i, j, k]:
+                    count += 1
+    out = np.empty(count, dtype=np.int64)
+    m = 0
+    for i in range(wx):
+        for j in range(wy):
+            base = ((i + lo[0]) * gshape[1] + j + lo[1]) * gshape[2] + lo[2]
+            for k in range(wz):
+                if mask[i, j, k]:
+                    out[m] = base + k
+                    m += 1
+    return out
+
+
+@njit(cache=True)
+def mark_in_window(global_flat, gshape, lo, wshape, mask):
+    """Set ``mask`` (window shape, bool) True at the grid cells ``global_flat`` inside the window."""
+    gy, gz = gshape[1], gshape[2]
+    for q in range(global_flat.shape[0]):
+        f = global_flat[q]
+        row = f // gz
+        i = row // gy - lo[0]
+        j = row - (row // gy) * gy - lo[1]
+        k = f - row * gz - lo[2]
+        if 0 <= i < wshape[0] and 0 <= j < wshape[1] and 0 <= k < wshape[2]:
+            mask[i, j, k] = True
+
+
+@njit(cache=True)
+def ghost_mask(solid):
+    """Solid cells with a non-solid face-neighbour (neighbours wrap round the box's edges, as
+    ``np.roll``)."""
+    nx, ny, nz = solid.shape
+    out = np.zeros(solid.shape, dtype=np.bool_)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if not solid[i, j, k]:
+                    continue
+                if (not solid[(i + 1) % nx, j, k] or not solid[(i - 1) % nx, j, k]
+                        or not solid[i, (j + 1) % ny, k] or not solid[i, (j - 1) % ny, k]
+                        or not solid[i, j, (k + 1) % nz] or not solid[i, j, (k - 1) % nz]):
+                    out[i, j, k] = True
+    return out
+
+
+@njit(cache=True)
+def back_side_links(ijk, normals, solid, threshold):
+    """Rows r and window-flat fluid neighbours f of ghost cells ``ijk`` (n, 3) with a fluid
+    face-neighbour in a direction d with normals[r]·d < ``threshold``; directions in the order
+    +x, −x, +y, −y, +z, −z, rows ascending within each (as ``boundary._BackSides``)."""
+    nx, ny, nz = solid.shape
+    n = ijk.shape[0]
+    rows = np.empty(6 * n, dtype=np.int64)
+    fluid = np.empty(6 * n, dtype=np.int64)
+    m = 0
+    for a in range(3):
+        for sgn in (1, -1):
+            for r in range(n):
+                q0, q1, q2 = ijk[r, 0], ijk[r, 1], ijk[r, 2]
+                if a == 0:
+                    q0 += sgn
+                elif a == 1:
+                    q1 += sgn
+                else:
+                    q2 += sgn
+                if q0 < 0 or q1 < 0 or q2 < 0 or q0 >= nx or q1 >= ny or q2 >= nz:
+                    continue
+                if solid[q0, q1, q2] or sgn * normals[r, a] >= threshold:
+                    continue
+                rows[m] = r
+                fluid[m] = (q0 * ny + q1) * nz + q2
+                m += 1
+    return rows[:m].copy(), fluid[:m].copy()
+
+
+@njit(cache=True)
+def merge_region(distance, owner, solid, d, lo, k):
+    """Merge object k's signed distances ``d`` of the cell box starting at ``lo`` into the window's
+    ``distance``/``owner``/``solid`` in place: the nearer object owns a cell, any object's inside
+    makes it solid (as the NumPy loop in ``boundary.classify``)."""
+    n0, n1, n2 = d.shape
+    for i in range(n0):
+        for j in range(n1):
+            for c in range(n2):
+                v = d[i, j, c]
+                a, b, e = i + lo[0], j + lo[1], c + lo[2]
+                if v < distance[a, b, e]:
+                    distance[a, b, e] = v
+                    owner[a, b, e] = k
+                if v < 0.0:
+                    solid[a, b, e] = True

@@ -256,6 +256,18 @@ class SDFLattice:
             np.asarray(cell_origin, dtype=np.float64), float(h), np.ascontiguousarray(state.rotation, dtype=np.float64),
             np.asarray(state.position, dtype=np.float64), self.values, self.origin, float(self.spacing))
 
+    def refresh_band(self, cached: np.ndarray, threshold: float, shape: tuple[int, int, int],
+                     cell_origin: np.ndarray, h: float, state) -> np.ndarray:
+        """``cached`` (signed distances of the cells of a box, any shape) with the cells where
+        |cached| < ``threshold`` read again (:meth:`at_cells`) for the pose ``state``; a new array."""
+        from .geometry_kernels import lattice_refresh_band
+
+        return lattice_refresh_band(
+            np.ascontiguousarray(cached, dtype=np.float64).reshape(-1), float(threshold),
+            np.asarray(shape, dtype=np.int64), np.asarray(cell_origin, dtype=np.float64), float(h),
+            np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
+            self.values, self.origin, float(self.spacing)).reshape(cached.shape)
+
 
 
 def mesh_for_key(scene_file: str, key: str, value: str | dict, base: Path, scale: float,

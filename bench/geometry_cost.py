@@ -84,7 +84,7 @@ def main() -> None:
     print(f"median step {step * 1e3:.1f} ms: geometry update {geo * 1e3:.1f} ms ({100 * geo / step:.0f} %), "
           f"rest {1e3 * (step - geo):.1f} ms")
     print("median per step (ms, % of the step):")
-    for name in ("classification", "closest points", "image weights", "factorisation", "other"):
+    for name in ("classification", "closest points", "image weights", "solver setup", "other"):
         print(f"  update: {name:<16} {med[name] * 1e3:6.2f}  {100 * med[name] / step:4.0f} %")
     boundary = geo + med["ghost solve"]
     print(f"  ghost solve (apply)      {med['ghost solve'] * 1e3:6.2f}  {100 * med['ghost solve'] / step:4.0f} %")

@@ -253,3 +253,56 @@ def test_compiled_surface_points_match_reference(name):
     for attr in ("normal_world", "normal_local"):
         np.testing.assert_allclose(getattr(fast, attr), getattr(ref, attr), rtol=0, atol=1e-9, err_msg=attr)
     np.testing.assert_array_equal(fast.owner, ref.owner)
+
+
+@pytest.mark.parametrize("sweeps", [200, 2])
+def test_fixed_point_ghost_solve_matches_lu(monkeypatch, sweeps):
+    """The ghost system solved by sweeps (stopped at a rigorous error bound of 1e-13 of the largest
+    value) against the sparse LU: a spinning ball beside a plate one cell thick (back values), then
+    a ball jumping 4 and 8 mm (fresh cells, whose extrapolations make ‖W_gg‖∞ ≈ 1: the LU is
+    used). With 2 sweeps allowed the sweeps stall and the solve falls back to the LU.
+    Tolerance 1e-12 of the largest value: the bound plus the LU's own rounding."""
+    from wavesolve.motion import ConstantVelocity
+
+    monkeypatch.setattr(boundary, "_ITERATIVE_MAX_SWEEPS", sweeps)
+    grid = Grid.build(np.zeros(3), np.full(3, 0.24), H, 343.0, layer=4)
+    plate = Geometry(trimesh.creation.box(extents=[0.12, 0.12, 0.005]), np.array([0.0013, 0.0017, 0.0011]),
+                     np.eye(3))
+    ball = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.04]),
+                    np.eye(3))
+    rng = np.random.default_rng(2)
+    cases = [(lambda: [Body(plate), Body(ball, Spin(ball.position, ball.rotation, [0.2, 1.0, 0.1], 20.0))], False),
+             (lambda: [Body(ball, ConstantVelocity(ball.position, ball.rotation, [30.0, 10.0, 0.0]))], True)]
+    for bodies, with_fresh in cases:
+        fast = GhostCells(grid, bodies())
+        ref = GhostCells(grid, bodies(), iterative=False)
+        for step in (20, 40):             # the jumping ball has moved 4 and 8 mm: fresh cells
+            fast.update(step * grid.dt)
+            ref.update(step * grid.dt)
+            assert fast.fresh.any() == with_fresh and (fast.n_back > 50) != with_fresh
+            assert (fast._lu is None) == (fast._norm <= boundary._ITERATIVE_MAX_NORM) != with_fresh
+            p = rng.normal(size=grid.shape)
+            accel = rng.normal(scale=100.0, size=len(fast))
+            x_ref = ref.solve(p, accel, 1.2)
+            x = fast.solve(p, accel, 1.2)
+            assert (fast._lu is not None) == (sweeps == 2 or with_fresh)
+            np.testing.assert_allclose(x, x_ref, rtol=0, atol=1e-12 * np.max(np.abs(x_ref)))
+
+
+def test_fixed_point_error_bound_holds():
+    """The stopping rule's bound on a random contraction (‖W‖∞ = 0.7) against a dense solve."""
+    from wavesolve.geometry_kernels import fixed_point_solve, row_abs_sums_max
+
+    rng = np.random.default_rng(9)
+    W = sp.random(300, 300, density=0.02, random_state=4, format="csr")
+    W.data = rng.uniform(-1, 1, W.nnz)
+    W = sp.diags(0.7 / np.maximum(np.asarray(abs(W).sum(axis=1)).ravel(), 1e-300)) @ W
+    W = sp.csr_matrix(W)
+    norm = row_abs_sums_max(W.indptr, W.data)
+    assert abs(norm - 0.7) < 1e-12
+    b = rng.normal(size=300)
+    exact = np.linalg.solve(np.eye(300) - W.toarray(), b)
+    for tol in (1e-4, 1e-8, 1e-13):
+        x, sweeps, ok = fixed_point_solve(W.indptr, W.indices, W.data, b, norm, tol, 500)
+        assert ok and sweeps > 1
+        assert np.max(np.abs(x - exact)) <= tol * np.max(np.abs(x)) * (1 + 1e-9) + 1e-15

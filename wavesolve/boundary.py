@@ -38,6 +38,14 @@ _MAX_GHOST_LAYERS = 4
 #: Cells of air kept around the objects in the working window of the boundary update.
 _WINDOW_MARGIN = 5
 
+#: Largest ‖W_gg‖∞ for which the ghost system is solved by fixed-point sweeps instead of a sparse
+#: LU (each sweep shrinks the error by at least this factor: ≤ 120 sweeps at 0.75).
+_ITERATIVE_MAX_NORM = 0.75
+#: Relative accuracy (to the largest unknown value) at which the sweeps stop: a rigorous bound,
+#: a few hundred times float64 rounding, the level at which LU solutions differ among orderings.
+_ITERATIVE_TOLERANCE = 1e-13
+_ITERATIVE_MAX_SWEEPS = 200
+
 #: Cells from the surface within which a moving rigid mesh answers closest points from its
 #: candidate lattice (exact either way; beyond it the AABB tree answers).
 _CANDIDATE_BAND_CELLS = 1.5
@@ -189,7 +197,8 @@ class GhostCells:
     Attributes:
         phase_times: seconds the last :meth:`update` spent in ``classification``, ``closest
             points`` (closest points, normals and image points of unknown cells and back sides),
-            ``image weights`` (stencils and sparse assembly), ``factorisation`` and ``other``.
+            ``image weights`` (stencils and sparse assembly), ``solver setup`` (‖W_gg‖∞, or the LU
+            factorisation where sweeps cannot be used) and ``other``.
         index: (g,) flat indices of the unknown cells: ghost cells, then fresh cells.
         fresh: (g,) bool, True for fresh cells (fluid now, solid at the previous update).
         solid_index: (s,) flat indices of the other solid cells (held at zero).
@@ -200,8 +209,11 @@ class GhostCells:
         rows: per object, the rows of ``index`` that belong to it.
     """
 
-    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0) -> None:
+    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0, iterative: bool = True) -> None:
+        """``iterative``: solve the ghost system by fixed-point sweeps where they provably converge
+        (:meth:`solve`); False always factorises it (the reference)."""
         self.grid = grid
+        self.iterative = iterative
         self.bodies = [b if isinstance(b, Body) else Body(b) for b in bodies]
         for body in self.bodies:
             body.prepare(grid)
@@ -269,8 +281,7 @@ class GhostCells:
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
             np.concatenate([surf.normal_world, back.normal]), back_of, owner)
         t_factor = clock()
-        system = (sp.identity(n + m, format="csc") - self.W_gg).tocsc()
-        self._lu = splu(system) if n + m else None
+        self._prepare_solver(n + m)
         t_factored = clock()
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
@@ -298,7 +309,7 @@ class GhostCells:
                 deformation_acceleration=body.deformation_acceleration(t, closest_local[r], triangle[r], state)))
         end = clock()
         self.phase_times = {"classification": t_classified - start, "closest points": spent_surface,
-                            "image weights": t_factor - t_weights, "factorisation": t_factored - t_factor}
+                            "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
         self.phase_times["other"] = end - start - sum(self.phase_times.values())
 
     def _window(self, states: list[RigidState]) -> tuple[np.ndarray, Grid]:
@@ -328,15 +339,45 @@ class GhostCells:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
         return np.concatenate([self.solid_index, self.index[~self.fresh]])
 
+    def _prepare_solver(self, rows: int) -> None:
+        """Ready the ghost system for :meth:`solve`: with ‖W_gg‖∞ ≤ ``_ITERATIVE_MAX_NORM`` (the
+        usual case: most image points lie in the fluid) it is solved by compiled fixed-point
+        sweeps, which need no factorisation; otherwise it is factorised (sparse LU) here."""
+        from .geometry_kernels import row_abs_sums_max
+
+        self._has_system = rows > 0
+        self._lu = None
+        self._norm = row_abs_sums_max(self.W_gg.indptr, self.W_gg.data) if rows else 0.0
+        if rows and (not self.iterative or self._norm > _ITERATIVE_MAX_NORM):
+            self._factorise()
+
+    def _factorise(self) -> None:
+        n = self.W_gg.shape[0]
+        self._lu = splu((sp.identity(n, format="csc") - self.W_gg).tocsc())
+
     def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
-        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s²."""
+        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s².
+
+        By the sparse LU, or by fixed-point sweeps stopped when their rigorous error bound is below
+        ``_ITERATIVE_TOLERANCE`` times the largest value (falling back to the LU if they stall).
+        """
         rhs = self.W_gf @ p.reshape(-1)[self.fluid_cols].astype(np.float64) + density * self.offset * accel
+        if self._lu is None:
+            from .geometry_kernels import fixed_point_solve
+
+            W = self.W_gg
+            x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, rhs, self._norm,
+                                                _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
+            if converged:
+                return x
+            log.debug("ghost system: fixed-point sweeps did not converge (‖W‖∞ = %.3g); factorising", self._norm)
+            self._factorise()
         return self._lu.solve(rhs)
 
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
         """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time; keep the
         back values of one-cell-thick parts for :meth:`correct_thin_parts`."""
-        if self._lu is not None:
+        if self._has_system:
             values = self.solve(p, accel, density)
             n = len(self.index)
             p.reshape(-1)[self.index] = values[:n]
@@ -351,7 +392,7 @@ class GhostCells:
 
     def apply_fresh_previous(self, p_prev: np.ndarray, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells their previous-step pressure, extrapolated from ``p_prev`` the same way."""
-        if self._lu is not None and self.fresh.any():
+        if self._has_system and self.fresh.any():
             values = self.solve(p_prev, accel_prev, density)[:len(self.index)]
             p_prev.reshape(-1)[self.index[self.fresh]] = values[self.fresh]
 
@@ -693,7 +734,8 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     """:func:`_image_weights` through the compiled stencils and CSR assembly."""
     from .geometry_kernels import assemble_weights, image_stencils
 
-    use_owner = owner is not None and len(owner) > 0
+    # with a single owner no stencil cell can belong to another object: the check is skipped
+    use_owner = owner is not None and len(owner) > 0 and owner.min() != owner.max()
     if use_owner:
         cell_owner = np.full(len(row_of), -1, dtype=np.int64)
         known = row_of >= 0

@@ -495,7 +495,7 @@ def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
             else:
                 mark[cell] = True
                 col[r, e] = cell
-    number = np.full(row_of.shape[0], -1, dtype=np.int64)
+    number = np.empty(row_of.shape[0], dtype=np.int64)      # read only where marked
     count = 0
     for cell in range(row_of.shape[0]):
         if mark[cell]:
@@ -689,3 +689,41 @@ def merge_region(distance, owner, solid, d, lo, k):
                     owner[a, b, e] = k
                 if v < 0.0:
                     solid[a, b, e] = True
+
+
+# --------------------------------------------------------------------------- ghost system
+
+@njit(cache=True)
+def row_abs_sums_max(indptr, data):
+    """‖W‖∞ of a CSR matrix: the largest row sum of |entries|."""
+    best = 0.0
+    for r in range(indptr.shape[0] - 1):
+        s = 0.0
+        for e in range(indptr[r], indptr[r + 1]):
+            s += abs(data[e])
+        best = max(best, s)
+    return best
+
+
+@njit(cache=True)
+def fixed_point_solve(indptr, indices, data, rhs, norm, tol, max_sweeps):
+    """Solve x = W x + rhs (W in CSR, ‖W‖∞ = ``norm`` < 1) by Gauss–Seidel sweeps of the fixed
+    point, from x = rhs. Each sweep contracts the error by at least ``norm`` in the max norm, so
+    after a sweep that changed x by δ the error is at most norm/(1 − norm)·δ (a rigorous bound);
+    stop when that is ≤ ``tol``·‖x‖∞. Returns (x, sweeps, converged)."""
+    n = rhs.shape[0]
+    x = rhs.copy()
+    factor = norm / (1.0 - norm)
+    for sweep in range(1, max_sweeps + 1):
+        change = 0.0
+        size = 0.0
+        for r in range(n):
+            v = rhs[r]
+            for e in range(indptr[r], indptr[r + 1]):
+                v += data[e] * x[indices[e]]
+            change = max(change, abs(v - x[r]))
+            size = max(size, abs(v))
+            x[r] = v
+        if factor * change <= tol * size:
+            return x, sweep, True
+    return x, max_sweeps, False

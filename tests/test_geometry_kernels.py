@@ -306,3 +306,22 @@ def test_fixed_point_error_bound_holds():
         x, sweeps, ok = fixed_point_solve(W.indptr, W.indices, W.data, b, norm, tol, 500)
         assert ok and sweeps > 1
         assert np.max(np.abs(x - exact)) <= tol * np.max(np.abs(x)) * (1 + 1e-9) + 1e-15
+
+
+def test_posed_bounds_and_mask_bounds_match_numpy():
+    """World bounds of a posed mesh (compiled one pass vs to_world + min/max: rounding of a 3-term
+    dot product, 1e-15 m) and the index box of a mask (integers: exact)."""
+    from wavesolve.geometry_kernels import mask_bounds, posed_bounds
+
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    rot, pos = quaternion_matrix([0.3, -0.5, 0.2, 0.7]), np.array([0.1, -0.2, 0.05])
+    world = geom.vertices @ rot.T + pos
+    np.testing.assert_allclose(posed_bounds(geom.vertices, rot, pos), np.stack([world.min(0), world.max(0)]),
+                               rtol=0, atol=1e-15)
+    mask = np.zeros((20, 21, 22), dtype=bool)
+    mask[3:9, 5:6, 11:20] = np.random.default_rng(1).random((6, 1, 9)) < 0.5
+    mask[3, 5, 11] = mask[8, 5, 19] = True
+    lo, hi = mask_bounds(mask)
+    idx = np.argwhere(mask)
+    np.testing.assert_array_equal(lo, idx.min(0))
+    np.testing.assert_array_equal(hi, idx.max(0) + 1)

@@ -289,8 +289,10 @@ class GhostCells:
         self.solid_index = _mask_to_global(blocked, lo, self.grid.shape)
         self._solid_before = _mask_to_global(solid, lo, self.grid.shape)
         if len(self._solid_before):                 # grid-index bounds of the solid cells, for _window
-            spans = [np.flatnonzero(solid.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
-            self._solid_box = (lo + [x[0] for x in spans], lo + [x[-1] + 1 for x in spans])
+            from .geometry_kernels import mask_bounds
+
+            box_lo, box_hi = mask_bounds(solid)
+            self._solid_box = (lo + box_lo, lo + box_hi)
         self.n_back = m
         self._link_fluid = to_global(back.link_fluid)
         self._link_row = n + back.link_back
@@ -303,6 +305,8 @@ class GhostCells:
         self.rows = [np.flatnonzero(owner == k_obj) for k_obj in range(len(self.bodies))]
         self.points = []
         for r, state, body in zip(self.rows, self.states, self.bodies):
+            if len(r) == len(owner):                # one object owns every row: no gathered copies
+                r = slice(None)
             self.points.append(BoundaryPoints(
                 position=closest_world[r], normal=normal_world[r], position_local=closest_local[r],
                 normal_local=normal_world[r] @ state.rotation, triangle=triangle[r], state=state,
@@ -645,6 +649,11 @@ class _BackSides:
                  cls: Classification, bodies: list[Body], states: list[RigidState]) -> None:
         ijk = unknown_ijk[:n_ghost]
         rows_all, fluid_all = _back_side_links(ijk, surf.normal_world[:n_ghost], cls.solid)
+        if not len(rows_all):                   # no part one cell thick: nothing more to find
+            self.ghost_row = self.link_fluid = self.link_back = self.owner = self.triangle = np.zeros(0, np.int64)
+            self.closest_local = self.closest_world = self.normal = self.near = self.far = np.zeros((0, 3))
+            self.kappa = self.offset = np.zeros(0)
+            return
         self.ghost_row, first = np.unique(rows_all, return_index=True)
         self.link_fluid = fluid_all
         self.link_back = np.searchsorted(self.ghost_row, rows_all)

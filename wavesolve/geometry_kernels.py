@@ -632,14 +632,50 @@ def ghost_mask(solid):
     nx, ny, nz = solid.shape
     out = np.zeros(solid.shape, dtype=np.bool_)
     for i in range(nx):
+        ip, im = (i + 1) % nx, (i - 1) % nx
         for j in range(ny):
+            jp, jm = (j + 1) % ny, (j - 1) % ny
             for k in range(nz):
                 if not solid[i, j, k]:
                     continue
-                if (not solid[(i + 1) % nx, j, k] or not solid[(i - 1) % nx, j, k]
-                        or not solid[i, (j + 1) % ny, k] or not solid[i, (j - 1) % ny, k]
-                        or not solid[i, j, (k + 1) % nz] or not solid[i, j, (k - 1) % nz]):
+                kp = k + 1 if k + 1 < nz else 0
+                km = k - 1 if k > 0 else nz - 1
+                if (not solid[ip, j, k] or not solid[im, j, k] or not solid[i, jp, k] or not solid[i, jm, k]
+                        or not solid[i, j, kp] or not solid[i, j, km]):
                     out[i, j, k] = True
+    return out
+
+
+@njit(cache=True)
+def mask_bounds(mask):
+    """(lo, hi) index bounds (3,) of the True cells of a 3-D mask (hi exclusive); lo > hi if none."""
+    lo = np.array([mask.shape[0], mask.shape[1], mask.shape[2]], dtype=np.int64)
+    hi = np.zeros(3, dtype=np.int64)
+    nx, ny, nz = mask.shape
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if mask[i, j, k]:
+                    lo[0], lo[1], lo[2] = min(lo[0], i), min(lo[1], j), min(lo[2], k)
+                    hi[0], hi[1], hi[2] = max(hi[0], i + 1), max(hi[1], j + 1), max(hi[2], k + 1)
+    return lo, hi
+
+
+@njit(cache=True)
+def posed_bounds(vertices, rotation, position):
+    """(2, 3) axis-aligned bounds of vertices (n, 3) posed as ``vertices @ rotation.T + position``."""
+    out = np.empty((2, 3))
+    for a in range(3):
+        out[0, a] = np.inf
+        out[1, a] = -np.inf
+    for q in range(vertices.shape[0]):
+        v0, v1, v2 = vertices[q, 0], vertices[q, 1], vertices[q, 2]
+        for a in range(3):
+            x = v0 * rotation[a, 0] + v1 * rotation[a, 1] + v2 * rotation[a, 2] + position[a]
+            if x < out[0, a]:
+                out[0, a] = x
+            if x > out[1, a]:
+                out[1, a] = x
     return out
 
 

@@ -134,8 +134,10 @@ class Geometry:
         pos, rot = self._pose(state)
         key = np.asarray(pos, dtype=np.float64).tobytes() + np.asarray(rot, dtype=np.float64).tobytes()
         if self._bounds_cache is None or self._bounds_cache[0] != key:
-            world = self.to_world(self._vertices, state)
-            self._bounds_cache = (key, np.stack([world.min(axis=0), world.max(axis=0)]))
+            from .geometry_kernels import posed_bounds     # compiled: to_world, min, max in one pass
+
+            self._bounds_cache = (key, posed_bounds(self._vertices, np.ascontiguousarray(rot, dtype=np.float64),
+                                                    np.asarray(pos, dtype=np.float64)))
         return self._bounds_cache[1].copy()
 
     def signed_distance(self, points: np.ndarray, state=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

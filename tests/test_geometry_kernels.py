@@ -164,7 +164,8 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
     original = boundary._image_weights
     monkeypatch.setattr(boundary, "_image_weights", lambda *a, **k: original(*a, **k, compiled=False))
     monkeypatch.setattr(boundary, "_stencil_corners", boundary._corners)
-    for name in ("_window_to_global", "_mask_to_global", "_mark_in_window", "_ghost_mask", "_back_side_links"):
+    for name in ("_window_to_global", "_mask_to_global", "_mark_in_window", "_ghost_mask", "_back_side_links",
+                 "_mask_indices"):
         compiled_fn = getattr(boundary, name)
         monkeypatch.setattr(boundary, name, lambda *a, _f=compiled_fn, **k: _f(*a, **{**k, "compiled": False}))
     ref = GhostCells(grid, [Body(box_ref, motion)])
@@ -200,6 +201,7 @@ def test_window_bookkeeping_matches_numpy():
     np.testing.assert_array_equal(marks[0], solid)
     ghost = boundary._ghost_mask(solid)
     np.testing.assert_array_equal(ghost, boundary._ghost_mask(solid, compiled=False))
+    np.testing.assert_array_equal(boundary._mask_indices(ghost), boundary._mask_indices(ghost, compiled=False))
     ijk = np.argwhere(ghost)
     normals = rng.normal(size=(len(ijk), 3))
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)

@@ -249,7 +249,7 @@ class GhostCells:
         # layer); repeat to closure.
         ghost = _ghost_mask(solid)
         for _ in range(_MAX_GHOST_LAYERS):
-            unknown_ijk = np.concatenate([np.argwhere(ghost), np.argwhere(fresh)])
+            unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
             t0 = clock()
             surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
             spent_surface += clock() - t0
@@ -595,6 +595,15 @@ def _mask_to_global(mask: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int
 
         return mask_to_global(mask, np.asarray(lo, dtype=np.int64), np.asarray(shape, dtype=np.int64))
     return _window_to_global(np.flatnonzero(mask), mask.shape, lo, shape, compiled=False)
+
+
+def _mask_indices(mask: np.ndarray, compiled: bool = True) -> np.ndarray:
+    """``np.argwhere(mask)`` (int64), compiled (``geometry_kernels.mask_indices``) by default."""
+    if compiled:
+        from .geometry_kernels import mask_indices
+
+        return mask_indices(mask)
+    return np.argwhere(mask).astype(np.int64)
 
 
 def _mark_in_window(global_flat: np.ndarray, shape: tuple[int, int, int], lo: np.ndarray, mask: np.ndarray,

@@ -763,3 +763,24 @@ def fixed_point_solve(indptr, indices, data, rhs, norm, tol, max_sweeps):
         if factor * change <= tol * size:
             return x, sweep, True
     return x, max_sweeps, False
+
+
+@njit(cache=True)
+def mask_indices(mask):
+    """(n, 3) indices of the True cells of a 3-D mask in C order; as ``np.argwhere(mask)``."""
+    nx, ny, nz = mask.shape
+    count = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if mask[i, j, k]:
+                    count += 1
+    out = np.empty((count, 3), dtype=np.int64)
+    m = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if mask[i, j, k]:
+                    out[m, 0], out[m, 1], out[m, 2] = i, j, k
+                    m += 1
+    return out

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 import trimesh
 
-import wavesolve.boundary as boundary
+from wavesolve import boundary
 from wavesolve.boundary import Body, GhostCells, _trilinear
 from wavesolve.geometry_kernels import CandidateLattice, image_stencils
 from wavesolve.grid import Grid
@@ -219,8 +219,8 @@ def test_compiled_classification_matches_numpy_for_overlapping_objects():
     a = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.0]), np.eye(3))
     b = Geometry(trimesh.creation.box(extents=[0.05, 0.04, 0.03]), np.array([-0.02, 0.01, 0.0]), np.eye(3))
     c = Geometry(trimesh.creation.box(extents=[0.03, 0.03, 0.03]), np.array([0.0, 0.0, -0.05]), np.eye(3))
-    bodies = [Body(a, Spin(a.position, a.rotation, [0, 0, 1], 10.0)), Body(b, Spin(b.position, b.rotation, [1, 0, 0], 5.0)),
-              Body(c)]
+    bodies = [Body(a, Spin(a.position, a.rotation, [0, 0, 1], 10.0)),
+              Body(b, Spin(b.position, b.rotation, [1, 0, 0], 5.0)), Body(c)]
     for body in bodies:
         body.prepare(grid)
     states = [body.at(4 * grid.dt) for body in bodies]
@@ -327,3 +327,19 @@ def test_posed_bounds_and_mask_bounds_match_numpy():
     idx = np.argwhere(mask)
     np.testing.assert_array_equal(lo, idx.min(0))
     np.testing.assert_array_equal(hi, idx.max(0) + 1)
+
+
+def test_candidate_lists_over_budget_fall_back_to_the_tree(monkeypatch):
+    """Lists that would exceed their memory budget are not kept; closest points still come (from
+    the AABB tree)."""
+    import wavesolve.geometry_kernels as kernels
+
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    lattice = SDFLattice(geom, spacing=H / 2, margin=3 * H)
+    assert not CandidateLattice(geom.vertices, geom.mesh.faces, lattice.values, lattice.origin, lattice.spacing,
+                                1.5 * H, max_entries=1000).fits
+    monkeypatch.setattr(kernels.CandidateLattice.__init__, "__defaults__", (1000,))
+    geom.use_candidate_lattice(lattice, band=1.5 * H)
+    assert geom._candidates is None
+    pts = np.array([[0.041, 0.0, 0.0], [0.0, 0.01, 0.0]])
+    np.testing.assert_allclose(geom.closest_local(pts)[0], geom.closest_local_aabb(pts)[0], rtol=0, atol=0)

@@ -490,7 +490,8 @@ class _SurfaceData:
             out = surface_points(
                 np.ascontiguousarray(unknown_ijk if every else unknown_ijk[rows], dtype=np.int64),
                 np.asarray(grid.origin, dtype=np.float64), float(grid.h),
-                np.ascontiguousarray(inside if every else inside[rows]), np.ascontiguousarray(state.rotation, dtype=np.float64),
+                np.ascontiguousarray(inside if every else inside[rows]),
+                np.ascontiguousarray(state.rotation, dtype=np.float64),
                 np.asarray(state.position, dtype=np.float64), lists.corners, lists.start, lists.tris, lists.dist,
                 lists.shape, lists.origin, lists.spacing, body.geometry.face_normals_local(slice(None)),
                 MIN_IMAGE_OFFSET_CELLS * grid.h)

@@ -27,6 +27,11 @@ import numpy as np
 from numba import njit
 
 
+#: Most triangle entries (8 bytes each) the candidate lists of one mesh may hold: ≈ 130 MB. The
+#: bench's 20k-triangle sphere at h = 5 mm needs 4.8 M.
+MAX_CANDIDATE_ENTRIES = 1 << 24
+
+
 # --------------------------------------------------------------------------- classification
 
 @njit(cache=True)
@@ -172,9 +177,10 @@ def _bin_triangles(vertices, faces, origin, size, shape):
 
 @njit(cache=True)
 def _build_candidates(corners, node_distance, lat_origin, spacing, band, slack, bin_start,
-                      bin_tris, bin_origin, bin_size, bin_shape):
+                      bin_tris, bin_origin, bin_size, bin_shape, max_entries):
     """Per lattice node within ``band`` of the surface: the triangles T with d(c, T) ≤ |d(c)| + 2r
-    (+ ``slack`` for rounding), sorted by d(c, T). Returns CSR (start, tris, dist)."""
+    (+ ``slack`` for rounding), sorted by d(c, T). Returns CSR (start, tris, dist) and whether
+    the lists fit in ``max_entries`` (if not, the build stops and the lists are unusable)."""
     s0, s1, s2 = node_distance.shape
     r = 0.5 * math.sqrt(3.0) * spacing
     start = np.zeros(s0 * s1 * s2 + 1, dtype=np.int64)
@@ -216,6 +222,8 @@ def _build_candidates(corners, node_distance, lat_origin, spacing, band, slack, 
                                         tmp_t[m] = t
                                         tmp_d[m] = math.sqrt(d2)
                                         m += 1
+                    if used + m > max_entries:
+                        return start, tris[:0].copy(), dist[:0].copy(), False
                     order = np.argsort(tmp_d[:m])
                     while used + m > cap:
                         cap *= 2
@@ -229,7 +237,7 @@ def _build_candidates(corners, node_distance, lat_origin, spacing, band, slack, 
                         dist[used + e] = tmp_d[order[e]]
                     used += m
                 start[node + 1] = used
-    return start, tris[:used].copy(), dist[:used].copy()
+    return start, tris[:used].copy(), dist[:used].copy(), True
 
 
 @njit(cache=True, inline="always")
@@ -360,11 +368,13 @@ class CandidateLattice:
 
     Built once per mesh in its own frame on the nodes of its SDF lattice (``values``: signed
     distance at the nodes, exact in magnitude); nodes farther than ``band`` from the surface keep
-    no list, and queries there report ``found`` False.
+    no list, and queries there report ``found`` False. ``fits`` is False (and every query reports
+    ``found`` False) when the lists would hold more than ``max_entries`` triangle entries (8 bytes
+    each): a large object on a fine grid keeps the AABB tree instead of gigabytes of lists.
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, values: np.ndarray, origin: np.ndarray,
-                 spacing: float, band: float) -> None:
+                 spacing: float, band: float, max_entries: int = MAX_CANDIDATE_ENTRIES) -> None:
         self.vertices = np.ascontiguousarray(vertices, dtype=np.float64)
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
         self.origin = np.asarray(origin, dtype=np.float64)
@@ -376,9 +386,11 @@ class CandidateLattice:
         extent = float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
         # slack: the lattice's distances and this module's differ by rounding (~1e-16 of the size)
         self.corners = np.ascontiguousarray(self.vertices[self.faces].reshape(-1, 9))
-        self.start, self.tris, dist = _build_candidates(
+        self.start, self.tris, dist, self.fits = _build_candidates(
             self.corners, np.ascontiguousarray(values, dtype=np.float64), self.origin, self.spacing,
-            float(band), 1e-9 * extent, bin_start, bin_tris, self.origin, bin_size, bin_shape)
+            float(band), 1e-9 * extent, bin_start, bin_tris, self.origin, bin_size, bin_shape, int(max_entries))
+        if not self.fits:
+            self.start = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int64)    # every list empty
         # d(c, T) serves only as a lower bound to stop a search early: float32 rounded down halves
         # the memory (about 8 bytes per entry, ≈ 40 MB for 20k triangles at h/2) and keeps the bound
         d32 = dist.astype(np.float32)
@@ -388,7 +400,8 @@ class CandidateLattice:
 
     def query(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Squared distance (n,), triangle (n,), closest point (n, 3) and found (n,) bool."""
-        return _query_candidates(np.ascontiguousarray(local, dtype=np.float64), self.corners, self.start, self.tris, self.dist, self.shape, self.origin, self.spacing)
+        return _query_candidates(np.ascontiguousarray(local, dtype=np.float64), self.corners, self.start, self.tris,
+                                 self.dist, self.shape, self.origin, self.spacing)
 
 
 # --------------------------------------------------------------------------- image stencils
@@ -486,8 +499,10 @@ def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
                 if use_back:
                     b = back_of[c]
                     if b >= 0:
-                        own_b = normals[r, 0] * normals[b, 0] + normals[r, 1] * normals[b, 1] + normals[r, 2] * normals[b, 2]
-                        own_c = normals[r, 0] * normals[c, 0] + normals[r, 1] * normals[c, 1] + normals[r, 2] * normals[c, 2]
+                        own_b = (normals[r, 0] * normals[b, 0] + normals[r, 1] * normals[b, 1]
+                                 + normals[r, 2] * normals[b, 2])
+                        own_c = (normals[r, 0] * normals[c, 0] + normals[r, 1] * normals[c, 1]
+                                 + normals[r, 2] * normals[c, 2])
                         if own_b > own_c:
                             c = b
                 is_gg[r, e] = True

@@ -5,6 +5,7 @@ body into the air. Distance queries use libigl's AABB tree with winding-number s
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from scipy.spatial import cKDTree
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from .errors import SceneError
+
+log = logging.getLogger("wavesolve")
 
 
 class _Strict(BaseModel):
@@ -175,14 +178,17 @@ class Geometry:
         dist, _ = cKDTree(self._vertices).query(local, distance_upper_bound=band)
         return np.where(inside, -dist, dist)
 
-    def use_candidate_lattice(self, lattice: "SDFLattice", band: float) -> None:
+    def use_candidate_lattice(self, lattice: SDFLattice, band: float) -> None:
         """Answer :meth:`closest_local` near the surface from per-node triangle lists on the nodes of
         ``lattice`` (this mesh's SDF lattice) within ``band`` of the surface (exact; see
         ``geometry_kernels.CandidateLattice``). Dropped when the vertices change."""
         from .geometry_kernels import CandidateLattice
 
-        self._candidates = CandidateLattice(self._vertices, self._faces, lattice.values, lattice.origin,
-                                            lattice.spacing, band)
+        lists = CandidateLattice(self._vertices, self._faces, lattice.values, lattice.origin, lattice.spacing, band)
+        if not lists.fits:
+            log.info("closest points of a %d-triangle mesh: candidate lists would exceed their memory budget; "
+                     "using the AABB tree", len(self._faces))
+        self._candidates = lists if lists.fits else None
 
     def closest_local(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unsigned distance (n,), closest triangle (n,) and closest point (n, 3), object frame.

@@ -18,6 +18,7 @@ sparse system (I − W_gg) p_u = W_gf p_f + ρ·offset·aₙ, factorised once pe
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,18 @@ _MAX_GHOST_LAYERS = 4
 #: Cells of air kept around the objects in the working window of the boundary update.
 _WINDOW_MARGIN = 5
 
+#: Largest ‖W_gg‖∞ for which the ghost system is solved by fixed-point sweeps instead of a sparse
+#: LU (each sweep shrinks the error by at least this factor: ≤ 120 sweeps at 0.75).
+_ITERATIVE_MAX_NORM = 0.75
+#: Relative accuracy (to the largest unknown value) at which the sweeps stop: a rigorous bound,
+#: a few hundred times float64 rounding, the level at which LU solutions differ among orderings.
+_ITERATIVE_TOLERANCE = 1e-13
+_ITERATIVE_MAX_SWEEPS = 200
+
+#: Cells from the surface within which a moving rigid mesh answers closest points from its
+#: candidate lattice (exact either way; beyond it the AABB tree answers).
+_CANDIDATE_BAND_CELLS = 1.5
+
 _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
 
 
@@ -53,12 +66,16 @@ class Body:
         self._lattice: SDFLattice | None = None
         self._band = np.inf
         self._region_cache: tuple | None = None   # (key, state, distances) of the last full evaluation
+        self._box_corners: tuple | None = None    # (vertices, (8, 3) corners of their bounding box)
 
     def prepare(self, grid: Grid) -> None:
         """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
         self._band = 4 * grid.h
         if self.motion.moves and not self.motion.deforms and self._lattice is None:
             self._lattice = SDFLattice(self.geometry, spacing=grid.h / 2, margin=3 * grid.h)
+            # unknown cells lie within about a cell of the surface (ghost cells grown by a layer or
+            # two, fresh cells, back sides); farther queries still go to the AABB tree
+            self.geometry.use_candidate_lattice(self._lattice, band=_CANDIDATE_BAND_CELLS * grid.h)
 
     def at(self, t: float) -> RigidState:
         """Rigid state at t; for a deforming body the geometry's vertices are moved to time t."""
@@ -87,9 +104,15 @@ class Body:
         """
         shape = tuple(int(n) for n in hi - lo)
         key = (tuple(np.rint(np.asarray(grid.origin) / grid.h + lo).astype(int)), shape, grid.h)
-        axes = [np.arange(lo[a], hi[a]) for a in range(3)]
-        centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
-            np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+        if self._lattice is not None:
+            first = grid.centres(np.asarray(lo)[None])[0]
+            centres_d = lambda sel=None: self._lattice.at_cells(  # noqa: E731 - compiled lattice read
+                np.arange(int(np.prod(shape))) if sel is None else sel, shape, first, grid.h, state)
+        else:
+            axes = [np.arange(lo[a], hi[a]) for a in range(3)]
+            centres = lambda sel=None: grid.centres(  # noqa: E731 - built only when needed
+                np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
+            centres_d = lambda sel=None: self.signed_distance(centres(sel), state)  # noqa: E731
         cache = self._region_cache
         if cache is not None and cache[0] == key and not self.motion.deforms:
             if not self.motion.moves:
@@ -97,11 +120,8 @@ class Body:
             if self._lattice is not None:
                 delta = self._displacement(cache[1], state)
                 if delta < grid.h:
-                    d = cache[2].copy()
-                    band = np.flatnonzero(np.abs(d) < delta + grid.h)
-                    d.reshape(-1)[band] = self.signed_distance(centres(band), state)
-                    return d
-        d = self.signed_distance(centres(), state).reshape(shape)
+                    return self._lattice.refresh_band(cache[2], delta + grid.h, shape, first, grid.h, state)
+        d = centres_d().reshape(shape)
         if not self.motion.deforms:
             self._region_cache = (key, state, d)
         return d
@@ -109,7 +129,10 @@ class Body:
     def _displacement(self, a: RigidState, b: RigidState) -> float:
         """Largest distance any point of the body's bounding box moved between states a and b (m)."""
         v = self.geometry.vertices
-        corners = np.array(np.meshgrid(*zip(v.min(axis=0), v.max(axis=0)), indexing="ij")).reshape(3, -1).T
+        if self._box_corners is None or self._box_corners[0] is not v:    # kept while the vertices are
+            self._box_corners = (v, np.array(np.meshgrid(*zip(v.min(axis=0), v.max(axis=0)),
+                                                         indexing="ij")).reshape(3, -1).T)
+        corners = self._box_corners[1]
         moved = (corners @ b.rotation.T + b.position) - (corners @ a.rotation.T + a.position)
         return float(np.max(np.linalg.norm(moved, axis=1)))
 
@@ -137,8 +160,11 @@ class Classification:
     distance: np.ndarray
 
 
-def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_cells: int = 2) -> Classification:
-    """Classify cells by signed distance, querying only cells near each object's bounding box."""
+def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_cells: int = 2,
+             compiled: bool = True) -> Classification:
+    """Classify cells by signed distance, querying only cells near each object's bounding box.
+    ``compiled``: merge each object's distances with ``geometry_kernels.merge_region`` (default)
+    instead of the NumPy reference."""
     shape = grid.shape
     solid = np.zeros(shape, dtype=bool)
     owner = np.full(shape, -1, dtype=np.int16)
@@ -150,6 +176,11 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
                         np.asarray(shape))
         region = tuple(slice(lo[a], hi[a]) for a in range(3))
         d = body.region_distance(grid, lo, hi, state)
+        if compiled:
+            from .geometry_kernels import merge_region
+
+            merge_region(distance, owner, solid, d, lo.astype(np.int64), k)
+            continue
         better = d < distance[region]
         distance[region] = np.where(better, d, distance[region])
         owner[region] = np.where(better, k, owner[region])
@@ -164,6 +195,10 @@ class GhostCells:
     The system is (I − W_gg) p_u = W_gf p[fluid_cols] + ρ·offset·aₙ over the unknown cells u.
 
     Attributes:
+        phase_times: seconds the last :meth:`update` spent in ``classification``, ``closest
+            points`` (closest points, normals and image points of unknown cells and back sides),
+            ``image weights`` (stencils and sparse assembly), ``solver setup`` (‖W_gg‖∞, or the LU
+            factorisation where sweeps cannot be used) and ``other``.
         index: (g,) flat indices of the unknown cells: ghost cells, then fresh cells.
         fresh: (g,) bool, True for fresh cells (fluid now, solid at the previous update).
         solid_index: (s,) flat indices of the other solid cells (held at zero).
@@ -174,8 +209,11 @@ class GhostCells:
         rows: per object, the rows of ``index`` that belong to it.
     """
 
-    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0) -> None:
+    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0, iterative: bool = True) -> None:
+        """``iterative``: solve the ghost system by fixed-point sweeps where they provably converge
+        (:meth:`solve`); False always factorises it (the reference)."""
         self.grid = grid
+        self.iterative = iterative
         self.bodies = [b if isinstance(b, Body) else Body(b) for b in bodies]
         for body in self.bodies:
             body.prepare(grid)
@@ -189,32 +227,34 @@ class GhostCells:
         All work happens in a window of the grid around the objects (a sub-grid with the same
         cells), so its cost follows the objects' size, not the grid's.
         """
+        clock = time.perf_counter
+        start = clock()
         self.states = [b.at(t) for b in self.bodies]
         lo, win = self._window(self.states)
         wshape = win.shape
 
         def to_global(local_flat: np.ndarray) -> np.ndarray:
-            ijk = np.array(np.unravel_index(local_flat, wshape)).T + lo
-            return np.ravel_multi_index(ijk.T, self.grid.shape) if len(ijk) else np.zeros(0, np.int64)
+            return _window_to_global(local_flat, wshape, lo, self.grid.shape)
 
         cls = classify(win, self.bodies, self.states)
+        t_classified = clock()
+        spent_surface = 0.0
         solid = cls.solid
         fresh = np.zeros(wshape, dtype=bool)
         if self._solid_before is not None and len(self._solid_before):
-            ijk = np.array(np.unravel_index(self._solid_before, self.grid.shape)).T - lo
-            fresh[tuple(ijk.T)] = True
+            _mark_in_window(self._solid_before, self.grid.shape, lo, fresh)
             fresh &= ~solid
-        fluid_nb = np.zeros(wshape, dtype=bool)
-        for off in _NEIGHBOURS:
-            fluid_nb |= ~np.roll(solid, shift=tuple(-off), axis=(0, 1, 2))
         # Unknowns: ghost cells (solid next to fluid) and fresh cells, plus every solid cell that
         # an image stencil reaches (on curved surfaces a stencil can touch the second solid
         # layer); repeat to closure.
-        ghost = solid & fluid_nb
+        ghost = _ghost_mask(solid)
         for _ in range(_MAX_GHOST_LAYERS):
-            unknown_ijk = np.concatenate([np.argwhere(ghost), np.argwhere(fresh)])
+            unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
+            t0 = clock()
             surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
-            reached = np.concatenate([_corners(win, surf.near), _corners(win, surf.far)], axis=1).ravel()
+            spent_surface += clock() - t0
+            reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
+                                     axis=1).ravel()
             extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
             if len(extra) == 0:
                 break
@@ -224,7 +264,9 @@ class GhostCells:
         n = len(local_index)
         row_of = np.full(int(np.prod(wshape)), -1, dtype=np.int64)
         row_of[local_index] = np.arange(n)
+        t0 = clock()
         back = _BackSides(win, unknown_ijk, n_ghost, surf, cls, self.bodies, self.states)
+        spent_surface += clock() - t0
         m = len(back)
         back_of = np.full(n, -1, dtype=np.int64)
         back_of[back.ghost_row] = n + np.arange(m)
@@ -234,16 +276,23 @@ class GhostCells:
                  (np.concatenate([surf.far, back.far]), -kappa)]
         blocked = solid & ~(ghost | fresh)
         owner = np.concatenate([surf.owner, back.owner])
+        t_weights = clock()
         self.W_gf, self.W_gg, local_cols = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
             np.concatenate([surf.normal_world, back.normal]), back_of, owner)
-        system = (sp.identity(n + m, format="csc") - self.W_gg).tocsc()
-        self._lu = splu(system) if n + m else None
+        t_factor = clock()
+        self._prepare_solver(n + m)
+        t_factored = clock()
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
         self.fresh = np.arange(n) >= n_ghost
-        self.solid_index = to_global(np.flatnonzero(blocked))
-        self._solid_before = to_global(np.flatnonzero(solid))
+        self.solid_index = _mask_to_global(blocked, lo, self.grid.shape)
+        self._solid_before = _mask_to_global(solid, lo, self.grid.shape)
+        if len(self._solid_before):                 # grid-index bounds of the solid cells, for _window
+            from .geometry_kernels import mask_bounds
+
+            box_lo, box_hi = mask_bounds(solid)
+            self._solid_box = (lo + box_lo, lo + box_hi)
         self.n_back = m
         self._link_fluid = to_global(back.link_fluid)
         self._link_row = n + back.link_back
@@ -256,10 +305,16 @@ class GhostCells:
         self.rows = [np.flatnonzero(owner == k_obj) for k_obj in range(len(self.bodies))]
         self.points = []
         for r, state, body in zip(self.rows, self.states, self.bodies):
+            if len(r) == len(owner):                # one object owns every row: no gathered copies
+                r = slice(None)
             self.points.append(BoundaryPoints(
                 position=closest_world[r], normal=normal_world[r], position_local=closest_local[r],
                 normal_local=normal_world[r] @ state.rotation, triangle=triangle[r], state=state,
                 deformation_acceleration=body.deformation_acceleration(t, closest_local[r], triangle[r], state)))
+        end = clock()
+        self.phase_times = {"classification": t_classified - start, "closest points": spent_surface,
+                            "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
+        self.phase_times["other"] = end - start - sum(self.phase_times.values())
 
     def _window(self, states: list[RigidState]) -> tuple[np.ndarray, Grid]:
         """Index offset (3,) and sub-grid covering every object (and last step's solid cells)."""
@@ -270,8 +325,7 @@ class GhostCells:
             lo = np.minimum(lo, np.floor(grid.fractional_index(b[:1])[0]).astype(int))
             hi = np.maximum(hi, np.ceil(grid.fractional_index(b[1:])[0]).astype(int) + 1)
         if self._solid_before is not None and len(self._solid_before):
-            ijk = np.array(np.unravel_index(self._solid_before, grid.shape)).T
-            lo, hi = np.minimum(lo, ijk.min(axis=0)), np.maximum(hi, ijk.max(axis=0) + 1)
+            lo, hi = np.minimum(lo, self._solid_box[0]), np.maximum(hi, self._solid_box[1])
         if not self.bodies:
             lo, hi = np.zeros(3, dtype=int), np.ones(3, dtype=int)
         lo = np.maximum(lo - _WINDOW_MARGIN, 0)
@@ -289,15 +343,45 @@ class GhostCells:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
         return np.concatenate([self.solid_index, self.index[~self.fresh]])
 
+    def _prepare_solver(self, rows: int) -> None:
+        """Ready the ghost system for :meth:`solve`: with ‖W_gg‖∞ ≤ ``_ITERATIVE_MAX_NORM`` (the
+        usual case: most image points lie in the fluid) it is solved by compiled fixed-point
+        sweeps, which need no factorisation; otherwise it is factorised (sparse LU) here."""
+        from .geometry_kernels import row_abs_sums_max
+
+        self._has_system = rows > 0
+        self._lu = None
+        self._norm = row_abs_sums_max(self.W_gg.indptr, self.W_gg.data) if rows else 0.0
+        if rows and (not self.iterative or self._norm > _ITERATIVE_MAX_NORM):
+            self._factorise()
+
+    def _factorise(self) -> None:
+        n = self.W_gg.shape[0]
+        self._lu = splu((sp.identity(n, format="csc") - self.W_gg).tocsc())
+
     def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
-        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s²."""
+        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s².
+
+        By the sparse LU, or by fixed-point sweeps stopped when their rigorous error bound is below
+        ``_ITERATIVE_TOLERANCE`` times the largest value (falling back to the LU if they stall).
+        """
         rhs = self.W_gf @ p.reshape(-1)[self.fluid_cols].astype(np.float64) + density * self.offset * accel
+        if self._lu is None:
+            from .geometry_kernels import fixed_point_solve
+
+            W = self.W_gg
+            x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, rhs, self._norm,
+                                                _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
+            if converged:
+                return x
+            log.debug("ghost system: fixed-point sweeps did not converge (‖W‖∞ = %.3g); factorising", self._norm)
+            self._factorise()
         return self._lu.solve(rhs)
 
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
         """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time; keep the
         back values of one-cell-thick parts for :meth:`correct_thin_parts`."""
-        if self._lu is not None:
+        if self._has_system:
             values = self.solve(p, accel, density)
             n = len(self.index)
             p.reshape(-1)[self.index] = values[:n]
@@ -312,7 +396,7 @@ class GhostCells:
 
     def apply_fresh_previous(self, p_prev: np.ndarray, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells their previous-step pressure, extrapolated from ``p_prev`` the same way."""
-        if self._lu is not None and self.fresh.any():
+        if self._has_system and self.fresh.any():
             values = self.solve(p_prev, accel_prev, density)[:len(self.index)]
             p_prev.reshape(-1)[self.index[self.fresh]] = values[self.fresh]
 
@@ -324,12 +408,15 @@ class _SurfaceData:
     """
 
     def __init__(self, grid: Grid, unknown_ijk: np.ndarray, cls: Classification, bodies: list[Body],
-                 states: list[RigidState]) -> None:
+                 states: list[RigidState], compiled: bool = True) -> None:
         h = grid.h
         n = len(unknown_ijk)
-        i, j, k = unknown_ijk.T
-        self.owner = cls.owner[i, j, k].astype(np.int64)
-        inside = cls.solid[i, j, k]
+        flat = np.ravel_multi_index(unknown_ijk.T, grid.shape) if n else np.zeros(0, np.int64)
+        self.owner = cls.owner.reshape(-1)[flat].astype(np.int64)
+        inside = cls.solid.reshape(-1)[flat]
+        near = self._near_pairs(bodies, states, h) if len(bodies) > 1 else {}
+        if compiled and not near and self._compiled(grid, unknown_ijk, inside, bodies, states):
+            return
         x_u = grid.centres(unknown_ijk)
         self.triangle = np.zeros(n, dtype=np.int64)
         self.closest_local = np.zeros((n, 3))
@@ -340,7 +427,6 @@ class _SurfaceData:
         # Each unknown takes the closest point of its owner; where objects touch or overlap, the
         # closest point on any object that does not lie inside another one (a point on the
         # union's surface), so a cell at a seam never sees an internal face.
-        near = self._near_pairs(bodies, states, h) if len(bodies) > 1 else {}
         best_valid = np.zeros(n, dtype=bool)
         first_owner = self.owner.copy()
         for k_obj, (body, state) in enumerate(zip(bodies, states)):
@@ -353,10 +439,11 @@ class _SurfaceData:
             world_k = geom.to_world(local_k, state)
             # valid: a small step out of the surface point lands in air, not in another object
             # (rejects internal faces of overlapping objects and faces pressed against each other)
-            probe = world_k + 0.1 * h * (geom.face_normals_local(tri_k) @ state.rotation.T)
             valid = np.ones(len(rows), dtype=bool)
-            for j in near.get(k_obj, []):
-                valid &= bodies[j].signed_distance(probe, states[j]) > 0
+            if near.get(k_obj):
+                probe = world_k + 0.1 * h * (geom.face_normals_local(tri_k) @ state.rotation.T)
+                for j in near[k_obj]:
+                    valid &= bodies[j].signed_distance(probe, states[j]) > 0
             # a valid candidate beats an invalid one; among equals the nearer wins; the owner's
             # candidate is the fallback when no object offers a valid one
             better = np.where(valid, ~best_valid[rows] | (d_k < dist[rows]),
@@ -382,6 +469,50 @@ class _SurfaceData:
         xi = np.where(inside, -dist, dist)
         self.kappa, self.offset, self.near, self.far = _image_points(xi, self.closest_world, self.normal_world, h)
 
+
+    def _compiled(self, grid: Grid, unknown_ijk: np.ndarray, inside: np.ndarray, bodies: list[Body],
+                  states: list[RigidState]) -> bool:
+        """Fill every attribute with ``geometry_kernels.surface_points`` when no two objects are near
+        each other and every owner has candidate lists that answer all of its cells; False (and
+        nothing kept) otherwise, for the general path."""
+        from .geometry_kernels import surface_points
+
+        n = len(unknown_ijk)
+        parts = []
+        for k_obj, (body, state) in enumerate(zip(bodies, states)):
+            every = len(bodies) == 1
+            rows = np.arange(n) if every else np.flatnonzero(self.owner == k_obj)
+            if not len(rows):
+                continue
+            lists = body.geometry._candidates
+            if lists is None:
+                return False
+            out = surface_points(
+                np.ascontiguousarray(unknown_ijk if every else unknown_ijk[rows], dtype=np.int64),
+                np.asarray(grid.origin, dtype=np.float64), float(grid.h),
+                np.ascontiguousarray(inside if every else inside[rows]),
+                np.ascontiguousarray(state.rotation, dtype=np.float64),
+                np.asarray(state.position, dtype=np.float64), lists.corners, lists.start, lists.tris, lists.dist,
+                lists.shape, lists.origin, lists.spacing, body.geometry.face_normals_local(slice(None)),
+                MIN_IMAGE_OFFSET_CELLS * grid.h)
+            if not out[0].all():
+                return False
+            parts.append((rows, out))
+        # surface_points returns (found, triangle, distance, then these), in this order
+        names = ("closest_local", "closest_world", "normal_world", "normal_local", "kappa", "offset", "near", "far")
+        if len(parts) == 1 and len(parts[0][0]) == n:          # one object owns every row
+            self.triangle = parts[0][1][1]
+            for name, value in zip(names, parts[0][1][3:]):
+                setattr(self, name, value)
+            return True
+        self.triangle = np.zeros(n, dtype=np.int64)
+        for name, width in zip(names, (3, 3, 3, 3, 0, 0, 3, 3)):
+            setattr(self, name, np.zeros((n, width) if width else n))
+        for rows, out in parts:
+            self.triangle[rows] = out[1]
+            for name, value in zip(names, out[3:]):
+                getattr(self, name)[rows] = value
+        return True
 
     def _seam_fallback(self, grid: Grid, unknown_ijk: np.ndarray, cls: Classification, bodies: list[Body],
                        states: list[RigidState], rows: np.ndarray, dist: np.ndarray) -> None:
@@ -420,6 +551,89 @@ class _SurfaceData:
         return out
 
 
+def _back_side_links(ijk: np.ndarray, normals: np.ndarray, solid: np.ndarray,
+                     compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (k,) and window-flat fluid neighbours (k,) of ghost cells ``ijk`` (n, 3) with air in a
+    face direction d against their normal (n·d < −0.3); directions in ``_NEIGHBOURS`` order.
+    ``compiled``: ``geometry_kernels.back_side_links`` (default) or this NumPy reference."""
+    if compiled:
+        from .geometry_kernels import back_side_links
+
+        return back_side_links(np.ascontiguousarray(ijk, dtype=np.int64).reshape(-1, 3),
+                               np.ascontiguousarray(normals, dtype=np.float64).reshape(-1, 3), solid, -0.3)
+    shape = np.asarray(solid.shape)
+    rows, fluid = [], []
+    for d in _NEIGHBOURS:
+        nb = ijk + d
+        ok = np.all((nb >= 0) & (nb < shape), axis=1)
+        ok[ok] &= ~solid[tuple(nb[ok].T)]
+        ok &= normals @ d < -0.3
+        rows.append(np.flatnonzero(ok))
+        fluid.append(np.ravel_multi_index(nb[ok].T, solid.shape) if ok.any() else np.zeros(0, np.int64))
+    return np.concatenate(rows), np.concatenate(fluid)
+
+
+def _window_to_global(local_flat: np.ndarray, wshape: tuple[int, int, int], lo: np.ndarray,
+                      shape: tuple[int, int, int], compiled: bool = True) -> np.ndarray:
+    """Grid-flat indices of window-flat indices (window of shape ``wshape`` starting at cell ``lo``).
+    ``compiled``: ``geometry_kernels.window_to_global`` (default) or this NumPy reference."""
+    if compiled:
+        from .geometry_kernels import window_to_global
+
+        return window_to_global(np.ascontiguousarray(local_flat, dtype=np.int64),
+                                np.asarray(wshape, dtype=np.int64), np.asarray(lo, dtype=np.int64),
+                                np.asarray(shape, dtype=np.int64))
+    ijk = np.array(np.unravel_index(local_flat, wshape)).T + lo
+    return np.ravel_multi_index(ijk.T, shape) if len(ijk) else np.zeros(0, np.int64)
+
+
+def _mask_to_global(mask: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int],
+                    compiled: bool = True) -> np.ndarray:
+    """Grid-flat indices (ascending) of the True cells of a window ``mask`` starting at cell ``lo``.
+    ``compiled``: ``geometry_kernels.mask_to_global`` (default) or the NumPy reference."""
+    if compiled:
+        from .geometry_kernels import mask_to_global
+
+        return mask_to_global(mask, np.asarray(lo, dtype=np.int64), np.asarray(shape, dtype=np.int64))
+    return _window_to_global(np.flatnonzero(mask), mask.shape, lo, shape, compiled=False)
+
+
+def _mask_indices(mask: np.ndarray, compiled: bool = True) -> np.ndarray:
+    """``np.argwhere(mask)`` (int64), compiled (``geometry_kernels.mask_indices``) by default."""
+    if compiled:
+        from .geometry_kernels import mask_indices
+
+        return mask_indices(mask)
+    return np.argwhere(mask).astype(np.int64)
+
+
+def _mark_in_window(global_flat: np.ndarray, shape: tuple[int, int, int], lo: np.ndarray, mask: np.ndarray,
+                    compiled: bool = True) -> None:
+    """Set ``mask`` (the window's shape, starting at cell ``lo``) at the grid-flat cells given
+    (all inside the window). ``compiled``: ``geometry_kernels.mark_in_window`` or this reference."""
+    if compiled:
+        from .geometry_kernels import mark_in_window
+
+        mark_in_window(np.ascontiguousarray(global_flat, dtype=np.int64), np.asarray(shape, dtype=np.int64),
+                       np.asarray(lo, dtype=np.int64), np.asarray(mask.shape, dtype=np.int64), mask)
+        return
+    ijk = np.array(np.unravel_index(global_flat, shape)).T - lo
+    mask[tuple(ijk.T)] = True
+
+
+def _ghost_mask(solid: np.ndarray, compiled: bool = True) -> np.ndarray:
+    """Solid cells with a non-solid face-neighbour (wrapping round the window's edges).
+    ``compiled``: ``geometry_kernels.ghost_mask`` (default) or this NumPy reference."""
+    if compiled:
+        from .geometry_kernels import ghost_mask
+
+        return ghost_mask(solid)
+    fluid_nb = np.zeros(solid.shape, dtype=bool)
+    for off in _NEIGHBOURS:
+        fluid_nb |= ~np.roll(solid, shift=tuple(-off), axis=(0, 1, 2))
+    return solid & fluid_nb
+
+
 def _image_points(xi: np.ndarray, closest: np.ndarray, normal: np.ndarray, h: float):
     """κ, the ρaₙ coefficient (offset) and the two image points (near, far) of unknowns at signed
     normal coordinate ξ from their closest surface points (module docstring)."""
@@ -443,17 +657,13 @@ class _BackSides:
 
     def __init__(self, grid: Grid, unknown_ijk: np.ndarray, n_ghost: int, surf: "_SurfaceData",
                  cls: Classification, bodies: list[Body], states: list[RigidState]) -> None:
-        shape = np.asarray(grid.shape)
-        rows, fluid = [], []
         ijk = unknown_ijk[:n_ghost]
-        for d in _NEIGHBOURS:
-            nb = ijk + d
-            ok = np.all((nb >= 0) & (nb < shape), axis=1)
-            ok[ok] &= ~cls.solid[tuple(nb[ok].T)]
-            ok &= surf.normal_world[:n_ghost] @ d < -0.3
-            rows.append(np.flatnonzero(ok))
-            fluid.append(np.ravel_multi_index(nb[ok].T, grid.shape) if ok.any() else np.zeros(0, np.int64))
-        rows_all, fluid_all = np.concatenate(rows), np.concatenate(fluid)
+        rows_all, fluid_all = _back_side_links(ijk, surf.normal_world[:n_ghost], cls.solid)
+        if not len(rows_all):                   # no part one cell thick: nothing more to find
+            self.ghost_row = self.link_fluid = self.link_back = self.owner = self.triangle = np.zeros(0, np.int64)
+            self.closest_local = self.closest_world = self.normal = self.near = self.far = np.zeros((0, 3))
+            self.kappa = self.offset = np.zeros(0)
+            return
         self.ghost_row, first = np.unique(rows_all, return_index=True)
         self.link_fluid = fluid_all
         self.link_back = np.searchsorted(self.ghost_row, rows_all)
@@ -483,8 +693,8 @@ class _BackSides:
 
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                    row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
-                   back_of: np.ndarray | None = None,
-                   owner: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                   back_of: np.ndarray | None = None, owner: np.ndarray | None = None,
+                   compiled: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
@@ -496,7 +706,11 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     object's ghost values extrapolate toward this object, and coupling the two made the ghost
     system amplify (two static boxes 3 mm apart at h = 5 mm blew up in 32 steps).
     Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
+    ``compiled``: stencils and assembly by ``geometry_kernels`` (the default) instead of the NumPy
+    reference below; both give canonical CSR matrices with the same entries to rounding.
     """
+    if compiled:
+        return _image_weights_compiled(grid, terms, blocked, row_of, unknown_ijk, normals, back_of, owner)
     cell_owner = None
     if owner is not None and len(owner):
         cell_owner = np.full(len(row_of), -1, dtype=np.int64)
@@ -530,6 +744,58 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     cols, col = np.unique(c_flat[~is_unknown], return_inverse=True)
     W_gf = sp.csr_matrix((w_flat[~is_unknown], (r_idx[~is_unknown], col)), shape=(n, len(cols)))
     return W_gf, W_gg, cols
+
+
+def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
+                            row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None,
+                            back_of: np.ndarray | None,
+                            owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """:func:`_image_weights` through the compiled stencils and CSR assembly."""
+    from .geometry_kernels import assemble_weights, image_stencils
+
+    # with a single owner no stencil cell can belong to another object: the check is skipped
+    use_owner = owner is not None and len(owner) > 0 and owner.min() != owner.max()
+    if use_owner:
+        cell_owner = np.full(len(row_of), -1, dtype=np.int64)
+        known = row_of >= 0
+        cell_owner[known] = owner[row_of[known]]
+        owner_rows = np.ascontiguousarray(owner, dtype=np.int64)
+    else:
+        cell_owner = owner_rows = np.zeros(0, dtype=np.int64)
+    origin = np.asarray(grid.origin, dtype=np.float64)
+    shape = np.asarray(grid.shape, dtype=np.int64)
+    blocked_flat = np.ascontiguousarray(blocked.reshape(-1))
+    ijk = np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3)
+    all_cells, all_weights = [], []
+    for points, coef in terms:
+        cells, weights, lost = image_stencils(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3), origin,
+                                              float(grid.h), shape, blocked_flat, ijk, owner_rows, cell_owner,
+                                              use_owner)
+        if lost:
+            log.debug("%d image points fall back to neighbour averages", lost)
+        all_cells.append(cells)
+        all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
+    cells = np.ascontiguousarray(np.concatenate(all_cells, axis=1))
+    weights = np.ascontiguousarray(np.concatenate(all_weights, axis=1))
+    n = len(cells)
+    use_back = back_of is not None and len(back_of) > 0
+    gg_ptr, gg_idx, gg_val, gf_ptr, gf_idx, gf_val, cols = assemble_weights(
+        cells, weights, np.ascontiguousarray(row_of, dtype=np.int64),
+        np.ascontiguousarray(back_of if use_back else np.zeros(0), dtype=np.int64),
+        np.ascontiguousarray(normals if use_back else np.zeros((0, 3)), dtype=np.float64), use_back)
+    W_gg = sp.csr_matrix((gg_val, gg_idx, gg_ptr), shape=(n, n))
+    W_gf = sp.csr_matrix((gf_val, gf_idx, gf_ptr), shape=(n, len(cols)))
+    W_gg.has_sorted_indices = W_gf.has_sorted_indices = True
+    return W_gf, W_gg, cols
+
+
+def _stencil_corners(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """:func:`_corners`, compiled (``geometry_kernels.corner_cells``)."""
+    from .geometry_kernels import corner_cells
+
+    return corner_cells(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3),
+                        np.asarray(grid.origin, dtype=np.float64), float(grid.h),
+                        np.asarray(grid.shape, dtype=np.int64))
 
 
 def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ body into the air. Distance queries use libigl's AABB tree with winding-number s
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from scipy.spatial import cKDTree
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from .errors import SceneError
+
+log = logging.getLogger("wavesolve")
 
 
 class _Strict(BaseModel):
@@ -105,6 +108,7 @@ class Geometry:
         self._vertices = np.ascontiguousarray(vertices, dtype=np.float64)
         self._faces = np.ascontiguousarray(self.mesh.faces, dtype=np.int64)
         self._tree = None
+        self._candidates = None
         self._normals = None
         self._bounds_cache: tuple[bytes, np.ndarray] | None = None
 
@@ -133,8 +137,10 @@ class Geometry:
         pos, rot = self._pose(state)
         key = np.asarray(pos, dtype=np.float64).tobytes() + np.asarray(rot, dtype=np.float64).tobytes()
         if self._bounds_cache is None or self._bounds_cache[0] != key:
-            world = self.to_world(self._vertices, state)
-            self._bounds_cache = (key, np.stack([world.min(axis=0), world.max(axis=0)]))
+            from .geometry_kernels import posed_bounds     # compiled: to_world, min, max in one pass
+
+            self._bounds_cache = (key, posed_bounds(self._vertices, np.ascontiguousarray(rot, dtype=np.float64),
+                                                    np.asarray(pos, dtype=np.float64)))
         return self._bounds_cache[1].copy()
 
     def signed_distance(self, points: np.ndarray, state=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -172,11 +178,37 @@ class Geometry:
         dist, _ = cKDTree(self._vertices).query(local, distance_upper_bound=band)
         return np.where(inside, -dist, dist)
 
+    def use_candidate_lattice(self, lattice: SDFLattice, band: float) -> None:
+        """Answer :meth:`closest_local` near the surface from per-node triangle lists on the nodes of
+        ``lattice`` (this mesh's SDF lattice) within ``band`` of the surface (exact; see
+        ``geometry_kernels.CandidateLattice``). Dropped when the vertices change."""
+        from .geometry_kernels import CandidateLattice
+
+        lists = CandidateLattice(self._vertices, self._faces, lattice.values, lattice.origin, lattice.spacing, band)
+        if not lists.fits:
+            log.info("closest points of a %d-triangle mesh: candidate lists would exceed their memory budget; "
+                     "using the AABB tree", len(self._faces))
+        self._candidates = lists if lists.fits else None
+
     def closest_local(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unsigned distance (n,), closest triangle (n,) and closest point (n, 3), object frame.
 
-        Uses an AABB tree built once per vertex set: about 1 µs per point near the surface.
+        Exact. Points near the surface of a mesh with a candidate lattice (:meth:`use_candidate_lattice`)
+        search their node's triangle list (compiled, ≈ 0.2 µs a point); the others use the AABB tree
+        (:meth:`closest_local_aabb`, ≈ 1–2 µs a point).
         """
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        if self._candidates is None or len(local) == 0:
+            return self.closest_local_aabb(local)
+        sq, tri, closest, found = self._candidates.query(local)
+        if not found.all():
+            miss = np.flatnonzero(~found)
+            d_m, tri[miss], closest[miss] = self.closest_local_aabb(local[miss])
+            sq[miss] = d_m * d_m
+        return np.sqrt(sq), tri, closest
+
+    def closest_local_aabb(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`closest_local`, always from libigl's AABB tree (built once per vertex set)."""
         local = np.ascontiguousarray(local, dtype=np.float64)
         if len(local) == 0:
             return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
@@ -219,6 +251,30 @@ class SDFLattice:
         out = np.full(len(f), np.inf)
         out[inside] = map_coordinates(self.values, f[inside].T, order=1, mode="nearest", prefilter=False)
         return out
+
+    def at_cells(self, flat: np.ndarray, shape: tuple[int, int, int], cell_origin: np.ndarray, h: float,
+                 state) -> np.ndarray:
+        """As calling the lattice at the object-frame positions of the centres of cells ``flat``
+        (flat indices into a box of ``shape`` whose first cell is centred at ``cell_origin``, spacing
+        ``h``) for the pose ``state``; compiled (``geometry_kernels.lattice_distance_at_cells``)."""
+        from .geometry_kernels import lattice_distance_at_cells
+
+        return lattice_distance_at_cells(
+            np.ascontiguousarray(flat, dtype=np.int64), np.asarray(shape, dtype=np.int64),
+            np.asarray(cell_origin, dtype=np.float64), float(h), np.ascontiguousarray(state.rotation, dtype=np.float64),
+            np.asarray(state.position, dtype=np.float64), self.values, self.origin, float(self.spacing))
+
+    def refresh_band(self, cached: np.ndarray, threshold: float, shape: tuple[int, int, int],
+                     cell_origin: np.ndarray, h: float, state) -> np.ndarray:
+        """``cached`` (signed distances of the cells of a box, any shape) with the cells where
+        |cached| < ``threshold`` read again (:meth:`at_cells`) for the pose ``state``; a new array."""
+        from .geometry_kernels import lattice_refresh_band
+
+        return lattice_refresh_band(
+            np.ascontiguousarray(cached, dtype=np.float64).reshape(-1), float(threshold),
+            np.asarray(shape, dtype=np.int64), np.asarray(cell_origin, dtype=np.float64), float(h),
+            np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
+            self.values, self.origin, float(self.spacing)).reshape(cached.shape)
 
 
 

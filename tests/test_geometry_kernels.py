@@ -1,0 +1,356 @@
+"""The compiled boundary-update pieces (``wavesolve.geometry_kernels``) against their NumPy/libigl
+references, element by element.
+
+Tolerances: the compiled code evaluates the references' formulas in its own order (BLAS and scipy
+sum differently), so results agree to rounding, not to the bit: 1e-12 m on distances and points
+of objects a few cm across (≈ 1e-10 relative, far above the ≈ 1e-16 rounding, far below anything a
+grid of mm cells sees), 1e-14 on interpolation weights (sums of 8–16 terms of size ≤ 3).
+Triangle ids are compared only through their distance: where two triangles are equally near (an
+edge or a vertex is the closest point) either is a correct answer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import trimesh
+
+from wavesolve import boundary
+from wavesolve.boundary import Body, GhostCells, _trilinear
+from wavesolve.geometry_kernels import CandidateLattice, image_stencils
+from wavesolve.grid import Grid
+from wavesolve.meshes import Geometry, SDFLattice, quaternion_matrix
+from wavesolve.motion import RigidState, Spin
+
+H = 0.005
+ZERO = np.zeros(3)
+
+
+def _meshes():
+    return {"sphere": trimesh.creation.icosphere(subdivisions=3, radius=0.04),
+            "box": trimesh.creation.box(extents=[0.06, 0.03, 0.045])}
+
+
+@pytest.mark.parametrize("name", ["sphere", "box"])
+def test_lattice_distance_at_cells_matches_map_coordinates(name):
+    geom = Geometry(_meshes()[name], ZERO, np.eye(3))
+    lattice = SDFLattice(geom, spacing=H / 2, margin=3 * H)
+    state = RigidState(np.array([0.003, -0.001, 0.002]), quaternion_matrix([0.9, 0.2, -0.3, 0.1]), ZERO, ZERO,
+                       ZERO, ZERO)
+    shape = (30, 26, 28)                      # wider than the lattice: some cells read +inf
+    first = np.array([-0.07, -0.061, -0.0655])
+    flat = np.arange(int(np.prod(shape)))
+    ijk = np.array(np.unravel_index(flat, shape)).T
+    reference = lattice(geom.to_local(first + H * ijk, state))
+    compiled = lattice.at_cells(flat, shape, first, H, state)
+    assert np.isinf(reference).any() and np.isfinite(reference).any()
+    np.testing.assert_array_equal(np.isinf(compiled), np.isinf(reference))
+    finite = np.isfinite(reference)
+    np.testing.assert_allclose(compiled[finite], reference[finite], rtol=0, atol=1e-12)
+    sub = flat[::7]                           # a subset of cells, as the band refresh asks
+    np.testing.assert_array_equal(lattice.at_cells(sub, shape, first, H, state), compiled[::7])
+    # the band refresh: cells with |cached| < threshold re-read (reference: the NumPy expression)
+    cached = compiled.reshape(shape)
+    moved = RigidState(state.position + 0.001, state.rotation, ZERO, ZERO, ZERO, ZERO)
+    fresh = lattice.refresh_band(cached, 1.5 * H, shape, first, H, moved)
+    band = np.flatnonzero(np.abs(cached) < 1.5 * H)
+    expected = cached.copy()
+    expected.reshape(-1)[band] = lattice(geom.to_local(first + H * ijk[band], moved))
+    assert 100 < len(band) < cached.size / 2
+    np.testing.assert_allclose(fresh, expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.delete(fresh.reshape(-1), band), np.delete(cached.reshape(-1), band))
+
+
+@pytest.mark.parametrize("name", ["sphere", "box"])
+def test_candidate_lattice_closest_points_are_exact(name):
+    geom = Geometry(_meshes()[name], ZERO, np.eye(3))
+    lattice = SDFLattice(geom, spacing=H / 2, margin=3 * H)
+    rng = np.random.default_rng(3)
+    # points near the surface (inside and out) and some far away (answered by the AABB tree)
+    base, _ = trimesh.sample.sample_surface(geom.mesh, 3000, seed=4)
+    pts = np.concatenate([base + rng.normal(scale=0.6 * H, size=base.shape),
+                          rng.uniform(-0.06, 0.06, size=(500, 3))])
+    ref_d, _, ref_p = geom.closest_local_aabb(pts)
+    geom.use_candidate_lattice(lattice, band=1.5 * H)
+    d, tri, p = geom.closest_local(pts)
+    found = geom._candidates.query(pts)[3]
+    assert found.mean() > 0.8 and not found.all()      # both paths ran
+    np.testing.assert_allclose(d, ref_d, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p, ref_p, rtol=0, atol=1e-12)
+    # the returned triangle holds the returned point
+    corners = geom.vertices[geom.mesh.faces[tri]]
+    on_tri, _, _ = geom.closest_local_aabb(p)
+    assert np.max(on_tri) < 1e-12
+    normals = geom.face_normals_local(tri)
+    assert np.max(np.abs(np.einsum("ij,ij->i", p - corners[:, 0], normals))) < 1e-12
+
+
+def test_candidate_lists_are_dropped_when_vertices_change():
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    geom.use_candidate_lattice(SDFLattice(geom, spacing=H / 2, margin=3 * H), band=1.5 * H)
+    geom.set_vertices(geom.vertices * 1.1)
+    assert geom._candidates is None
+
+
+def _stencil_case(seed, with_owner):
+    rng = np.random.default_rng(seed)
+    grid = Grid(h=H, dt=1e-5, sound_speed=343.0, shape=(12, 10, 11), layer=0, origin=(0.01, -0.02, 0.003))
+    blocked = rng.random(grid.shape) < 0.45
+    n = 400
+    unknown_ijk = np.stack([rng.integers(0, s, n) for s in grid.shape], axis=1)
+    points = grid.centres(unknown_ijk) + rng.uniform(-1.6 * H, 1.6 * H, size=(n, 3))   # some beyond the grid
+    if not with_owner:
+        return grid, points, blocked, unknown_ijk, None, None
+    owner = rng.integers(0, 2, n)
+    cell_owner = np.full(grid.cells, -1, dtype=np.int64)
+    marked = rng.random(grid.cells) < 0.2
+    cell_owner[marked] = rng.integers(0, 2, int(marked.sum()))
+    return grid, points, blocked, unknown_ijk, owner, cell_owner
+
+
+@pytest.mark.parametrize("with_owner", [False, True])
+def test_image_stencils_match_trilinear(with_owner):
+    grid, points, blocked, unknown_ijk, owner, cell_owner = _stencil_case(1, with_owner)
+    ref_cells, ref_w = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner)
+    cells, w, lost = image_stencils(points, np.asarray(grid.origin), H, np.asarray(grid.shape),
+                                    blocked.reshape(-1), unknown_ijk.astype(np.int64),
+                                    np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
+                                    np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner)
+    assert lost > 5                            # the neighbour-average fallback is exercised
+    np.testing.assert_array_equal(cells, ref_cells)
+    np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-14)
+
+
+def _check_both_assemblies(monkeypatch):
+    """Make every _image_weights call also build the reference and compare them."""
+    original = boundary._image_weights
+    calls = []
+
+    def both(*args, **kwargs):
+        W_gf, W_gg, cols = original(*args, **kwargs)
+        R_gf, R_gg, R_cols = original(*args, **kwargs, compiled=False)
+        np.testing.assert_array_equal(cols, R_cols)
+        for a, b in ((W_gf, R_gf), (W_gg, R_gg)):
+            assert a.shape == b.shape
+            diff = abs(a - b)
+            assert (diff.max() if diff.nnz else 0.0) < 1e-14
+            c = a.copy()
+            c.sum_duplicates()
+            np.testing.assert_array_equal(c.indptr, a.indptr)   # canonical already
+        calls.append(W_gg.shape[0])
+        return W_gf, W_gg, cols
+
+    monkeypatch.setattr(boundary, "_image_weights", both)
+    return calls
+
+
+def test_compiled_weights_match_reference_with_back_values_and_two_owners(monkeypatch):
+    """A plate one cell thick (back values) and a moving sphere close to it (two owners)."""
+    calls = _check_both_assemblies(monkeypatch)
+    grid = Grid.build(np.zeros(3), np.full(3, 0.24), H, 343.0, layer=4)
+    plate = Geometry(trimesh.creation.box(extents=[0.12, 0.12, 0.005]), np.array([0.0013, 0.0017, 0.0011]),
+                     np.eye(3))
+    ball = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.036]),
+                    np.eye(3))
+    spin = Spin(ball.position, ball.rotation, [0.2, 1.0, 0.1], 20.0)
+    ghosts = GhostCells(grid, [Body(plate), Body(ball, spin)])
+    assert ghosts.n_back > 50
+    ghosts.update(3 * grid.dt)
+    assert len(calls) == 2 and min(calls) > 500
+
+
+def test_moving_ghost_system_matches_reference_update(monkeypatch):
+    """A whole update of a spinning box with the compiled pieces gives the reference's system."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    box = Geometry(trimesh.creation.box(extents=[0.07, 0.04, 0.05]), np.array([0.001, 0.002, -0.0015]),
+                   quaternion_matrix([0.9, 0.1, 0.3, 0.2]))
+    motion = Spin(box.position, box.rotation, [0.3, 0.2, 1.0], 30.0)
+    fast = GhostCells(grid, [Body(box, motion)])
+    fast.update(5 * grid.dt)
+    box_ref = Geometry(box.mesh.copy(), box.position, box.rotation)
+    monkeypatch.setattr(Geometry, "closest_local", Geometry.closest_local_aabb)
+    monkeypatch.setattr(SDFLattice, "at_cells", lambda self, flat, shape, first, h, state: self(
+        (first + h * np.array(np.unravel_index(flat, shape)).T - state.position) @ state.rotation))
+    original = boundary._image_weights
+    monkeypatch.setattr(boundary, "_image_weights", lambda *a, **k: original(*a, **k, compiled=False))
+    monkeypatch.setattr(boundary, "_stencil_corners", boundary._corners)
+    for name in ("_window_to_global", "_mask_to_global", "_mark_in_window", "_ghost_mask", "_back_side_links",
+                 "_mask_indices"):
+        compiled_fn = getattr(boundary, name)
+        monkeypatch.setattr(boundary, name, lambda *a, _f=compiled_fn, **k: _f(*a, **{**k, "compiled": False}))
+    ref = GhostCells(grid, [Body(box_ref, motion)])
+    ref.update(5 * grid.dt)
+    np.testing.assert_array_equal(fast.index, ref.index)
+    np.testing.assert_array_equal(fast.fluid_cols, ref.fluid_cols)
+    np.testing.assert_array_equal(fast.fresh, ref.fresh)
+    np.testing.assert_array_equal(np.sort(fast.solid_cells()), np.sort(ref.solid_cells()))
+    assert abs(fast.W_gg - ref.W_gg).max() < 1e-12 and abs(fast.W_gf - ref.W_gf).max() < 1e-12
+    np.testing.assert_allclose(fast.offset, ref.offset, rtol=0, atol=1e-12)
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=grid.shape)
+    accel = rng.normal(size=len(fast))
+    np.testing.assert_allclose(fast.solve(p, accel, 1.2), ref.solve(p, accel, 1.2), rtol=0, atol=1e-10)
+
+
+def test_window_bookkeeping_matches_numpy():
+    """Window ↔ grid index maps, the ghost mask and the back-side links: integers and booleans,
+    so compiled and reference must agree exactly."""
+    rng = np.random.default_rng(5)
+    shape, wshape, lo = (40, 37, 35), (20, 18, 23), np.array([7, 11, 6])
+    solid = rng.random(wshape) < 0.6
+    flat = rng.permutation(int(np.prod(wshape)))[:3000]
+    np.testing.assert_array_equal(boundary._window_to_global(flat, wshape, lo, shape),
+                                  boundary._window_to_global(flat, wshape, lo, shape, compiled=False))
+    np.testing.assert_array_equal(boundary._mask_to_global(solid, lo, shape),
+                                  boundary._mask_to_global(solid, lo, shape, compiled=False))
+    marks = [np.zeros(wshape, dtype=bool) for _ in range(2)]
+    cells = boundary._mask_to_global(solid, lo, shape)
+    boundary._mark_in_window(cells, shape, lo, marks[0])
+    boundary._mark_in_window(cells, shape, lo, marks[1], compiled=False)
+    np.testing.assert_array_equal(marks[0], marks[1])
+    np.testing.assert_array_equal(marks[0], solid)
+    ghost = boundary._ghost_mask(solid)
+    np.testing.assert_array_equal(ghost, boundary._ghost_mask(solid, compiled=False))
+    np.testing.assert_array_equal(boundary._mask_indices(ghost), boundary._mask_indices(ghost, compiled=False))
+    ijk = np.argwhere(ghost)
+    normals = rng.normal(size=(len(ijk), 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    rows, fluid = boundary._back_side_links(ijk, normals, solid)
+    ref_rows, ref_fluid = boundary._back_side_links(ijk, normals, solid, compiled=False)
+    assert len(rows) > 100
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(fluid, ref_fluid)
+
+
+def test_compiled_classification_matches_numpy_for_overlapping_objects():
+    """Two overlapping moving objects and a static one: owner, solid and distance as the
+    reference (the same distances merged; only the merge is compiled, so exactly equal)."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    a = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.0]), np.eye(3))
+    b = Geometry(trimesh.creation.box(extents=[0.05, 0.04, 0.03]), np.array([-0.02, 0.01, 0.0]), np.eye(3))
+    c = Geometry(trimesh.creation.box(extents=[0.03, 0.03, 0.03]), np.array([0.0, 0.0, -0.05]), np.eye(3))
+    bodies = [Body(a, Spin(a.position, a.rotation, [0, 0, 1], 10.0)),
+              Body(b, Spin(b.position, b.rotation, [1, 0, 0], 5.0)), Body(c)]
+    for body in bodies:
+        body.prepare(grid)
+    for step in (4, 5, 9):            # a full evaluation, then band re-reads of it
+        states = [body.at(step * grid.dt) for body in bodies]
+        fast = boundary.classify(grid, bodies, states)
+        ref = boundary.classify(grid, bodies, states, compiled=False)
+        assert fast.solid.sum() > 1000 and len(np.unique(fast.owner)) == 4
+        np.testing.assert_array_equal(fast.solid, ref.solid)
+        np.testing.assert_array_equal(fast.owner, ref.owner)
+        np.testing.assert_array_equal(fast.distance, ref.distance)
+
+
+@pytest.mark.parametrize("name", ["sphere", "box"])
+def test_compiled_surface_points_match_reference(name):
+    """Closest points, normals and image points of a moving body's unknown cells: compiled
+    (``surface_points``) against the NumPy path with the AABB tree. The box's cells on edges and
+    corners have ties between faces; points and distances are unique there, so all agree."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    geom = Geometry(_meshes()[name], np.array([0.001, 0.002, -0.0015]), quaternion_matrix([0.9, 0.1, 0.3, 0.2]))
+    body = Body(geom, Spin(geom.position, geom.rotation, [0.3, 0.2, 1.0], 30.0))
+    ghosts = GhostCells(grid, [body])
+    ghosts.update(2 * grid.dt)
+    state = ghosts.states[0]
+    cls = boundary.classify(grid, [body], [state])
+    unknown_ijk = np.argwhere(boundary._ghost_mask(cls.solid))
+    fast = boundary._SurfaceData(grid, unknown_ijk, cls, [body], [state])
+    lists, geom._candidates = geom._candidates, None          # the general path, AABB tree
+    ref = boundary._SurfaceData(grid, unknown_ijk, cls, [body], [state], compiled=False)
+    geom._candidates = lists
+    assert len(unknown_ijk) > 200
+    for attr in ("closest_local", "closest_world", "near", "far", "offset", "kappa"):
+        np.testing.assert_allclose(getattr(fast, attr), getattr(ref, attr), rtol=0, atol=1e-12, err_msg=attr)
+    for attr in ("normal_world", "normal_local"):
+        np.testing.assert_allclose(getattr(fast, attr), getattr(ref, attr), rtol=0, atol=1e-9, err_msg=attr)
+    np.testing.assert_array_equal(fast.owner, ref.owner)
+
+
+@pytest.mark.parametrize("sweeps", [200, 2])
+def test_fixed_point_ghost_solve_matches_lu(monkeypatch, sweeps):
+    """The ghost system solved by sweeps (stopped at a rigorous error bound of 1e-13 of the largest
+    value) against the sparse LU: a spinning ball beside a plate one cell thick (back values), then
+    a ball jumping 4 and 8 mm (fresh cells, whose extrapolations make ‖W_gg‖∞ ≈ 1: the LU is
+    used). With 2 sweeps allowed the sweeps stall and the solve falls back to the LU.
+    Tolerance 1e-12 of the largest value: the bound plus the LU's own rounding."""
+    from wavesolve.motion import ConstantVelocity
+
+    monkeypatch.setattr(boundary, "_ITERATIVE_MAX_SWEEPS", sweeps)
+    grid = Grid.build(np.zeros(3), np.full(3, 0.24), H, 343.0, layer=4)
+    plate = Geometry(trimesh.creation.box(extents=[0.12, 0.12, 0.005]), np.array([0.0013, 0.0017, 0.0011]),
+                     np.eye(3))
+    ball = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.array([0.01, 0.0, 0.04]),
+                    np.eye(3))
+    rng = np.random.default_rng(2)
+    cases = [(lambda: [Body(plate), Body(ball, Spin(ball.position, ball.rotation, [0.2, 1.0, 0.1], 20.0))], False),
+             (lambda: [Body(ball, ConstantVelocity(ball.position, ball.rotation, [30.0, 10.0, 0.0]))], True)]
+    for bodies, with_fresh in cases:
+        fast = GhostCells(grid, bodies())
+        ref = GhostCells(grid, bodies(), iterative=False)
+        for step in (20, 40):             # the jumping ball has moved 4 and 8 mm: fresh cells
+            fast.update(step * grid.dt)
+            ref.update(step * grid.dt)
+            assert fast.fresh.any() == with_fresh and (fast.n_back > 50) != with_fresh
+            assert (fast._lu is None) == (fast._norm <= boundary._ITERATIVE_MAX_NORM) != with_fresh
+            p = rng.normal(size=grid.shape)
+            accel = rng.normal(scale=100.0, size=len(fast))
+            x_ref = ref.solve(p, accel, 1.2)
+            x = fast.solve(p, accel, 1.2)
+            assert (fast._lu is not None) == (sweeps == 2 or with_fresh)
+            np.testing.assert_allclose(x, x_ref, rtol=0, atol=1e-12 * np.max(np.abs(x_ref)))
+
+
+def test_fixed_point_error_bound_holds():
+    """The stopping rule's bound on a random contraction (‖W‖∞ = 0.7) against a dense solve."""
+    from wavesolve.geometry_kernels import fixed_point_solve, row_abs_sums_max
+
+    rng = np.random.default_rng(9)
+    W = sp.random(300, 300, density=0.02, random_state=4, format="csr")
+    W.data = rng.uniform(-1, 1, W.nnz)
+    W = sp.diags(0.7 / np.maximum(np.asarray(abs(W).sum(axis=1)).ravel(), 1e-300)) @ W
+    W = sp.csr_matrix(W)
+    norm = row_abs_sums_max(W.indptr, W.data)
+    assert abs(norm - 0.7) < 1e-12
+    b = rng.normal(size=300)
+    exact = np.linalg.solve(np.eye(300) - W.toarray(), b)
+    for tol in (1e-4, 1e-8, 1e-13):
+        x, sweeps, ok = fixed_point_solve(W.indptr, W.indices, W.data, b, norm, tol, 500)
+        assert ok and sweeps > 1
+        assert np.max(np.abs(x - exact)) <= tol * np.max(np.abs(x)) * (1 + 1e-9) + 1e-15
+
+
+def test_posed_bounds_and_mask_bounds_match_numpy():
+    """World bounds of a posed mesh (compiled one pass vs to_world + min/max: rounding of a 3-term
+    dot product, 1e-15 m) and the index box of a mask (integers: exact)."""
+    from wavesolve.geometry_kernels import mask_bounds, posed_bounds
+
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    rot, pos = quaternion_matrix([0.3, -0.5, 0.2, 0.7]), np.array([0.1, -0.2, 0.05])
+    world = geom.vertices @ rot.T + pos
+    np.testing.assert_allclose(posed_bounds(geom.vertices, rot, pos), np.stack([world.min(0), world.max(0)]),
+                               rtol=0, atol=1e-15)
+    mask = np.zeros((20, 21, 22), dtype=bool)
+    mask[3:9, 5:6, 11:20] = np.random.default_rng(1).random((6, 1, 9)) < 0.5
+    mask[3, 5, 11] = mask[8, 5, 19] = True
+    lo, hi = mask_bounds(mask)
+    idx = np.argwhere(mask)
+    np.testing.assert_array_equal(lo, idx.min(0))
+    np.testing.assert_array_equal(hi, idx.max(0) + 1)
+
+
+def test_candidate_lists_over_budget_fall_back_to_the_tree(monkeypatch):
+    """Lists that would exceed their memory budget are not kept; closest points still come (from
+    the AABB tree)."""
+    import wavesolve.geometry_kernels as kernels
+
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    lattice = SDFLattice(geom, spacing=H / 2, margin=3 * H)
+    assert not CandidateLattice(geom.vertices, geom.mesh.faces, lattice.values, lattice.origin, lattice.spacing,
+                                1.5 * H, max_entries=1000).fits
+    monkeypatch.setattr(kernels.CandidateLattice.__init__, "__defaults__", (1000,))
+    geom.use_candidate_lattice(lattice, band=1.5 * H)
+    assert geom._candidates is None
+    pts = np.array([[0.041, 0.0, 0.0], [0.0, 0.01, 0.0]])
+    np.testing.assert_allclose(geom.closest_local(pts)[0], geom.closest_local_aabb(pts)[0], rtol=0, atol=0)

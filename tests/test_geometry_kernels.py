@@ -302,6 +302,15 @@ def test_fixed_point_ghost_solve_matches_lu(monkeypatch, sweeps):
             np.testing.assert_allclose(x, x_ref, rtol=0, atol=1e-12 * np.max(np.abs(x_ref)))
 
 
+def test_static_geometry_keeps_its_factorisation():
+    """Static objects are factorised once (an LU solve is cheaper per step than the sweeps); the
+    sweeps are for moving geometry, whose system changes every step."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.24), H, 343.0, layer=4)
+    ball = Geometry(trimesh.creation.icosphere(subdivisions=3, radius=0.03), np.zeros(3), np.eye(3))
+    assert GhostCells(grid, [Body(ball)])._lu is not None
+    assert GhostCells(grid, [Body(ball, Spin(ball.position, ball.rotation, [0.0, 0.0, 1.0], 20.0))])._lu is None
+
+
 def test_fixed_point_error_bound_holds():
     """The stopping rule's bound on a random contraction (‖W‖∞ = 0.7) against a dense solve."""
     from wavesolve.geometry_kernels import fixed_point_solve, row_abs_sums_max

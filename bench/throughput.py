@@ -5,7 +5,8 @@
 Prints the machine, the measured memory bandwidth, then a table: backend, grid, precision, cell
 updates per second (whole Simulation.step: ghost cells, listener sample, layer and interior
 update, solid cells), and the fraction of the roof. Then seconds of compute per second of audio
-for the showcase scene(s).
+for each showcase scene (``scenes/two_tone_sphere.toml`` and ``scenes/showcase/*.toml``), from a
+sample of steps (``--showcases-only`` skips the grid table).
 
 Roof: a leapfrog cell update must move at least 3 field values (read p, read p⁻, write p⁺):
 12 bytes in float32, 24 in float64. roof = bandwidth / (3 · itemsize).
@@ -135,9 +136,23 @@ def main() -> None:
     ap.add_argument("--backends", default="numpy,numba,cupy")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="small grids only (a smoke run)")
+    ap.add_argument("--showcases-only", action="store_true", help="only the showcase scenes' table")
     args = ap.parse_args()
 
     print(f"machine: {machine()}")
+    backends = []
+    for name in args.backends.split(","):
+        try:
+            backends.append(resolve_backend(name))
+        except BackendError as exc:
+            print(f"skipping {name}: {exc}")
+    if not args.showcases_only:
+        grid_table(backends, args)
+    showcase_table(backends, args)
+
+
+def grid_table(backends: list, args) -> None:
+    """Bandwidths, then updates/s of whole steps on cubic grids against the roof."""
     bw = host_bandwidth()
     for name, value in bw.items():
         print(f"bandwidth, {name}: {value / 1e9:.1f} GB/s")
@@ -145,14 +160,6 @@ def main() -> None:
     gpu_bw = gpu_bandwidth()
     if gpu_bw:
         print(f"bandwidth, cupy b = 2a - b: {gpu_bw / 1e9:.0f} GB/s")
-
-    backends = []
-    for name in args.backends.split(","):
-        try:
-            backends.append(resolve_backend(name))
-        except BackendError as exc:
-            print(f"skipping {name}: {exc}")
-
     cases = [(64, False), (96, True)] if args.quick else [(128, False), (200, False), (200, True)]
     print()
     print("| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof |")
@@ -171,17 +178,45 @@ def main() -> None:
                       f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} |", flush=True)
                 del sim
 
-    print()
-    print("| backend | scene | grid | step rate | s of compute per s of audio |")
-    print("| --- | --- | --- | --- | --- |")
-    for backend in backends:
-        scene = load_scene(REPO / "scenes" / "two_tone_sphere.toml")
-        sim = Simulation(scene, backend=backend)
-        seconds = time_steps(sim, 4 * args.steps)
-        print(f"| {backend.name} | two_tone_sphere | {'×'.join(map(str, scene.grid.shape))} "
-              f"({scene.config.simulation.precision}) | {scene.grid.step_rate:.0f} Hz | "
-              f"{seconds * scene.grid.step_rate:.2f} |", flush=True)
 
+def showcase_table(backends: list, args) -> None:
+    """Seconds of compute per second of audio of each showcase scene."""
+    print()
+    print("Showcase scenes: steps timed after set-up (modes, lattices) and two warm-up steps, from the")
+    print("middle of each scene (its shaders active there); travelling boxes from their start.")
+    print()
+    print("| backend | scene | grid(s) | step rate | set-up (s) | s of compute per s of audio |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    scenes = [REPO / "scenes" / "two_tone_sphere.toml", *sorted((REPO / "scenes" / "showcase").glob("*.toml"))]
+    for backend in backends:
+        for path in scenes:
+            steps = max(4, args.steps // 2) if backend.name == "numpy" else 4 * args.steps
+            grids, setup, per_step, rate = showcase_step_cost(path, backend, steps)
+            print(f"| {backend.name} | {path.stem} | {grids} | {rate:.0f} Hz | {setup:.1f} | "
+                  f"{per_step * rate:.1f} |", flush=True)
+
+
+def showcase_step_cost(path: Path, backend, steps: int) -> tuple[str, float, float, float]:
+    """(grids, set-up seconds, seconds per step, step rate) of a scene: the fixed box (when it
+    holds a shader), started at the middle of the scene, plus every travelling box, from its start
+    (a travelling box follows its object from t = 0; its shifts are part of its cost)."""
+    from wavesolve.following import FollowingSimulation
+    from wavesolve.travelling import travellers
+
+    t0 = time.perf_counter()
+    scene = load_scene(path)
+    middle = scene.grid.steps_for(scene.duration) // 2
+    sims = []
+    if any(o.shaders for o in scene.objects) or not scene.travellers:
+        sims.append(Simulation(scene, backend=backend, start_step=middle))
+    for trav in travellers(scene):
+        if trav.obj.shaders:
+            sims.append(FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points,
+                                            backend=backend))
+    setup = time.perf_counter() - t0
+    per_step = sum(time_steps(sim, steps) for sim in sims)
+    grids = " + ".join("×".join(map(str, sim.grid.shape)) for sim in sims)
+    return grids, setup, per_step, scene.grid.step_rate
 
 if __name__ == "__main__":
     main()

@@ -154,6 +154,26 @@ def test_keyframes_reproduce_a_known_motion(tmp_path):
         np.testing.assert_allclose(s.angular_velocity, [0, 0, 10.0], atol=1e-6)
 
 
+def test_keyframe_poses_at_several_times_equal_the_states(tmp_path):
+    """``pose`` (one spline call for several times, used by travelling boxes' far-field rays) gives
+    exactly the position and rotation of ``state``; a state asked again is the same (kept) one."""
+    t = np.arange(0, 0.1, 5e-4)
+    half = 0.5 * 10.0 * t
+    rows = np.column_stack([t, 0.01 * np.sin(2 * np.pi * 50 * t), 0 * t, 0 * t, np.cos(half), 0 * t,
+                            np.sin(half) * 0.6, np.sin(half) * 0.8])
+    path = tmp_path / "k.csv"
+    np.savetxt(path, rows, delimiter=",", header="time,x,y,z,qw,qx,qy,qz", comments="")
+    motion = Keyframes(*read_keyframes(path))
+    times = np.array([-0.01, 0.0, 0.0123, 0.05, 0.0999, 0.2])     # inside and outside the range
+    positions, rotations = motion.pose(times)
+    for k, tq in enumerate(times):
+        s = motion.state(float(tq))
+        np.testing.assert_array_equal(positions[k], s.position)
+        np.testing.assert_array_equal(rotations[k], s.rotation)
+        assert motion.state(float(tq)) is s
+    assert motion.pose(0.0123)[0].shape == (3,)
+
+
 BAD_MOTION = {
     "non-increasing times": "time,x,y,z,qw,qx,qy,qz\n0,0,0,0,1,0,0,0\n0.1,0,0,0,1,0,0,0\n0.1,0,0,0,1,0,0,0\n",
     "NaN": "time,x,y,z,qw,qx,qy,qz\n0,0,0,0,1,0,0,0\n0.1,nan,0,0,1,0,0,0\n",

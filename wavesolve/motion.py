@@ -54,6 +54,15 @@ class Motion:
     def state(self, t: float) -> RigidState:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, rotation) without the derivatives: (3,), (3, 3) at a time t, or (k, 3),
+        (k, 3, 3) at k times."""
+        if np.ndim(t) == 0:
+            state = self.state(float(t))
+            return state.position, state.rotation
+        states = [self.state(float(tk)) for tk in np.asarray(t)]
+        return np.array([s.position for s in states]), np.array([s.rotation for s in states])
+
 
 class Static(Motion):
     moves = False
@@ -102,7 +111,27 @@ class Oscillate(Motion):
         return RigidState(self.x0 + x, self.R, v, a, _ZERO, _ZERO)
 
 
-class Spin(Motion):
+class _RememberedStates(Motion):
+    """A motion whose states cost enough to keep the last few: one step asks for the state at the
+    same time several times (boundary update, shaders, probes, a travelling box's centre).
+    Subclasses compute in ``_compute(t)``; the states are immutable, so sharing them is safe."""
+
+    _KEEP = 8
+
+    def state(self, t: float) -> RigidState:
+        memo = self.__dict__.setdefault("_memo", {})
+        found = memo.get(t)
+        if found is None:
+            if len(memo) >= self._KEEP:
+                memo.pop(next(iter(memo)))          # the oldest time asked
+            found = memo[t] = self._compute(t)
+        return found
+
+    def _compute(self, t: float) -> RigidState:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Spin(_RememberedStates):
     """Rotation about ``axis`` (world, through the object origin) at ``rate`` rev/s: R(t) = R_axis(2π rate t)·R₀."""
 
     def __init__(self, position, rotation, axis, rate: float) -> None:
@@ -110,12 +139,12 @@ class Spin(Motion):
         self.axis = np.asarray(axis, float) / np.linalg.norm(axis)
         self.omega = 2 * math.pi * rate
 
-    def state(self, t: float) -> RigidState:
+    def _compute(self, t: float) -> RigidState:
         R = Rotation.from_rotvec(self.axis * self.omega * t).as_matrix() @ self.R0
         return RigidState(self.x0, R, _ZERO, _ZERO, self.axis * self.omega, _ZERO)
 
 
-class Keyframes(Motion):
+class Keyframes(_RememberedStates):
     """Absolute poses at increasing times, C² interpolated (cubic spline / RotationSpline)."""
 
     def __init__(self, times: np.ndarray, positions: np.ndarray, quaternions_wxyz: np.ndarray) -> None:
@@ -124,7 +153,11 @@ class Keyframes(Motion):
         xyzw = np.roll(np.asarray(quaternions_wxyz, float), -1, axis=1)
         self._rot = RotationSpline(times, Rotation.from_quat(xyzw))
 
-    def state(self, t: float) -> RigidState:
+    def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tc = np.clip(t, self.t0, self.t1)        # the splines take several times in one call
+        return self._pos(tc), self._rot(tc).as_matrix()
+
+    def _compute(self, t: float) -> RigidState:
         tc = min(max(t, self.t0), self.t1)
         inside = self.t0 < t < self.t1
         pos = self._pos(tc)

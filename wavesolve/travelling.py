@@ -82,14 +82,17 @@ class Traveller:
 
     def centre(self, t: float) -> np.ndarray:
         """Object centre s(t) (3,) in m; t is clamped to [0, duration]."""
-        state = self.obj.motion.state(min(max(t, 0.0), self.duration))
-        return state.rotation @ self.centre_local + state.position
+        position, rotation = self.obj.motion.pose(min(max(t, 0.0), self.duration))
+        return rotation @ self.centre_local + position
 
     def probe_points(self, t: float) -> np.ndarray:
         """(m·K, 3) points sampled at time t: listener j's K points are rows j·K … j·K + K − 1."""
         out = np.empty((len(self.listeners), len(self.radii), 3))
+        times = np.clip(t - np.asarray(self.radii, dtype=np.float64) / self.sound_speed, 0.0, self.duration)
+        positions, rotations = self.obj.motion.pose(times)       # one call for every radius
+        centres = rotations @ self.centre_local + positions
         for i, r in enumerate(self.radii):
-            s = self.centre(t - r / self.sound_speed)
+            s = centres[i]
             u = self.listeners - s
             u /= np.linalg.norm(u, axis=1, keepdims=True)
             out[:, i] = s + r * u

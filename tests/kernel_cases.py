@@ -25,9 +25,10 @@ TOL = {np.dtype(np.float64): F64_TOL, np.dtype(np.float32): F32_TOL}
 SHAPES = [((23, 19, 27), 4), ((30, 26, 21), 7)]
 
 
-def make_grid(shape: tuple[int, int, int], layer: int, courant: float = 0.55) -> Grid:
+def make_grid(shape: tuple[int, int, int], layer: int, courant: float = 0.55, ground: bool = False) -> Grid:
     h, c = 0.01, 343.0
-    return Grid(h=h, dt=courant * h / c, sound_speed=c, shape=shape, layer=layer, origin=(0.0, 0.0, 0.0))
+    return Grid(h=h, dt=courant * h / c, sound_speed=c, shape=shape, layer=layer, origin=(0.0, 0.0, 0.0),
+                ground=ground)
 
 
 def random_state(grid: Grid, dtype, seed: int = 0):
@@ -48,11 +49,14 @@ def copy_layer(grid: Grid, layer: AbsorbingLayer) -> AbsorbingLayer:
     return other
 
 
-def poison_layer_cells(out: np.ndarray, L: int) -> None:
-    """NaN in every layer cell of ``out`` (pure outputs); interior cells keep p⁻, which they read."""
+def poison_layer_cells(out: np.ndarray, L: int, floor: int = 0) -> None:
+    """NaN in every layer cell of ``out`` at k ≥ floor (pure outputs); interior cells keep p⁻,
+    which they read, and cells below a ground's floor keep theirs (no kernel writes them)."""
     keep = out[L:-L, L:-L, L:-L].copy()
+    below = out[:, :, :floor].copy()
     out[...] = np.nan
     out[L:-L, L:-L, L:-L] = keep
+    out[:, :, :floor] = below
 
 
 def assert_close(fast, ref, what: str) -> None:

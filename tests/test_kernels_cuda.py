@@ -52,10 +52,12 @@ def test_nvcc_compiles_the_cuda_source(tmp_path):
             assert f".entry {name}_{suffix}(" in text
 
 
+@pytest.mark.parametrize("ground", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape,L", SHAPES)
-def test_field_kernels_equal_reference(launcher, shape, L, dtype):
-    grid = make_grid(shape, L)
+def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground):
+    """With a ground the cells below the floor are skipped by both (left as they were)."""
+    grid = make_grid(shape, L, ground=ground)
     lay_ref, p, p_prev = random_state(grid, dtype, seed=sum(shape) + 1)
     lay_fast = copy_layer(grid, lay_ref)
     ref = ReferenceUpdate(grid, lay_ref, dtype)
@@ -64,7 +66,7 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype):
     fields_fast = [p.copy(), p_prev.copy()]
     for step in range(3):
         ref(fields_ref[0], fields_ref[1])
-        poison_layer_cells(fields_fast[1], L)
+        poison_layer_cells(fields_fast[1], L, L if ground else 0)
         fast(fields_fast[0], fields_fast[1])
         assert_close(fields_fast[1], fields_ref[1], f"p⁺ step {step}")
         assert_close(fast.p_aux, lay_ref.p_aux, f"split pressures step {step}")
@@ -82,7 +84,7 @@ def test_face_kernel_writes_every_face(launcher):
     layer.v_aux[:] = 1e30
     fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, layer, np.float64)
     launcher("ws_face", np.float64, fast.n_faces,
-             (p, fast.v_aux, fast.face_desc, fast.face_A, fast.face_B, *fast.dims))
+             (p, fast.v_aux, fast.face_desc, fast.face_A, fast.face_B, *fast.dims, fast.floor))
     assert np.max(np.abs(fast.v_aux)) < 1.0
 
 

@@ -144,11 +144,14 @@ class Simulation:
         return samples
 
     def _mirror_floor(self, p) -> None:
-        """Rigid floor on the box's bottom face: the cell row below it mirrors the row above
-        (∂p/∂z = 0 at the face, exact for the 7-point stencil; the layer has v_z = 0 there)."""
+        """Rigid floor on the box's bottom face: below the interior, the rows under it mirror the
+        rows above (p(z) = p(−z) about the floor). The first row gives ∂p/∂z = 0 at the face, exact
+        for the 7-point stencil (the layer has v_z = 0 there); the deeper ones are what image-point
+        stencils of a body near the floor read. The layer below the floor is not stepped."""
         L = self.grid.layer
-        nx, ny, _ = self.grid.shape
-        p[L:nx - L, L:ny - L, L - 1] = p[L:nx - L, L:ny - L, L]
+        nx, ny, nz = self.grid.shape
+        m = min(L, nz - 2 * L)
+        p[L:nx - L, L:ny - L, L - m:L] = p[L:nx - L, L:ny - L, L + m - 1:L - 1:-1]
 
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""

@@ -98,16 +98,17 @@ class CudaFieldUpdate:
         self.n_cells = grid.cells
         self.dims = tuple(np.int64(n) for n in grid.shape)
         self.L = np.int64(grid.layer)
+        self.floor = np.int64(grid.layer if grid.ground else 0)
         self.lam2 = self.dtype.type(grid.courant ** 2)
         self.six = self.dtype.type(6)
 
     def __call__(self, p: Any, out: Any) -> None:
         nx, ny, nz = self.dims
         self.launch("ws_face", self.dtype, self.n_faces,
-                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz))
+                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz, self.floor))
         self.launch("ws_cell", self.dtype, self.n_cells,
                     (p, out, self.p_aux, self.v_aux, self.slab_desc, self.cell_A, self.cell_C, nx, ny, nz,
-                     self.L, self.lam2, self.six))
+                     self.L, self.lam2, self.six, self.floor))
 
 
 class _HostAttributes:

@@ -6,13 +6,13 @@
 #define WS_DEFINE_KERNELS(T, SUF)                                                                    \
     WS_KERNEL(ws_face_##SUF, n,                                                                      \
               (ws_idx n, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A,             \
-               const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz),                                    \
-              ws_face<T>(t, p, v_aux, face_desc, face_A, face_B, nx, ny, nz))                        \
+               const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor),                      \
+              ws_face<T>(t, p, v_aux, face_desc, face_A, face_B, nx, ny, nz, floor))                 \
     WS_KERNEL(ws_cell_##SUF, n,                                                                      \
               (ws_idx n, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,     \
                const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L,          \
-               T lam2, T six),                                                                       \
-              ws_cell<T>(t, p, out, p_aux, v_aux, slab_desc, cell_A, cell_C, nx, ny, nz, L, lam2, six)) \
+               T lam2, T six, ws_idx floor),                                                         \
+              ws_cell<T>(t, p, out, p_aux, v_aux, slab_desc, cell_A, cell_C, nx, ny, nz, L, lam2, six, floor)) \
     WS_KERNEL(ws_ghost_##SUF, n,                                                                     \
               (ws_idx n, T* p, const ws_idx* index, const ws_idx* fluid_cols, const ws_idx* m_ptr,   \
                const ws_idx* m_col, const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col,   \

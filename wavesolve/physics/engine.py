@@ -33,8 +33,9 @@ INSTALL_HINT = 'the physics engine is not installed: pip install "wavesolve[phys
 def require_pybullet():
     """The pybullet module, or ImportError naming the extra to install.
 
-    PyBullet's C library prints its build time to standard output when first imported; that line
-    is dropped so that it does not end up in a command's output.
+    PyBullet's C library prints its build time to standard output when imported (and again when a
+    client connects: see :func:`run_engine`); that line is dropped so that it does not end up in a
+    command's output.
     """
     try:
         with _c_stdout_dropped():
@@ -153,7 +154,8 @@ def run_engine(setup: PhysicsSetup, logs: tuple[str, str] | None = None) -> Reco
     :func:`wavesolve.physics.bullet_logs.read_bullet_logs` reads back.
     """
     p = require_pybullet()
-    client = p.connect(p.DIRECT)
+    with _c_stdout_dropped():          # connecting prints the build time again
+        client = p.connect(p.DIRECT)
     try:
         ids, plane = build_world(setup, client)
         log_ids = []

@@ -50,13 +50,13 @@ def copy_layer(grid: Grid, layer: AbsorbingLayer) -> AbsorbingLayer:
 
 
 def poison_layer_cells(out: np.ndarray, L: int, floor: int = 0) -> None:
-    """NaN in every layer cell of ``out`` at k ≥ floor (pure outputs); interior cells keep p⁻,
-    which they read, and cells below a ground's floor keep theirs (no kernel writes them)."""
+    """NaN in every layer cell of ``out`` (pure outputs) but the slab under the interior when
+    ``floor`` > 0 (a ground: no kernel writes it); interior cells keep p⁻, which they read."""
     keep = out[L:-L, L:-L, L:-L].copy()
-    below = out[:, :, :floor].copy()
+    below = out[L:-L, L:-L, :floor].copy()
     out[...] = np.nan
     out[L:-L, L:-L, L:-L] = keep
-    out[:, :, :floor] = below
+    out[L:-L, L:-L, :floor] = below
 
 
 def assert_close(fast, ref, what: str) -> None:

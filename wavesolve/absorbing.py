@@ -169,20 +169,19 @@ class AbsorbingLayer:
     def step(self, p: np.ndarray, p_next: np.ndarray) -> None:
         """v^{n+½} from p^n, then p^{n+1} = Σₐ pₐ^{n+1} written into ``p_next`` on layer cells.
 
-        With a ground, the cells below the floor (k < layer) are skipped: the rigid floor face
-        (v_z = 0) cuts them off from everything above, so they are never read.
+        With a ground the slab under the interior (z below the floor) is skipped: the rigid floor
+        face (v_z = 0) cuts it off, and its cells hold the floor's mirror rows
+        (``Simulation._mirror_floor``).
         """
         floor = self.grid.layer if self.grid.ground else 0
         for s in self.slabs:
-            dz = max(floor - s.lo[2], 0)             # the slab's cells k < floor are skipped
-            if s.lo[2] + dz >= s.hi[2]:
+            if s.hi[2] <= floor:
                 continue
             total = None
             for a in range(3):
                 # pressure differences across the slab's faces along axis a (outer faces: rigid)
                 lo = list(s.lo)
                 hi = list(s.hi)
-                lo[2] += dz
                 lo_ext = lo.copy()
                 hi_ext = hi.copy()
                 lo_ext[a] = max(lo[a] - 1, 0)
@@ -194,14 +193,12 @@ class AbsorbingLayer:
                 if pad[a] != (0, 0):
                     dp = np.pad(dp, pad)
                 A_v, B_v = s.v_coef[a]
-                A_p, C_p = s.p_coef[a]
-                if a == 2:
-                    A_v, B_v, A_p, C_p = A_v[..., dz:], B_v[..., dz:], A_p[..., dz:], C_p[..., dz:]
-                v = s.v[a][..., dz:]
+                v = s.v[a]
                 v *= A_v
                 v -= B_v * dp
-                pa = s.p_split[a][..., dz:]
+                A_p, C_p = s.p_coef[a]
+                pa = s.p_split[a]
                 pa *= A_p
                 pa -= C_p * np.diff(v, axis=a)
                 total = pa.copy() if total is None else total + pa
-            p_next[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = total
+            p_next[s.lo[0]:s.hi[0], s.lo[1]:s.hi[1], s.lo[2]:s.hi[2]] = total

@@ -33,8 +33,8 @@ from ..grid import Grid
 
 
 @njit(cache=True, inline="always")
-def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j, k0):
-    """Split pressures and p⁺ of the slab row (i, j, slab-local k ≥ k0)."""
+def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
+    """Split pressures and p⁺ of the slab row (i, j, all k of the slab)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
@@ -57,7 +57,7 @@ def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j, k0):
     cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
     o0 = (i * ny + j) * nz + lo2
     o = out[o0:o0 + n2]
-    for k in range(k0, n2):
+    for k in range(n2):
         px = qx[k] * ax - cx * (vxr[k] - vxl[k])
         py = qy[k] * ay - cy * (vyr[k] - vyl[k])
         pz = qz[k] * az[k] - cz[k] * (vzr[k] - vzl[k])
@@ -84,30 +84,27 @@ def _faces_across(p, v_aux, q, A, B, c, stride, rigid, m):
 
 
 @njit(cache=True, inline="always")
-def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, k0):
-    """v⁺ on the faces owned by the slab row (i, j, slab-local k ≥ k0): its lower x- and y-faces
-    (and the upper ones on the slab's last row), and its z-faces from face k0. ``p`` is flat."""
+def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j):
+    """v⁺ on the faces owned by the slab row (i, j, all k of the slab): its lower x- and y-faces
+    (and the upper ones on the slab's last row), and all its z-faces. ``p`` is flat."""
     lo0, lo1, lo2, n0, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     sx = ny * nz
-    c = (i * ny + j) * nz + lo2 + k0
-    m = n2 - k0
-    q = sd[s, 7] + (li * n1 + lj) * n2 + k0                  # x-faces (n0+1, n1, n2)
-    _faces_across(p, v_aux, q, face_A[i], face_B[i], c, sx, i == 0, m)
-    if li == n0 - 1:
-        _faces_across(p, v_aux, q + n1 * n2, face_A[i + 1], face_B[i + 1], c + sx, sx, i + 1 == nx, m)
-    q = sd[s, 8] + (li * (n1 + 1) + lj) * n2 + k0            # y-faces (n0, n1+1, n2)
-    fy = nx + 1
-    _faces_across(p, v_aux, q, face_A[fy + j], face_B[fy + j], c, nz, j == 0, m)
-    if lj == n1 - 1:
-        _faces_across(p, v_aux, q + n2, face_A[fy + j + 1], face_B[fy + j + 1], c + nz, nz, j + 1 == ny, m)
     c = (i * ny + j) * nz + lo2
+    q = sd[s, 7] + (li * n1 + lj) * n2                       # x-faces (n0+1, n1, n2)
+    _faces_across(p, v_aux, q, face_A[i], face_B[i], c, sx, i == 0, n2)
+    if li == n0 - 1:
+        _faces_across(p, v_aux, q + n1 * n2, face_A[i + 1], face_B[i + 1], c + sx, sx, i + 1 == nx, n2)
+    q = sd[s, 8] + (li * (n1 + 1) + lj) * n2                 # y-faces (n0, n1+1, n2)
+    fy = nx + 1
+    _faces_across(p, v_aux, q, face_A[fy + j], face_B[fy + j], c, nz, j == 0, n2)
+    if lj == n1 - 1:
+        _faces_across(p, v_aux, q + n2, face_A[fy + j + 1], face_B[fy + j + 1], c + nz, nz, j + 1 == ny, n2)
     q = sd[s, 9] + (li * n1 + lj) * (n2 + 1)                 # z-faces (n0, n1, n2+1), g = lo2 … lo2+n2
     fz = nx + ny + 2 + lo2
     first = 1 if lo2 == 0 else 0
     last = n2 if lo2 + n2 == nz else n2 + 1
-    first = max(first, k0)
-    if first == 1 and k0 == 0:
+    if first == 1:
         v_aux[q] = v_aux[q] * face_A[fz] - face_B[fz] * (face_B[fz] - face_B[fz])
     # interior z-faces f = first … last−1: between cells c + f − 1 and c + f
     v = v_aux[q + first:q + last]
@@ -123,9 +120,9 @@ def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, k0):
 
 @njit(parallel=True, cache=True)
 def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor):
-    """p⁺ into ``out3`` (holding p⁻) on every cell at k ≥ ``floor`` (the layer thickness with a
-    ground: the cells below the floor are cut off and skipped, as in the reference; else 0); the
-    layer's auxiliary fields advance in place."""
+    """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
+    With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
+    the reference: it holds the floor's mirror rows."""
     nx, ny, nz = p3.shape
     p = p3.reshape(nx * ny * nz)
     out = out3.reshape(nx * ny * nz)
@@ -135,28 +132,28 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
         if i < L or i >= nx - L:
             s = 0 if i < L else 1
             for j in range(ny):
-                _face_row(p, v_aux, face_A, face_B, slab_desc, s, nx, ny, nz, i, j, floor)
+                _face_row(p, v_aux, face_A, face_B, slab_desc, s, nx, ny, nz, i, j)
             continue
         for j in range(ny):
             if j < L or j >= ny - L:
-                _face_row(p, v_aux, face_A, face_B, slab_desc, 2 if j < L else 3, nx, ny, nz, i, j, floor)
+                _face_row(p, v_aux, face_A, face_B, slab_desc, 2 if j < L else 3, nx, ny, nz, i, j)
                 continue
             if floor == 0:
-                _face_row(p, v_aux, face_A, face_B, slab_desc, 4, nx, ny, nz, i, j, 0)
-            _face_row(p, v_aux, face_A, face_B, slab_desc, 5, nx, ny, nz, i, j, 0)
+                _face_row(p, v_aux, face_A, face_B, slab_desc, 4, nx, ny, nz, i, j)
+            _face_row(p, v_aux, face_A, face_B, slab_desc, 5, nx, ny, nz, i, j)
     for i in prange(nx):                                    # 2. cells, row by row
         if i < L or i >= nx - L:
             s = 0 if i < L else 1
             for j in range(ny):
-                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i, j, floor)
+                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i, j)
             continue
         for j in range(ny):
             if j < L or j >= ny - L:
                 _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 2 if j < L else 3,
-                           nx, ny, nz, i, j, floor)
+                           nx, ny, nz, i, j)
                 continue
             if floor == 0:
-                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 4, nx, ny, nz, i, j, 0)
+                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 4, nx, ny, nz, i, j)
             c0 = (i * ny + j) * nz + L
             m = nz - 2 * L
             c = p[c0:c0 + m]
@@ -168,7 +165,7 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                 ck = c[k]
                 lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
                 o[k] = (ck + ck) - o[k] + lam2 * lap
-            _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 5, nx, ny, nz, i, j, 0)
+            _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 5, nx, ny, nz, i, j)
 
 
 class FusedUpdate:

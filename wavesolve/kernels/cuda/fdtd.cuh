@@ -61,15 +61,14 @@ WS_HD T ws_layer_cell(T* p_aux, const T* v_aux, const ws_idx* sd, const T* cell_
 }
 
 // Work item t = flat cell index: p⁺ into out (which holds p⁻), interior leapfrog or layer cell.
-// Cells below ``floor`` (the layer thickness with a ground, else 0) are cut off by the rigid
-// floor and skipped, as in the reference.
+// With a ground (``floor`` = the layer thickness, else 0) the slab under the interior is skipped,
+// as in the reference: it holds the floor's mirror rows.
 template <typename T>
 WS_HD void ws_cell(ws_idx t, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,
                    const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six,
                    ws_idx floor)
 {
     const ws_idx k = t % nz;
-    if (k < floor) return;
     const ws_idx j = (t / nz) % ny;
     const ws_idx i = t / (ny * nz);
     int s;
@@ -77,7 +76,10 @@ WS_HD void ws_cell(ws_idx t, const T* p, T* out, T* p_aux, const T* v_aux, const
     else if (i >= nx - L) s = 1;
     else if (j < L) s = 2;
     else if (j >= ny - L) s = 3;
-    else if (k < L) s = 4;
+    else if (k < L) {
+        if (floor > 0) return;
+        s = 4;
+    }
     else if (k >= nz - L) s = 5;
     else {
         out[t] = ws_leapfrog(p, out, t, ny * nz, nz, lam2, six);
@@ -87,8 +89,8 @@ WS_HD void ws_cell(ws_idx t, const T* p, T* out, T* p_aux, const T* v_aux, const
 }
 
 // Work item t = index into v_aux: v⁺ = A v − B (p[g] − p[g−1]) on face g; the outer walls
-// (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference. Faces of cells below
-// ``floor`` (z faces below it) are skipped, as in the reference.
+// (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference. The faces of a slab
+// wholly below ``floor`` (the one under the interior, with a ground) are skipped, as in the reference.
 template <typename T>
 WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A, const T* face_B,
                    ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor)
@@ -103,7 +105,7 @@ WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, cons
     const ws_idx k = fd[3] + local % m2;
     const int a = (int)fd[7];
     const ws_idx top = fd[3] + (a == 2 ? fd[6] - 1 : fd[6]);     // the slab's cells end below this k
-    if (k < floor || top <= floor) return;                     // a slab wholly below the floor: skipped
+    if (top <= floor) return;                                  // a slab wholly below the floor: skipped
     const ws_idx g = a == 0 ? i : (a == 1 ? j : k);
     const ws_idx n = a == 0 ? nx : (a == 1 ? ny : nz);
     const ws_idx fo = a == 0 ? 0 : (a == 1 ? nx + 1 : nx + ny + 2);

@@ -80,17 +80,16 @@ class Traveller:
     sound_speed: float
     duration: float
 
-    def centre(self, t: float) -> np.ndarray:
-        """Object centre s(t) (3,) in m; t is clamped to [0, duration]."""
-        position, rotation = self.obj.motion.pose(min(max(t, 0.0), self.duration))
+    def centre(self, t: float | np.ndarray) -> np.ndarray:
+        """Object centre s(t) in m: (3,) at a time t, (k, 3) at k times (one spline call); times are
+        clamped to [0, duration]."""
+        position, rotation = self.obj.motion.pose(np.clip(t, 0.0, self.duration))
         return rotation @ self.centre_local + position
 
     def probe_points(self, t: float) -> np.ndarray:
         """(m·K, 3) points sampled at time t: listener j's K points are rows j·K … j·K + K − 1."""
         out = np.empty((len(self.listeners), len(self.radii), 3))
-        times = np.clip(t - np.asarray(self.radii, dtype=np.float64) / self.sound_speed, 0.0, self.duration)
-        positions, rotations = self.obj.motion.pose(times)       # one call for every radius
-        centres = rotations @ self.centre_local + positions
+        centres = self.centre(t - np.asarray(self.radii, dtype=np.float64) / self.sound_speed)
         for i, r in enumerate(self.radii):
             s = centres[i]
             u = self.listeners - s

@@ -132,15 +132,11 @@ class DeviceGhostCells(_HostAttributes):
         self._build()
 
     def _build(self) -> None:
-        """Upload the operators of the host's current ghost/fresh system (after each update)."""
+        """Upload the operators of the host's current boundary system (after each update): rows of
+        ghost and fresh cells, then back values of one-cell-thick parts (kept in ``self.back``)."""
         ghosts, backend = self.host, self.backend
-        if ghosts.n_back:
-            from ..backend import BackendError
-
-            raise BackendError(
-                f"{ghosts.n_back} ghost cells lie in parts one cell thick, whose two sides the cupy backend "
-                "cannot yet tell apart; use --backend numba, or a cell_size that resolves them with two cells")
-        self.n = len(ghosts)
+        n_front = len(ghosts.index)
+        self.n = n_front + ghosts.n_back
         if self.n == 0:
             return
         M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
@@ -151,13 +147,19 @@ class DeviceGhostCells(_HostAttributes):
             m, n = M[rows], N[rows]
             for a in (m, n):
                 a.sort_indices()
-            return (to(ghosts.index[rows].astype(i64)), (to(m.indptr.astype(i64)), to(m.indices.astype(i64)),
-                    to(m.data)), (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows))
+            front = int(np.count_nonzero(rows < n_front))     # front rows come first
+            return (to(ghosts.index[rows[:front]].astype(i64)), (to(m.indptr.astype(i64)), to(m.indices.astype(i64)),
+                    to(m.data)), (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows),
+                    np.int64(front))
 
         self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
         self._all = operator(np.arange(self.n))
         fresh = np.flatnonzero(ghosts.fresh)
         self._fresh = operator(fresh) if len(fresh) else None
+        self.back = backend.xp.zeros(max(ghosts.n_back, 1), dtype=np.float64)
+        links = len(ghosts._link_fluid)
+        self._links = (to(ghosts._link_fluid.astype(i64)), to((ghosts._link_row - n_front).astype(i64)),
+                       to(ghosts._link_cell.astype(i64)), links) if links else None
         self.upload = backend.uploader(self.n)
 
     def __len__(self) -> int:
@@ -169,17 +171,23 @@ class DeviceGhostCells(_HostAttributes):
         self._build()
 
     def _launch(self, p: Any, op: tuple, accel: np.ndarray, density: float) -> None:
-        index, M, N, rows = op
+        index, M, N, rows, front = op
         a = self.upload(np.asarray(accel, dtype=np.float64))
-        self.launch("ws_ghost", p.dtype, rows, (p, index, self.fluid_cols, *M, *N, a, np.float64(density)))
+        self.launch("ws_ghost", p.dtype, rows,
+                    (p, index, self.fluid_cols, *M, *N, a, np.float64(density), front, self.back))
 
     def apply(self, p: Any, accel: np.ndarray, density: float) -> None:
-        """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel`` (host, m/s²)."""
+        """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
+        (host, m/s²); keep the back values of one-cell-thick parts on the device."""
         if self.n:
             self._launch(p, self._all, accel, density)
 
     def correct_thin_parts(self, p: Any, out: Any, lam2: float) -> None:
-        """Nothing to do: systems with back values of one-cell-thick parts are refused in _build."""
+        """After the field update: ``out += λ²(p_back − p_g)`` at the far-side neighbours of
+        one-cell-thick parts (as GhostCells.correct_thin_parts on the host)."""
+        if self.n and self._links is not None:
+            fluid, back_row, cell, links = self._links
+            self.launch("ws_thin", p.dtype, links, (p, out, fluid, back_row, cell, self.back, np.float64(lam2)))
 
     def apply_fresh_previous(self, p_prev: Any, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells of ``p_prev`` their previous-step pressure (as GhostCells does on the host)."""

@@ -16,8 +16,13 @@
     WS_KERNEL(ws_ghost_##SUF, n,                                                                     \
               (ws_idx n, T* p, const ws_idx* index, const ws_idx* fluid_cols, const ws_idx* m_ptr,   \
                const ws_idx* m_col, const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col,   \
-               const double* n_val, const double* accel, double density),                            \
-              ws_ghost<T>(t, p, index, fluid_cols, m_ptr, m_col, m_val, n_ptr, n_col, n_val, accel, density)) \
+               const double* n_val, const double* accel, double density, ws_idx n_front, double* back), \
+              ws_ghost<T>(t, p, index, fluid_cols, m_ptr, m_col, m_val, n_ptr, n_col, n_val, accel, density, \
+                          n_front, back))                                                            \
+    WS_KERNEL(ws_thin_##SUF, n,                                                                      \
+              (ws_idx n, const T* p, T* out, const ws_idx* link_fluid, const ws_idx* link_back,      \
+               const ws_idx* link_cell, const double* back, double lam2),                            \
+              ws_thin<T>(t, p, out, link_fluid, link_back, link_cell, back, lam2))                   \
     WS_KERNEL(ws_probe_##SUF, n,                                                                     \
               (ws_idx n, const T* p, const ws_idx* cells, const double* weights, double* samples),   \
               ws_probe<T>(t, p, cells, weights, samples))

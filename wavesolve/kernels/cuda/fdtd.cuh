@@ -119,19 +119,39 @@ WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, cons
     v_aux[t] = v_aux[t] * A - B * dp;
 }
 
-// Work item r = ghost row: p_g = Σ M[r,·] p[fluid_cols] + ρ Σ N[r,·] aₙ (CSR, float64 accumulate),
+// Work item r = boundary row: v = Σ M[r,·] p[fluid_cols] + ρ Σ N[r,·] aₙ (CSR, float64 accumulate),
 // where M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset) are precomputed on the host.
+// Rows r < n_front are ghost or fresh cells: p[index[r]] = v. The rest are back values of
+// one-cell-thick parts (read by ws_thin after the field update): back[r − n_front] = v.
 template <typename T>
 WS_HD void ws_ghost(ws_idx r, T* p, const ws_idx* index, const ws_idx* fluid_cols,
                     const ws_idx* m_ptr, const ws_idx* m_col, const double* m_val,
                     const ws_idx* n_ptr, const ws_idx* n_col, const double* n_val,
-                    const double* accel, double density)
+                    const double* accel, double density, ws_idx n_front, double* back)
 {
     double s = 0.0;
     for (ws_idx e = m_ptr[r]; e < m_ptr[r + 1]; ++e) s += m_val[e] * (double)p[fluid_cols[m_col[e]]];
     double b = 0.0;
     for (ws_idx e = n_ptr[r]; e < n_ptr[r + 1]; ++e) b += n_val[e] * accel[n_col[e]];
-    p[index[r]] = (T)(s + density * b);
+    const double v = s + density * b;
+    if (r < n_front) p[index[r]] = (T)v;
+    else back[r - n_front] = v;
+}
+
+// Work item l = link of a one-cell-thick part: its far-side fluid neighbour saw the cell's front
+// value p[cell] in its 7-point stencil; out[fluid] += (T)(λ²(back − p[cell])), as the reference's
+// np.add.at (a fluid cell can have several links: an atomic add on the device, in link order on
+// the host).
+template <typename T>
+WS_HD void ws_thin(ws_idx l, const T* p, T* out, const ws_idx* link_fluid, const ws_idx* link_back,
+                   const ws_idx* link_cell, const double* back, double lam2)
+{
+    const T delta = (T)(lam2 * (back[link_back[l]] - (double)p[link_cell[l]]));
+#ifdef __CUDACC__
+    atomicAdd(out + link_fluid[l], delta);
+#else
+    out[link_fluid[l]] += delta;
+#endif
 }
 
 // Work item l = listener: trilinear sample (float64) of p over its 8 cells, into samples[l].

@@ -1,6 +1,6 @@
 """Memory per cell and the largest grid that fits a given memory (issue 6's memory figures).
 
-    python3 bench/memory.py [--gib 80] [--layer 10]
+    python3 bench/memory.py [--gib 80] [--layer 10] [--gpu]
 
 Counts the bytes that grow with the grid: the two pressure fields and the absorbing layer's split
 pressures and face velocities (only in the layer). This script first checks that count against
@@ -40,12 +40,32 @@ def measured_bytes(n: int, layer: int, precision: str) -> int:
         f"[simulation]\nduration = 1e-3\ncell_size = {h}\nprecision = \"{precision}\"\n"
         f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n"
         "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<memory>")
+    Simulation(scene, backend="numpy")      # first: module imports and caches, which do not grow with n
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     sim = Simulation(scene, backend="numpy")
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert sim.grid.shape == (n, n, n), sim.grid.shape
+    return held
+
+
+def gpu_bytes(n: int, layer: int, precision: str) -> int:
+    """Bytes CuPy's memory pool holds after building a free-field cupy Simulation of n³ cells."""
+    import cupy
+
+    pool = cupy.get_default_memory_pool()
+    pool.free_all_blocks()
+    before = pool.used_bytes()
+    h = 0.01
+    scene = parse_scene(
+        f"[simulation]\nduration = 1e-3\ncell_size = {h}\nprecision = \"{precision}\"\n"
+        f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n"
+        "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<memory>")
+    sim = Simulation(scene, backend="cupy")
+    sim.run(3, progress=False)
+    held = pool.used_bytes() - before
+    del sim
     return held
 
 
@@ -64,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gib", type=float, default=80.0, help="memory to fill (GiB), default 80 (an H100)")
     ap.add_argument("--layer", type=int, default=10, help="absorbing layer cells (default 10)")
+    ap.add_argument("--gpu", action="store_true", help="also check the count against CuPy's pool on a GPU")
     args = ap.parse_args()
     limit = args.gib * 2 ** 30
     print(f"| precision | count vs allocated, 60³ / 100³ (MB) | bytes per cell, 128³ / 512³ / 2048³ | "
@@ -81,6 +102,15 @@ def main() -> None:
         n = largest_cube(limit, args.layer, item)
         print(f"| {precision} | {'; '.join(checks)} | {' / '.join(f'{b:.2f}' for b in per_cell)} | "
               f"{n}³ | {n ** 3 / 1e9:.2f} G |")
+    if args.gpu:
+        print()
+        print("| precision | grid | counted (MB) | held by CuPy's pool after 3 steps (MB) |")
+        print("| --- | --- | --- | --- |")
+        for precision in ("float32", "float64"):
+            for n in (128, 512):
+                count = formula_bytes(n, args.layer, np.dtype(precision).itemsize)
+                print(f"| {precision} | {n}³ | {count / 1e6:.1f} | {gpu_bytes(n, args.layer, precision) / 1e6:.1f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

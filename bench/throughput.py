@@ -1,10 +1,10 @@
 """Throughput of each backend against the memory-bandwidth roof.
 
-    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--quick]
+    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--sizes 128,200,200s] [--quick]
 
 Prints the machine, the measured memory bandwidth, then a table: backend, grid, precision, cell
 updates per second (whole Simulation.step: ghost cells, listener sample, layer and interior
-update, solid cells), and the fraction of the roof. Then seconds of compute per second of audio
+update, solid cells), the fraction of the roof, and the same for the field update alone. Then seconds of compute per second of audio
 for each showcase scene (``scenes/two_tone_sphere.toml`` and ``scenes/showcase/*.toml``), from a
 sample of steps (``--showcases-only`` skips the grid table).
 
@@ -131,12 +131,33 @@ def time_steps(sim: Simulation, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def time_field_update(sim: Simulation, steps: int) -> float:
+    """Seconds per call of the step's field update alone (leapfrog + layer: no ghost cells, listeners
+    or per-step Python); on a GPU timed with device events around ``steps`` back-to-back calls."""
+    update, p, out = sim._update, sim.p.copy(), sim.p_prev.copy()
+    update(p, out)
+    cuda = getattr(sim.engine.xp, "cuda", None)
+    if cuda is None:
+        return _best(lambda: update(p, out), max(3, steps // 4))
+    start, stop = cuda.Event(), cuda.Event()
+    start.record()
+    for _ in range(steps):
+        update(p, out)
+    stop.record()
+    stop.synchronize()
+    return cuda.get_elapsed_time(start, stop) / 1e3 / steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backends", default="numpy,numba,cupy")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="small grids only (a smoke run)")
     ap.add_argument("--showcases-only", action="store_true", help="only the showcase scenes' table")
+    ap.add_argument("--grid-only", action="store_true", help="only the grid table")
+    ap.add_argument("--sizes", default="128,200,200s",
+                    help="grid table's cubes, cells per axis; a trailing 's' adds a sphere (default 128,200,200s)")
+    ap.add_argument("--showcase-steps", type=int, default=None, help="steps timed per showcase (default 4 × --steps)")
     args = ap.parse_args()
 
     print(f"machine: {machine()}")
@@ -148,7 +169,8 @@ def main() -> None:
             print(f"skipping {name}: {exc}")
     if not args.showcases_only:
         grid_table(backends, args)
-    showcase_table(backends, args)
+    if not args.grid_only:
+        showcase_table(backends, args)
 
 
 def grid_table(backends: list, args) -> None:
@@ -160,10 +182,12 @@ def grid_table(backends: list, args) -> None:
     gpu_bw = gpu_bandwidth()
     if gpu_bw:
         print(f"bandwidth, cupy b = 2a - b: {gpu_bw / 1e9:.0f} GB/s")
-    cases = [(64, False), (96, True)] if args.quick else [(128, False), (200, False), (200, True)]
+    sizes = "64,96s" if args.quick else args.sizes
+    cases = [(int(c.rstrip("s")), c.endswith("s")) for c in sizes.split(",")]
     print()
-    print("| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof | "
+          "field update alone (fraction) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for backend in backends:
         bandwidth = gpu_bw if backend.name == "cupy" else host_bw
         for n, sphere in cases:
@@ -174,8 +198,10 @@ def grid_table(backends: list, args) -> None:
                 seconds = time_steps(sim, steps)
                 rate = scene.grid.cells / seconds
                 roof = bandwidth / (3 * np.dtype(precision).itemsize)
+                alone = scene.grid.cells / time_field_update(sim, steps)
                 print(f"| {backend.name} | {n}³ | {'sphere' if sphere else 'none'} | {precision} | "
-                      f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} |", flush=True)
+                      f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} | "
+                      f"{alone / 1e9:.3f} G ({alone / roof:.1%}) |", flush=True)
                 del sim
 
 
@@ -190,8 +216,14 @@ def showcase_table(backends: list, args) -> None:
     scenes = [REPO / "scenes" / "two_tone_sphere.toml", *sorted((REPO / "scenes" / "showcase").glob("*.toml"))]
     for backend in backends:
         for path in scenes:
-            steps = max(4, args.steps // 2) if backend.name == "numpy" else 4 * args.steps
-            grids, setup, per_step, rate = showcase_step_cost(path, backend, steps)
+            steps = args.showcase_steps or 4 * args.steps
+            if backend.name == "numpy":
+                steps = max(4, steps // 8)
+            try:
+                grids, setup, per_step, rate = showcase_step_cost(path, backend, steps)
+            except BackendError as exc:
+                print(f"| {backend.name} | {path.stem} | - | - | - | cannot run: {exc} |", flush=True)
+                continue
             print(f"| {backend.name} | {path.stem} | {grids} | {rate:.0f} Hz | {setup:.1f} | "
                   f"{per_step * rate:.1f} |", flush=True)
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
+#
+#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,grid,memory,showcases (default: all)
+#
+# Run from the repository root on the GPU machine. Python packages the machine lacks travel as
+# wheels in .whl/ (installed into /tmp/site); computed modes can travel in .wscache/ (used as
+# $WAVESOLVE_CACHE). Logs go to $OUT (or ./gpu_logs) so a stage cut short still leaves its output.
+set -uo pipefail
+stages="${1:-env,tests,realtime,grid,memory,showcases}"
+log="${OUT:-gpu_logs}"
+mkdir -p "$log"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+[ -d .wscache ] && export WAVESOLVE_CACHE="$PWD/.wscache"
+# the shader entry points need the package's metadata: an editable install without dependencies
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$log/install.txt" 2>&1 \
+    || { echo "editable install failed:"; tail -5 "$log/install.txt"; }
+
+has() { [[ ",$stages," == *",$1,"* ]]; }
+run() {   # run LIMIT NAME COMMAND...
+    local limit=$1 name=$2; shift 2
+    echo "== $name (limit ${limit}s)"
+    timeout "$limit" "$@" 2>&1 | tee "$log/$name.txt"
+    echo "== $name: exit ${PIPESTATUS[0]}"
+}
+
+if has env; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
+    nvcc --version | tail -2
+    python3 -c "import cupy, numpy, numba, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__, \
+'numpy', numpy.__version__, 'numba', numba.__version__, 'CUDA runtime', cupy.cuda.runtime.runtimeGetVersion())"
+fi
+has tests && run 240 tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels_cuda.py
+has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --duration 1.0
+has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 128,200,200s,256,256s,384 \
+    --grid-only
+has memory && run 60 memory python3 bench/memory.py --gpu
+has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 50 --showcases-only
+exit 0

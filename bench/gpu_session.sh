@@ -39,5 +39,5 @@ has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --dura
 has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 128,200,200s,256,256s,384 \
     --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu
-has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 50 --showcases-only
+has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 256 --showcases-only
 exit 0

@@ -35,7 +35,7 @@ from pydantic import Field, PositiveFloat
 from wavesolve.contact import ImpactListConfig, half_sine, half_sine_integral, mass_properties, resolve_impacts
 from wavesolve.errors import SceneError
 from wavesolve.materials import parse_material
-from wavesolve.modal import ModalOscillators
+from wavesolve.modal import ModalOscillators, free_motion
 from wavesolve.modes import ModeSet
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
 from wavesolve.signals import merge_intervals
@@ -177,6 +177,23 @@ class ModalShader(Shader):
         q, v = self.bank.at(t - k * dt, self._impulse(k))
         return self.bank.acceleration(q, v, self._force(t))
 
+    def modal_acceleration_block(self, times: np.ndarray) -> np.ndarray:
+        """q̈ (K, M) at increasing times (K,) s. Where no impact acts on the block's span, from the
+        state at its first sample by the exact free motion, all times at once (equal to stepping the
+        recursion, up to rounding); otherwise time by time."""
+        bank, dt = self.bank, self.bank.dt
+        ks = np.floor(times / dt + 1e-9).astype(np.int64)
+        lo, hi = (ks[0] - 1) * dt, (ks[-1] + 1) * dt
+        if any(imp.t0 <= hi and imp.end >= lo for imp in self.impacts):
+            return np.stack([self.modal_acceleration(float(t)) for t in times])
+        self._advance_to(int(ks[0]))
+        q0, v0 = bank.q, bank.v
+        cqq, cqv, cvq, cvv = free_motion(bank.omega, bank.sigma, bank.wd, (times - ks[0] * dt)[:, None])
+        q, v = cqq * q0 + cqv * v0, cvq * q0 + cvv * v0
+        cqq, cqv, cvq, cvv = free_motion(bank.omega, bank.sigma, bank.wd, (ks[-1] - ks[0]) * dt)
+        bank.q, bank.v, bank.k = cqq * q0 + cqv * v0, cvq * q0 + cvv * v0, int(ks[-1])
+        return bank.acceleration(q, v)
+
     def modal_displacement(self, t: float) -> np.ndarray:
         """q (M,) at time t (s): the surface displacement is Σᵢ Uᵢ qᵢ (e.g. to animate the mesh)."""
         dt = self.bank.dt
@@ -199,6 +216,15 @@ class ModalShader(Shader):
         if not self.impacts or t < self.impacts[0].t0 or len(points) == 0:
             return np.zeros(len(points))
         return self.config.gain * (self._normal_shapes(points) @ self.modal_acceleration(t))
+
+    def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        out = np.zeros((len(times), len(points)))
+        if not self.impacts or len(points) == 0:
+            return out
+        live = times >= self.impacts[0].t0
+        if live.any():
+            out[live] = self.config.gain * (self.modal_acceleration_block(times[live]) @ self._normal_shapes(points).T)
+        return out
 
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
         """From each impact until every mode has decayed by 1e-6 (generous, never short)."""

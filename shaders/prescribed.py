@@ -64,3 +64,9 @@ class PrescribedShader(Shader):
         if self.config.pattern == "pulsate":
             return np.full(len(points), s)
         return s * (points.normal @ self.direction)
+
+    def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        s = np.asarray(self.signal(np.asarray(times, dtype=np.float64)), dtype=np.float64).reshape(-1, 1)
+        if self.config.pattern == "pulsate":
+            return np.repeat(s, len(points), axis=1)
+        return s * (points.normal @ self.direction)[None, :]

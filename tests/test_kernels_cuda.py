@@ -19,7 +19,7 @@ from kernel_cases import SHAPES, assert_close, copy_layer, make_grid, poison_lay
 
 from wavesolve import load_scene
 from wavesolve.boundary import GhostCells
-from wavesolve.kernels.cuda_backend import CUDA_DIR, CudaBackend, CudaFieldUpdate, ghost_operator
+from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate, ghost_operator
 from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
 from wavesolve.kernels.reference import ReferenceUpdate
 from wavesolve.listeners import Probes
@@ -47,7 +47,7 @@ def test_nvcc_compiles_the_cuda_source(tmp_path):
                            str(CUDA_DIR / "fdtd.cu")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     text = ptx.read_text()
-    for name in ("ws_face", "ws_cell", "ws_ghost", "ws_thin", "ws_probe"):
+    for name in KERNELS:
         for suffix in ("f32", "f64"):
             assert f".entry {name}_{suffix}(" in text
 
@@ -285,3 +285,102 @@ position = [0.02, 0.01, -0.05]
     tol = 1e-10 if precision == "float64" else 1e-5
     np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
     np.testing.assert_allclose(fast.p, ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
+
+
+def _blocks_scene(tmp_path, precision: str):
+    """A pulsating ball beside a plate one cell thick, above a ground: ghost cells, back values,
+    solid cells, the floor's mirror rows and two listeners."""
+    text = f"""
+[simulation]
+duration = 0.001
+cell_size = 0.005
+precision = "{precision}"
+[domain]
+size = [0.24, 0.24, 0.16]
+center = [0.0, 0.0, 0.08]
+[ground]
+height = 0.0
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 3 }}
+position = [-0.04, 0.0, 0.05]
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
+[[objects]]
+name = "plate"
+mesh = {{ primitive = "box", size = [0.06, 0.12, 0.005] }}
+position = [0.05, 0.0013, 0.0411]
+[[listeners]]
+name = "above"
+position = [0.02, 0.01, 0.1]
+[[listeners]]
+name = "low"
+position = [0.06, -0.03, 0.012]
+"""
+    path = tmp_path / f"blocks_{precision}.toml"
+    path.write_text(text)
+    return load_scene(path)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_block_runner_matches_reference(launcher, precision, tmp_path, monkeypatch):
+    """Steps run in recorded blocks (kernels/cuda_blocks.py: 7 blocks of 8 steps, then 4 single
+    steps) on the host build give the NumPy reference's listener signals and final fields, with
+    ground mirror rows, solid cells and thin-part corrections all on the kernels' side.
+    Tolerances as in test_cuda_driver_follows_moving_objects."""
+    from wavesolve.kernels import cuda_blocks
+
+    monkeypatch.setattr(cuda_blocks, "BLOCK_STEPS", 8)
+    launches = []
+    replay = cuda_blocks.HostQueue.launch
+    monkeypatch.setattr(cuda_blocks.HostQueue, "launch", lambda self, program: (launches.append(1), replay(self, program)))
+    scene = _blocks_scene(tmp_path, precision)
+    ref = Simulation(scene, backend="numpy")
+    fast = Simulation(scene, backend=CudaBackend(np, launcher))
+    assert ref.ghosts.n_back > 20 and fast.blocks_allowed()
+    a = ref.run(60, progress=False)
+    b = fast.run(60, progress=False)
+    assert len(launches) == 7 and fast.n == ref.n == 60
+    scale = np.max(np.abs(a))
+    assert scale > 0 and np.all(np.abs(b[:, -4:]) > 0)
+    tol = 1e-10 if precision == "float64" else 1e-5
+    np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
+    for x, y in ((fast.p, ref.p), (fast.p_prev, ref.p_prev)):
+        np.testing.assert_allclose(x, y, rtol=0, atol=tol * np.max(np.abs(ref.p)))
+
+
+def test_block_runner_stops_on_instability(launcher, tmp_path, monkeypatch):
+    """The peak |p| read after each block trips the instability check (here with the threshold
+    lowered to 1 µPa, which the pulsating ball exceeds within the first blocks)."""
+    from wavesolve import simulation
+    from wavesolve.errors import InstabilityError
+    from wavesolve.kernels import cuda_blocks
+
+    monkeypatch.setattr(cuda_blocks, "BLOCK_STEPS", 8)
+    monkeypatch.setattr(cuda_blocks, "INSTABILITY_PRESSURE", 1e-6)
+    monkeypatch.setattr(simulation, "INSTABILITY_PRESSURE", 1e-6)
+    fast = Simulation(_blocks_scene(tmp_path, "float64"), backend=CudaBackend(np, launcher))
+    with pytest.raises(InstabilityError, match="unstable"):
+        fast.run(200, progress=False)
+    assert fast.n < 200
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision,tol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_cupy_blocks_match_numpy(tmp_path, precision, tol):
+    """On a GPU: 300 steps, two recorded blocks of 128 (CUDA graphs) and 44 single steps, against
+    NumPy (tolerances as test_cupy_backend_matches_numpy; float32 graphs round as single steps)."""
+    import cupy
+
+    scene = _blocks_scene(tmp_path, precision)
+    ref = Simulation(scene, backend="numpy")
+    gpu = Simulation(scene, backend="cupy")
+    a = ref.run(300, progress=False)
+    b = gpu.run(300, progress=False)
+    assert gpu.engine.block_runner(gpu) is not None and gpu.n == 300
+    scale = np.max(np.abs(a))
+    assert scale > 0
+    np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(cupy.asnumpy(gpu.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))

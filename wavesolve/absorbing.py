@@ -171,7 +171,7 @@ class AbsorbingLayer:
 
         With a ground the slab under the interior (z below the floor) is skipped: the rigid floor
         face (v_z = 0) cuts it off, and its cells hold the floor's mirror rows
-        (``Simulation._mirror_floor``).
+        (``Backend.mirror_floor``).
         """
         floor = self.grid.layer if self.grid.ground else 0
         for s in self.slabs:

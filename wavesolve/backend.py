@@ -76,6 +76,25 @@ class Backend:
         """Collects per-step samples into the host array ``out`` (listeners × steps)."""
         return Recorder(out)
 
+    def zero_cells(self, a: Any, index: Any) -> None:
+        """a.flat[index] = 0 (solid cells after the update); ``index`` a device array of flat indices."""
+        a.reshape(-1)[index] = 0
+
+    def mirror_floor(self, p: Any, grid) -> None:
+        """Rigid floor on the box's bottom face: below the interior, the rows under it mirror the
+        rows above (p(z) = p(−z) about the floor). The first row gives ∂p/∂z = 0 at the face, exact
+        for the 7-point stencil (the layer has v_z = 0 there); the deeper ones are what image-point
+        stencils of a body near the floor read. The layer below the floor is not stepped."""
+        L = grid.layer
+        nx, ny, nz = grid.shape
+        m = min(L, nz - 2 * L)
+        p[L:nx - L, L:ny - L, L - m:L] = p[L:nx - L, L:ny - L, L + m - 1:L - 1:-1]
+
+    def block_runner(self, sim) -> Any:
+        """An object whose ``run(sim, out, bar)`` advances ``sim`` by whole blocks of steps recorded
+        once (the GPU: kernels/cuda_blocks.py), or None: every step is run on its own."""
+        return None
+
 
 class Recorder:
     """Stores step k's samples in column k of a host array (host backends: directly)."""

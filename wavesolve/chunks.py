@@ -201,13 +201,18 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
     out: list[np.ndarray] = []
     peak, stop = 0.0, "end"
     done = 0
+    # the steps run as Simulation.run pieces between checks; where the backend records blocks of
+    # steps (the GPU), a piece is two blocks so that every step runs inside one
+    blocks = sim._block_runner()
+    interval = CHUNK_ENERGY_CHECK_INTERVAL if blocks is None else max(CHUNK_ENERGY_CHECK_INTERVAL, 2 * blocks.K)
     bar = tqdm(total=last - sim.n, unit="step", disable=not progress, desc=label, dynamic_ncols=True,
                file=sys.stderr)
     try:
         while sim.n < last:
-            out.append(sim.engine.to_host(sim.step()))
-            done += 1
-            if done % CHUNK_ENERGY_CHECK_INTERVAL == 0:
+            piece = min(interval - done % interval, last - sim.n)
+            out.append(sim.run(piece, progress=False))
+            done += piece
+            if done % interval == 0:
                 bar.update(done - bar.n)
                 callback(done)
                 if check_energy:
@@ -220,7 +225,7 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
             stop = "cap" if last < plan.total_steps else "end"
     finally:
         bar.close()
-    samples = np.array(out).T if out else np.zeros((len(sim.probes.weights), 0))
+    samples = np.concatenate(out, axis=1) if out else np.zeros((len(sim.probes.weights), 0))
     return samples.reshape(len(sim.probes.weights), -1), stop
 
 

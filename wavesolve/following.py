@@ -81,6 +81,10 @@ class FollowingSimulation(Simulation):
         lo, hi = self.grid.interior_bounds()
         return 0.5 * (lo + hi)
 
+    def blocks_allowed(self) -> bool:
+        """Never: every step may shift the box and moves the probe points."""
+        return False
+
     def step(self) -> Any:
         """Re-centre if needed, sample the probe points of this step, advance one step."""
         drift = self._centre(self.time) - self.box_centre()

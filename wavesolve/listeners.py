@@ -29,6 +29,6 @@ class Probes:
             self.cells[:, c] = np.ravel_multi_index((base + np.array(corner)).T, grid.shape)
             self.weights[:, c] = w
 
-    def sample(self, p: np.ndarray) -> np.ndarray:
-        """Pressure (n,) in Pa at the probe positions."""
-        return (p.reshape(-1)[self.cells] * self.weights).sum(axis=1)
+    def sample(self, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Pressure (n,) in Pa at the probe positions (into ``out`` when given)."""
+        return np.sum(p.reshape(-1)[self.cells] * self.weights, axis=1, out=out)

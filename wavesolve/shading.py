@@ -125,6 +125,14 @@ class Shader(abc.ABC):
     def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
         """Outward normal acceleration aₙ (m/s²), shape (len(points),), at time t (s)."""
 
+    def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        """aₙ (m/s²), shape (K, len(points)), at K increasing times (s): the values of
+        ``normal_acceleration`` at each, which is what this default evaluates. A shader may
+        override it with a vectorised form (blocks of steps run on the GPU call it once a block)."""
+        if len(times) == 0:
+            return np.zeros((0, len(points)))
+        return np.stack([self.normal_acceleration(float(t), points) for t in times])
+
     def reset(self, t: float) -> None:  # noqa: B027 - stateless shaders need nothing
         """Restart the shader at time t (s), with the state it would have after running to t."""
 

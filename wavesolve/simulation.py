@@ -118,40 +118,70 @@ class Simulation:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
 
+    def boundary_acceleration_block(self, times: np.ndarray) -> np.ndarray:
+        """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,
+        through the shaders' ``normal_acceleration_block`` (one call a block)."""
+        times = np.asarray(times, dtype=np.float64)
+        accel = np.zeros((len(times), len(self.ghosts)))
+        live = np.arange(len(times))
+        if self.shader_window is not None:
+            n = np.rint(times / self.grid.dt)
+            live = np.flatnonzero((self.shader_window[0] <= n) & (n < self.shader_window[1]))
+        if len(live) == 0:
+            return accel
+        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
+            if self.shader_objects is not None and k not in self.shader_objects:
+                continue
+            for shader in obj.shaders:
+                accel[np.ix_(live, rows)] += shader.normal_acceleration_block(times[live], points)
+        return accel
+
     def step(self) -> np.ndarray:
         """Advance one step; returns the listener pressures (Pa) at the time the step started."""
         t = self.time
-        p, out = self.p, self.p_prev
         ghosts = self.ghosts
         if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
             self._hold_zero = self.engine.asarray(ghosts.solid_cells())
             if ghosts.fresh.any():
-                ghosts.apply_fresh_previous(out, self.boundary_acceleration(t - self.grid.dt), self.scene.density)
-        if self.grid.ground:
-            self._mirror_floor(p)
-        ghosts.apply(p, self.boundary_acceleration(t), self.scene.density)
-        samples = self.probes.sample(p)
-        self._update(p, out)
-        ghosts.correct_thin_parts(p, out, self._lam2)
-        for idx, scale, signal in self._sources:
-            out[idx] += scale * signal(t)
-        out.reshape(-1)[self._hold_zero] = 0
-        self.p, self.p_prev = out, p
+                ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration(t - self.grid.dt),
+                                            self.scene.density)
+        samples = self._advance(self.boundary_acceleration(t))
         self.n += 1
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
         return samples
 
-    def _mirror_floor(self, p) -> None:
-        """Rigid floor on the box's bottom face: below the interior, the rows under it mirror the
-        rows above (p(z) = p(−z) about the floor). The first row gives ∂p/∂z = 0 at the face, exact
-        for the 7-point stencil (the layer has v_z = 0 there); the deeper ones are what image-point
-        stencils of a body near the floor read. The layer below the floor is not stepped."""
-        L = self.grid.layer
-        nx, ny, nz = self.grid.shape
-        m = min(L, nz - 2 * L)
-        p[L:nx - L, L:ny - L, L - m:L] = p[L:nx - L, L:ny - L, L + m - 1:L - 1:-1]
+    def _advance(self, accel, samples=None):
+        """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:
+        floor mirror, ghost cells for accelerations ``accel`` (g,) m/s², listener samples (into
+        ``samples`` when given), field update, thin-part correction, point sources, solid cells
+        held at zero. Returns the samples. Leaves ``n`` alone: a block of steps recorded once and
+        replayed (kernels/cuda_blocks.py) runs exactly this."""
+        p, out = self.p, self.p_prev
+        if self.grid.ground:
+            self.engine.mirror_floor(p, self.grid)
+        self.ghosts.apply(p, accel, self.scene.density)
+        samples = self.probes.sample(p, samples)
+        self._update(p, out)
+        self.ghosts.correct_thin_parts(p, out, self._lam2)
+        t = self.time
+        for idx, scale, signal in self._sources:
+            out[idx] += scale * signal(t)
+        self.engine.zero_cells(out, self._hold_zero)
+        self.p, self.p_prev = out, p
+        return samples
+
+    def _block_runner(self):
+        """The engine's block runner for this run (made once: it records its blocks once), or None."""
+        if not hasattr(self, "_blocks"):
+            self._blocks = self.engine.block_runner(self) if self.blocks_allowed() else None
+        return self._blocks
+
+    def blocks_allowed(self) -> bool:
+        """Whether steps may run as recorded blocks: the per-step host work is the shaders' alone
+        (no geometry to follow, no point sources)."""
+        return not self.ghosts.moving and not self._sources
 
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""
@@ -174,7 +204,9 @@ class Simulation:
                    file=sys.stderr)
         start = time.perf_counter()
         try:
-            for k in range(steps):
+            blocks = self._block_runner()
+            first = 0 if blocks is None else blocks.run(self, out, bar)
+            for k in range(first, steps):
                 record.put(k, self.step())
                 if k % 16 == 15 or k == steps - 1:
                     bar.update(k + 1 - bar.n)

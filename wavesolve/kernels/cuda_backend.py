@@ -34,6 +34,8 @@ log = logging.getLogger("wavesolve")
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+#: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
+KERNELS = ("ws_face", "ws_cell", "ws_ghost", "ws_thin", "ws_zero", "ws_mirror", "ws_probe")
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel.
@@ -108,7 +110,7 @@ class CudaFieldUpdate:
                     (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz, self.floor))
         self.launch("ws_cell", self.dtype, self.n_cells,
                     (p, out, self.p_aux, self.v_aux, self.slab_desc, self.cell_A, self.cell_C, nx, ny, nz,
-                     self.L, self.lam2, self.six, self.floor))
+                     self.L, self.lam2, self.six, self.floor), cells=self.dims)
 
 
 class _HostAttributes:
@@ -170,15 +172,18 @@ class DeviceGhostCells(_HostAttributes):
         self.host.update(t)
         self._build()
 
-    def _launch(self, p: Any, op: tuple, accel: np.ndarray, density: float) -> None:
+    def _launch(self, p: Any, op: tuple, accel: Any, density: float) -> None:
         index, M, N, rows, front = op
-        a = self.upload(np.asarray(accel, dtype=np.float64))
+        if not isinstance(accel, self.backend.xp.ndarray) or self.backend.xp is np:
+            accel = self.upload(np.asarray(accel, dtype=np.float64))
+        a = accel
         self.launch("ws_ghost", p.dtype, rows,
                     (p, index, self.fluid_cols, *M, *N, a, np.float64(density), front, self.back))
 
-    def apply(self, p: Any, accel: np.ndarray, density: float) -> None:
+    def apply(self, p: Any, accel: Any, density: float) -> None:
         """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
-        (host, m/s²); keep the back values of one-cell-thick parts on the device."""
+        (m/s²; a host array, uploaded, or a float64 device array, used in place); keep the back
+        values of one-cell-thick parts on the device."""
         if self.n:
             self._launch(p, self._all, accel, density)
 
@@ -206,19 +211,24 @@ class DeviceProbes(_HostAttributes):
         self.cells = backend.asarray(probes.cells.astype(np.int64))
         self.weights = backend.asarray(probes.weights.astype(np.float64))
 
-    def sample(self, p: Any) -> Any:
-        """Pressure (n,) at the listeners, a float64 array on the device."""
-        out = self.xp.empty(self.n, dtype=np.float64)
+    def sample(self, p: Any, out: Any = None) -> Any:
+        """Pressure (n,) at the listeners, a float64 array on the device (``out`` when given)."""
+        if out is None:
+            out = self.xp.empty(self.n, dtype=np.float64)
         self.launch("ws_probe", p.dtype, self.n, (p, self.cells, self.weights, out))
         return out
 
 
 class CudaBackend(Backend):
-    """The CUDA kernels behind an array module and a launcher (see the module docstring)."""
+    """The CUDA kernels behind an array module and a launcher (see the module docstring).
+
+    ``launch(name, dtype, n, args, cells=None)`` runs kernel ``name`` over n work items; with
+    ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell).
+    """
 
     name = "cuda-host"
 
-    def __init__(self, xp: Any, launch: Callable[[str, np.dtype, int, tuple], None]) -> None:
+    def __init__(self, xp: Any, launch: Callable[..., None]) -> None:
         self.xp = xp
         self.launch = launch
 
@@ -238,22 +248,48 @@ class CudaBackend(Backend):
     def probes(self, probes) -> DeviceProbes:
         return DeviceProbes(self, probes)
 
+    def zero_cells(self, a: Any, index: Any) -> None:
+        self.launch("ws_zero", a.dtype, len(index), (a, index))
+
+    def mirror_floor(self, p: Any, grid) -> None:
+        L = grid.layer
+        nx, ny, nz = grid.shape
+        m = min(L, nz - 2 * L)
+        self.launch("ws_mirror", p.dtype, (nx - 2 * L) * (ny - 2 * L) * m,
+                    (p, np.int64(nx), np.int64(ny), np.int64(nz), np.int64(L), np.int64(m)))
+
+    def queue(self) -> Any:
+        """The host build's stand-in for a stream (kernels/cuda_blocks.py): recorded blocks replay in Python."""
+        from .cuda_blocks import HostQueue
+
+        return HostQueue()
+
+    def block_runner(self, sim) -> Any:
+        from .cuda_blocks import BlockRunner
+
+        return BlockRunner(self, sim)
+
 
 class CupyLauncher:
-    """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels, one thread per item."""
+    """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels, one thread per
+    item; a per-cell kernel as (⌈nz/block⌉, ny, nx) blocks of whole warps along z."""
 
     def __init__(self, cupy: Any) -> None:
         self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
-        self.kernels: dict[str, Any] = {}
+        # every kernel loaded now: none may be loaded while a CUDA graph is being captured
+        self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
+                                        for name in KERNELS for suffix in KERNEL_SUFFIX.values()}
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple) -> None:
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
         if n == 0:
             return
-        full = f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"
-        kernel = self.kernels.get(full)
-        if kernel is None:
-            kernel = self.kernels[full] = self.module.get_function(full)
-        kernel(((n + BLOCK - 1) // BLOCK,), (BLOCK,), (np.int64(n), *args))
+        kernel = self.kernels[f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"]
+        if cells is None:
+            kernel(((n + BLOCK - 1) // BLOCK,), (BLOCK,), (np.int64(n), *args))
+        else:
+            nx, ny, nz = (int(c) for c in cells)
+            block = min(BLOCK, 32 * -(-nz // 32))       # whole warps along z, rows of up to BLOCK cells
+            kernel((-(-nz // block), ny, nx), (block,), (np.int64(n), *args))
 
 
 class _PinnedUploader:
@@ -296,6 +332,8 @@ class _DeviceRecorder(Recorder):
     def put(self, k: int, samples: Any) -> None:
         if self.filled == SAMPLE_BLOCK:
             self.flush()
+        if self.filled == 0:
+            self.start = k
         self.block[:, self.filled] = samples
         self.filled += 1
 
@@ -337,3 +375,8 @@ class CupyBackend(CudaBackend):
 
     def recorder(self, out: np.ndarray) -> Recorder:
         return _DeviceRecorder(self.xp, out)
+
+    def queue(self) -> Any:
+        from .cuda_blocks import CupyQueue
+
+        return CupyQueue(self.xp)

@@ -64,7 +64,8 @@ class HostLauncher:
     def __init__(self, library: Path) -> None:
         self.lib = ctypes.CDLL(str(library))
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple) -> None:
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
+        """``cells``: the device's launch shape, unused here (a per-cell kernel loops over its grid)."""
         if n == 0:
             return
         fn = getattr(self.lib, f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}")

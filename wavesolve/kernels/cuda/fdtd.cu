@@ -1,6 +1,7 @@
 // wavesolve CUDA kernels (compiled at run time by CuPy; also built for the host in the tests).
 // The arithmetic lives in fdtd.cuh; here each work item gets a kernel, per precision.
-// Every kernel takes n, the number of work items, as its first argument.
+// Every kernel takes n, the number of work items, as its first argument; ws_cell is launched over
+// the grid's cells in three dimensions (WS_CELL_KERNEL), the others over n items.
 #include "fdtd.cuh"
 
 #define WS_DEFINE_KERNELS(T, SUF)                                                                    \
@@ -8,11 +9,12 @@
               (ws_idx n, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A,             \
                const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor),                      \
               ws_face<T>(t, p, v_aux, face_desc, face_A, face_B, nx, ny, nz, floor))                 \
-    WS_KERNEL(ws_cell_##SUF, n,                                                                      \
+    WS_CELL_KERNEL(ws_cell_##SUF,                                                                    \
               (ws_idx n, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,     \
                const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L,          \
                T lam2, T six, ws_idx floor),                                                         \
-              ws_cell<T>(t, p, out, p_aux, v_aux, slab_desc, cell_A, cell_C, nx, ny, nz, L, lam2, six, floor)) \
+              ws_cell<T>(i, j, k, p, out, p_aux, v_aux, slab_desc, cell_A, cell_C, nx, ny, nz, L, lam2, six, \
+                         floor))                                                                     \
     WS_KERNEL(ws_ghost_##SUF, n,                                                                     \
               (ws_idx n, T* p, const ws_idx* index, const ws_idx* fluid_cols, const ws_idx* m_ptr,   \
                const ws_idx* m_col, const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col,   \
@@ -23,6 +25,9 @@
               (ws_idx n, const T* p, T* out, const ws_idx* link_fluid, const ws_idx* link_back,      \
                const ws_idx* link_cell, const double* back, double lam2),                            \
               ws_thin<T>(t, p, out, link_fluid, link_back, link_cell, back, lam2))                   \
+    WS_KERNEL(ws_zero_##SUF, n, (ws_idx n, T* a, const ws_idx* index), ws_zero<T>(t, a, index))          \
+    WS_KERNEL(ws_mirror_##SUF, n, (ws_idx n, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, ws_idx m), \
+              ws_mirror<T>(t, p, nx, ny, nz, L, m))                                                  \
     WS_KERNEL(ws_probe_##SUF, n,                                                                     \
               (ws_idx n, const T* p, const ws_idx* cells, const double* weights, double* samples),   \
               ws_probe<T>(t, p, cells, weights, samples))

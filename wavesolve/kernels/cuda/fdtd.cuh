@@ -60,17 +60,15 @@ WS_HD T ws_layer_cell(T* p_aux, const T* v_aux, const ws_idx* sd, const T* cell_
     return (px + py) + pz;
 }
 
-// Work item t = flat cell index: p⁺ into out (which holds p⁻), interior leapfrog or layer cell.
+// Cell (i, j, k): p⁺ into out (which holds p⁻), interior leapfrog or layer cell.
 // With a ground (``floor`` = the layer thickness, else 0) the slab under the interior is skipped,
 // as in the reference: it holds the floor's mirror rows.
 template <typename T>
-WS_HD void ws_cell(ws_idx t, const T* p, T* out, T* p_aux, const T* v_aux, const ws_idx* slab_desc,
-                   const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six,
-                   ws_idx floor)
+WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, const T* v_aux,
+                   const ws_idx* slab_desc, const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz,
+                   ws_idx L, T lam2, T six, ws_idx floor)
 {
-    const ws_idx k = t % nz;
-    const ws_idx j = (t / nz) % ny;
-    const ws_idx i = t / (ny * nz);
+    const ws_idx t = (i * ny + j) * nz + k;
     int s;
     if (i < L) s = 0;
     else if (i >= nx - L) s = 1;
@@ -98,11 +96,14 @@ WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, cons
     int r = 0;
     while (r + 1 < WS_FACE_ROWS && face_desc[(r + 1) * WS_FACE_COLS] <= t) ++r;
     const ws_idx* fd = face_desc + r * WS_FACE_COLS;
-    const ws_idx local = t - fd[0];
-    const ws_idx m1 = fd[5], m2 = fd[6];
-    const ws_idx i = fd[1] + local / (m1 * m2);
-    const ws_idx j = fd[2] + (local / m2) % m1;
-    const ws_idx k = fd[3] + local % m2;
+    // a face slab holds fewer than 2³² faces (an n³ grid's slab, L·(n+1)·n: n up to about 20000),
+    // so its local index divides in 32 bits, several times cheaper on a GPU than in 64
+    const unsigned int local = (unsigned int)(t - fd[0]);
+    const unsigned int m1 = (unsigned int)fd[5], m2 = (unsigned int)fd[6];
+    const unsigned int row = local / m2;
+    const ws_idx i = fd[1] + row / m1;
+    const ws_idx j = fd[2] + row % m1;
+    const ws_idx k = fd[3] + (local - row * m2);
     const int a = (int)fd[7];
     const ws_idx top = fd[3] + (a == 2 ? fd[6] - 1 : fd[6]);     // the slab's cells end below this k
     if (top <= floor) return;                                  // a slab wholly below the floor: skipped
@@ -164,7 +165,47 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
     samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
 }
 
+// Work item r = solid cell: a[index[r]] = 0 (solid cells are held at zero after each update).
+template <typename T>
+WS_HD void ws_zero(ws_idx r, T* a, const ws_idx* index)
+{
+    a[index[r]] = T(0);
+}
+
+// Work item t over the floor's mirror rows (with a ground): below the interior, m rows under the
+// floor mirror the m rows above it, p[i, j, L−1−r] = p[i, j, L+r], for L ≤ i < nx−L, L ≤ j < ny−L,
+// 0 ≤ r < m (Backend.mirror_floor). The rows hold fewer than 2³² cells: 32-bit division.
+template <typename T>
+WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, ws_idx m)
+{
+    const unsigned int u = (unsigned int)t, mm = (unsigned int)m, wy = (unsigned int)(ny - 2 * L);
+    const unsigned int col = u / mm;
+    const ws_idx r = u - col * mm;
+    const ws_idx i = L + col / wy, j = L + col % wy;
+    const ws_idx base = (i * ny + j) * nz;
+    p[base + L - 1 - r] = p[base + L + r];
+}
+
 // Kernel wrappers: one thread per work item on the device, a loop over items on the host.
+// WS_CELL_KERNEL: one thread per cell (i, j, k) of an nx × ny × nz grid, launched as a grid of
+// (⌈nz/blockDim.x⌉, ny, nx) blocks (no index division on the device), loops over i, j, k on the host.
+#ifdef __CUDACC__
+#define WS_CELL_KERNEL(NAME, PARAMS, CALL)                                          \
+    extern "C" __global__ void NAME PARAMS                                          \
+    {                                                                               \
+        const ws_idx i = blockIdx.z, j = blockIdx.y;                                \
+        const ws_idx k = (ws_idx)blockIdx.x * blockDim.x + threadIdx.x;            \
+        if (k < nz) CALL;                                                           \
+    }
+#else
+#define WS_CELL_KERNEL(NAME, PARAMS, CALL)                                          \
+    extern "C" void NAME PARAMS                                                     \
+    {                                                                               \
+        for (ws_idx i = 0; i < nx; ++i)                                             \
+            for (ws_idx j = 0; j < ny; ++j)                                         \
+                for (ws_idx k = 0; k < nz; ++k) CALL;                               \
+    }
+#endif
 #ifdef __CUDACC__
 #define WS_KERNEL(NAME, COUNT, PARAMS, CALL)                                        \
     extern "C" __global__ void NAME PARAMS                                          \

@@ -368,7 +368,12 @@ class GhostCells:
         By the sparse LU, or by fixed-point sweeps stopped when their rigorous error bound is below
         ``_ITERATIVE_TOLERANCE`` times the largest value (falling back to the LU if they stall).
         """
-        rhs = self.W_gf @ p.reshape(-1)[self.fluid_cols].astype(np.float64) + density * self.offset * accel
+        return self.solve_fluid(p.reshape(-1)[self.fluid_cols], accel, density)
+
+    def solve_fluid(self, fluid: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
+        """:meth:`solve` from the fluid values its image stencils read, ``fluid`` (len(fluid_cols),)
+        = p.flat[fluid_cols] (Pa): what a GPU backend copies to the host for moving geometry."""
+        rhs = self.W_gf @ fluid.astype(np.float64) + density * self.offset * accel
         if self._lu is None:
             from .geometry_kernels import fixed_point_solve
 

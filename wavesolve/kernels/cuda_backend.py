@@ -6,17 +6,20 @@ compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class 
 ``xp = numpy`` and the host build of the same source (:mod:`.cuda_host`), so the driver and the
 arithmetic are checked against the NumPy reference on machines without a GPU.
 
-Per step on the GPU: ghost cells (one kernel: a precomputed sparse operator, no host solve), the
-listener sample (one kernel, into a device buffer copied back every ``SAMPLE_BLOCK`` steps), the
-layer's face velocities and the fused cell update (two kernels). Boundary accelerations go up
-through pinned buffers asynchronously; nothing waits for the GPU except the periodic stability
-check and the sample-block copies.
+Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
+precomputed sparse operator, no host solve), the listener sample (one kernel), the layer's face
+velocities and the fused cell update (two kernels), the thin-part correction and the solid cells'
+zeroing. Where nothing moves, kernels/cuda_blocks.py records blocks of such steps as CUDA graphs;
+otherwise each step is launched from Python, boundary accelerations going up through pinned
+buffers and samples kept in a device buffer copied back every ``SAMPLE_BLOCK`` steps.
 
-Ghost cells: the system (I − W_gg) p_g = W_gf p_f + ρ·offset·aₙ couples only ghost cells whose
-image stencils touch each other, in small groups (connected components of W_gg: at most tens of
-cells for the shipped scenes). Its inverse is therefore block-diagonal and sparse; we compute it
+Ghost cells of geometry that does not move: the system (I − W_gg) p_g = W_gf p_f + ρ·offset·aₙ
+couples only ghost cells whose image stencils touch each other, in small groups (connected
+components of W_gg: at most tens of cells for the shipped scenes). Its inverse is therefore block-diagonal and sparse; we compute it
 exactly per group on the host and ship M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset),
-so p_g = M p_f + ρ N aₙ is one sparse product per step, exact up to rounding.
+so p_g = M p_f + ρ N aₙ is one sparse product per step, exact up to rounding. Moving geometry
+rebuilds the system every step on the host anyway; there the host solves it (as the CPU backends
+do) from the fluid values its stencils read, copied down, and the solution is copied up.
 """
 from __future__ import annotations
 
@@ -141,9 +144,21 @@ class DeviceGhostCells(_HostAttributes):
         self.n = n_front + ghosts.n_back
         if self.n == 0:
             return
-        M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
         to = backend.asarray
         i64 = np.int64
+        self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
+        self.back = backend.xp.zeros(max(ghosts.n_back, 1), dtype=np.float64)
+        links = len(ghosts._link_fluid)
+        self._links = (to(ghosts._link_fluid.astype(i64)), to((ghosts._link_row - n_front).astype(i64)),
+                       to(ghosts._link_cell.astype(i64)), links) if links else None
+        if ghosts.moving:
+            # rebuilt every step: the host solves the system (as on the CPU) from the fluid values its
+            # stencils read, copied down, and the solution goes back up; inverting it for the
+            # operators every step cost several times more (rolling_can: 18 ms a step)
+            self.index = to(ghosts.index.astype(i64))
+            self._fresh_index = to(ghosts.index[ghosts.fresh].astype(i64))
+            return
+        M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
 
         def operator(rows: np.ndarray) -> tuple:
             m, n = M[rows], N[rows]
@@ -154,15 +169,15 @@ class DeviceGhostCells(_HostAttributes):
                     to(m.data)), (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows),
                     np.int64(front))
 
-        self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
         self._all = operator(np.arange(self.n))
         fresh = np.flatnonzero(ghosts.fresh)
         self._fresh = operator(fresh) if len(fresh) else None
-        self.back = backend.xp.zeros(max(ghosts.n_back, 1), dtype=np.float64)
-        links = len(ghosts._link_fluid)
-        self._links = (to(ghosts._link_fluid.astype(i64)), to((ghosts._link_row - n_front).astype(i64)),
-                       to(ghosts._link_cell.astype(i64)), links) if links else None
         self.upload = backend.uploader(self.n)
+
+    def _host_solve(self, p: Any, accel: Any, density: float) -> np.ndarray:
+        """Moving geometry: the system's solution (n,) on the host, from p's fluid values."""
+        fluid = self.backend.to_host(p.reshape(-1)[self.fluid_cols])
+        return self.host.solve_fluid(fluid, self.backend.to_host(accel), density)
 
     def __len__(self) -> int:
         return self.n
@@ -184,8 +199,16 @@ class DeviceGhostCells(_HostAttributes):
         """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
         (m/s²; a host array, uploaded, or a float64 device array, used in place); keep the back
         values of one-cell-thick parts on the device."""
-        if self.n:
-            self._launch(p, self._all, accel, density)
+        if not self.n:
+            return
+        if self.host.moving:
+            values = self._host_solve(p, accel, density)
+            n_front = len(self.index)
+            p.reshape(-1)[self.index] = self.backend.asarray(values[:n_front].astype(p.dtype))
+            if self.host.n_back:
+                self.back[...] = self.backend.asarray(values[n_front:])
+            return
+        self._launch(p, self._all, accel, density)
 
     def correct_thin_parts(self, p: Any, out: Any, lam2: float) -> None:
         """After the field update: ``out += λ²(p_back − p_g)`` at the far-side neighbours of
@@ -196,8 +219,13 @@ class DeviceGhostCells(_HostAttributes):
 
     def apply_fresh_previous(self, p_prev: Any, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells of ``p_prev`` their previous-step pressure (as GhostCells does on the host)."""
-        if self.n and self._fresh is not None:
-            self._launch(p_prev, self._fresh, accel_prev, density)
+        if not self.n or not self.host.fresh.any():
+            return
+        if self.host.moving:
+            values = self._host_solve(p_prev, accel_prev, density)[:len(self.index)]
+            p_prev.reshape(-1)[self._fresh_index] = self.backend.asarray(values[self.host.fresh].astype(p_prev.dtype))
+            return
+        self._launch(p_prev, self._fresh, accel_prev, density)
 
 
 class DeviceProbes(_HostAttributes):

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
 #
-#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,grid,memory,showcases (default: all)
+#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,grid,memory,showcases,e2e (default: all)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site); computed modes can travel in .wscache/ (used as
 # $WAVESOLVE_CACHE). Logs go to $OUT (or ./gpu_logs) so a stage cut short still leaves its output.
 set -uo pipefail
-stages="${1:-env,tests,realtime,grid,memory,showcases}"
+stages="${1:-env,tests,realtime,grid,memory,showcases,e2e}"
 log="${OUT:-gpu_logs}"
 mkdir -p "$log"
 export PYTHONUNBUFFERED=1
@@ -40,4 +40,14 @@ has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200
     --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu
 has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 256 --showcases-only
+if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (all cores here)
+    for scene in scenes/two_tone_sphere.toml scenes/showcase/bowl_on_table.toml; do
+        name=$(basename "$scene" .toml)
+        for backend in cupy numba; do
+            run 200 "e2e_${name}_$backend" python3 -m wavesolve.cli run "$scene" --backend $backend --no-progress \
+                -o "/tmp/${name}_$backend.h5" --wav "/tmp/${name}_$backend.wav"
+        done
+        python3 bench/compare_results.py "/tmp/${name}_cupy.h5" "/tmp/${name}_numba.h5" | tee "$log/e2e_$name.txt"
+    done
+fi
 exit 0

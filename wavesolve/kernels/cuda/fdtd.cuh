@@ -93,8 +93,12 @@ template <typename T>
 WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A, const T* face_B,
                    ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor)
 {
-    int r = 0;
-    while (r + 1 < WS_FACE_ROWS && face_desc[(r + 1) * WS_FACE_COLS] <= t) ++r;
+    int r = 0, hi = WS_FACE_ROWS - 1;      // the last row starting at or before t (offsets ascend)
+    while (r < hi) {
+        const int mid = (r + hi + 1) / 2;
+        if (face_desc[mid * WS_FACE_COLS] <= t) r = mid;
+        else hi = mid - 1;
+    }
     const ws_idx* fd = face_desc + r * WS_FACE_COLS;
     // a face slab holds fewer than 2³² faces (an n³ grid's slab, L·(n+1)·n: n up to about 20000),
     // so its local index divides in 32 bits, several times cheaper on a GPU than in 64

@@ -68,5 +68,5 @@ class PrescribedShader(Shader):
     def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
         s = np.asarray(self.signal(np.asarray(times, dtype=np.float64)), dtype=np.float64).reshape(-1, 1)
         if self.config.pattern == "pulsate":
-            return np.repeat(s, len(points), axis=1)
+            return np.broadcast_to(s, (len(s), len(points)))       # a read-only view: no copy
         return s * (points.normal @ self.direction)[None, :]

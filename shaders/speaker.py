@@ -114,6 +114,13 @@ class SpeakerShader(Shader):
         shape = np.ones(len(points)) if self.config.pattern == "normal" else points.normal_local @ self.direction
         return np.where(self.region_mask(points), s * shape, 0.0)
 
+    def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        s = np.asarray(self.signal(np.asarray(times, dtype=np.float64)), dtype=np.float64).reshape(-1, 1)
+        if len(points) == 0:
+            return np.zeros((len(s), 0))
+        shape = np.ones(len(points)) if self.config.pattern == "normal" else points.normal_local @ self.direction
+        return s * np.where(self.region_mask(points), shape, 0.0)[None, :]
+
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]] | None:
         spans = getattr(self.signal, "active_intervals", None)
         return spans(t0, t1) if spans is not None else None

@@ -128,7 +128,8 @@ class Shader(abc.ABC):
     def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
         """aₙ (m/s²), shape (K, len(points)), at K increasing times (s): the values of
         ``normal_acceleration`` at each, which is what this default evaluates. A shader may
-        override it with a vectorised form (blocks of steps run on the GPU call it once a block)."""
+        override it with a vectorised form (blocks of steps run on the GPU call it once a block),
+        which may return a read-only view."""
         if len(times) == 0:
             return np.zeros((0, len(points)))
         return np.stack([self.normal_acceleration(float(t), points) for t in times])

@@ -118,22 +118,32 @@ class Simulation:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
 
-    def boundary_acceleration_block(self, times: np.ndarray) -> np.ndarray:
+    def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,
-        through the shaders' ``normal_acceleration_block`` (one call a block)."""
+        through the shaders' ``normal_acceleration_block`` (one call a block); into ``out`` when given."""
         times = np.asarray(times, dtype=np.float64)
-        accel = np.zeros((len(times), len(self.ghosts)))
-        live = np.arange(len(times))
+        accel = np.zeros((len(times), len(self.ghosts))) if out is None else out
+        accel[...] = 0.0
+        live = slice(None)
         if self.shader_window is not None:
             n = np.rint(times / self.grid.dt)
-            live = np.flatnonzero((self.shader_window[0] <= n) & (n < self.shader_window[1]))
-        if len(live) == 0:
-            return accel
+            inside = (self.shader_window[0] <= n) & (n < self.shader_window[1])
+            if not inside.any():
+                return accel
+            if not inside.all():
+                live = np.flatnonzero(inside)
         for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
             if self.shader_objects is not None and k not in self.shader_objects:
                 continue
+            every_row = len(rows) == accel.shape[1]
             for shader in obj.shaders:
-                accel[np.ix_(live, rows)] += shader.normal_acceleration_block(times[live], points)
+                a = shader.normal_acceleration_block(times[live], points)
+                if every_row and isinstance(live, slice):
+                    accel += a
+                elif every_row:
+                    accel[live] += a
+                else:
+                    accel[np.ix_(np.arange(len(times))[live], rows)] += a
         return accel
 
     def step(self) -> np.ndarray:

@@ -167,7 +167,7 @@ class BlockRunner:
                 self._finish(sim, out, slot)
                 host = self.host_accel[slot]
                 if g:
-                    host[...] = sim.boundary_acceleration_block((sim.n + np.arange(K)) * dt)
+                    sim.boundary_acceleration_block((sim.n + np.arange(K)) * dt, out=host)
                 queue.upload(self.accel[slot], host)
                 queue.launch(self.programs[slot])
                 peak = queue.peak(sim.p)

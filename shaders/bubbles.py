@@ -229,6 +229,42 @@ class BubblesShader(Shader):
         out[mask] = self.config.gain * (kernel @ (vdd / share))
         return out
 
+    def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        """normal_acceleration at K increasing times, the oscillators stepped once for the block:
+        the same states, samples and capture updates as time by time (so equal up to rounding)."""
+        times = np.asarray(times, dtype=np.float64)
+        out = np.zeros((len(times), len(points)))
+        live = (self.birth[None, :] <= times[:, None]) & (times[:, None] < self.end[None, :])
+        idx = np.flatnonzero(live.any(axis=0))
+        if idx.size == 0 or len(points) == 0:
+            return out
+        live = live[:, idx]
+        bank = self.bank
+        j0 = bank.j[idx]
+        s_cap = np.minimum(times[:, None], self.end[idx]) - self.birth[idx]
+        want = np.floor(np.maximum(s_cap, 0.0) / bank.dt + 1e-9).astype(np.int64)
+        if np.any(live & (want < j0 - 1)):          # asked far back: the per-time path reruns (reset)
+            return super().normal_acceleration_block(times, points)
+        # sample of each bubble at each time, as the per-time _advance leaves it
+        j = np.maximum.accumulate(np.vstack([j0, np.where(live, want, j0)]), axis=0)[1:]
+        start, v_hist, w_hist = bank.advance_recording(j[-1], idx)
+        cols = np.arange(idx.size)
+        v, w = v_hist[j - start, cols], w_hist[j - start, cols]
+        s = times[:, None] - self.birth[idx]
+        a = bank.acceleration_from(s, j, v, w, idx)
+        life, fade = self.lifetime[idx], self.fade[idx]
+        u = np.clip((s - (life - fade)) / fade, 0.0, 1.0)
+        vdd = np.where(live, a * np.cos(0.5 * math.pi * u) ** 2, 0.0)
+        rise = bank.depth0[idx] - bank.depth(s, idx)
+        pos = self.position0[idx] + rise[..., None] * self.normal            # (K, B, 3)
+        share = np.ones(vdd.shape)
+        for k, b in zip(*np.nonzero(live)):          # in the per-time order: time, then bubble
+            share[k, b] = self._capture_of(int(idx[b]), pos[k, b])
+        mask = self._surface_mask(points)
+        kernel = surface_kernel(points.position_local[mask], pos, self.normal)   # (K, n, B)
+        out[:, mask] = self.config.gain * np.einsum("knb,kb->kn", kernel, vdd / share)
+        return out
+
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
         """Each bubble from its birth until it has decayed by 1e-6 (or burst)."""
         spans = merge_intervals([(float(a), float(b)) for a, b in zip(self.birth, self.end)])

@@ -190,29 +190,63 @@ class BubbleOscillators:
             self.v[idx], self.w[idx] = cqq * v + cqv * w, cvq * v + cvv * w
             self.j[idx] += 1
 
+    def advance_recording(self, target: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`advance_to` for bubbles idx (B,) up to samples target (B,), keeping the states passed:
+        returns (j0 (B,), v, w (M + 1, B)) where row m holds the state at sample j0 + m (a bubble
+        that has reached its target keeps it in the rows after). Same arithmetic as advance_to."""
+        idx = np.asarray(idx, dtype=np.int64)
+        j0 = self.j[idx].copy()
+        steps = np.maximum(np.asarray(target, dtype=np.int64) - j0, 0)
+        m_total = int(steps.max()) if idx.size else 0
+        v_hist, w_hist = np.empty((m_total + 1, idx.size)), np.empty((m_total + 1, idx.size))
+        v, w = self.v[idx].copy(), self.w[idx].copy()
+        v_hist[0], w_hist[0] = v, w
+        if m_total:
+            # every step's coefficients and impulse at once (they depend on the sample alone)
+            samples = j0[None, :] + np.arange(m_total)[:, None]
+            base = samples * self.dt
+            om, beta, wd = self._coefficients((samples + 0.5) * self.dt, idx)
+            cqq, cqv, cvq, cvv = free_motion(om, beta, wd, self.dt)
+            impulse = jet_impulse(base - 0.5 * self.dt, base + 0.5 * self.dt, self.g0[idx], self.tau[idx])
+            for m in range(m_total):
+                go = steps > m
+                wm = w + impulse[m]
+                v, w = np.where(go, cqq[m] * v + cqv[m] * wm, v), np.where(go, cvq[m] * v + cvv[m] * wm, w)
+                v_hist[m + 1], w_hist[m + 1] = v, w
+        self.v[idx], self.w[idx], self.j[idx] = v, w, j0 + steps
+        return j0, v_hist, w_hist
+
     def acceleration(self, s: ArrayLike, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """V̈ (m³/s²) of bubbles idx at bubble-local times s, within the step after their current
         sample j or the step before it (free motion run backward from sample j: no impulse lies
         strictly between samples, so that is exact too — a solver may ask one step back)."""
+        return self.acceleration_from(s, self.j[idx], self.v[idx], self.w[idx], idx)
+
+    def acceleration_from(self, s: ArrayLike, j: ArrayLike, v: ArrayLike, w: ArrayLike,
+                          idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """:meth:`acceleration` from given states: sample j and (v, v̇) there, arrays that broadcast
+        with the bubbles idx (e.g. (K, B) for K times of B bubbles)."""
         s = np.asarray(s, dtype=np.float64)
-        base = self.j[idx] * self.dt
+        base = np.asarray(j) * self.dt
         back = s < base
         om, beta, wd = self._coefficients(np.where(back, base - 0.5 * self.dt, base + 0.5 * self.dt), idx)
         cqq, cqv, cvq, cvv = free_motion(om, beta, wd, s - base)
-        v, w = self.v[idx], self.w[idx] + np.where(back, 0.0, self._impulse(idx))
+        impulse = jet_impulse(base - 0.5 * self.dt, base + 0.5 * self.dt, self.g0[idx], self.tau[idx])
+        v, w = v, w + np.where(back, 0.0, impulse)
         v, w = cqq * v + cqv * w, cvq * v + cvv * w
         return jet_force(s, self.g0[idx], self.tau[idx]) - 2.0 * beta * w - om * om * v
 
 
 def surface_kernel(points: np.ndarray, bubble: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Normal acceleration per unit bubble volume acceleration (1/m²), (n, B), at points (n, 3).
+    """Normal acceleration per unit bubble volume acceleration (1/m²), (..., n, B), at points (n, 3)
+    for bubbles at (..., B, 3) (leading axes: e.g. times).
 
     K = n_s·(x − x_b)/(2π|x − x_b|³): the bubble plus its negative image in the plane through x
     (= d/(2π(s² + d²)^{3/2}) on a flat surface at height d above the bubble); 0 below the bubble.
     """
-    diff = points[:, None, :] - np.atleast_2d(bubble)[None, :, :]
+    diff = points[:, None, :] - np.atleast_2d(bubble)[..., None, :, :]
     height = diff @ normal
-    dist = np.linalg.norm(diff, axis=2)
+    dist = np.linalg.norm(diff, axis=-1)
     return np.where(height > 0, height / (2.0 * math.pi * np.maximum(dist, 1e-12) ** 3), 0.0)
 
 

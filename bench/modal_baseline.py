@@ -108,7 +108,6 @@ def main() -> None:
     t0 = time.perf_counter()
     qdd = np.array([shader.modal_acceleration(tk) for tk in t])            # (n, M)
     m, d = surface_moments(shader.mesh, shader.shapes)
-    r = float(np.linalg.norm(LISTENER))
     f = np.fft.rfftfreq(n, 1 / fs)
     Q = np.fft.rfft(qdd, axis=0)                                           # (F, M)
     k = 2 * math.pi * f / c

@@ -11,7 +11,7 @@ Builds a scene whose grid is ``--cells``³ cells in all (absorbing layer of 10 i
   (``~/.cache/wavesolve/modes``, or ``$WAVESOLVE_CACHE``);
 - end to end: a second ``wavesolve.simulate`` (shader set-up with cached modes, the time loop, the
   far-field and resampling to 44.1 kHz), the figure the issue's target speaks of;
-- the time loop alone: steps timed on a ``Simulation`` built beforehand.
+- the time loop alone: steps timed on a ``Simulation`` built beforehand (throughput.time_steps).
 
 Real-time factor = seconds of audio / seconds of compute (> 1: faster than real time).
 """
@@ -29,6 +29,8 @@ import wavesolve  # noqa: E402
 from wavesolve.backend import resolve_backend  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
+
+from throughput import time_steps  # noqa: E402  (bench/ is the script's folder)
 
 STEP_RATE = 88200.0     # Hz
 CELL = 0.007            # m
@@ -94,21 +96,7 @@ def main() -> None:
     whole = time.perf_counter() - t
     peak = float(abs(result.listener("ear")).max())
 
-    sim = Simulation(scene, backend=engine)
-    sync = getattr(sim.engine.xp, "cuda", None)
-    n, warm = min(args.loop_steps, steps), 50
-    blocks = sim._block_runner()
-    if blocks is not None:                              # whole pairs of recorded blocks
-        warm = 2 * blocks.K
-        n = max(1, n // warm) * warm
-    sim.run(warm, progress=False)                       # warm-up (compilation, graph recording)
-    if sync is not None:
-        sync.runtime.deviceSynchronize()
-    t = time.perf_counter()
-    sim.run(n, progress=False)
-    if sync is not None:
-        sync.runtime.deviceSynchronize()
-    per_step = (time.perf_counter() - t) / n
+    per_step = time_steps(Simulation(scene, backend=engine), min(args.loop_steps, steps))
 
     print(f"backend {engine.name}, grid {shape} ({scene.grid.cells / 1e6:.2f} M cells), step rate "
           f"{scene.grid.step_rate:.0f} Hz, {steps} steps for {scene.duration} s of audio; peak |p| {peak:.3g} Pa")

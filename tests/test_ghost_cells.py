@@ -180,7 +180,7 @@ pattern = "pulsate"
 signal = {{ waveform = "gaussian_derivative", frequency = 1500.0, amplitude = 100.0, delay = 0.0003 }}
 """
     z = gap / 2 + 0.015
-    scene = parse_scene(f"""
+    scene = parse_scene("""
 [simulation]
 duration = 0.002
 cell_size = 0.005

@@ -323,8 +323,8 @@ position = [0.06, -0.03, 0.012]
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_block_runner_matches_reference(launcher, precision, tmp_path, monkeypatch):
-    """Steps run in recorded blocks (kernels/cuda_blocks.py: 7 blocks of 8 steps, then 4 single
-    steps) on the host build give the NumPy reference's listener signals and final fields, with
+    """Steps run in recorded blocks (kernels/cuda_blocks.py: blocks of 8 steps and single steps,
+    over two runs) on the host build give the NumPy reference's listener signals and final fields, with
     ground mirror rows, solid cells and thin-part corrections all on the kernels' side.
     Tolerances as in test_cuda_driver_follows_moving_objects."""
     from wavesolve.kernels import cuda_blocks
@@ -337,9 +337,11 @@ def test_block_runner_matches_reference(launcher, precision, tmp_path, monkeypat
     ref = Simulation(scene, backend="numpy")
     fast = Simulation(scene, backend=CudaBackend(np, launcher))
     assert ref.ghosts.n_back > 20 and fast.blocks_allowed()
-    a = ref.run(60, progress=False)
-    b = fast.run(60, progress=False)
-    assert len(launches) == 7 and fast.n == ref.n == 60
+    a = np.hstack([ref.run(27, progress=False), ref.run(33, progress=False)])
+    b = np.hstack([fast.run(27, progress=False), fast.run(33, progress=False)])
+    # 3 blocks and 3 single steps, then (p and p_prev swapped) 4 blocks and 1 step: blocks recorded
+    # again for the other buffer holding pⁿ (a CUDA graph keeps the buffers it was recorded with)
+    assert len(launches) == 7 and fast.n == ref.n == 60 and len(fast._block_runner().programs) == 2
     scale = np.max(np.abs(a))
     assert scale > 0 and np.all(np.abs(b[:, -4:]) > 0)
     tol = 1e-10 if precision == "float64" else 1e-5
@@ -367,16 +369,17 @@ def test_block_runner_stops_on_instability(launcher, tmp_path, monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision,tol", [("float64", 1e-10), ("float32", 1e-4)])
 def test_cupy_blocks_match_numpy(tmp_path, precision, tol):
-    """On a GPU: 300 steps, two recorded blocks of 128 (CUDA graphs) and 44 single steps, against
+    """On a GPU: 129 steps (a recorded block of 128 — a CUDA graph — and one single step), then 300
+    with p and p_prev swapped (two blocks recorded for the other buffer, 44 single steps), against
     NumPy (tolerances as test_cupy_backend_matches_numpy; float32 graphs round as single steps)."""
     import cupy
 
     scene = _blocks_scene(tmp_path, precision)
     ref = Simulation(scene, backend="numpy")
     gpu = Simulation(scene, backend="cupy")
-    a = ref.run(300, progress=False)
-    b = gpu.run(300, progress=False)
-    assert gpu.engine.block_runner(gpu) is not None and gpu.n == 300
+    a = np.hstack([ref.run(129, progress=False), ref.run(300, progress=False)])
+    b = np.hstack([gpu.run(129, progress=False), gpu.run(300, progress=False)])
+    assert len(gpu._block_runner().programs) == 2 and gpu.n == 429
     scale = np.max(np.abs(a))
     assert scale > 0
     np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)

@@ -139,7 +139,9 @@ class BlockRunner:
         self.samples = [xp.zeros((steps, listeners), dtype=np.float64) for _ in range(2)]
         self.host_accel = [self.queue.pinned((steps, g)) for _ in range(2)]
         self.host_samples = [self.queue.pinned((steps, listeners)) for _ in range(2)]
-        self.programs: list[Any] | None = None
+        # recorded blocks per field buffer holding pⁿ at their start: a graph keeps the buffers it
+        # was recorded with, and an odd number of single steps between runs swaps p and p_prev
+        self.programs: dict[int, list[Any]] = {}
         self._pending: list[Any] = [None, None]
 
     def _block(self, sim, slot: int) -> None:
@@ -157,8 +159,10 @@ class BlockRunner:
             return 0
         queue = self.queue
         queue.begin()
-        if self.programs is None:
-            self.programs = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
+        key = id(sim.p)
+        if key not in self.programs:
+            self.programs[key] = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
+        programs = self.programs[key]
         g = len(sim.ghosts)
         dt = sim.grid.dt
         try:
@@ -169,7 +173,7 @@ class BlockRunner:
                 if g:
                     sim.boundary_acceleration_block((sim.n + np.arange(K)) * dt, out=host)
                 queue.upload(self.accel[slot], host)
-                queue.launch(self.programs[slot])
+                queue.launch(programs[slot])
                 peak = queue.peak(sim.p)
                 queue.download(self.host_samples[slot], self.samples[slot])
                 self._pending[slot] = (queue.mark(), b * K, peak)

@@ -15,11 +15,12 @@ buffers and samples kept in a device buffer copied back every ``SAMPLE_BLOCK`` s
 
 Ghost cells of geometry that does not move: the system (I − W_gg) p_g = W_gf p_f + ρ·offset·aₙ
 couples only ghost cells whose image stencils touch each other, in small groups (connected
-components of W_gg: at most tens of cells for the shipped scenes). Its inverse is therefore block-diagonal and sparse; we compute it
-exactly per group on the host and ship M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset),
-so p_g = M p_f + ρ N aₙ is one sparse product per step, exact up to rounding. Moving geometry
-rebuilds the system every step on the host anyway; there the host solves it (as the CPU backends
-do) from the fluid values its stencils read, copied down, and the solution is copied up.
+components of W_gg: at most tens of cells for the shipped scenes). Its inverse is therefore
+block-diagonal and sparse; we compute it exactly per group on the host and ship
+M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset), so p_g = M p_f + ρ N aₙ is one sparse
+product per step, exact up to rounding. Moving geometry rebuilds the system every step on the host
+anyway; there the host solves it (as the CPU backends do) from the fluid values its stencils read,
+copied down, and the solution is copied up.
 """
 from __future__ import annotations
 
@@ -155,7 +156,7 @@ class DeviceGhostCells(_HostAttributes):
             # rebuilt every step: the host solves the system (as on the CPU) from the fluid values its
             # stencils read, copied down, and the solution goes back up; inverting it for the
             # operators every step cost several times more (rolling_can: 18 ms a step)
-            self.index = to(ghosts.index.astype(i64))
+            self._index = to(ghosts.index.astype(i64))       # (the host's ``index`` stays its own)
             self._fresh_index = to(ghosts.index[ghosts.fresh].astype(i64))
             return
         M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
@@ -191,9 +192,8 @@ class DeviceGhostCells(_HostAttributes):
         index, M, N, rows, front = op
         if not isinstance(accel, self.backend.xp.ndarray) or self.backend.xp is np:
             accel = self.upload(np.asarray(accel, dtype=np.float64))
-        a = accel
         self.launch("ws_ghost", p.dtype, rows,
-                    (p, index, self.fluid_cols, *M, *N, a, np.float64(density), front, self.back))
+                    (p, index, self.fluid_cols, *M, *N, accel, np.float64(density), front, self.back))
 
     def apply(self, p: Any, accel: Any, density: float) -> None:
         """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
@@ -203,8 +203,8 @@ class DeviceGhostCells(_HostAttributes):
             return
         if self.host.moving:
             values = self._host_solve(p, accel, density)
-            n_front = len(self.index)
-            p.reshape(-1)[self.index] = self.backend.asarray(values[:n_front].astype(p.dtype))
+            n_front = len(self._index)
+            p.reshape(-1)[self._index] = self.backend.asarray(values[:n_front].astype(p.dtype))
             if self.host.n_back:
                 self.back[...] = self.backend.asarray(values[n_front:])
             return
@@ -222,7 +222,7 @@ class DeviceGhostCells(_HostAttributes):
         if not self.n or not self.host.fresh.any():
             return
         if self.host.moving:
-            values = self._host_solve(p_prev, accel_prev, density)[:len(self.index)]
+            values = self._host_solve(p_prev, accel_prev, density)[:len(self._index)]
             p_prev.reshape(-1)[self._fresh_index] = self.backend.asarray(values[self.host.fresh].astype(p_prev.dtype))
             return
         self._launch(p_prev, self._fresh, accel_prev, density)

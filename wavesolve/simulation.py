@@ -104,17 +104,23 @@ class Simulation:
         """Time of the current field p (s)."""
         return self.n * self.grid.dt
 
+    def _shaded(self):
+        """(rows, points, shaders) of every object whose shaders act (``shader_objects``)."""
+        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
+            if obj.shaders and (self.shader_objects is None or k in self.shader_objects):
+                yield rows, points, obj.shaders
+
+    def _in_window(self, n: np.ndarray | int) -> np.ndarray | bool:
+        """Whether shaders act at step(s) n (``shader_window``)."""
+        return True if self.shader_window is None else (self.shader_window[0] <= n) & (n < self.shader_window[1])
+
     def boundary_acceleration(self, t: float) -> np.ndarray:
         """aₙ (m/s²) at every ghost cell's boundary point at time t, summed over shaders."""
         accel = np.zeros(len(self.ghosts))
-        if self.shader_window is not None:
-            n = round(t / self.grid.dt)
-            if not self.shader_window[0] <= n < self.shader_window[1]:
-                return accel
-        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
-            if self.shader_objects is not None and k not in self.shader_objects:
-                continue
-            for shader in obj.shaders:
+        if not self._in_window(round(t / self.grid.dt)):
+            return accel
+        for rows, points, shaders in self._shaded():
+            for shader in shaders:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
 
@@ -124,19 +130,13 @@ class Simulation:
         times = np.asarray(times, dtype=np.float64)
         accel = np.zeros((len(times), len(self.ghosts))) if out is None else out
         accel[...] = 0.0
-        live = slice(None)
-        if self.shader_window is not None:
-            n = np.rint(times / self.grid.dt)
-            inside = (self.shader_window[0] <= n) & (n < self.shader_window[1])
-            if not inside.any():
-                return accel
-            if not inside.all():
-                live = np.flatnonzero(inside)
-        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
-            if self.shader_objects is not None and k not in self.shader_objects:
-                continue
+        inside = np.broadcast_to(self._in_window(np.rint(times / self.grid.dt)), times.shape)
+        if not inside.any():
+            return accel
+        live = slice(None) if inside.all() else np.flatnonzero(inside)
+        for rows, points, shaders in self._shaded():
             every_row = len(rows) == accel.shape[1]
-            for shader in obj.shaders:
+            for shader in shaders:
                 a = shader.normal_acceleration_block(times[live], points)
                 if every_row and isinstance(live, slice):
                     accel += a

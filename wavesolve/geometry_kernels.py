@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 #: Most triangle entries (8 bytes each) the candidate lists of one mesh may hold: ≈ 130 MB. The
@@ -34,7 +34,7 @@ MAX_CANDIDATE_ENTRIES = 1 << 24
 
 # --------------------------------------------------------------------------- classification
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, values, lat_origin,
                               spacing):
     """Signed distance (m,) at the centres of the cells ``flat`` (flat indices into a box of
@@ -45,7 +45,7 @@ def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, v
     out = np.empty(n)
     ny, nz = shape[1], shape[2]
     s0, s1, s2 = values.shape
-    for q in range(n):
+    for q in prange(n):
         f = flat[q]
         i = f // (ny * nz)
         j = (f // nz) % ny
@@ -296,7 +296,7 @@ def _query_candidates(points, corners, start, tris, dist, shape, lat_origin, spa
     return sq, tri, closest, found
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def surface_points(ijk, cell_origin, h, inside, rotation, position, corners, start, tris, dist, shape,
                    lat_origin, spacing, face_normals, e_min):
     """Everything ``boundary._SurfaceData`` computes for cells ``ijk`` (n, 3) of one rigid object
@@ -319,7 +319,7 @@ def surface_points(ijk, cell_origin, h, inside, rotation, position, corners, sta
     near = np.empty((n, 3))
     far = np.empty((n, 3))
     R = rotation
-    for q in range(n):
+    for q in prange(n):
         x0 = cell_origin[0] + h * ijk[q, 0]
         x1 = cell_origin[1] + h * ijk[q, 1]
         x2 = cell_origin[2] + h * ijk[q, 2]

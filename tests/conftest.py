@@ -13,6 +13,32 @@ SCENES = REPO / "scenes"
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+#: A travelling box: a sphere (a = 4 cm, h = 2 cm) flying at 38 m/s diagonally, so its box shifts
+#: along all three axes, with a listener 3 m away (test_travelling's long path; the CUDA driver's
+#: travelling-box checks in test_kernels_cuda).
+LONG_PATH_SCENE = """
+[simulation]
+duration = 0.02
+cell_size = 0.02
+sample_rate = 16000.0
+[domain]
+size = 0.3
+[[objects]]
+name = "ball"
+mesh = { primitive = "icosphere", radius = 0.04, subdivisions = 2 }
+motion = { type = "constant_velocity", velocity = [36.0, -12.0, 6.0] }
+[objects.domain]
+follow = true
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = { waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }
+[[listeners]]
+name = "far"
+position = [0.0, 3.0, 0.0]
+"""
+
+
 def _has_gpu() -> bool:
     try:
         import cupy

@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import SCENES
+from conftest import LONG_PATH_SCENE, SCENES
 from kernel_cases import SHAPES, assert_close, copy_layer, make_grid, poison_layer_cells, random_state
 
 from wavesolve import load_scene
@@ -386,30 +386,6 @@ def test_cupy_blocks_match_numpy(tmp_path, precision, tol):
     np.testing.assert_allclose(cupy.asnumpy(gpu.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
 
 
-TRAVELLER = """
-[simulation]
-duration = 0.02
-cell_size = 0.02
-sample_rate = 16000.0
-precision = "{precision}"
-[domain]
-size = 0.3
-[[objects]]
-name = "ball"
-mesh = {{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }}
-motion = {{ type = "constant_velocity", velocity = [36.0, -12.0, 6.0] }}
-[objects.domain]
-follow = true
-[[objects.shaders]]
-type = "prescribed"
-pattern = "pulsate"
-signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
-[[listeners]]
-name = "far"
-position = [0.0, 3.0, 0.0]
-"""
-
-
 def _compare_travelling(tmp_path, precision: str, backend) -> None:
     """A travelling box (tests/test_travelling.py's long path, 160 steps: shifts along x, y and z)
     on ``backend`` against NumPy: probe samples and final fields to 1e-10 (float64) or 1e-5
@@ -418,7 +394,7 @@ def _compare_travelling(tmp_path, precision: str, backend) -> None:
     from wavesolve.travelling import travellers
 
     path = tmp_path / f"traveller_{precision}.toml"
-    path.write_text(TRAVELLER.format(precision=precision))
+    path.write_text(LONG_PATH_SCENE.replace("[simulation]\n", f'[simulation]\nprecision = "{precision}"\n', 1))
     scene = load_scene(path)
     trav = travellers(scene)[0]
     sims = [FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend=b)

@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import LONG_PATH_SCENE
 from exact import pulsating_sphere, rel_l2
 
 import wavesolve
@@ -155,24 +156,7 @@ def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
     rebuilt at each shift (an earlier version of this code), the frozen velocities that ghost and
     fresh cells leave in the wake turned into sound in the trailing layer: 94 Pa, 15× the peak."""
     path = tmp_path / "long.toml"
-    path.write_text(f"""
-[simulation]
-duration = 0.02
-cell_size = 0.02
-sample_rate = 16000.0
-[domain]
-size = 0.3
-[[objects]]
-name = "ball"
-mesh = {{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }}
-motion = {{ type = "constant_velocity", velocity = [36.0, -12.0, 6.0] }}
-[objects.domain]
-follow = true
-[[objects.shaders]]
-type = "prescribed"
-pattern = "pulsate"
-signal = {{ waveform = "gaussian_derivative", frequency = 400.0, amplitude = 100.0 }}
-{_listeners({"far": [0.0, 3.0, 0.0]})}""")
+    path.write_text(LONG_PATH_SCENE)
     scene = wavesolve.load_scene(path)
     trav = travellers(scene)[0]
     sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")

@@ -4,8 +4,14 @@
 #   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,grid,memory,showcases,e2e (default: all)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
-# wheels in .whl/ (installed into /tmp/site); computed modes can travel in .wscache/ (used as
-# $WAVESOLVE_CACHE). Logs go to $OUT (or ./gpu_logs) so a stage cut short still leaves its output.
+# wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
+# matplotlib, tqdm present) those were trimesh, libigl, pydantic, pydantic_core, annotated-types,
+# typing-inspection and soxr, fetched beforehand with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION ...
+# Computed modes can travel in .wscache/ (used as $WAVESOLVE_CACHE; a copy of ~/.cache/wavesolve).
+# Both folders belong in .git/info/exclude. Logs go to $OUT (or ./gpu_logs) so a stage cut short
+# still leaves its output.
 set -uo pipefail
 stages="${1:-env,tests,realtime,grid,memory,showcases,e2e}"
 log="${OUT:-gpu_logs}"

@@ -196,8 +196,9 @@ def test_cupy_fields_stay_on_device_in_their_precision(tmp_path, precision):
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_cuda_driver_follows_moving_objects(launcher, precision, tmp_path):
-    """A pulsating sphere moving at 3 m/s: ghost and fresh cells rebuilt every step go through the
-    device ghost operators (host build) and must match the NumPy reference (tolerances as above)."""
+    """A pulsating sphere moving at 3 m/s: ghost and fresh cells rebuilt every step, solved on the
+    host from the fluid values copied down and written back by the device driver (host build),
+    must match the NumPy reference (tolerances in _compare_step_by_step)."""
     text = f"""
 [simulation]
 duration = 0.001

@@ -42,11 +42,24 @@ def random_state(grid: Grid, dtype, seed: int = 0):
     return layer, p, p_prev
 
 
-def copy_layer(grid: Grid, layer: AbsorbingLayer) -> AbsorbingLayer:
-    other = AbsorbingLayer(grid, 1.2, layer.p_aux.dtype)
-    other.p_aux[:] = layer.p_aux
-    other.v_aux[:] = layer.v_aux
+def copy_layer(grid: Grid, layer: AbsorbingLayer, z_slabs_y_fastest: bool = False) -> AbsorbingLayer:
+    """A layer with ``layer``'s state, stored in the given order (copied through the slab views)."""
+    other = AbsorbingLayer(grid, 1.2, layer.p_aux.dtype, z_slabs_y_fastest)
+    for (p_dst, v_dst), (p_src, v_src) in zip(other.views(other.p_aux, other.v_aux),
+                                              layer.views(layer.p_aux, layer.v_aux)):
+        for a in range(3):
+            p_dst[a][...] = p_src[a]
+            v_dst[a][...] = v_src[a]
     return other
+
+
+def assert_layers_close(fast: AbsorbingLayer, ref: AbsorbingLayer, what: str) -> None:
+    """Every split pressure and face velocity of ``fast`` against ``ref``, slab by slab (any storage order)."""
+    for s, ((p_f, v_f), (p_r, v_r)) in enumerate(zip(fast.views(fast.p_aux, fast.v_aux),
+                                                     ref.views(ref.p_aux, ref.v_aux))):
+        for a in range(3):
+            assert_close(p_f[a], p_r[a], f"{what}: split pressure {'xyz'[a]} of slab {s}")
+            assert_close(v_f[a], v_r[a], f"{what}: face velocity {'xyz'[a]} of slab {s}")
 
 
 def poison_layer_cells(out: np.ndarray, L: int, floor: int = 0) -> None:
@@ -72,3 +85,28 @@ def assert_close(fast, ref, what: str) -> None:
     worst = int(np.argmax(err))
     assert err.flat[worst] <= tol, (f"{what}: element {np.unravel_index(worst, ref.shape)} differs by "
                                     f"{err.flat[worst]:.3g} > {tol:.3g}")
+
+
+def compare_travelling(tmp_path, precision: str, backend) -> None:
+    """A travelling box (tests/test_travelling.py's long path, 160 steps: shifts along x, y and z)
+    on ``backend`` against NumPy: probe samples and final fields to 1e-10 (float64) or 1e-5
+    (float32) of their largest value. The shifts move the layer's buffers
+    through its slab views, whatever their storage order, or device copies."""
+    from conftest import LONG_PATH_SCENE
+
+    from wavesolve import load_scene
+    from wavesolve.following import FollowingSimulation
+    from wavesolve.travelling import travellers
+
+    path = tmp_path / f"traveller_{precision}.toml"
+    path.write_text(LONG_PATH_SCENE.replace("[simulation]\n", f'[simulation]\nprecision = "{precision}"\n', 1))
+    scene = load_scene(path)
+    trav = travellers(scene)[0]
+    sims = [FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend=b)
+            for b in ("numpy", backend)]
+    a, b = sims[0].run(160, progress=False), sims[1].run(160, progress=False)
+    assert all(s != 0 for s in sims[0].shifts) and list(sims[1].shifts) == list(sims[0].shifts)
+    tol = 1e-10 if precision == "float64" else 1e-5
+    np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.max(np.abs(a)))
+    p = sims[1].engine.to_host(sims[1].p)
+    np.testing.assert_allclose(p, sims[0].p, rtol=0, atol=tol * np.max(np.abs(sims[0].p)))

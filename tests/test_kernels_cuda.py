@@ -14,8 +14,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import LONG_PATH_SCENE, SCENES
-from kernel_cases import SHAPES, assert_close, copy_layer, make_grid, poison_layer_cells, random_state
+from conftest import SCENES
+from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, make_grid, poison_layer_cells,
+                          random_state)
 
 from wavesolve import load_scene
 from wavesolve.boundary import GhostCells
@@ -387,34 +388,13 @@ def test_cupy_blocks_match_numpy(tmp_path, precision, tol):
     np.testing.assert_allclose(cupy.asnumpy(gpu.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
 
 
-def _compare_travelling(tmp_path, precision: str, backend) -> None:
-    """A travelling box (tests/test_travelling.py's long path, 160 steps: shifts along x, y and z)
-    on ``backend`` against NumPy: probe samples and final fields to 1e-10 (float64) or 1e-5
-    (float32) of their largest value. The shifts move the layer's device copies."""
-    from wavesolve.following import FollowingSimulation
-    from wavesolve.travelling import travellers
-
-    path = tmp_path / f"traveller_{precision}.toml"
-    path.write_text(LONG_PATH_SCENE.replace("[simulation]\n", f'[simulation]\nprecision = "{precision}"\n', 1))
-    scene = load_scene(path)
-    trav = travellers(scene)[0]
-    sims = [FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend=b)
-            for b in ("numpy", backend)]
-    a, b = sims[0].run(160, progress=False), sims[1].run(160, progress=False)
-    assert all(s != 0 for s in sims[0].shifts) and list(sims[1].shifts) == list(sims[0].shifts)
-    tol = 1e-10 if precision == "float64" else 1e-5
-    np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.max(np.abs(a)))
-    p = sims[1].engine.to_host(sims[1].p)
-    np.testing.assert_allclose(p, sims[0].p, rtol=0, atol=tol * np.max(np.abs(sims[0].p)))
-
-
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_cuda_driver_follows_a_travelling_box(launcher, precision, tmp_path):
-    _compare_travelling(tmp_path, precision, CudaBackend(np, launcher))
+    compare_travelling(tmp_path, precision, CudaBackend(np, launcher))
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_cupy_travelling_box_matches_numpy(tmp_path, precision):
     """On a GPU, where the layer's buffers are device copies that the shifts must move."""
-    _compare_travelling(tmp_path, precision, "cupy")
+    compare_travelling(tmp_path, precision, "cupy")

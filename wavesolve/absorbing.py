@@ -61,14 +61,25 @@ SLAB_DESC_COLUMNS = ("p_off", "lo0", "lo1", "lo2", "n0", "n1", "n2", "v_off0", "
 FACE_DESC_COLUMNS = ("v_off", "lo0", "lo1", "lo2", "m0", "m1", "m2", "axis")
 
 
+def _stored(flat, shape: tuple[int, int, int], y_fastest: bool):
+    """An (x, y, z)-indexed view of ``shape`` on ``flat``, stored in C order or in (x, z, y) order."""
+    if not y_fastest:
+        return flat.reshape(shape)
+    return flat.reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
+
+
 class AbsorbingLayer:
     """The PML around the box. ``step`` writes p⁺ in every layer cell from p (NumPy reference).
 
-    Packed form (what the compiled and GPU kernels read; the per-slab arrays are views into it):
+    Packed form (what the compiled and GPU kernels read; the per-slab arrays are views into it,
+    made by :meth:`views`):
 
     Attributes:
-        p_aux: (Σ 3·cells,) split pressures of all slabs, slab by slab, axis by axis, C order.
-        v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis, C order.
+        p_aux: (Σ 3·cells,) split pressures of all slabs, slab by slab, axis by axis.
+        v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis.
+        y_fastest: (6,) bool per slab: its arrays are stored in (x, z, y) order (y fastest) instead
+            of C order (z fastest). With ``z_slabs_y_fastest`` the two z-slabs are, so that the CPU
+            kernel runs their 10-cell z rows as long y rows (kernels/cpu.py).
         slab_desc: (6, 10) int64, see ``SLAB_DESC_COLUMNS``.
         face_desc: (18, 8) int64, see ``FACE_DESC_COLUMNS``.
         face_A, face_B: (nx+1 + ny+1 + nz+1,) face coefficients per axis, concatenated
@@ -77,9 +88,10 @@ class AbsorbingLayer:
             (pₐ⁺ = A pₐ − C (v[i+1] − v[i])).
     """
 
-    def __init__(self, grid: Grid, density: float, dtype: np.dtype) -> None:
+    def __init__(self, grid: Grid, density: float, dtype: np.dtype, z_slabs_y_fastest: bool = False) -> None:
         self.grid = grid
         dtype = np.dtype(dtype)
+        self.y_fastest = (False,) * 4 + (bool(z_slabs_y_fastest),) * 2
         L, shape = grid.layer, grid.shape
         nx, ny, nz = shape
         boxes = [
@@ -129,26 +141,40 @@ class AbsorbingLayer:
         self.v_aux = np.zeros(v_total, dtype=dtype)
 
         self.slabs: list[_Slab] = []
-        for s, (lo, hi) in enumerate(boxes):
-            ext = tuple(b - a for a, b in zip(lo, hi))
-            cells = ext[0] * ext[1] * ext[2]
-            p_off = int(self.slab_desc[s, 0])
-            p_split, v, v_coef, p_coef = [], [], [], []
+        for s, (p_split, v) in enumerate(self.views(self.p_aux, self.v_aux)):
+            lo = tuple(int(x) for x in self.slab_desc[s, 1:4])
+            ext = tuple(int(x) for x in self.slab_desc[s, 4:7])
+            hi = tuple(a + n for a, n in zip(lo, ext))
+            v_coef, p_coef = [], []
             for a in range(3):
-                row = self.face_desc[3 * s + a]
-                vshape = tuple(int(m) for m in row[4:7])
-                v_off = int(row[0])
                 bshape = [1, 1, 1]
                 bshape[a] = -1
                 fo = sum(shape[b] + 1 for b in range(a))
                 co = sum(shape[b] for b in range(a))
-                p_split.append(self.p_aux[p_off + a * cells:p_off + (a + 1) * cells].reshape(ext))
-                v.append(self.v_aux[v_off:v_off + int(np.prod(vshape))].reshape(vshape))
                 v_coef.append((self.face_A[fo + lo[a]:fo + hi[a] + 1].reshape(bshape),
                                self.face_B[fo + lo[a]:fo + hi[a] + 1].reshape(bshape)))
                 p_coef.append((self.cell_A[co + lo[a]:co + hi[a]].reshape(bshape),
                                self.cell_C[co + lo[a]:co + hi[a]].reshape(bshape)))
             self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef))
+
+    def views(self, p_aux, v_aux) -> list[tuple[list, list]]:
+        """Per slab, (split pressures, face velocities): three (n0, n1, n2) views and three views
+        with n_a + 1 along axis a, indexed (x, y, z) whatever the storage order, into packed
+        buffers ``p_aux``, ``v_aux`` laid out as this layer's (host or device arrays)."""
+        out = []
+        for s, row in enumerate(self.slab_desc):
+            p_off, ext = int(row[0]), tuple(int(x) for x in row[4:7])
+            cells = ext[0] * ext[1] * ext[2]
+            p_split, v = [], []
+            for a in range(3):
+                frow = self.face_desc[3 * s + a]
+                fshape = tuple(int(m) for m in frow[4:7])
+                v_off = int(frow[0])
+                p_split.append(_stored(p_aux[p_off + a * cells:p_off + (a + 1) * cells], ext, self.y_fastest[s]))
+                v.append(_stored(v_aux[v_off:v_off + fshape[0] * fshape[1] * fshape[2]], fshape,
+                                 self.y_fastest[s]))
+            out.append((p_split, v))
+        return out
 
     @staticmethod
     def estimate_bytes(grid: Grid, itemsize: int) -> int:

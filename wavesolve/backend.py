@@ -44,6 +44,8 @@ class Backend:
     """
 
     name = "numpy"
+    #: the absorbing layer's z-slabs stored y fastest (``AbsorbingLayer``): what this backend's kernel reads
+    z_slabs_y_fastest = False
     xp: Any = np
 
     def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
@@ -113,6 +115,7 @@ class NumbaBackend(Backend):
     """The fused compiled CPU step; ghost cells and probes as in the reference (host, cheap)."""
 
     name = "numba"
+    z_slabs_y_fastest = True
 
     def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
         from .kernels.cpu import FusedUpdate

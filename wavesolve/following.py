@@ -223,18 +223,10 @@ class _SlabView:
 
 def _slab_views(layer, p_aux: Any, v_aux: Any) -> list[_SlabView]:
     """Views of every slab's split pressures and face velocities in the packed buffers ``p_aux``,
-    ``v_aux`` (host or device arrays laid out as ``AbsorbingLayer``'s)."""
+    ``v_aux`` (host or device arrays laid out as ``AbsorbingLayer``'s), with their grid blocks."""
     out = []
-    for s, row in enumerate(layer.slab_desc):
-        p_off, lo, ext = int(row[0]), [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
-        cells = ext[0] * ext[1] * ext[2]
-        p_split, v, faces = [], [], []
-        for a in range(3):
-            p_split.append(p_aux[p_off + a * cells:p_off + (a + 1) * cells].reshape(ext))
-            frow = layer.face_desc[3 * s + a]
-            fshape = [int(m) for m in frow[4:7]]
-            v_off = int(frow[0])
-            v.append(v_aux[v_off:v_off + fshape[0] * fshape[1] * fshape[2]].reshape(fshape))
-            faces.append(tuple(slice(lo[b], lo[b] + fshape[b]) for b in range(3)))
+    for row, (p_split, v) in zip(layer.slab_desc, layer.views(p_aux, v_aux)):
+        lo, ext = [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
+        faces = [tuple(slice(lo[b], lo[b] + v[a].shape[b]) for b in range(3)) for a in range(3)]
         out.append(_SlabView(tuple(slice(lo[b], lo[b] + ext[b]) for b in range(3)), faces, p_split, v))
     return out

@@ -79,7 +79,7 @@ class Simulation:
         self.ghosts = self.engine.ghost_cells(
             GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects], t=start_step * grid.dt),
             self.dtype)
-        self.layer = AbsorbingLayer(grid, scene.density, self.dtype)
+        self.layer = AbsorbingLayer(grid, scene.density, self.dtype, self.engine.z_slabs_y_fastest)
         if probe_points is None:
             probe_points = np.array([lis.position for lis in scene.listeners])
         self.probes = self.engine.probes(Probes(grid, np.asarray(probe_points, dtype=np.float64).reshape(-1, 3)))

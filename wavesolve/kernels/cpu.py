@@ -1,18 +1,26 @@
 """The fused compiled CPU step (Numba): absorbing layer and interior leapfrog in two parallel sweeps.
 
 One call per time step does
+  0. the z-slabs' pressures copied into (z, y) tiles (below), then
   1. the layer's face velocities v⁺ = A v − B (p[i] − p[i−1]) on every face of every slab
      (``prange`` over x-planes; each row of a slab owns its lower x- and y-faces and its z-faces), then
   2. every cell once (``prange`` over x-planes): the interior leapfrog
      p⁺ = 2p − p⁻ + λ² L p, or in the layer the split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i])
      and p⁺ = (pₓ + p_y) + p_z.
 
+The two z-slabs (under and over the interior) have rows only ``layer`` cells long along z, too
+short for the compiler to vectorise. Their state is stored y fastest
+(``AbsorbingLayer(z_slabs_y_fastest=True)``), and each x-plane of them is done as rows along y:
+the plane's pressures are first copied into a small (z, y) tile, and its p⁺ written back from
+one. On a 200³ float32 grid with a 10-cell layer (2-core VM) this took the z-slabs from 3.2 ms to
+about 1.7–2.1 ms of the field update (bench/RESULTS.md); float64 gained nothing measurable.
+
 Each element is computed with the same operations in the same order as the NumPy reference
 (``kernels/reference.py`` and ``AbsorbingLayer.step``), with no fast-math (no reassociation, no
 fused multiply-add contraction), so both precisions reproduce the reference to the last bit; the
 tests allow 1e-12 (float64). Constants are passed in the field's dtype so float32 stays float32.
 The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``, ``slab_desc``,
-``face_desc``, coefficient profiles), the same one the CUDA kernels use.
+``face_desc``, coefficient profiles), the CUDA kernels' too, but for the z-slabs' storage order.
 """
 from __future__ import annotations
 
@@ -118,8 +126,103 @@ def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j):
         v_aux[q + n2] = v_aux[q + n2] * face_A[fz + n2] - face_B[fz + n2] * (face_B[fz + n2] - face_B[fz + n2])
 
 
+@njit(cache=True)
+def _z_slab_tile(p, t, nx, ny, nz, i, j0, k0):
+    """t[kk, jj] = p[i, j0 + jj, k0 + kk] for the (nk, nj) buffer ``t``, from the flat field ``p``,
+    k clamped to [0, nz): a row past a rigid outer face repeats its neighbour (zero difference
+    across the face). Rows along y are strided reads (k outer: measured fastest)."""
+    nk, nj = t.shape
+    for kk in range(nk):
+        k = min(max(k0 + kk, 0), nz - 1)
+        row = t[kk]
+        base = (i * ny + j0) * nz + k
+        for jj in range(nj):
+            row[jj] = p[base + jj * nz]
+
+
+@njit(cache=True)
+def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i):
+    """v⁺ on the faces owned by x-plane i of z-slab s (stored y fastest): its lower x-faces (and the
+    upper ones on its last plane), all its y- and z-faces, as rows along y. ``tiles[g]`` holds
+    plane g's pressures (z, y) with one extra row on each side (``_z_slab_tile``)."""
+    lo0, lo1, lo2, n0, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+    li = i - lo0
+    t = tiles[i]
+    for u in range(2 if li == n0 - 1 else 1):                # x-faces li (+ li + 1): (n0+1, n2, n1)
+        g = i + u
+        a, b = face_A[g], face_B[g]
+        hi, lo = tiles[g], tiles[g - 1]
+        for lk in range(n2):
+            q = sd[s, 7] + ((li + u) * n2 + lk) * n1
+            v = v_aux[q:q + n1]
+            pc = hi[lk + 1, 1:n1 + 1]
+            pb = lo[lk + 1, 1:n1 + 1]
+            for jj in range(n1):
+                v[jj] = v[jj] * a - b * (pc[jj] - pb[jj])
+    fy = nx + 1
+    fa = face_A[fy + lo1:fy + lo1 + n1 + 1]
+    fb = face_B[fy + lo1:fy + lo1 + n1 + 1]
+    for lk in range(n2):                                        # y-faces: (n0, n2, n1+1)
+        q = sd[s, 8] + (li * n2 + lk) * (n1 + 1)
+        v = v_aux[q:q + n1 + 1]
+        pc = t[lk + 1, 1:n1 + 2]
+        pb = t[lk + 1, 0:n1 + 1]
+        for jj in range(n1 + 1):
+            v[jj] = v[jj] * fa[jj] - fb[jj] * (pc[jj] - pb[jj])
+    fz = nx + ny + 2 + lo2
+    for lk in range(n2 + 1):                                    # z-faces: (n0, n2+1, n1)
+        q = sd[s, 9] + (li * (n2 + 1) + lk) * n1
+        v = v_aux[q:q + n1]
+        a, b = face_A[fz + lk], face_B[fz + lk]
+        pc = t[lk + 1, 1:n1 + 1]
+        pb = t[lk, 1:n1 + 1]
+        for jj in range(n1):
+            v[jj] = v[jj] * a - b * (pc[jj] - pb[jj])
+
+
+@njit(cache=True)
+def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
+    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y."""
+    p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+    li = i - lo0
+    cells = n0 * n1 * n2
+    ax, cx = cell_A[i], cell_C[i]
+    ay = cell_A[nx + lo1:nx + lo1 + n1]
+    cy = cell_C[nx + lo1:nx + lo1 + n1]
+    o = np.empty((n2, n1), out.dtype)
+    for lk in range(n2):
+        r = (li * n2 + lk) * n1
+        qx = p_aux[p_off + r:p_off + r + n1]
+        qy = p_aux[p_off + cells + r:p_off + cells + r + n1]
+        qz = p_aux[p_off + 2 * cells + r:p_off + 2 * cells + r + n1]
+        vx = sd[s, 7] + r                                       # faces li, li+1 of (n0+1, n2, n1)
+        vxl = v_aux[vx:vx + n1]
+        vxr = v_aux[vx + n2 * n1:vx + n2 * n1 + n1]
+        vy = sd[s, 8] + (li * n2 + lk) * (n1 + 1)               # (n0, n2, n1+1)
+        vyl = v_aux[vy:vy + n1]
+        vyr = v_aux[vy + 1:vy + 1 + n1]
+        vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
+        vzl = v_aux[vz:vz + n1]
+        vzr = v_aux[vz + n1:vz + 2 * n1]
+        az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
+        row = o[lk]
+        for jj in range(n1):
+            px = qx[jj] * ax - cx * (vxr[jj] - vxl[jj])
+            py = qy[jj] * ay[jj] - cy[jj] * (vyr[jj] - vyl[jj])
+            pz = qz[jj] * az - cz * (vzr[jj] - vzl[jj])
+            qx[jj] = px
+            qy[jj] = py
+            qz[jj] = pz
+            row[jj] = (px + py) + pz
+    for lk in range(n2):
+        row = o[lk]
+        base = (i * ny + lo1) * nz + lo2 + lk
+        for jj in range(n1):
+            out[base + jj * nz] = row[jj]
+
+
 @njit(parallel=True, cache=True)
-def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor):
+def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor, tiles):
     """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
     With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
     the reference: it holds the floor's mirror rows."""
@@ -128,6 +231,10 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     out = out3.reshape(nx * ny * nz)
     L = layer
     sx, sy = ny * nz, nz
+    first = 4 if floor == 0 else 5
+    for i in prange(L - 1, nx - L + 1):                     # 0. z-slab pressures as (z, y) tiles
+        for s in range(first, 6):
+            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, slab_desc[s, 3] - 1)
     for i in prange(nx):                                    # 1. face velocities, row by row
         if i < L or i >= nx - L:
             s = 0 if i < L else 1
@@ -137,10 +244,8 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
         for j in range(ny):
             if j < L or j >= ny - L:
                 _face_row(p, v_aux, face_A, face_B, slab_desc, 2 if j < L else 3, nx, ny, nz, i, j)
-                continue
-            if floor == 0:
-                _face_row(p, v_aux, face_A, face_B, slab_desc, 4, nx, ny, nz, i, j)
-            _face_row(p, v_aux, face_A, face_B, slab_desc, 5, nx, ny, nz, i, j)
+        for s in range(first, 6):
+            _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, slab_desc, s, nx, ny, i)
     for i in prange(nx):                                    # 2. cells, row by row
         if i < L or i >= nx - L:
             s = 0 if i < L else 1
@@ -152,8 +257,6 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                 _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 2 if j < L else 3,
                            nx, ny, nz, i, j)
                 continue
-            if floor == 0:
-                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 4, nx, ny, nz, i, j)
             c0 = (i * ny + j) * nz + L
             m = nz - 2 * L
             c = p[c0:c0 + m]
@@ -165,21 +268,28 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                 ck = c[k]
                 lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
                 o[k] = (ck + ck) - o[k] + lam2 * lap
-            _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 5, nx, ny, nz, i, j)
+        for s in range(first, 6):
+            _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i)
 
 
 class FusedUpdate:
     """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`."""
 
     def __init__(self, grid: Grid, layer: AbsorbingLayer, dtype: np.dtype) -> None:
+        if layer.y_fastest != (False,) * 4 + (True,) * 2:
+            raise ValueError("the compiled CPU step reads a layer made with z_slabs_y_fastest=True")
         dtype = np.dtype(dtype)
         self.layer = layer
         self.cells = grid.layer
         self.floor = grid.layer if grid.ground else 0
         self.lam2 = dtype.type(grid.courant ** 2)
         self.six = dtype.type(6)
+        nx, ny, _ = grid.shape
+        L = grid.layer
+        # per z-slab and x-plane: its pressures as a (z, y) tile, one extra row on each side
+        self.tiles = np.empty((2, nx, L + 2, ny - 2 * L + 2), dtype)
 
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
         lay = self.layer
         fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
-                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor)
+                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles)

@@ -92,6 +92,8 @@ class CudaFieldUpdate:
     """Layer face velocities, then every cell (interior leapfrog or layer), as two kernels."""
 
     def __init__(self, backend: "CudaBackend", grid, layer, dtype: np.dtype) -> None:
+        if any(layer.y_fastest):
+            raise ValueError("the CUDA kernels read the absorbing layer in C order (z_slabs_y_fastest=False)")
         self.launch = backend.launch
         self.dtype = np.dtype(dtype)
         to = backend.asarray

@@ -105,3 +105,24 @@ def test_numba_travelling_box_matches_numpy(tmp_path, precision):
     """The compiled step's layer stores its z-slabs y fastest; the box's shifts move them through
     the layer's slab views (following.py), so the run equals NumPy's."""
     compare_travelling(tmp_path, precision, "numba")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_peak_and_zero_cells_equal_numpy(dtype):
+    """The numba backend's max |p| (the instability check) and solid-cell zeroing against NumPy's:
+    the peak exactly (a maximum rounds nothing), NaN for a field holding a NaN or an inf."""
+    numba_backend, numpy_backend = resolve_backend("numba"), resolve_backend("numpy")
+    rng = np.random.default_rng(5)
+    p = rng.normal(size=(17, 23, 29)).astype(dtype)
+    p[3, 4, 5] = -40.0                      # the peak is a negative value
+    assert numba_backend.peak(p) == numpy_backend.peak(p) == 40.0
+    for bad in (np.nan, np.inf, -np.inf):
+        q = p.copy()
+        q[16, 22, 28] = bad                 # the very last element
+        assert not np.isfinite(numba_backend.peak(q)) and not np.isfinite(numpy_backend.peak(q))
+    index = rng.choice(p.size, 500, replace=False)
+    a, b = p.copy(), p.copy()
+    numba_backend.zero_cells(a, index)
+    numpy_backend.zero_cells(b, index)
+    np.testing.assert_array_equal(a, b)
+    assert np.count_nonzero(a) == p.size - 500

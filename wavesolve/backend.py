@@ -82,6 +82,11 @@ class Backend:
         """a.flat[index] = 0 (solid cells after the update); ``index`` a device array of flat indices."""
         a.reshape(-1)[index] = 0
 
+    def peak(self, a: Any) -> float:
+        """max |a| over the array (Pa for a field); NaN if it holds a NaN, inf if an inf."""
+        xp = self.xp
+        return float(xp.maximum(xp.max(a), -xp.min(a)))
+
     def mirror_floor(self, p: Any, grid) -> None:
         """Rigid floor on the box's bottom face: below the interior, the rows under it mirror the
         rows above (p(z) = p(−z) about the floor). The first row gives ∂p/∂z = 0 at the face, exact
@@ -121,6 +126,16 @@ class NumbaBackend(Backend):
         from .kernels.cpu import FusedUpdate
 
         return FusedUpdate(grid, layer, dtype)
+
+    def zero_cells(self, a: Any, index: Any) -> None:
+        from .kernels.cpu import zero_cells
+
+        zero_cells(a.reshape(-1), index)
+
+    def peak(self, a: Any) -> float:
+        from .kernels.cpu import peak
+
+        return peak(a.reshape(-1))
 
 
 def _numba_backend() -> Backend:

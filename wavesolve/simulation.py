@@ -195,9 +195,10 @@ class Simulation:
 
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""
-        peak = float(np.max(np.abs(self.p)))
+        peak = self.engine.peak(self.p)
         if not np.isfinite(peak) or peak > INSTABILITY_PRESSURE:
-            where = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(self.p), np.abs(self.p), np.inf))),
+            p = self.engine.to_host(self.p)
+            where = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(p), np.abs(p), np.inf))),
                                      self.grid.shape)
             raise InstabilityError(
                 f"the simulation became unstable at t = {self.time:.6g} s (step {self.n}): max |p| = {peak:.3g} Pa "

@@ -272,6 +272,34 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i)
 
 
+@njit(parallel=True, cache=True)
+def zero_cells(a, index):
+    """a[index] = 0 on the flat array ``a`` (the solid cells after the update)."""
+    for n in prange(index.size):
+        a[index[n]] = 0
+
+
+@njit(parallel=True, cache=True)
+def peak(a):
+    """max |a| over the flat array ``a``; NaN if any element is NaN or infinite."""
+    chunks = 64
+    size = a.size
+    top = np.zeros(chunks)
+    bad = np.zeros(chunks)
+    for c in prange(chunks):
+        m = 0.0
+        junk = 0.0
+        for n in range(c * size // chunks, (c + 1) * size // chunks):
+            v = abs(a[n])
+            m = v if v > m else m
+            junk += v - v                    # NaN for a NaN or an inf
+        top[c] = m
+        bad[c] = junk
+    if np.isnan(bad.sum()):
+        return np.nan
+    return top.max()
+
+
 class FusedUpdate:
     """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`."""
 

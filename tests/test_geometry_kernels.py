@@ -174,7 +174,7 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
     original = boundary._image_weights
     monkeypatch.setattr(boundary, "_image_weights", lambda *a, **k: original(*a, **k, compiled=False))
     monkeypatch.setattr(boundary, "_stencil_corners", boundary._corners)
-    for name in ("_window_to_global", "_mask_to_global", "_mark_in_window", "_ghost_mask", "_back_side_links",
+    for name in ("_window_to_global", "_mask_to_global", "_ghost_mask", "_back_side_links",
                  "_mask_indices"):
         compiled_fn = getattr(boundary, name)
         monkeypatch.setattr(boundary, name, lambda *a, _f=compiled_fn, **k: _f(*a, **{**k, "compiled": False}))
@@ -192,6 +192,43 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
     np.testing.assert_allclose(fast.solve(p, accel, 1.2), ref.solve(p, accel, 1.2), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("moving", ["translate", "spin"])
+def test_one_rigid_body_call_matches_general_update(monkeypatch, moving):
+    """One moving rigid body goes through ``geometry_kernels.locate_unknowns`` (classification,
+    fresh and ghost cells, closure of the image stencils, closest points in one compiled call);
+    step by step it must build the system the general path builds: the same cells (integers,
+    exact) and the same weights and offsets (the same compiled arithmetic: 1e-12, as above).
+    The box moves 0.3 mm a step (or its corners do, spinning), so cells change side at nearly every
+    step (fresh cells)."""
+    from wavesolve.motion import ConstantVelocity
+
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    box = Geometry(trimesh.creation.box(extents=[0.07, 0.04, 0.05]), np.array([0.001, 0.002, -0.0015]),
+                   quaternion_matrix([0.9, 0.1, 0.3, 0.2]))
+    motion = (ConstantVelocity(box.position, box.rotation, [25.0, -12.0, 8.0]) if moving == "translate"
+              else Spin(box.position, box.rotation, [0.3, 0.2, 1.0], 30.0))
+    fast = GhostCells(grid, [Body(box, motion)])
+    general = GhostCells(grid, [Body(Geometry(box.mesh.copy(), box.position, box.rotation), motion)])
+    used = []
+    monkeypatch.setattr(general, "_locate_one_rigid", lambda *a: None)
+    original = GhostCells._locate_one_rigid
+    monkeypatch.setattr(GhostCells, "_locate_one_rigid", lambda self, *a: used.append(1) or original(self, *a))
+    fresh_steps = 0
+    for step in range(1, 7):
+        fast.update(step * grid.dt)
+        general.update(step * grid.dt)
+        fresh_steps += bool(fast.fresh.any())
+        for name in ("index", "fresh", "fluid_cols", "solid_index", "_link_fluid"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+        assert abs(fast.W_gg - general.W_gg).max() < 1e-12 and abs(fast.W_gf - general.W_gf).max() < 1e-12
+        np.testing.assert_allclose(fast.offset, general.offset, rtol=0, atol=1e-12)
+        for a, b in zip(fast.points, general.points):
+            np.testing.assert_allclose(a.position, b.position, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(a.normal, b.normal, rtol=0, atol=1e-12)
+    assert len(used) == 6
+    assert fresh_steps >= 5             # both motions turn solid cells to fluid at nearly every step
+
+
 def test_window_bookkeeping_matches_numpy():
     """Window ↔ grid index maps, the ghost mask and the back-side links: integers and booleans,
     so compiled and reference must agree exactly."""
@@ -203,12 +240,9 @@ def test_window_bookkeeping_matches_numpy():
                                   boundary._window_to_global(flat, wshape, lo, shape, compiled=False))
     np.testing.assert_array_equal(boundary._mask_to_global(solid, lo, shape),
                                   boundary._mask_to_global(solid, lo, shape, compiled=False))
-    marks = [np.zeros(wshape, dtype=bool) for _ in range(2)]
-    cells = boundary._mask_to_global(solid, lo, shape)
-    boundary._mark_in_window(cells, shape, lo, marks[0])
-    boundary._mark_in_window(cells, shape, lo, marks[1], compiled=False)
-    np.testing.assert_array_equal(marks[0], marks[1])
-    np.testing.assert_array_equal(marks[0], solid)
+    moved = boundary._moved_mask((lo, solid), lo - np.array([2, 0, 3]), (24, 20, 26))
+    np.testing.assert_array_equal(moved[2:22, :18, 3:26], solid)
+    assert moved.sum() == solid.sum()
     ghost = boundary._ghost_mask(solid)
     np.testing.assert_array_equal(ghost, boundary._ghost_mask(solid, compiled=False))
     np.testing.assert_array_equal(boundary._mask_indices(ghost), boundary._mask_indices(ghost, compiled=False))
@@ -312,41 +346,43 @@ def test_static_geometry_keeps_its_factorisation():
 
 
 def test_fixed_point_error_bound_holds():
-    """The stopping rule's bound on a random contraction (‖W‖∞ = 0.7) against a dense solve."""
-    from wavesolve.geometry_kernels import fixed_point_solve, row_abs_sums_max
+    """The Gauss–Seidel stopping rule's bound on a random system (I − W) x = b, W with a diagonal
+    (as a ghost cell's stencil reaching itself) and a scaled contraction factor q = 0.7, against a
+    dense float64 solve: the error must stay within the requested tolerance of max|x|."""
+    from wavesolve.geometry_kernels import fixed_point_solve, scaled_norm
 
     rng = np.random.default_rng(9)
-    W = sp.random(300, 300, density=0.02, random_state=4, format="csr")
-    W.data = rng.uniform(-1, 1, W.nnz)
-    W = sp.diags(0.7 / np.maximum(np.asarray(abs(W).sum(axis=1)).ravel(), 1e-300)) @ W
+    n = 300
+    W = sp.random(n, n, density=0.02, random_state=4, format="lil")
+    W.setdiag(0.0)
     W = sp.csr_matrix(W)
-    norm = row_abs_sums_max(W.indptr, W.data)
-    assert abs(norm - 0.7) < 1e-12
-    b = rng.normal(size=300)
-    exact = np.linalg.solve(np.eye(300) - W.toarray(), b)
+    W.data = rng.uniform(-1, 1, W.nnz)
+    diag = rng.uniform(-0.2, 0.5, n)
+    off = np.maximum(np.asarray(abs(W).sum(axis=1)).ravel(), 1e-300)
+    W = sp.csr_matrix(sp.diags(0.7 * (1.0 - diag) / off) @ W + sp.diags(diag))
+    pivot, q = scaled_norm(W.indptr, W.indices, W.data)
+    np.testing.assert_allclose(pivot, 1.0 - diag, rtol=0, atol=1e-15)
+    assert abs(q - 0.7) < 1e-12
+    b = rng.normal(size=n)
+    exact = np.linalg.solve(np.eye(n) - W.toarray(), b)
     for tol in (1e-4, 1e-8, 1e-13):
-        x, sweeps, ok = fixed_point_solve(W.indptr, W.indices, W.data, b, norm, tol, 500)
+        x, sweeps, ok = fixed_point_solve(W.indptr, W.indices, W.data, pivot, b, q, tol, 500)
         assert ok and sweeps > 1
         assert np.max(np.abs(x - exact)) <= tol * np.max(np.abs(x)) * (1 + 1e-9) + 1e-15
+    W.data[W.indices == np.repeat(np.arange(n), np.diff(W.indptr))] = 1.5      # a pivot 1 − W_rr < 0
+    assert scaled_norm(W.indptr, W.indices, W.data)[1] == np.inf
 
 
-def test_posed_bounds_and_mask_bounds_match_numpy():
+def test_posed_bounds_match_numpy():
     """World bounds of a posed mesh (compiled one pass vs to_world + min/max: rounding of a 3-term
-    dot product, 1e-15 m) and the index box of a mask (integers: exact)."""
-    from wavesolve.geometry_kernels import mask_bounds, posed_bounds
+    dot product, 1e-15 m)."""
+    from wavesolve.geometry_kernels import posed_bounds
 
     geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
     rot, pos = quaternion_matrix([0.3, -0.5, 0.2, 0.7]), np.array([0.1, -0.2, 0.05])
     world = geom.vertices @ rot.T + pos
     np.testing.assert_allclose(posed_bounds(geom.vertices, rot, pos), np.stack([world.min(0), world.max(0)]),
                                rtol=0, atol=1e-15)
-    mask = np.zeros((20, 21, 22), dtype=bool)
-    mask[3:9, 5:6, 11:20] = np.random.default_rng(1).random((6, 1, 9)) < 0.5
-    mask[3, 5, 11] = mask[8, 5, 19] = True
-    lo, hi = mask_bounds(mask)
-    idx = np.argwhere(mask)
-    np.testing.assert_array_equal(lo, idx.min(0))
-    np.testing.assert_array_equal(hi, idx.max(0) + 1)
 
 
 def test_candidate_lists_over_budget_fall_back_to_the_tree(monkeypatch):

@@ -38,8 +38,10 @@ _MAX_GHOST_LAYERS = 4
 #: Cells of air kept around the objects in the working window of the boundary update.
 _WINDOW_MARGIN = 5
 
-#: Largest ‖W_gg‖∞ for which the ghost system is solved by fixed-point sweeps instead of a sparse
-#: LU (each sweep shrinks the error by at least this factor: ≤ 120 sweeps at 0.75).
+#: Largest contraction factor q of the Gauss–Seidel sweeps (``geometry_kernels.scaled_norm``:
+#: off-diagonal row sums of W_gg over 1 − W_rr) for which the ghost system of moving geometry is
+#: solved by sweeps instead of a sparse LU (each sweep shrinks the error by at least q: ≤ 120 at
+#: 0.75; the bench's spinning ball has q ≈ 0.12 and needs 6).
 _ITERATIVE_MAX_NORM = 0.75
 #: Relative accuracy (to the largest unknown value) at which the sweeps stop: a rigorous bound,
 #: a few hundred times float64 rounding, the level at which LU solutions differ among orderings.
@@ -170,10 +172,7 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
     owner = np.full(shape, -1, dtype=np.int16)
     distance = np.full(shape, np.inf)
     for k, (body, state) in enumerate(zip(bodies, states)):
-        bounds = body.geometry.world_bounds(state)
-        lo = np.maximum(np.floor(grid.fractional_index(bounds[0][None])[0]).astype(int) - margin_cells, 0)
-        hi = np.minimum(np.ceil(grid.fractional_index(bounds[1][None])[0]).astype(int) + margin_cells + 1,
-                        np.asarray(shape))
+        lo, hi = _region_box(grid, body, state, margin_cells)
         region = tuple(slice(lo[a], hi[a]) for a in range(3))
         d = body.region_distance(grid, lo, hi, state)
         if compiled:
@@ -186,6 +185,16 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
         owner[region] = np.where(better, k, owner[region])
         solid[region] |= d < 0
     return Classification(solid=solid, owner=owner, distance=distance)
+
+
+def _region_box(grid: Grid, body: Body, state: RigidState, margin_cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Cell box [lo, hi) (3,) of ``grid`` that :func:`classify` queries for a body: its world
+    bounds at ``state`` grown by ``margin_cells``, clipped to the grid."""
+    bounds = body.geometry.world_bounds(state)
+    lo = np.maximum(np.floor(grid.fractional_index(bounds[0][None])[0]).astype(int) - margin_cells, 0)
+    hi = np.minimum(np.ceil(grid.fractional_index(bounds[1][None])[0]).astype(int) + margin_cells + 1,
+                    np.asarray(grid.shape))
+    return lo, hi
 
 
 class GhostCells:
@@ -210,7 +219,7 @@ class GhostCells:
     """
 
     def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0, iterative: bool = True) -> None:
-        """``iterative``: solve a moving geometry's ghost system by fixed-point sweeps where they
+        """``iterative``: solve a moving geometry's ghost system by Gauss–Seidel sweeps where they
         provably converge (:meth:`solve`); False always factorises it (the reference)."""
         self.grid = grid
         self.iterative = iterative
@@ -218,7 +227,8 @@ class GhostCells:
         for body in self.bodies:
             body.prepare(grid)
         self.moving = any(b.motion.moves or b.motion.deforms for b in self.bodies)
-        self._solid_before: np.ndarray | None = None
+        self._solid_before: tuple[np.ndarray, np.ndarray] | None = None   # (lo, window solid mask)
+        self._solid_box: tuple[np.ndarray, np.ndarray] | None = None
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -236,29 +246,33 @@ class GhostCells:
         def to_global(local_flat: np.ndarray) -> np.ndarray:
             return _window_to_global(local_flat, wshape, lo, self.grid.shape)
 
-        cls = classify(win, self.bodies, self.states)
-        t_classified = clock()
-        spent_surface = 0.0
-        solid = cls.solid
-        fresh = np.zeros(wshape, dtype=bool)
-        if self._solid_before is not None and len(self._solid_before):
-            _mark_in_window(self._solid_before, self.grid.shape, lo, fresh)
+        located = self._locate_one_rigid(win, lo) if len(self.bodies) == 1 else None
+        if located is not None:                     # one compiled call (geometry_kernels.locate_unknowns)
+            t_classified, cls, fresh, ghost, unknown_ijk, surf = located
+            solid = cls.solid
+            spent_surface = clock() - t_classified
+        else:
+            cls = classify(win, self.bodies, self.states)
+            t_classified = clock()
+            spent_surface = 0.0
+            solid = cls.solid
+            fresh = _moved_mask(self._solid_before, lo, wshape)
             fresh &= ~solid
-        # Unknowns: ghost cells (solid next to fluid) and fresh cells, plus every solid cell that
-        # an image stencil reaches (on curved surfaces a stencil can touch the second solid
-        # layer); repeat to closure.
-        ghost = _ghost_mask(solid)
-        for _ in range(_MAX_GHOST_LAYERS):
-            unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
-            t0 = clock()
-            surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
-            spent_surface += clock() - t0
-            reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
-                                     axis=1).ravel()
-            extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
-            if len(extra) == 0:
-                break
-            ghost.reshape(-1)[extra] = True
+            # Unknowns: ghost cells (solid next to fluid) and fresh cells, plus every solid cell that
+            # an image stencil reaches (on curved surfaces a stencil can touch the second solid
+            # layer); repeat to closure.
+            ghost = _ghost_mask(solid)
+            for _ in range(_MAX_GHOST_LAYERS):
+                unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
+                t0 = clock()
+                surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
+                spent_surface += clock() - t0
+                reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
+                                         axis=1).ravel()
+                extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
+                if len(extra) == 0:
+                    break
+                ghost.reshape(-1)[extra] = True
         n_ghost = int(ghost.sum())
         local_index = np.ravel_multi_index(unknown_ijk.T, wshape) if len(unknown_ijk) else np.zeros(0, np.int64)
         n = len(local_index)
@@ -287,12 +301,11 @@ class GhostCells:
         self.fluid_cols = to_global(local_cols)
         self.fresh = np.arange(n) >= n_ghost
         self.solid_index = _mask_to_global(blocked, lo, self.grid.shape)
-        self._solid_before = _mask_to_global(solid, lo, self.grid.shape)
-        if len(self._solid_before):                 # grid-index bounds of the solid cells, for _window
-            from .geometry_kernels import mask_bounds
-
-            box_lo, box_hi = mask_bounds(solid)
-            self._solid_box = (lo + box_lo, lo + box_hi)
+        self._solid_before = (lo, solid)
+        self._solid_box = None
+        if n_ghost:         # grid-index bounds of the solid cells, for _window: an extreme solid cell
+            ghost_ijk = unknown_ijk[:n_ghost]       # has air beyond it, so it is a ghost cell
+            self._solid_box = (lo + ghost_ijk.min(axis=0), lo + ghost_ijk.max(axis=0) + 1)
         self.n_back = m
         self._link_fluid = to_global(back.link_fluid)
         self._link_row = n + back.link_back
@@ -316,6 +329,35 @@ class GhostCells:
                             "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
         self.phase_times["other"] = end - start - sum(self.phase_times.values())
 
+    def _locate_one_rigid(self, win: Grid, win_lo: np.ndarray):
+        """Classification and unknown cells of a single moving rigid body through
+        ``geometry_kernels.locate_unknowns`` (same steps as :meth:`update`'s general path, without
+        the Python between them); None where that path must run (no candidate lists, or an
+        unknown they do not answer). Returns (time classified, Classification, fresh, ghost,
+        unknown_ijk, _SurfaceData); ``win_lo``: the window's first cell in the grid."""
+        body, state = self.bodies[0], self.states[0]
+        lists = body.geometry._candidates
+        if body._lattice is None or body.motion.deforms or lists is None:
+            return None
+        from .geometry_kernels import locate_unknowns
+
+        lo, hi = _region_box(win, body, state)
+        d = body.region_distance(win, lo, hi, state)
+        t_classified = time.perf_counter()
+        before = _moved_mask(self._solid_before, win_lo, win.shape)
+        h = win.h
+        ok, solid, owner, fresh, ghost, unknown_ijk, inside, out = locate_unknowns(
+            np.ascontiguousarray(d, dtype=np.float64), lo.astype(np.int64), np.asarray(win.shape, dtype=np.int64),
+            before, float(h), np.asarray(win.origin, dtype=np.float64),
+            np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
+            lists.corners, lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing,
+            body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * h, _MAX_GHOST_LAYERS)
+        if not ok:
+            return None
+        cls = Classification(solid=solid, owner=owner, distance=np.zeros(0))
+        surf = _SurfaceData.from_compiled(owner[tuple(unknown_ijk.T)].astype(np.int64), out)
+        return t_classified, cls, fresh, ghost, unknown_ijk, surf
+
     def _window(self, states: list[RigidState]) -> tuple[np.ndarray, Grid]:
         """Index offset (3,) and sub-grid covering every object (and last step's solid cells)."""
         grid, shape = self.grid, np.asarray(self.grid.shape)
@@ -324,7 +366,7 @@ class GhostCells:
             b = body.geometry.world_bounds(state)
             lo = np.minimum(lo, np.floor(grid.fractional_index(b[:1])[0]).astype(int))
             hi = np.maximum(hi, np.ceil(grid.fractional_index(b[1:])[0]).astype(int) + 1)
-        if self._solid_before is not None and len(self._solid_before):
+        if self._solid_box is not None:
             lo, hi = np.minimum(lo, self._solid_box[0]), np.maximum(hi, self._solid_box[1])
         if not self.bodies:
             lo, hi = np.zeros(3, dtype=int), np.ones(3, dtype=int)
@@ -344,17 +386,17 @@ class GhostCells:
         return np.concatenate([self.solid_index, self.index[~self.fresh]])
 
     def _prepare_solver(self, rows: int) -> None:
-        """Ready the ghost system for :meth:`solve`. Moving geometry rebuilds it every step: with
-        ‖W_gg‖∞ ≤ ``_ITERATIVE_MAX_NORM`` (the usual case: most image points lie in the fluid) it
-        is solved by compiled fixed-point sweeps, which need no factorisation. Otherwise, and for
+        """Ready the ghost system for :meth:`solve`. Moving geometry rebuilds it every step: when its
+        Gauss–Seidel sweeps contract by q ≤ ``_ITERATIVE_MAX_NORM`` (the usual case: most image
+        points lie in the fluid) it is solved by compiled sweeps, which need no factorisation. Otherwise, and for
         static geometry (factorised once, after which an LU solve is cheaper than the sweeps:
         107 against 148 µs a step for the 1 212 rows of scenes/two_tone_sphere.toml), it is
         factorised (sparse LU) here."""
-        from .geometry_kernels import row_abs_sums_max
+        from .geometry_kernels import scaled_norm
 
         self._has_system = rows > 0
         self._lu = None
-        self._norm = row_abs_sums_max(self.W_gg.indptr, self.W_gg.data) if rows else 0.0
+        self._pivot, self._norm = scaled_norm(self.W_gg.indptr, self.W_gg.indices, self.W_gg.data)
         if rows and (not (self.iterative and self.moving) or self._norm > _ITERATIVE_MAX_NORM):
             self._factorise()
 
@@ -365,7 +407,7 @@ class GhostCells:
     def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
         """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s².
 
-        By the sparse LU, or by fixed-point sweeps stopped when their rigorous error bound is below
+        By the sparse LU, or by Gauss–Seidel sweeps stopped when their rigorous error bound is below
         ``_ITERATIVE_TOLERANCE`` times the largest value (falling back to the LU if they stall).
         """
         return self.solve_fluid(p.reshape(-1)[self.fluid_cols], accel, density)
@@ -378,11 +420,11 @@ class GhostCells:
             from .geometry_kernels import fixed_point_solve
 
             W = self.W_gg
-            x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, rhs, self._norm,
+            x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, self._pivot, rhs, self._norm,
                                                 _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
             if converged:
                 return x
-            log.debug("ghost system: fixed-point sweeps did not converge (‖W‖∞ = %.3g); factorising", self._norm)
+            log.debug("ghost system: Gauss–Seidel sweeps did not converge (q = %.3g); factorising", self._norm)
             self._factorise()
         return self._lu.solve(rhs)
 
@@ -478,6 +520,21 @@ class _SurfaceData:
         self.kappa, self.offset, self.near, self.far = _image_points(xi, self.closest_world, self.normal_world, h)
 
 
+    #: the arrays ``geometry_kernels.surface_points`` returns after (found, triangle, distance)
+    _COMPILED_NAMES = ("closest_local", "closest_world", "normal_world", "normal_local", "kappa", "offset", "near",
+                       "far")
+
+    @classmethod
+    def from_compiled(cls, owner: np.ndarray, out: tuple) -> "_SurfaceData":
+        """The surface data of one object's unknowns from ``surface_points``' output ``out``
+        (every row found), ``owner`` (g,) their object index."""
+        surf = cls.__new__(cls)
+        surf.owner = owner
+        surf.triangle = out[1]
+        for name, value in zip(cls._COMPILED_NAMES, out[3:]):
+            setattr(surf, name, value)
+        return surf
+
     def _compiled(self, grid: Grid, unknown_ijk: np.ndarray, inside: np.ndarray, bodies: list[Body],
                   states: list[RigidState]) -> bool:
         """Fill every attribute with ``geometry_kernels.surface_points`` when no two objects are near
@@ -506,8 +563,7 @@ class _SurfaceData:
             if not out[0].all():
                 return False
             parts.append((rows, out))
-        # surface_points returns (found, triangle, distance, then these), in this order
-        names = ("closest_local", "closest_world", "normal_world", "normal_local", "kappa", "offset", "near", "far")
+        names = self._COMPILED_NAMES
         if len(parts) == 1 and len(parts[0][0]) == n:          # one object owns every row
             self.triangle = parts[0][1][1]
             for name, value in zip(names, parts[0][1][3:]):
@@ -615,18 +671,19 @@ def _mask_indices(mask: np.ndarray, compiled: bool = True) -> np.ndarray:
     return np.argwhere(mask).astype(np.int64)
 
 
-def _mark_in_window(global_flat: np.ndarray, shape: tuple[int, int, int], lo: np.ndarray, mask: np.ndarray,
-                    compiled: bool = True) -> None:
-    """Set ``mask`` (the window's shape, starting at cell ``lo``) at the grid-flat cells given
-    (all inside the window). ``compiled``: ``geometry_kernels.mark_in_window`` or this reference."""
-    if compiled:
-        from .geometry_kernels import mark_in_window
-
-        mark_in_window(np.ascontiguousarray(global_flat, dtype=np.int64), np.asarray(shape, dtype=np.int64),
-                       np.asarray(lo, dtype=np.int64), np.asarray(mask.shape, dtype=np.int64), mask)
-        return
-    ijk = np.array(np.unravel_index(global_flat, shape)).T - lo
-    mask[tuple(ijk.T)] = True
+def _moved_mask(previous: tuple[np.ndarray, np.ndarray] | None, lo: np.ndarray,
+                wshape: tuple[int, int, int]) -> np.ndarray:
+    """A window mask (``wshape``, starting at grid cell ``lo``) set where ``previous`` = (lo of its
+    window, mask) is set; its True cells must lie inside the new window (``_window`` sees to it)."""
+    out = np.zeros(wshape, dtype=bool)
+    if previous is None:
+        return out
+    plo, mask = previous
+    a, b = np.maximum(lo, plo), np.minimum(lo + np.asarray(wshape), plo + np.asarray(mask.shape))
+    if np.all(b > a):
+        out[tuple(slice(x - y, z - y) for x, y, z in zip(a, lo, b))] = \
+            mask[tuple(slice(x - y, z - y) for x, y, z in zip(a, plo, b))]
+    return out
 
 
 def _ghost_mask(solid: np.ndarray, compiled: bool = True) -> np.ndarray:
@@ -759,7 +816,7 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
                             back_of: np.ndarray | None,
                             owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """:func:`_image_weights` through the compiled stencils and CSR assembly."""
-    from .geometry_kernels import assemble_weights, image_stencils
+    from .geometry_kernels import assemble_weights, image_stencil_terms
 
     # with a single owner no stencil cell can belong to another object: the check is skipped
     use_owner = owner is not None and len(owner) > 0 and owner.min() != owner.max()
@@ -770,29 +827,25 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
         owner_rows = np.ascontiguousarray(owner, dtype=np.int64)
     else:
         cell_owner = owner_rows = np.zeros(0, dtype=np.int64)
-    origin = np.asarray(grid.origin, dtype=np.float64)
-    shape = np.asarray(grid.shape, dtype=np.int64)
-    blocked_flat = np.ascontiguousarray(blocked.reshape(-1))
-    ijk = np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3)
-    all_cells, all_weights = [], []
-    for points, coef in terms:
-        cells, weights, lost = image_stencils(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3), origin,
-                                              float(grid.h), shape, blocked_flat, ijk, owner_rows, cell_owner,
-                                              use_owner)
-        if lost:
-            log.debug("%d image points fall back to neighbour averages", lost)
-        all_cells.append(cells)
-        all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
-    cells = np.ascontiguousarray(np.concatenate(all_cells, axis=1))
-    weights = np.ascontiguousarray(np.concatenate(all_weights, axis=1))
-    n = len(cells)
-    use_back = back_of is not None and len(back_of) > 0
+    n = len(unknown_ijk)
+    points = np.empty((len(terms), n, 3))
+    coefs = np.empty((len(terms), n))
+    for t, (p, coef) in enumerate(terms):
+        points[t], coefs[t] = p, coef
+    cells, weights, lost = image_stencil_terms(
+        points, coefs, np.asarray(grid.origin, dtype=np.float64), float(grid.h), np.asarray(grid.shape, dtype=np.int64),
+        np.ascontiguousarray(blocked.reshape(-1)), np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3),
+        owner_rows, cell_owner, use_owner)
+    if lost:
+        log.debug("%d image points fall back to neighbour averages", lost)
+    use_back = back_of is not None and len(back_of) > 0 and back_of.max() >= 0
     gg_ptr, gg_idx, gg_val, gf_ptr, gf_idx, gf_val, cols = assemble_weights(
         cells, weights, np.ascontiguousarray(row_of, dtype=np.int64),
         np.ascontiguousarray(back_of if use_back else np.zeros(0), dtype=np.int64),
         np.ascontiguousarray(normals if use_back else np.zeros((0, 3)), dtype=np.float64), use_back)
-    W_gg = sp.csr_matrix((gg_val, gg_idx, gg_ptr), shape=(n, n))
-    W_gf = sp.csr_matrix((gf_val, gf_idx, gf_ptr), shape=(n, len(cols)))
+    # int32 indices (what scipy itself picks at these sizes) spare its constructor a conversion
+    W_gg = sp.csr_matrix((gg_val, gg_idx.astype(np.int32), gg_ptr.astype(np.int32)), shape=(n, n))
+    W_gf = sp.csr_matrix((gf_val, gf_idx.astype(np.int32), gf_ptr.astype(np.int32)), shape=(n, len(cols)))
     W_gg.has_sorted_indices = W_gf.has_sorted_indices = True
     return W_gf, W_gg, cols
 

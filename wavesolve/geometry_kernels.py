@@ -13,8 +13,8 @@ Each function here has a NumPy reference that the tests compare it with element 
   d(c, T*) ≤ d(x, T*) + r ≤ d(x, T_c) + r ≤ d(c) + 2r, so T* is in c's list: the search over the
   list is exact, not an approximation. Lists are kept only for nodes within a band of the surface;
   other points go to libigl's AABB tree. Reference: ``igl.AABB.squared_distance``.
-- :func:`image_stencils`: trilinear image-point stencils avoiding blocked cells, with the
-  neighbour-average fallback of thin parts. Reference: ``boundary._trilinear``.
+- :func:`image_stencils`, :func:`image_stencil_terms`: trilinear image-point stencils avoiding
+  blocked cells, with the neighbour-average fallback of thin parts. Reference: ``boundary._trilinear``.
 
 Arithmetic follows the references' formulas; results agree to rounding (the tests state their
 tolerances), not necessarily to the last bit, because BLAS and scipy sum in their own order.
@@ -34,6 +34,37 @@ MAX_CANDIDATE_ENTRIES = 1 << 24
 
 # --------------------------------------------------------------------------- classification
 
+@njit(cache=True, inline="always")
+def _lattice_at(f, ny, nz, cell_origin, h, rotation, position, values, lat_origin, spacing):
+    """Signed distance at the centre of box cell ``f`` (flat, box rows ``ny``, ``nz``): trilinear in
+    the SDF lattice ``values`` of an object at (``rotation``, ``position``); +inf off the lattice."""
+    s0, s1, s2 = values.shape
+    i = f // (ny * nz)
+    j = (f // nz) % ny
+    k = f % nz
+    x0 = cell_origin[0] + h * i - position[0]
+    x1 = cell_origin[1] + h * j - position[1]
+    x2 = cell_origin[2] + h * k - position[2]
+    u0 = (x0 * rotation[0, 0] + x1 * rotation[1, 0] + x2 * rotation[2, 0] - lat_origin[0]) / spacing
+    u1 = (x0 * rotation[0, 1] + x1 * rotation[1, 1] + x2 * rotation[2, 1] - lat_origin[1]) / spacing
+    u2 = (x0 * rotation[0, 2] + x1 * rotation[1, 2] + x2 * rotation[2, 2] - lat_origin[2]) / spacing
+    if not (u0 >= 0.0 and u0 <= s0 - 1 and u1 >= 0.0 and u1 <= s1 - 1 and u2 >= 0.0 and u2 <= s2 - 1):
+        return np.inf
+    a = min(int(u0), s0 - 2)
+    b = min(int(u1), s1 - 2)
+    c = min(int(u2), s2 - 2)
+    t0, t1, t2 = u0 - a, u1 - b, u2 - c
+    v = 0.0
+    for da in range(2):
+        wa = t0 if da else 1.0 - t0
+        for db in range(2):
+            wb = t1 if db else 1.0 - t1
+            for dc in range(2):
+                wc = t2 if dc else 1.0 - t2
+                v += wa * wb * wc * values[a + da, b + db, c + dc]
+    return v
+
+
 @njit(cache=True, parallel=True)
 def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, values, lat_origin,
                               spacing):
@@ -43,48 +74,26 @@ def lattice_distance_at_cells(flat, shape, cell_origin, h, rotation, position, v
     the lattice (as ``SDFLattice.__call__``)."""
     n = flat.shape[0]
     out = np.empty(n)
-    ny, nz = shape[1], shape[2]
-    s0, s1, s2 = values.shape
     for q in prange(n):
-        f = flat[q]
-        i = f // (ny * nz)
-        j = (f // nz) % ny
-        k = f % nz
-        x0 = cell_origin[0] + h * i - position[0]
-        x1 = cell_origin[1] + h * j - position[1]
-        x2 = cell_origin[2] + h * k - position[2]
-        u0 = (x0 * rotation[0, 0] + x1 * rotation[1, 0] + x2 * rotation[2, 0] - lat_origin[0]) / spacing
-        u1 = (x0 * rotation[0, 1] + x1 * rotation[1, 1] + x2 * rotation[2, 1] - lat_origin[1]) / spacing
-        u2 = (x0 * rotation[0, 2] + x1 * rotation[1, 2] + x2 * rotation[2, 2] - lat_origin[2]) / spacing
-        if not (u0 >= 0.0 and u0 <= s0 - 1 and u1 >= 0.0 and u1 <= s1 - 1 and u2 >= 0.0 and u2 <= s2 - 1):
-            out[q] = np.inf
-            continue
-        a = min(int(u0), s0 - 2)
-        b = min(int(u1), s1 - 2)
-        c = min(int(u2), s2 - 2)
-        t0, t1, t2 = u0 - a, u1 - b, u2 - c
-        v = 0.0
-        for da in range(2):
-            wa = t0 if da else 1.0 - t0
-            for db in range(2):
-                wb = t1 if db else 1.0 - t1
-                for dc in range(2):
-                    wc = t2 if dc else 1.0 - t2
-                    v += wa * wb * wc * values[a + da, b + db, c + dc]
-        out[q] = v
+        out[q] = _lattice_at(flat[q], shape[1], shape[2], cell_origin, h, rotation, position, values,
+                             lat_origin, spacing)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def lattice_refresh_band(cached, threshold, shape, cell_origin, h, rotation, position, values, lat_origin,
                          spacing):
     """A copy of ``cached`` (signed distances of a box of cells, flat) with the cells where
     |cached| < ``threshold`` read again for the new pose, as :func:`lattice_distance_at_cells` on
-    ``np.flatnonzero(np.abs(cached) < threshold)``."""
-    out = cached.copy()
-    sel = np.flatnonzero(np.abs(cached) < threshold)
-    out[sel] = lattice_distance_at_cells(sel, shape, cell_origin, h, rotation, position, values, lat_origin,
-                                         spacing)
+    ``np.flatnonzero(np.abs(cached) < threshold)`` (one parallel pass)."""
+    n = cached.shape[0]
+    out = np.empty(n)
+    for q in prange(n):
+        v = cached[q]
+        if abs(v) < threshold:
+            v = _lattice_at(q, shape[1], shape[2], cell_origin, h, rotation, position, values, lat_origin,
+                            spacing)
+        out[q] = v
     return out
 
 
@@ -406,75 +415,104 @@ class CandidateLattice:
 
 # --------------------------------------------------------------------------- image stencils
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
+                 cell_owner, use_owner):
+    """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
+    columns col … col + 7 (rules of :func:`image_stencils`); returns 1 for a fallback, else 0."""
+    nx, ny, nz = shape[0], shape[1], shape[2]
+    f0 = (px - origin[0]) / h
+    f1 = (py - origin[1]) / h
+    f2 = (pz - origin[2]) / h
+    b0, b1, b2 = math.floor(f0), math.floor(f1), math.floor(f2)
+    t0, t1, t2 = f0 - b0, f1 - b1, f2 - b2
+    total = 0.0
+    c = col
+    for d0 in range(2):
+        i = min(max(int(b0) + d0, 0), nx - 1)
+        w0 = t0 if d0 else 1.0 - t0
+        for d1 in range(2):
+            j = min(max(int(b1) + d1, 0), ny - 1)
+            w1 = t1 if d1 else 1.0 - t1
+            for d2 in range(2):
+                k = min(max(int(b2) + d2, 0), nz - 1)
+                w2 = t2 if d2 else 1.0 - t2
+                cell = (i * ny + j) * nz + k
+                cells[r, c] = cell
+                stop = blocked[cell]
+                if use_owner:
+                    other = cell_owner[cell]
+                    stop = stop or (other >= 0 and other != owner[r])
+                w = 0.0 if stop else w0 * w1 * w2
+                weights[r, c] = w
+                total += w
+                c += 1
+    lost = 0
+    if total < 1e-3:
+        lost = 1
+        m = 0
+        for c in range(col, col + 8):
+            weights[r, c] = 0.0
+        for a in range(3):
+            for sgn in (1, -1):
+                q0, q1, q2 = unknown_ijk[r, 0], unknown_ijk[r, 1], unknown_ijk[r, 2]
+                if a == 0:
+                    q0 += sgn
+                elif a == 1:
+                    q1 += sgn
+                else:
+                    q2 += sgn
+                q0 = min(max(q0, 0), nx - 1)
+                q1 = min(max(q1, 0), ny - 1)
+                q2 = min(max(q2, 0), nz - 1)
+                cell = (q0 * ny + q1) * nz + q2
+                if not blocked[cell]:
+                    cells[r, col + m] = cell
+                    m += 1
+        for c in range(col, col + m):
+            weights[r, c] = 1.0 / m
+        total = 1.0 if m > 0 else 0.0
+    if total > 0.0:
+        for c in range(col, col + 8):
+            weights[r, c] = coef * (weights[r, c] / total)
+    return lost
+
+
+@njit(cache=True, parallel=True)
 def image_stencils(points, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
     """Trilinear stencils of ``points`` (n, 3) on a grid (``origin``, ``h``, ``shape``): cells (n, 8)
     (flat, clipped) and weights (n, 8), blocked cells (and, with ``use_owner``, unknowns of another
     object) dropped and the rest renormalised; a stencil keeping less than 1e-3 of its weight
     falls back to the mean of the unknown cell's unblocked face-neighbours. Returns also the
-    number of fallbacks. Same rules as ``boundary._trilinear``."""
+    number of fallbacks. Same rules as ``boundary._trilinear``. Rows run in parallel."""
     n = points.shape[0]
-    cells = np.empty((n, 8), dtype=np.int64)
+    cells = np.zeros((n, 8), dtype=np.int64)
     weights = np.zeros((n, 8))
-    nx, ny, nz = shape[0], shape[1], shape[2]
     lost_count = 0
-    for r in range(n):
-        f0 = (points[r, 0] - origin[0]) / h
-        f1 = (points[r, 1] - origin[1]) / h
-        f2 = (points[r, 2] - origin[2]) / h
-        b0, b1, b2 = math.floor(f0), math.floor(f1), math.floor(f2)
-        t0, t1, t2 = f0 - b0, f1 - b1, f2 - b2
-        total = 0.0
-        c = 0
-        for d0 in range(2):
-            i = min(max(int(b0) + d0, 0), nx - 1)
-            w0 = t0 if d0 else 1.0 - t0
-            for d1 in range(2):
-                j = min(max(int(b1) + d1, 0), ny - 1)
-                w1 = t1 if d1 else 1.0 - t1
-                for d2 in range(2):
-                    k = min(max(int(b2) + d2, 0), nz - 1)
-                    w2 = t2 if d2 else 1.0 - t2
-                    cell = (i * ny + j) * nz + k
-                    cells[r, c] = cell
-                    stop = blocked[cell]
-                    if use_owner:
-                        other = cell_owner[cell]
-                        stop = stop or (other >= 0 and other != owner[r])
-                    w = 0.0 if stop else w0 * w1 * w2
-                    weights[r, c] = w
-                    total += w
-                    c += 1
-        if total < 1e-3:
-            lost_count += 1
-            m = 0
-            for c in range(8):
-                weights[r, c] = 0.0
-            for a in range(3):
-                for sgn in (1, -1):
-                    q = np.empty(3, dtype=np.int64)
-                    for e in range(3):
-                        q[e] = unknown_ijk[r, e]
-                    q[a] += sgn
-                    q[0] = min(max(q[0], 0), nx - 1)
-                    q[1] = min(max(q[1], 0), ny - 1)
-                    q[2] = min(max(q[2], 0), nz - 1)
-                    cell = (q[0] * ny + q[1]) * nz + q[2]
-                    if not blocked[cell]:
-                        cells[r, m] = cell
-                        m += 1
-            for c in range(m):
-                weights[r, c] = 1.0 / m
-            total = 0.0
-            for c in range(8):
-                total += weights[r, c]
-        if total > 0.0:
-            for c in range(8):
-                weights[r, c] = weights[r, c] / total
+    for r in prange(n):
+        lost_count += _stencil_row(points[r, 0], points[r, 1], points[r, 2], r, 0, 1.0, cells, weights, origin, h,
+                                   shape, blocked, unknown_ijk, owner, cell_owner, use_owner)
     return cells, weights, lost_count
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
+def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
+    """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n): cells and
+    weights (n, 8T), term t's stencil (:func:`image_stencils`) times its coefficient in columns
+    8t … 8t + 7, and the number of fallbacks. One parallel pass over the rows."""
+    T, n = points.shape[0], points.shape[1]
+    cells = np.zeros((n, 8 * T), dtype=np.int64)
+    weights = np.zeros((n, 8 * T))
+    lost_count = 0
+    for r in prange(n):
+        for t in range(T):
+            lost_count += _stencil_row(points[t, r, 0], points[t, r, 1], points[t, r, 2], r, 8 * t, coefs[t, r],
+                                       cells, weights, origin, h, shape, blocked, unknown_ijk, owner, cell_owner,
+                                       use_owner)
+    return cells, weights, lost_count
+
+
+@njit(cache=True, parallel=True)
 def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
     """CSR arrays of W_gg and W_gf from stencils ``cells``/``weights`` (rows, m) over window cells.
 
@@ -482,14 +520,14 @@ def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
     that has a back value (``back_of`` of its row ≥ 0) contributes the value whose normal faces the
     interpolating row's side. Columns of W_gf are numbered in increasing cell order (``cols``).
     Each row's entries are sorted by column with duplicates summed (canonical CSR).
-    Same rules as the assembly in ``boundary._image_weights``.
+    Same rules as the assembly in ``boundary._image_weights``. Rows run in parallel.
     Returns (gg_indptr, gg_indices, gg_data, gf_indptr, gf_indices, gf_data, cols).
     """
     n, m = cells.shape
     is_gg = np.zeros((n, m), dtype=np.bool_)
     col = np.empty((n, m), dtype=np.int64)
     mark = np.zeros(row_of.shape[0], dtype=np.bool_)
-    for r in range(n):
+    for r in prange(n):
         for e in range(m):
             if weights[r, e] == 0.0:
                 continue
@@ -508,57 +546,49 @@ def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
                 is_gg[r, e] = True
                 col[r, e] = c
             else:
-                mark[cell] = True
+                mark[cell] = True           # every writer stores True: the order does not matter
                 col[r, e] = cell
+    cols = np.flatnonzero(mark)
     number = np.empty(row_of.shape[0], dtype=np.int64)      # read only where marked
-    count = 0
-    for cell in range(row_of.shape[0]):
-        if mark[cell]:
-            number[cell] = count
-            count += 1
-    cols = np.empty(count, dtype=np.int64)
-    for cell in range(row_of.shape[0]):
-        if mark[cell]:
-            cols[number[cell]] = cell
-    gg_ptr = np.zeros(n + 1, dtype=np.int64)
-    gf_ptr = np.zeros(n + 1, dtype=np.int64)
-    gg_idx = np.empty(n * m, dtype=np.int64)
-    gg_val = np.empty(n * m)
-    gf_idx = np.empty(n * m, dtype=np.int64)
-    gf_val = np.empty(n * m)
-    kc = np.empty(m, dtype=np.int64)
-    kv = np.empty(m)
-    for gg in (True, False):
-        ptr = gg_ptr if gg else gf_ptr
-        idx = gg_idx if gg else gf_idx
-        val = gg_val if gg else gf_val
-        used = 0
-        for r in range(n):
+    number[cols] = np.arange(cols.shape[0])
+    # each row's entries sorted by column, repeats summed, into its own row of scratch arrays
+    sc = np.empty((2, n, m), dtype=np.int64)
+    sv = np.empty((2, n, m))
+    count = np.zeros((2, n + 1), dtype=np.int64)
+    for r in prange(n):
+        for part in range(2):                   # 0: W_gg, 1: W_gf
             k = 0
             for e in range(m):
-                if weights[r, e] == 0.0 or is_gg[r, e] != gg:
+                if weights[r, e] == 0.0 or is_gg[r, e] != (part == 0):
                     continue
-                c = col[r, e] if gg else number[col[r, e]]
-                # insertion into the row's sorted list, summing a repeated column
+                c = col[r, e] if part == 0 else number[col[r, e]]
                 pos = k
-                while pos > 0 and kc[pos - 1] > c:
+                while pos > 0 and sc[part, r, pos - 1] > c:
                     pos -= 1
-                if pos > 0 and kc[pos - 1] == c:
-                    kv[pos - 1] += weights[r, e]
+                if pos > 0 and sc[part, r, pos - 1] == c:
+                    sv[part, r, pos - 1] += weights[r, e]
                     continue
                 for s in range(k, pos, -1):
-                    kc[s] = kc[s - 1]
-                    kv[s] = kv[s - 1]
-                kc[pos] = c
-                kv[pos] = weights[r, e]
+                    sc[part, r, s] = sc[part, r, s - 1]
+                    sv[part, r, s] = sv[part, r, s - 1]
+                sc[part, r, pos] = c
+                sv[part, r, pos] = weights[r, e]
                 k += 1
-            for s in range(k):
-                idx[used + s] = kc[s]
-                val[used + s] = kv[s]
-            used += k
-            ptr[r + 1] = used
-    return (gg_ptr, gg_idx[:gg_ptr[n]].copy(), gg_val[:gg_ptr[n]].copy(),
-            gf_ptr, gf_idx[:gf_ptr[n]].copy(), gf_val[:gf_ptr[n]].copy(), cols)
+            count[part, r + 1] = k
+    gg_ptr = np.cumsum(count[0])
+    gf_ptr = np.cumsum(count[1])
+    gg_idx = np.empty(gg_ptr[n], dtype=np.int64)
+    gg_val = np.empty(gg_ptr[n])
+    gf_idx = np.empty(gf_ptr[n], dtype=np.int64)
+    gf_val = np.empty(gf_ptr[n])
+    for r in prange(n):
+        for s in range(count[0, r + 1]):
+            gg_idx[gg_ptr[r] + s] = sc[0, r, s]
+            gg_val[gg_ptr[r] + s] = sv[0, r, s]
+        for s in range(count[1, r + 1]):
+            gf_idx[gf_ptr[r] + s] = sc[1, r, s]
+            gf_val[gf_ptr[r] + s] = sv[1, r, s]
+    return gg_ptr, gg_idx, gg_val, gf_ptr, gf_idx, gf_val, cols
 
 
 @njit(cache=True)
@@ -608,13 +638,7 @@ def mask_to_global(mask, lo, gshape):
     """Grid-flat indices, ascending, of the True cells of ``mask`` (a window starting at the grid's
     cell ``lo``); as ``window_to_global(np.flatnonzero(mask), ...)``."""
     wx, wy, wz = mask.shape
-    count = 0
-    for i in range(wx):
-        for j in range(wy):
-            for k in range(wz):
-                if mask[i, j, k]:
-                    count += 1
-    out = np.empty(count, dtype=np.int64)
+    out = np.empty(_count(mask), dtype=np.int64)
     m = 0
     for i in range(wx):
         for j in range(wy):
@@ -624,20 +648,6 @@ def mask_to_global(mask, lo, gshape):
                     out[m] = base + k
                     m += 1
     return out
-
-
-@njit(cache=True)
-def mark_in_window(global_flat, gshape, lo, wshape, mask):
-    """Set ``mask`` (window shape, bool) True at the grid cells ``global_flat`` inside the window."""
-    gy, gz = gshape[1], gshape[2]
-    for q in range(global_flat.shape[0]):
-        f = global_flat[q]
-        row = f // gz
-        i = row // gy - lo[0]
-        j = row - (row // gy) * gy - lo[1]
-        k = f - row * gz - lo[2]
-        if 0 <= i < wshape[0] and 0 <= j < wshape[1] and 0 <= k < wshape[2]:
-            mask[i, j, k] = True
 
 
 @njit(cache=True)
@@ -659,21 +669,6 @@ def ghost_mask(solid):
                         or not solid[i, j, kp] or not solid[i, j, km]):
                     out[i, j, k] = True
     return out
-
-
-@njit(cache=True)
-def mask_bounds(mask):
-    """(lo, hi) index bounds (3,) of the True cells of a 3-D mask (hi exclusive); lo > hi if none."""
-    lo = np.array([mask.shape[0], mask.shape[1], mask.shape[2]], dtype=np.int64)
-    hi = np.zeros(3, dtype=np.int64)
-    nx, ny, nz = mask.shape
-    for i in range(nx):
-        for j in range(ny):
-            for k in range(nz):
-                if mask[i, j, k]:
-                    lo[0], lo[1], lo[2] = min(lo[0], i), min(lo[1], j), min(lo[2], k)
-                    hi[0], hi[1], hi[2] = max(hi[0], i + 1), max(hi[1], j + 1), max(hi[2], k + 1)
-    return lo, hi
 
 
 @njit(cache=True)
@@ -745,25 +740,37 @@ def merge_region(distance, owner, solid, d, lo, k):
 # --------------------------------------------------------------------------- ghost system
 
 @njit(cache=True)
-def row_abs_sums_max(indptr, data):
-    """‖W‖∞ of a CSR matrix: the largest row sum of |entries|."""
-    best = 0.0
-    for r in range(indptr.shape[0] - 1):
-        s = 0.0
+def scaled_norm(indptr, indices, data):
+    """For the system (I − W) x = b with W in CSR: the pivots (n,) 1 − W_rr and the contraction
+    factor q = max_r Σ_{j≠r} |W_rj| / (1 − W_rr) of its Gauss–Seidel sweeps in the max norm
+    (+inf if a pivot is not positive). A ghost cell's image stencil often reaches the cell itself
+    (W_rr up to about 0.5): dividing it out, rather than sweeping x = W x + b, is what makes q small."""
+    n = indptr.shape[0] - 1
+    pivot = np.ones(n)
+    off = np.zeros(n)
+    for r in range(n):
         for e in range(indptr[r], indptr[r + 1]):
-            s += abs(data[e])
-        best = max(best, s)
-    return best
+            if indices[e] == r:
+                pivot[r] -= data[e]
+            else:
+                off[r] += abs(data[e])
+    q = 0.0
+    for r in range(n):
+        if pivot[r] <= 0.0:
+            return pivot, np.inf
+        q = max(q, off[r] / pivot[r])
+    return pivot, q
 
 
 @njit(cache=True)
-def fixed_point_solve(indptr, indices, data, rhs, norm, tol, max_sweeps):
-    """Solve x = W x + rhs (W in CSR, ‖W‖∞ = ``norm`` < 1) by Gauss–Seidel sweeps of the fixed
-    point, from x = rhs. Each sweep contracts the error by at least ``norm`` in the max norm, so
-    after a sweep that changed x by δ the error is at most norm/(1 − norm)·δ (a rigorous bound);
-    stop when that is ≤ ``tol``·‖x‖∞. Returns (x, sweeps, converged)."""
+def fixed_point_solve(indptr, indices, data, pivot, rhs, norm, tol, max_sweeps):
+    """Solve (I − W) x = rhs (W in CSR, ``pivot`` = 1 − diag W and ``norm`` = q < 1 from
+    :func:`scaled_norm`) by Gauss–Seidel sweeps x_r ← (rhs_r + Σ_{j≠r} W_rj x_j) / pivot_r, from
+    x = rhs / pivot. Each sweep contracts the error by at least q in the max norm, so after a sweep
+    that changed x by δ the error is at most q/(1 − q)·δ (a rigorous bound); stop when that is
+    ≤ ``tol``·‖x‖∞. Returns (x, sweeps, converged)."""
     n = rhs.shape[0]
-    x = rhs.copy()
+    x = rhs / pivot
     factor = norm / (1.0 - norm)
     for sweep in range(1, max_sweeps + 1):
         change = 0.0
@@ -771,7 +778,10 @@ def fixed_point_solve(indptr, indices, data, rhs, norm, tol, max_sweeps):
         for r in range(n):
             v = rhs[r]
             for e in range(indptr[r], indptr[r + 1]):
-                v += data[e] * x[indices[e]]
+                j = indices[e]
+                if j != r:
+                    v += data[e] * x[j]
+            v /= pivot[r]
             change = max(change, abs(v - x[r]))
             size = max(size, abs(v))
             x[r] = v
@@ -781,8 +791,8 @@ def fixed_point_solve(indptr, indices, data, rhs, norm, tol, max_sweeps):
 
 
 @njit(cache=True)
-def mask_indices(mask):
-    """(n, 3) indices of the True cells of a 3-D mask in C order; as ``np.argwhere(mask)``."""
+def _count(mask):
+    """Number of True cells of a 3-D mask."""
     nx, ny, nz = mask.shape
     count = 0
     for i in range(nx):
@@ -790,7 +800,14 @@ def mask_indices(mask):
             for k in range(nz):
                 if mask[i, j, k]:
                     count += 1
-    out = np.empty((count, 3), dtype=np.int64)
+    return count
+
+
+@njit(cache=True)
+def mask_indices(mask):
+    """(n, 3) indices of the True cells of a 3-D mask in C order; as ``np.argwhere(mask)``."""
+    nx, ny, nz = mask.shape
+    out = np.empty((_count(mask), 3), dtype=np.int64)
     m = 0
     for i in range(nx):
         for j in range(ny):
@@ -799,3 +816,67 @@ def mask_indices(mask):
                     out[m, 0], out[m, 1], out[m, 2] = i, j, k
                     m += 1
     return out
+
+
+# --------------------------------------------------------------------------- one rigid body, one call
+
+@njit(cache=True)
+def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, position, corners, start, tris, dist,
+                    lat_shape, lat_origin, spacing, face_normals, e_min, max_layers):
+    """The classification and unknown-cell search of ``boundary.GhostCells.update`` for a single
+    rigid body whose candidate lists answer every query, in one compiled call (the steps and their
+    order are those of the NumPy path: ``classify``, fresh cells, ``ghost_mask``, then
+    ``surface_points`` over the unknowns, grown by the solid cells their image stencils reach, at
+    most ``max_layers`` times).
+
+    ``d``: the body's signed distances on the cell box starting at window cell ``region_lo``;
+    ``wshape``: the window's shape (3,); ``before``: window mask of last update's solid cells.
+    Returns (ok, solid, owner, fresh, ghost, unknown_ijk, inside, surface) with ``surface`` the
+    tuple of :func:`surface_points`; ok is False (and the rest unusable) when some unknown's
+    nearest lattice node keeps no candidate list.
+    """
+    nx, ny, nz = wshape[0], wshape[1], wshape[2]
+    solid = np.zeros((nx, ny, nz), dtype=np.bool_)
+    owner = np.full((nx, ny, nz), -1, dtype=np.int16)
+    n0, n1, n2 = d.shape
+    for i in range(n0):
+        for j in range(n1):
+            for c in range(n2):
+                v = d[i, j, c]
+                a, b, e = i + region_lo[0], j + region_lo[1], c + region_lo[2]
+                if v < np.inf:
+                    owner[a, b, e] = 0
+                if v < 0.0:
+                    solid[a, b, e] = True
+    fresh = before & ~solid
+    ghost = ghost_mask(solid)
+    for _ in range(max_layers):
+        g = mask_indices(ghost)
+        f = mask_indices(fresh)
+        unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
+        unknown[:g.shape[0]] = g
+        unknown[g.shape[0]:] = f
+        n = unknown.shape[0]
+        inside = np.empty(n, dtype=np.bool_)
+        for r in range(n):
+            inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
+        surface = surface_points(unknown, cell_origin, h, inside, rotation, position, corners, start, tris, dist,
+                                 lat_shape, lat_origin, spacing, face_normals, e_min)
+        for r in range(n):
+            if not surface[0][r]:
+                return False, solid, owner, fresh, ghost, unknown, inside, surface
+        grown = 0
+        for points in (surface[9], surface[10]):
+            for r in range(n):
+                b0 = int(math.floor((points[r, 0] - cell_origin[0]) / h))
+                b1 = int(math.floor((points[r, 1] - cell_origin[1]) / h))
+                b2 = int(math.floor((points[r, 2] - cell_origin[2]) / h))
+                for i in range(min(max(b0, 0), nx - 1), min(max(b0 + 1, 0), nx - 1) + 1):
+                    for j in range(min(max(b1, 0), ny - 1), min(max(b1 + 1, 0), ny - 1) + 1):
+                        for k in range(min(max(b2, 0), nz - 1), min(max(b2 + 1, 0), nz - 1) + 1):
+                            if solid[i, j, k] and not ghost[i, j, k]:
+                                ghost[i, j, k] = True
+                                grown += 1
+        if grown == 0:
+            break
+    return True, solid, owner, fresh, ghost, unknown, inside, surface

@@ -19,8 +19,8 @@ from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, 
                           random_state)
 
 from wavesolve import load_scene
-from wavesolve.boundary import GhostCells
-from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate, ghost_operator
+from wavesolve.boundary import GhostCells, ghost_operator
+from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate
 from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
 from wavesolve.kernels.reference import ReferenceUpdate
 from wavesolve.listeners import Probes

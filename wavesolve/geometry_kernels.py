@@ -880,3 +880,21 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
         if grown == 0:
             break
     return True, solid, owner, fresh, ghost, unknown, inside, surface
+
+
+@njit(cache=True, parallel=True)
+def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density):
+    """x = M p + ρ N a for static ghost cells (``boundary.ghost_operator``): M in CSR whose columns
+    are flat cells of the field ``p`` (read in float64), N in CSR over the rows' accelerations
+    ``accel`` (m/s²), ``density`` ρ. Rows run in parallel."""
+    n = m_ptr.shape[0] - 1
+    x = np.empty(n)
+    for r in prange(n):
+        v = 0.0
+        for e in range(m_ptr[r], m_ptr[r + 1]):
+            v += m_val[e] * np.float64(p[m_cell[e]])
+        w = 0.0
+        for e in range(n_ptr[r], n_ptr[r + 1]):
+            w += n_val[e] * accel[n_idx[e]]
+        x[r] = v + density * w
+    return x

@@ -24,17 +24,12 @@ copied down, and the solution is copied up.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..backend import Backend, BackendError, Recorder
-
-log = logging.getLogger("wavesolve")
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -46,8 +41,6 @@ NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 BLOCK = 256
 #: Listener samples kept on the device before one copy back to the host.
 SAMPLE_BLOCK = 4096
-#: Largest group of coupled ghost cells inverted densely (beyond it: a warning, still exact).
-_LARGE_GHOST_GROUP = 4000
 
 
 def kernel_source() -> str:
@@ -55,37 +48,6 @@ def kernel_source() -> str:
     header = (CUDA_DIR / "fdtd.cuh").read_text()
     body = (CUDA_DIR / "fdtd.cu").read_text().replace('#include "fdtd.cuh"', "")
     return header + "\n" + body
-
-
-def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix,
-                   offset: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """(M, N) with M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset), both CSR float64.
-
-    The inverse is taken exactly, group by group (connected components of W_gg).
-    """
-    n = W_gg.shape[0]
-    system = (sp.identity(n, format="csr") - W_gg).tocsr()
-    count, group = connected_components(W_gg, directed=False) if n else (0, np.zeros(0, dtype=np.int64))
-    order = np.argsort(group, kind="stable")
-    starts = np.searchsorted(group[order], np.arange(count + 1))
-    sizes = np.diff(starts)
-    single = order[starts[:-1][sizes == 1]]
-    rows, cols = [single], [single]
-    vals = [1.0 / system.diagonal()[single]]
-    for c in np.flatnonzero(sizes > 1):
-        members = order[starts[c]:starts[c + 1]]
-        if len(members) > _LARGE_GHOST_GROUP:
-            log.warning("%d coupled ghost cells: a dense inverse of that size is slow", len(members))
-        inv = np.linalg.inv(system[members][:, members].toarray())
-        rows.append(np.repeat(members, len(members)))
-        cols.append(np.tile(members, len(members)))
-        vals.append(inv.ravel())
-    inverse = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    M = (inverse @ W_gf).tocsr()
-    N = (inverse @ sp.diags(np.asarray(offset, dtype=np.float64))).tocsr()
-    for m in (M, N):
-        m.sort_indices()
-    return M, N
 
 
 class CudaFieldUpdate:
@@ -131,7 +93,7 @@ class _HostAttributes:
 
 
 class DeviceGhostCells(_HostAttributes):
-    """Ghost cells set on the device: p_g = M p_f + ρ N aₙ (see :func:`ghost_operator`)."""
+    """Ghost cells set on the device: p_g = M p_f + ρ N aₙ (see ``boundary.ghost_operator``)."""
 
     def __init__(self, backend: "CudaBackend", ghosts) -> None:
         self.host = ghosts
@@ -161,7 +123,7 @@ class DeviceGhostCells(_HostAttributes):
             self._index = to(ghosts.index.astype(i64))       # (the host's ``index`` stays its own)
             self._fresh_index = to(ghosts.index[ghosts.fresh].astype(i64))
             return
-        M, N = ghost_operator(ghosts.W_gg, ghosts.W_gf, ghosts.offset)
+        M, N = ghosts.operator()
 
         def operator(rows: np.ndarray) -> tuple:
             m, n = M[rows], N[rows]

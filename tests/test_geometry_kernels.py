@@ -198,8 +198,8 @@ def test_one_rigid_body_call_matches_general_update(monkeypatch, moving):
     fresh and ghost cells, closure of the image stencils, closest points in one compiled call);
     step by step it must build the system the general path builds: the same cells (integers,
     exact) and the same weights and offsets (the same compiled arithmetic: 1e-12, as above).
-    The box moves 0.3 mm a step (or its corners do, spinning), so cells change side at nearly every
-    step (fresh cells)."""
+    The box moves 0.3 mm a step (or its corners do, spinning), so cells change side at most steps
+    (fresh cells)."""
     from wavesolve.motion import ConstantVelocity
 
     grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
@@ -214,7 +214,7 @@ def test_one_rigid_body_call_matches_general_update(monkeypatch, moving):
     original = GhostCells._locate_one_rigid
     monkeypatch.setattr(GhostCells, "_locate_one_rigid", lambda self, *a: used.append(1) or original(self, *a))
     fresh_steps = 0
-    for step in range(1, 7):
+    for step in range(1, 25):       # past a cell of motion: band refreshes, then a full one
         fast.update(step * grid.dt)
         general.update(step * grid.dt)
         fresh_steps += bool(fast.fresh.any())
@@ -225,8 +225,8 @@ def test_one_rigid_body_call_matches_general_update(monkeypatch, moving):
         for a, b in zip(fast.points, general.points):
             np.testing.assert_allclose(a.position, b.position, rtol=0, atol=1e-12)
             np.testing.assert_allclose(a.normal, b.normal, rtol=0, atol=1e-12)
-    assert len(used) == 6
-    assert fresh_steps >= 5             # both motions turn solid cells to fluid at nearly every step
+    assert len(used) == 24
+    assert fresh_steps >= 15            # both motions turn solid cells to fluid at most steps
 
 
 def test_window_bookkeeping_matches_numpy():

@@ -100,12 +100,19 @@ class Body:
         acc = self.motion.track.acceleration(t)[geom.mesh.faces[triangles]]
         return np.einsum("nc,ncd->nd", bary, acc) @ state.rotation.T
 
-    def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState) -> np.ndarray:
+    def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState,
+                        sign_only: bool = False) -> np.ndarray:
         """Signed distance at the centres of the cell box [lo, hi) of ``grid`` (array of its shape).
 
         Reuses the last full evaluation of the same box (same world cells): a static body's as it
         is; a moving rigid body's outside the band |d| < δ + h, δ the largest displacement of its
         bounding box since then (those cells cannot have changed side), until δ reaches a cell.
+        ``sign_only``: the caller reads only the signs (one object: nothing to pick an owner
+        between), so the band is |d| < √3·δ. The lattice is read trilinearly from exact distance
+        samples, whose differences along a lattice edge are at most the edge's length, so each
+        partial derivative of the read is at most 1 in size and the read is √3-Lipschitz; a rigid
+        motion moves no point of the box further than its farthest corner, δ. Outside the band the
+        value cannot have changed sign (slack 1e-9 for rounding).
         """
         shape = tuple(int(n) for n in hi - lo)
         key = (tuple(np.rint(np.asarray(grid.origin) / grid.h + lo).astype(int)), shape, grid.h)
@@ -125,7 +132,8 @@ class Body:
             if self._lattice is not None:
                 delta = self._displacement(cache[1], state)
                 if delta < grid.h:
-                    return self._lattice.refresh_band(cache[2], delta + grid.h, shape, first, grid.h, state)
+                    band = np.sqrt(3.0) * delta * (1 + 1e-9) + 1e-9 * grid.h if sign_only else delta + grid.h
+                    return self._lattice.refresh_band(cache[2], band, shape, first, grid.h, state)
         d = centres_d().reshape(shape)
         if not self.motion.deforms:
             self._region_cache = (key, state, d)
@@ -345,7 +353,7 @@ class GhostCells:
         from .geometry_kernels import locate_unknowns
 
         lo, hi = _region_box(win, body, state)
-        d = body.region_distance(win, lo, hi, state)
+        d = body.region_distance(win, lo, hi, state, sign_only=True)
         t_classified = time.perf_counter()
         before = _moved_mask(self._solid_before, win_lo, win.shape)
         h = win.h
@@ -391,11 +399,13 @@ class GhostCells:
     def _prepare_solver(self, rows: int) -> None:
         """Ready the ghost system for :meth:`solve`. Static geometry: its exact inverse operators
         (:meth:`operator`, as the GPU uses), after which a step is one compiled sparse product
-        (0.68 → about 0.3 ms against the LU's 1.4 ms for the 13 208 rows of the 200³ bench's
-        sphere). Moving geometry rebuilds the system every step: when its Gauss–Seidel sweeps
-        contract by q ≤ ``_ITERATIVE_MAX_NORM`` (the usual case: most image points lie in the fluid)
-        it is solved by compiled sweeps, which need no factorisation; otherwise (and always with
-        ``iterative`` False, the reference) it is factorised (sparse LU) here."""
+        (0.49 ms against the LU's 1.40 ms for the 13 208 rows of the 200³ bench's sphere), unless
+        a group of coupled cells exceeds ``_LARGE_GHOST_GROUP`` (its dense inverse would be slow
+        and large: then a sparse LU, factorised once). Moving geometry rebuilds the system every
+        step: when its Gauss–Seidel sweeps contract by q ≤ ``_ITERATIVE_MAX_NORM`` (the usual case:
+        most image points lie in the fluid) it is solved by compiled sweeps, which need no
+        factorisation; otherwise (and always with ``iterative`` False, the reference) it is
+        factorised (sparse LU) here."""
         from .geometry_kernels import scaled_norm
 
         self._has_system = rows > 0
@@ -404,12 +414,12 @@ class GhostCells:
         self._pivot, self._norm = scaled_norm(self.W_gg.indptr, self.W_gg.indices, self.W_gg.data)
         if not rows:
             return
-        if not self.moving and self.iterative:
+        if not self.moving and self.iterative and _largest_group(self.W_gg) <= _LARGE_GHOST_GROUP:
             M, N = self.operator()
             cells = self.fluid_cols[M.indices]             # M's columns as grid cells: no gather
             self._operator = (M.indptr.astype(np.int64), cells.astype(np.int64), M.data,
                               N.indptr.astype(np.int64), N.indices.astype(np.int64), N.data)
-        elif not self.iterative or self._norm > _ITERATIVE_MAX_NORM:
+        elif not self.moving or not self.iterative or self._norm > _ITERATIVE_MAX_NORM:
             self._factorise()
 
     def operator(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -443,16 +453,20 @@ class GhostCells:
             M, N = self.operator()
             return M @ fluid.astype(np.float64) + density * (N @ np.asarray(accel, dtype=np.float64))
         rhs = self.W_gf @ fluid.astype(np.float64) + density * self.offset * accel
-        if self._lu is None:
-            from .geometry_kernels import fixed_point_solve
+        return self._sweep(rhs) if self._lu is None else self._lu.solve(rhs)
 
-            W = self.W_gg
-            x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, self._pivot, rhs, self._norm,
-                                                _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
-            if converged:
-                return x
-            log.debug("ghost system: Gauss–Seidel sweeps did not converge (q = %.3g); factorising", self._norm)
-            self._factorise()
+    def _sweep(self, rhs: np.ndarray) -> np.ndarray:
+        """x with (I − W_gg) x = rhs by compiled Gauss–Seidel sweeps, factorising (and keeping the
+        LU for this system) if they stall."""
+        from .geometry_kernels import fixed_point_solve
+
+        W = self.W_gg
+        x, _, converged = fixed_point_solve(W.indptr, W.indices, W.data, self._pivot, rhs, self._norm,
+                                            _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
+        if converged:
+            return x
+        log.debug("ghost system: Gauss–Seidel sweeps did not converge (q = %.3g); factorising", self._norm)
+        self._factorise()
         return self._lu.solve(rhs)
 
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
@@ -640,6 +654,14 @@ class _SurfaceData:
                 if a != b and np.all(bounds[a][0] - 2 * h <= bounds[b][1]) and np.all(bounds[b][0] - 2 * h <= bounds[a][1]):
                     out.setdefault(a, []).append(b)
         return out
+
+
+def _largest_group(W_gg: sp.csr_matrix) -> int:
+    """Size of the largest group of ghost cells coupled through W_gg (its connected components)."""
+    if W_gg.shape[0] == 0:
+        return 0
+    _, group = connected_components(W_gg, directed=False)
+    return int(np.bincount(group).max())
 
 
 def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix,

@@ -416,6 +416,16 @@ class CandidateLattice:
 # --------------------------------------------------------------------------- image stencils
 
 @njit(cache=True, inline="always")
+def _face_neighbour(q0, q1, q2, a, sgn):
+    """Indices of the face-neighbour of cell (q0, q1, q2) one step ``sgn`` (±1) along axis ``a``."""
+    if a == 0:
+        return q0 + sgn, q1, q2
+    if a == 1:
+        return q0, q1 + sgn, q2
+    return q0, q1, q2 + sgn
+
+
+@njit(cache=True, inline="always")
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
                  cell_owner, use_owner):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
@@ -455,13 +465,7 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
             weights[r, c] = 0.0
         for a in range(3):
             for sgn in (1, -1):
-                q0, q1, q2 = unknown_ijk[r, 0], unknown_ijk[r, 1], unknown_ijk[r, 2]
-                if a == 0:
-                    q0 += sgn
-                elif a == 1:
-                    q1 += sgn
-                else:
-                    q2 += sgn
+                q0, q1, q2 = _face_neighbour(unknown_ijk[r, 0], unknown_ijk[r, 1], unknown_ijk[r, 2], a, sgn)
                 q0 = min(max(q0, 0), nx - 1)
                 q1 = min(max(q1, 0), ny - 1)
                 q2 = min(max(q2, 0), nz - 1)
@@ -702,13 +706,7 @@ def back_side_links(ijk, normals, solid, threshold):
     for a in range(3):
         for sgn in (1, -1):
             for r in range(n):
-                q0, q1, q2 = ijk[r, 0], ijk[r, 1], ijk[r, 2]
-                if a == 0:
-                    q0 += sgn
-                elif a == 1:
-                    q1 += sgn
-                else:
-                    q2 += sgn
+                q0, q1, q2 = _face_neighbour(ijk[r, 0], ijk[r, 1], ijk[r, 2], a, sgn)
                 if q0 < 0 or q1 < 0 or q2 < 0 or q0 >= nx or q1 >= ny or q2 >= nz:
                     continue
                 if solid[q0, q1, q2] or sgn * normals[r, a] >= threshold:
@@ -838,16 +836,7 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
     nx, ny, nz = wshape[0], wshape[1], wshape[2]
     solid = np.zeros((nx, ny, nz), dtype=np.bool_)
     owner = np.full((nx, ny, nz), -1, dtype=np.int16)
-    n0, n1, n2 = d.shape
-    for i in range(n0):
-        for j in range(n1):
-            for c in range(n2):
-                v = d[i, j, c]
-                a, b, e = i + region_lo[0], j + region_lo[1], c + region_lo[2]
-                if v < np.inf:
-                    owner[a, b, e] = 0
-                if v < 0.0:
-                    solid[a, b, e] = True
+    merge_region(np.full((nx, ny, nz), np.inf), owner, solid, d, region_lo, 0)
     fresh = before & ~solid
     ghost = ghost_mask(solid)
     for _ in range(max_layers):

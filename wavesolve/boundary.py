@@ -216,9 +216,10 @@ class GhostCells:
 
     Attributes:
         phase_times: seconds the last :meth:`update` spent in ``classification``, ``closest
-            points`` (closest points, normals and image points of unknown cells and back sides),
-            ``image weights`` (stencils and sparse assembly), ``solver setup`` (‖W_gg‖∞, or the LU
-            factorisation where sweeps cannot be used) and ``other``.
+            points`` (closest points, normals and image points of unknown cells and back sides;
+            for a lone rigid body also the cell masks, built in the same compiled call),
+            ``image weights`` (stencils and sparse assembly), ``solver setup`` (the sweeps'
+            contraction factor, the static operators, or the LU factorisation) and ``other``.
         index: (g,) flat indices of the unknown cells: ghost cells, then fresh cells.
         fresh: (g,) bool, True for fresh cells (fluid now, solid at the previous update).
         solid_index: (s,) flat indices of the other solid cells (held at zero).

@@ -126,6 +126,21 @@ def test_dask_local_cluster_equals_serial(scene_path, whole, tmp_path):
     _close(make_result(scene, raw, {}), whole, BOUND)
 
 
+def test_dask_workers_with_several_threads_are_refused(scene_path, tmp_path):
+    """Two chunks at once in one worker process would run the compiled kernels concurrently
+    (Numba's workqueue layer aborts on that): the run stops before submitting, saying how to fix."""
+    distributed = pytest.importorskip("distributed")
+    from wavesolve.runners import run_chunks
+
+    scene = wavesolve.load_scene(scene_path)
+    plan = plan_chunks(scene, 2)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  dashboard_address=None) as cluster:
+        with pytest.raises(ChunkError, match="--nthreads 1"):
+            run_chunks(scene, plan, tmp_path / "parts", scheduler=cluster.scheduler_address)
+    assert not (tmp_path / "parts").exists() or not any((tmp_path / "parts").iterdir())
+
+
 def _cli(*args, env_extra=None, cwd=None):
     env = dict(os.environ, **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "wavesolve.cli", *map(str, args)], capture_output=True,

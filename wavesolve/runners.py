@@ -198,6 +198,7 @@ def _run_dask(scene, plan, todo, parts_dir, scheduler, backend, report, say) -> 
     except OSError as exc:
         raise ChunkError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     try:
+        _refuse_threaded_workers(client)
         key = plan.key(scene.text)[:16]
         futures = {client.submit(compute_chunk, _job(scene, plan, k, backend, 0, None),
                                  key=f"wavesolve-{key}-chunk-{k}", pure=False): k for k in todo}
@@ -209,6 +210,18 @@ def _run_dask(scene, plan, todo, parts_dir, scheduler, backend, report, say) -> 
             say(f"chunk {k + 1}/{plan.n_chunks} done on Dask ({part.wall_time:.1f} s)")
     finally:
         client.close()
+
+
+def _refuse_threaded_workers(client) -> None:
+    """Refuse a Dask cluster whose workers run several threads: two chunks would then run at once
+    in one process, and the compiled CPU kernels (Numba's workqueue threading layer, which
+    aborts on concurrent use) and a worker's GPU are each made for one chunk at a time."""
+    crowded = sorted((worker, n) for worker, n in client.nthreads().items() if n > 1)
+    if crowded:
+        worker, n = crowded[0]
+        raise ChunkError(f"{len(crowded)} Dask worker(s) run several threads (e.g. {worker}: {n}); wavesolve runs "
+                         "one chunk per worker process, and each chunk uses all of its cores. Start the workers "
+                         "with --nthreads 1 (and --nworkers N for N per machine)")
 
 
 def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object", list[ChunkPart]]:

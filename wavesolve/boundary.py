@@ -165,7 +165,8 @@ class Classification:
 
     Attributes:
         solid: True inside an object. owner: index of the object a cell belongs to (−1: none).
-        distance: signed distance to the owning (nearest) object; +inf far from all objects.
+        distance: signed distance to the owning (nearest) object; +inf far from all objects
+            (empty from ``GhostCells._locate_one_rigid``, which needs only the signs).
     """
 
     solid: np.ndarray
@@ -341,7 +342,7 @@ class GhostCells:
                             "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
         self.phase_times["other"] = end - start - sum(self.phase_times.values())
 
-    def _locate_one_rigid(self, win: Grid, win_lo: np.ndarray):
+    def _locate_one_rigid(self, win: Grid, win_lo: np.ndarray) -> tuple | None:
         """Classification and unknown cells of a single moving rigid body through
         ``geometry_kernels.locate_unknowns`` (same steps as :meth:`update`'s general path, without
         the Python between them); None where that path must run (no candidate lists, or an

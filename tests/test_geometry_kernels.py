@@ -17,7 +17,7 @@ import trimesh
 
 from wavesolve import boundary
 from wavesolve.boundary import Body, GhostCells, _trilinear
-from wavesolve.geometry_kernels import CandidateLattice, image_stencils
+from wavesolve.geometry_kernels import CandidateLattice, image_stencil_terms
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry, SDFLattice, quaternion_matrix
 from wavesolve.motion import RigidState, Spin
@@ -112,10 +112,10 @@ def _stencil_case(seed, with_owner):
 def test_image_stencils_match_trilinear(with_owner):
     grid, points, blocked, unknown_ijk, owner, cell_owner = _stencil_case(1, with_owner)
     ref_cells, ref_w = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner)
-    cells, w, lost = image_stencils(points, np.asarray(grid.origin), H, np.asarray(grid.shape),
-                                    blocked.reshape(-1), unknown_ijk.astype(np.int64),
-                                    np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
-                                    np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner)
+    cells, w, lost = image_stencil_terms(points[None], np.ones((1, len(points))), np.asarray(grid.origin), H,
+                                         np.asarray(grid.shape), blocked.reshape(-1), unknown_ijk.astype(np.int64),
+                                         np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
+                                         np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner)
     assert lost > 5                            # the neighbour-average fallback is exercised
     np.testing.assert_array_equal(cells, ref_cells)
     np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-14)

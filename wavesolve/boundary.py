@@ -242,6 +242,8 @@ class GhostCells:
         self.moving = any(b.motion.moves or b.motion.deforms for b in self.bodies)
         self._solid_before: tuple[np.ndarray, np.ndarray] | None = None   # (lo, window solid mask)
         self._solid_box: tuple[np.ndarray, np.ndarray] | None = None
+        self._operator_of: sp.csr_matrix | None = None    # the W_gg whose (M, N) ``_operator_mn`` holds
+        self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -426,7 +428,7 @@ class GhostCells:
 
     def operator(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(M, N) of :func:`ghost_operator` for the current system (computed once per update)."""
-        if getattr(self, "_operator_of", None) is not self.W_gg:
+        if self._operator_of is not self.W_gg:
             self._operator_mn = ghost_operator(self.W_gg, self.W_gf, self.offset)
             self._operator_of = self.W_gg
         return self._operator_mn

@@ -13,8 +13,8 @@ Each function here has a NumPy reference that the tests compare it with element 
   d(c, T*) ≤ d(x, T*) + r ≤ d(x, T_c) + r ≤ d(c) + 2r, so T* is in c's list: the search over the
   list is exact, not an approximation. Lists are kept only for nodes within a band of the surface;
   other points go to libigl's AABB tree. Reference: ``igl.AABB.squared_distance``.
-- :func:`image_stencils`, :func:`image_stencil_terms`: trilinear image-point stencils avoiding
-  blocked cells, with the neighbour-average fallback of thin parts. Reference: ``boundary._trilinear``.
+- :func:`image_stencil_terms`: trilinear image-point stencils avoiding blocked cells, with the
+  neighbour-average fallback of thin parts. Reference: ``boundary._trilinear``.
 
 Arithmetic follows the references' formulas; results agree to rounding (the tests state their
 tolerances), not necessarily to the last bit, because BLAS and scipy sum in their own order.
@@ -429,7 +429,7 @@ def _face_neighbour(q0, q1, q2, a, sgn):
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
                  cell_owner, use_owner):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
-    columns col … col + 7 (rules of :func:`image_stencils`); returns 1 for a fallback, else 0."""
+    columns col … col + 7 (rules of :func:`image_stencil_terms`); returns 1 for a fallback, else 0."""
     nx, ny, nz = shape[0], shape[1], shape[2]
     f0 = (px - origin[0]) / h
     f1 = (py - origin[1]) / h
@@ -483,27 +483,14 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
 
 
 @njit(cache=True, parallel=True)
-def image_stencils(points, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
-    """Trilinear stencils of ``points`` (n, 3) on a grid (``origin``, ``h``, ``shape``): cells (n, 8)
-    (flat, clipped) and weights (n, 8), blocked cells (and, with ``use_owner``, unknowns of another
-    object) dropped and the rest renormalised; a stencil keeping less than 1e-3 of its weight
-    falls back to the mean of the unknown cell's unblocked face-neighbours. Returns also the
-    number of fallbacks. Same rules as ``boundary._trilinear``. Rows run in parallel."""
-    n = points.shape[0]
-    cells = np.zeros((n, 8), dtype=np.int64)
-    weights = np.zeros((n, 8))
-    lost_count = 0
-    for r in prange(n):
-        lost_count += _stencil_row(points[r, 0], points[r, 1], points[r, 2], r, 0, 1.0, cells, weights, origin, h,
-                                   shape, blocked, unknown_ijk, owner, cell_owner, use_owner)
-    return cells, weights, lost_count
-
-
-@njit(cache=True, parallel=True)
 def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
-    """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n): cells and
-    weights (n, 8T), term t's stencil (:func:`image_stencils`) times its coefficient in columns
-    8t … 8t + 7, and the number of fallbacks. One parallel pass over the rows."""
+    """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n), as
+    trilinear stencils on a grid (``origin``, ``h``, ``shape``): cells (n, 8T) (flat, clipped) and
+    weights (n, 8T), term t's in columns 8t … 8t + 7 times its coefficient. Blocked cells (and,
+    with ``use_owner``, unknowns of another object) are dropped and the rest renormalised; a
+    stencil keeping less than 1e-3 of its weight falls back to the mean of the unknown cell's
+    unblocked face-neighbours. Returns also the number of fallbacks. Same rules as
+    ``boundary._trilinear``; one parallel pass over the rows."""
     T, n = points.shape[0], points.shape[1]
     cells = np.zeros((n, 8 * T), dtype=np.int64)
     weights = np.zeros((n, 8 * T))

@@ -32,6 +32,15 @@ from wavesolve.simulation import Simulation
 GHOST_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1.2e-7}
 
 
+#: Where a driver test runs: the host build of the CUDA source, or CuPy on a GPU.
+WHERE = ["host", pytest.param("gpu", marks=pytest.mark.gpu)]
+
+
+def _driver(request, where: str):
+    """The backend for ``where``: CuPy, or the CUDA driver over the host build."""
+    return "cupy" if where == "gpu" else CudaBackend(np, request.getfixturevalue("launcher"))
+
+
 @pytest.fixture(scope="module")
 def launcher(tmp_path_factory):
     if host_compiler() is None:
@@ -195,11 +204,12 @@ def test_cupy_fields_stay_on_device_in_their_precision(tmp_path, precision):
     np.testing.assert_allclose(cupy.asnumpy(sim.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
 
 
+@pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_cuda_driver_follows_moving_objects(launcher, precision, tmp_path):
+def test_cuda_driver_follows_moving_objects(request, where, precision, tmp_path):
     """A pulsating sphere moving at 3 m/s: ghost and fresh cells rebuilt every step, solved on the
-    host from the fluid values copied down and written back by the device driver (host build),
-    must match the NumPy reference (tolerances in _compare_step_by_step)."""
+    host from the fluid values copied down and written back by the device driver (host build, or
+    CuPy on a GPU), must match the NumPy reference (tolerances in _compare_step_by_step)."""
     text = f"""
 [simulation]
 duration = 0.001
@@ -222,21 +232,21 @@ position = [0.08, 0.02, 0.0]
     path = tmp_path / "moving.toml"
     path.write_text(text)
     fresh_steps = []
-    _compare_step_by_step(load_scene(path), launcher, precision, 80,
+    _compare_step_by_step(load_scene(path), _driver(request, where), precision, 80,
                           each=lambda ref: fresh_steps.append(ref.ghosts.fresh.any()))
     assert any(fresh_steps)
 
 
-def _compare_step_by_step(scene, launcher, precision: str, steps: int, each=None) -> tuple:
-    """Step the NumPy reference and the CUDA driver (host build) together: listener samples and the
-    final field agree to 1e-10 (float64) or 1e-5 (float32) of their largest value. ``each(ref)``
-    runs after every step. Returns (ref, fast)."""
+def _compare_step_by_step(scene, backend, precision: str, steps: int, each=None) -> tuple:
+    """Step the NumPy reference and the CUDA driver (``backend``: the host build, or "cupy" on a
+    GPU) together: listener samples and the final field agree to 1e-10 (float64) or 1e-5 (float32)
+    of their largest value. ``each(ref)`` runs after every step. Returns (ref, fast)."""
     ref = Simulation(scene, backend="numpy")
-    fast = Simulation(scene, backend=CudaBackend(np, launcher))
+    fast = Simulation(scene, backend=backend)
     a, b = [], []
     for _ in range(steps):
         a.append(ref.step())
-        b.append(fast.step())
+        b.append(_on_host(fast.step()))
         if each is not None:
             each(ref)
     a, b = np.array(a), np.array(b)
@@ -244,16 +254,22 @@ def _compare_step_by_step(scene, launcher, precision: str, steps: int, each=None
     assert scale > 0
     tol = 1e-10 if precision == "float64" else 1e-5
     np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
-    np.testing.assert_allclose(fast.p, ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
+    np.testing.assert_allclose(_on_host(fast.p), ref.p, rtol=0, atol=tol * np.max(np.abs(ref.p)))
     return ref, fast
 
 
+def _on_host(x):
+    """A NumPy copy of a host or CuPy array."""
+    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+
+
+@pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize("moving", [False, True])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_cuda_driver_handles_one_cell_thick_parts(launcher, precision, moving, tmp_path):
+def test_cuda_driver_handles_one_cell_thick_parts(request, where, precision, moving, tmp_path):
     """A plate one cell thick (5 mm at h = 5 mm) shaken along its normal, static or spinning: its
     back values (the far side's boundary condition) and the thin-part correction of the field go
-    through the device kernels (host build) and must match the NumPy reference; tolerances as in
+    through the device kernels (host build, or CuPy on a GPU) and must match the NumPy reference; tolerances as in
     test_cuda_driver_follows_moving_objects (the links' adds may differ in order on a GPU)."""
     motion = 'motion = { type = "spin", axis = [0.3, 1.0, 0.2], rate = 20.0 }' if moving else ""
     text = f"""
@@ -282,7 +298,7 @@ position = [0.02, 0.01, -0.05]
 """
     path = tmp_path / "plate.toml"
     path.write_text(text)
-    ref, _ = _compare_step_by_step(load_scene(path), launcher, precision, 60)
+    ref, _ = _compare_step_by_step(load_scene(path), _driver(request, where), precision, 60)
     assert ref.ghosts.n_back > 50 and len(ref.ghosts._link_fluid) > 50
 
 

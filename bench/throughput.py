@@ -14,8 +14,9 @@ Roof: a leapfrog cell update must move at least 3 field values (read p, read p�
 Bandwidth: the best of several runs of an in-place streaming update b = 2a − b over two 512 MiB
 float32 arrays (reads a and b, writes b: 12 bytes per element), once with NumPy (one thread) and
 once with a Numba ``prange`` loop (all cores); the larger is the roof's bandwidth. On a GPU, the
-same update with CuPy. The roof is not a promise: a real step also moves the layer's auxiliary
-fields, so stays below it.
+largest of a device-to-device memcpy and the same update with 16-byte loads or with CuPy's
+element-wise kernel (``gpu_bandwidth``). The roof is not a promise: a real step also moves the
+layer's auxiliary fields, so stays below it.
 """
 from __future__ import annotations
 
@@ -88,20 +89,53 @@ def host_bandwidth() -> dict[str, float]:
     return result
 
 
-def gpu_bandwidth() -> float | None:
+_STREAM4 = r"""
+extern "C" __global__ void ws_stream4(const float4* a, float4* b, long long n) {
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
+        const float4 x = a[t];
+        float4 y = b[t];
+        y.x = (x.x + x.x) - y.x; y.y = (x.y + x.y) - y.y; y.z = (x.z + x.z) - y.z; y.w = (x.w + x.w) - y.w;
+        b[t] = y;
+    }
+}
+"""
+
+
+def gpu_bandwidth() -> dict[str, float] | None:
+    """Bytes read plus bytes written per second on the GPU, three ways, over two 1 GiB float32
+    arrays (median of 10 after a warm-up, timed with device events): a device-to-device memcpy,
+    CuPy's element-wise b = 2a − b, and b = 2a − b with 16-byte loads. The roof is the largest:
+    CuPy's element-wise kernel (4-byte loads) reached 2.5 TB/s on an H200 where the other two
+    reached 4.1–4.2 TB/s (bench/RESULTS.md)."""
     try:
         import cupy
     except ImportError:
         return None
-    a = cupy.random.standard_normal(BANDWIDTH_ELEMENTS * 4, dtype=cupy.float32)
+    n = 256 * 2 ** 20
+    a = cupy.random.standard_normal(n, dtype=cupy.float32)
     b = cupy.ones_like(a)
-    update = cupy.ElementwiseKernel("float32 x", "float32 y", "y = (x + x) - y", "ws_stream")
+    stream = cupy.ElementwiseKernel("float32 x", "float32 y", "y = (x + x) - y", "ws_stream")
+    stream4 = cupy.RawModule(code=_STREAM4).get_function("ws_stream4")
+    sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
 
-    def run():
-        update(a, b)
-        cupy.cuda.runtime.deviceSynchronize()
+    def elapsed(fn) -> float:
+        fn()
+        times = []
+        for _ in range(10):
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+        return float(np.median(times))
 
-    return 3 * a.nbytes / _best(run, 10)
+    copy = cupy.cuda.runtime.memcpyDeviceToDevice
+    return {"memcpy device to device": 2 * a.nbytes / elapsed(
+                lambda: cupy.cuda.runtime.memcpy(b.data.ptr, a.data.ptr, a.nbytes, copy)),
+            "element-wise b = 2a - b (CuPy)": 3 * a.nbytes / elapsed(lambda: stream(a, b)),
+            "b = 2a - b, 16-byte loads": 3 * a.nbytes / elapsed(
+                lambda: stream4((sms * 8,), (512,), (a, b, np.int64(n // 4))))}
 
 
 def free_field(n: int, precision: str, layer: int = 10, sphere: bool = False):
@@ -184,9 +218,10 @@ def grid_table(backends: list, args) -> None:
     for name, value in bw.items():
         print(f"bandwidth, {name}: {value / 1e9:.1f} GB/s")
     host_bw = max(bw.values())
-    gpu_bw = gpu_bandwidth()
-    if gpu_bw:
-        print(f"bandwidth, cupy b = 2a - b: {gpu_bw / 1e9:.0f} GB/s")
+    gpu = gpu_bandwidth()
+    gpu_bw = max(gpu.values()) if gpu else None
+    for name, value in (gpu or {}).items():
+        print(f"bandwidth, GPU {name}: {value / 1e9:.0f} GB/s")
     sizes = "64,96s" if args.quick else args.sizes
     cases = [(int(c.rstrip("s")), c.endswith("s")) for c in sizes.split(",")]
     print()

@@ -7,7 +7,7 @@ compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class 
 arithmetic are checked against the NumPy reference on machines without a GPU.
 
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
-precomputed sparse operator, no host solve), the listener sample (one kernel), the layer's face
+precomputed sparse operator, no host solve, a warp per row), the listener sample (one kernel), the layer's face
 velocities and the fused cell update (two kernels), the thin-part correction and the solid cells'
 zeroing. Where nothing moves, kernels/cuda_blocks.py records blocks of such steps as CUDA graphs;
 otherwise each step is launched from Python, boundary accelerations going up through pinned
@@ -35,6 +35,8 @@ CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 #: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
 KERNELS = ("ws_face", "ws_cell", "ws_ghost", "ws_thin", "ws_zero", "ws_mirror", "ws_probe")
+#: Kernels run with one warp (32 threads) per work item (fdtd.cuh, WS_WARP_SUM_KERNEL).
+WARP_KERNELS = ("ws_ghost",)
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel.
@@ -65,6 +67,8 @@ class CudaFieldUpdate:
         self.face_A, self.face_B = to(layer.face_A), to(layer.face_B)
         self.cell_A, self.cell_C = to(layer.cell_A), to(layer.cell_C)
         self.n_faces = int(layer.v_aux.size)
+        # ws_face's launch: one row of blocks per face row, as long as the longest row
+        self.face_rows = (len(layer.face_desc), int(np.max(np.prod(layer.face_desc[:, 4:7], axis=1))))
         self.n_cells = grid.cells
         self.dims = tuple(np.int64(n) for n in grid.shape)
         self.L = np.int64(grid.layer)
@@ -75,7 +79,8 @@ class CudaFieldUpdate:
     def __call__(self, p: Any, out: Any) -> None:
         nx, ny, nz = self.dims
         self.launch("ws_face", self.dtype, self.n_faces,
-                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz, self.floor))
+                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz, self.floor),
+                    rows=self.face_rows)
         self.launch("ws_cell", self.dtype, self.n_cells,
                     (p, out, self.p_aux, self.v_aux, self.slab_desc, self.cell_A, self.cell_C, nx, ny, nz,
                      self.L, self.lam2, self.six, self.floor), cells=self.dims)
@@ -111,7 +116,6 @@ class DeviceGhostCells(_HostAttributes):
             return
         to = backend.asarray
         i64 = np.int64
-        self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
         self.back = backend.xp.zeros(max(ghosts.n_back, 1), dtype=np.float64)
         links = len(ghosts._link_fluid)
         self._links = (to(ghosts._link_fluid.astype(i64)), to((ghosts._link_row - n_front).astype(i64)),
@@ -120,6 +124,7 @@ class DeviceGhostCells(_HostAttributes):
             # rebuilt every step: the host solves the system (as on the CPU) from the fluid values its
             # stencils read, copied down, and the solution goes back up; inverting it for the
             # operators every step cost several times more (rolling_can: 18 ms a step)
+            self.fluid_cols = to(ghosts.fluid_cols.astype(i64))
             self._index = to(ghosts.index.astype(i64))       # (the host's ``index`` stays its own)
             self._fresh_index = to(ghosts.index[ghosts.fresh].astype(i64))
             return
@@ -130,9 +135,9 @@ class DeviceGhostCells(_HostAttributes):
             for a in (m, n):
                 a.sort_indices()
             front = int(np.count_nonzero(rows < n_front))     # front rows come first
-            return (to(ghosts.index[rows[:front]].astype(i64)), (to(m.indptr.astype(i64)), to(m.indices.astype(i64)),
-                    to(m.data)), (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows),
-                    np.int64(front))
+            m_cell = ghosts.fluid_cols[m.indices].astype(i64)   # columns as the fluid cells' flat indices
+            return (to(ghosts.index[rows[:front]].astype(i64)), (to(m.indptr.astype(i64)), to(m_cell), to(m.data)),
+                    (to(n.indptr.astype(i64)), to(n.indices.astype(i64)), to(n.data)), len(rows), np.int64(front))
 
         self._all = operator(np.arange(self.n))
         fresh = np.flatnonzero(ghosts.fresh)
@@ -156,8 +161,7 @@ class DeviceGhostCells(_HostAttributes):
         index, M, N, rows, front = op
         if not isinstance(accel, self.backend.xp.ndarray) or self.backend.xp is np:
             accel = self.upload(np.asarray(accel, dtype=np.float64))
-        self.launch("ws_ghost", p.dtype, rows,
-                    (p, index, self.fluid_cols, *M, *N, accel, np.float64(density), front, self.back))
+        self.launch("ws_ghost", p.dtype, rows, (p, index, *M, *N, accel, np.float64(density), front, self.back))
 
     def apply(self, p: Any, accel: Any, density: float) -> None:
         """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
@@ -214,8 +218,9 @@ class DeviceProbes(_HostAttributes):
 class CudaBackend(Backend):
     """The CUDA kernels behind an array module and a launcher (see the module docstring).
 
-    ``launch(name, dtype, n, args, cells=None)`` runs kernel ``name`` over n work items; with
-    ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell).
+    ``launch(name, dtype, n, args, cells=None, rows=None)`` runs kernel ``name`` over n work
+    items; with ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell); with
+    ``rows = (face rows, faces in the longest)`` over face rows (ws_face).
     """
 
     name = "cuda-host"
@@ -263,8 +268,9 @@ class CudaBackend(Backend):
 
 
 class CupyLauncher:
-    """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels, one thread per
-    item; a per-cell kernel as (⌈nz/block⌉, ny, nx) blocks of whole warps along z."""
+    """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels: one thread per
+    item; a warp per item for WARP_KERNELS; a per-cell kernel as (⌈nz/block⌉, ny, nx) blocks of whole
+    warps along z; the face kernel as (⌈longest row/block⌉, rows) blocks."""
 
     def __init__(self, cupy: Any) -> None:
         self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
@@ -272,12 +278,17 @@ class CupyLauncher:
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None,
+                 rows: tuple | None = None) -> None:
         if n == 0:
             return
         kernel = self.kernels[f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"]
-        if cells is None:
-            kernel(((n + BLOCK - 1) // BLOCK,), (BLOCK,), (np.int64(n), *args))
+        if rows is not None:
+            count, longest = rows
+            kernel((-(-longest // BLOCK), count), (BLOCK,), (np.int64(n), *args))
+        elif cells is None:
+            threads = 32 * n if name in WARP_KERNELS else n
+            kernel((-(-threads // BLOCK),), (BLOCK,), (np.int64(n), *args))
         else:
             nx, ny, nz = (int(c) for c in cells)
             block = min(BLOCK, 32 * -(-nz // 32))       # whole warps along z, rows of up to BLOCK cells

@@ -86,31 +86,33 @@ WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, c
     out[t] = ws_layer_cell(p_aux, v_aux, slab_desc + s * WS_SLAB_COLS, cell_A, cell_C, nx, ny, i, j, k);
 }
 
-// Work item t = index into v_aux: v⁺ = A v − B (p[g] − p[g−1]) on face g; the outer walls
-// (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference. The faces of a slab
-// wholly below ``floor`` (the one under the interior, with a ground) are skipped, as in the reference.
-template <typename T>
-WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A, const T* face_B,
-                   ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor)
+// Faces of face row r (face_desc row: one slab's faces along one axis), u-th of its m0·m1·m2:
+// v⁺ = A v − B (p[g] − p[g−1]) on face g, at v_aux[fd[0] + u]; the outer walls (g = 0, g = n)
+// have A = B = 0 and a zero difference, as in the reference. The faces of a slab wholly below
+// ``floor`` (the one under the interior, with a ground) are skipped, as in the reference.
+// A face row holds fewer than 2³² faces (an n³ grid's slab, L·(n+1)·n: n up to about 20000), so
+// its local index divides in 32 bits, several times cheaper on a GPU than in 64.
+WS_HD unsigned int ws_face_count(const ws_idx* face_desc, int r)
 {
-    int r = 0, hi = WS_FACE_ROWS - 1;      // the last row starting at or before t (offsets ascend)
-    while (r < hi) {
-        const int mid = (r + hi + 1) / 2;
-        if (face_desc[mid * WS_FACE_COLS] <= t) r = mid;
-        else hi = mid - 1;
-    }
     const ws_idx* fd = face_desc + r * WS_FACE_COLS;
-    // a face slab holds fewer than 2³² faces (an n³ grid's slab, L·(n+1)·n: n up to about 20000),
-    // so its local index divides in 32 bits, several times cheaper on a GPU than in 64
-    const unsigned int local = (unsigned int)(t - fd[0]);
+    return (unsigned int)(fd[4] * fd[5] * fd[6]);
+}
+
+template <typename T>
+WS_HD void ws_face(int r, unsigned int u, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A,
+                   const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor)
+{
+    const ws_idx* fd = face_desc + r * WS_FACE_COLS;
     const unsigned int m1 = (unsigned int)fd[5], m2 = (unsigned int)fd[6];
-    const unsigned int row = local / m2;
-    const ws_idx i = fd[1] + row / m1;
-    const ws_idx j = fd[2] + row % m1;
-    const ws_idx k = fd[3] + (local - row * m2);
+    if (u >= (unsigned int)fd[4] * m1 * m2) return;             // past this row (the launch covers the longest)
     const int a = (int)fd[7];
     const ws_idx top = fd[3] + (a == 2 ? fd[6] - 1 : fd[6]);     // the slab's cells end below this k
     if (top <= floor) return;                                  // a slab wholly below the floor: skipped
+    const unsigned int row = u / m2;
+    const ws_idx i = fd[1] + row / m1;
+    const ws_idx j = fd[2] + row % m1;
+    const ws_idx k = fd[3] + (u - row * m2);
+    const ws_idx t = fd[0] + u;
     const ws_idx g = a == 0 ? i : (a == 1 ? j : k);
     const ws_idx n = a == 0 ? nx : (a == 1 ? ny : nz);
     const ws_idx fo = a == 0 ? 0 : (a == 1 ? nx + 1 : nx + ny + 2);
@@ -124,20 +126,29 @@ WS_HD void ws_face(ws_idx t, const T* p, T* v_aux, const ws_idx* face_desc, cons
     v_aux[t] = v_aux[t] * A - B * dp;
 }
 
-// Work item r = boundary row: v = Σ M[r,·] p[fluid_cols] + ρ Σ N[r,·] aₙ (CSR, float64 accumulate),
-// where M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset) are precomputed on the host.
-// Rows r < n_front are ghost or fresh cells: p[index[r]] = v. The rest are back values of
-// one-cell-thick parts (read by ws_thin after the field update): back[r − n_front] = v.
+// Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,
+// float64), where M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset) are precomputed on the
+// host. Lane l sums the row's entries l, l + 32, … (ws_ghost_partial); the 32 partial sums are then
+// added pairwise at distances 16, 8, 4, 2, 1 (a warp shuffle on the device, the same additions in
+// a loop on the host, so both round alike) and lane 0 stores v (ws_ghost_store). Rows r < n_front
+// are ghost or fresh cells: p[index[r]] = v. The rest are back values of one-cell-thick parts
+// (read by ws_thin after the field update): back[r − n_front] = v.
+// M's column indices are given as the flat grid indices of the fluid cells they stand for (m_cell).
 template <typename T>
-WS_HD void ws_ghost(ws_idx r, T* p, const ws_idx* index, const ws_idx* fluid_cols,
-                    const ws_idx* m_ptr, const ws_idx* m_col, const double* m_val,
-                    const ws_idx* n_ptr, const ws_idx* n_col, const double* n_val,
-                    const double* accel, double density, ws_idx n_front, double* back)
+WS_HD void ws_ghost_partial(ws_idx r, int lane, const T* p, const ws_idx* m_ptr, const ws_idx* m_cell,
+                            const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col, const double* n_val,
+                            const double* accel, double& s, double& b)
 {
-    double s = 0.0;
-    for (ws_idx e = m_ptr[r]; e < m_ptr[r + 1]; ++e) s += m_val[e] * (double)p[fluid_cols[m_col[e]]];
-    double b = 0.0;
-    for (ws_idx e = n_ptr[r]; e < n_ptr[r + 1]; ++e) b += n_val[e] * accel[n_col[e]];
+    s = 0.0;
+    for (ws_idx e = m_ptr[r] + lane; e < m_ptr[r + 1]; e += 32) s += m_val[e] * (double)p[m_cell[e]];
+    b = 0.0;
+    for (ws_idx e = n_ptr[r] + lane; e < n_ptr[r + 1]; e += 32) b += n_val[e] * accel[n_col[e]];
+}
+
+template <typename T>
+WS_HD void ws_ghost_store(ws_idx r, T* p, const ws_idx* index, double s, double b, double density, ws_idx n_front,
+                          double* back)
+{
     const double v = s + density * b;
     if (r < n_front) p[index[r]] = (T)v;
     else back[r - n_front] = v;
@@ -190,7 +201,8 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
     p[base + L - 1 - r] = p[base + L + r];
 }
 
-// Kernel wrappers: one thread per work item on the device, a loop over items on the host.
+// Kernel wrappers: one thread per work item on the device, a loop over items on the host (except
+// where said).
 // WS_CELL_KERNEL: one thread per cell (i, j, k) of an nx × ny × nz grid, launched as a grid of
 // (⌈nz/blockDim.x⌉, ny, nx) blocks (no index division on the device), loops over i, j, k on the host.
 #ifdef __CUDACC__
@@ -208,6 +220,63 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
         for (ws_idx i = 0; i < nx; ++i)                                             \
             for (ws_idx j = 0; j < ny; ++j)                                         \
                 for (ws_idx k = 0; k < nz; ++k) CALL;                               \
+    }
+#endif
+// WS_FACE_KERNEL: face row r = blockIdx.y, its u-th face along x (a launch of
+// (⌈longest row/blockDim.x⌉, WS_FACE_ROWS) blocks; no search for the row), loops on the host.
+#ifdef __CUDACC__
+#define WS_FACE_KERNEL(NAME, PARAMS, CALL)                                          \
+    extern "C" __global__ void NAME PARAMS                                          \
+    {                                                                               \
+        const int r = blockIdx.y;                                                   \
+        const unsigned int u = blockIdx.x * blockDim.x + threadIdx.x;               \
+        CALL;                                                                       \
+    }
+#else
+#define WS_FACE_KERNEL(NAME, PARAMS, CALL)                                          \
+    extern "C" void NAME PARAMS                                                     \
+    {                                                                               \
+        for (int r = 0; r < WS_FACE_ROWS; ++r)                                      \
+            for (unsigned int u = 0; u < ws_face_count(face_desc, r); ++u) CALL;    \
+    }
+#endif
+// WS_WARP_SUM_KERNEL: one warp per work item r < COUNT; PARTIAL sets lane ``lane``'s two float64
+// partial sums s, b; they are reduced pairwise to lane 0, which runs STORE. On the host the same
+// pairwise additions run over an array of 32 partial sums.
+#ifdef __CUDACC__
+#define WS_WARP_SUM_KERNEL(NAME, COUNT, PARAMS, PARTIAL, STORE)                     \
+    extern "C" __global__ void NAME PARAMS                                          \
+    {                                                                               \
+        const ws_idx r = ((ws_idx)blockIdx.x * blockDim.x + threadIdx.x) >> 5;      \
+        const int lane = threadIdx.x & 31;                                          \
+        if (r >= (COUNT)) return;              /* whole warps: blockDim.x % 32 == 0 */ \
+        double s, b;                                                                \
+        PARTIAL;                                                                    \
+        for (int d = 16; d > 0; d >>= 1) {                                          \
+            s += __shfl_down_sync(0xffffffffu, s, d);                               \
+            b += __shfl_down_sync(0xffffffffu, b, d);                               \
+        }                                                                           \
+        if (lane == 0) STORE;                                                       \
+    }
+#else
+#define WS_WARP_SUM_KERNEL(NAME, COUNT, PARAMS, PARTIAL, STORE)                     \
+    extern "C" void NAME PARAMS                                                     \
+    {                                                                               \
+        for (ws_idx r = 0; r < (COUNT); ++r) {                                      \
+            double ss[32], bb[32];                                                  \
+            for (int lane = 0; lane < 32; ++lane) {                                 \
+                double& s = ss[lane];                                               \
+                double& b = bb[lane];                                               \
+                PARTIAL;                                                            \
+            }                                                                       \
+            for (int d = 16; d > 0; d >>= 1)                                        \
+                for (int l = 0; l < d; ++l) {                                       \
+                    ss[l] += ss[l + d];                                             \
+                    bb[l] += bb[l + d];                                             \
+                }                                                                   \
+            const double s = ss[0], b = bb[0];                                      \
+            STORE;                                                                  \
+        }                                                                           \
     }
 #endif
 #ifdef __CUDACC__

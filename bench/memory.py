@@ -6,8 +6,10 @@ Counts the bytes that grow with the grid: the two pressure fields and the absorb
 pressures and face velocities (only in the layer). This script first checks that count against
 everything a real NumPy `Simulation` allocates on small grids (tracemalloc sees NumPy's buffers;
 the rest — ghost cells of objects, probes, index arrays — does not grow with the grid), then
-solves for the largest cube of cells (layer included) that fits the given memory. `wavesolve info`
-prints the same count plus one byte per cell of margin (`wavesolve.plan.estimate`).
+solves for the largest cube of cells (layer included) that fits the given memory. The GPU's field
+update keeps two copies of the face velocities (it reads one and writes the other), so its count
+has one more: the "GPU" columns. `wavesolve info` prints the same count, for the backend it would
+use, plus one byte per cell of margin (`wavesolve.plan.estimate`).
 """
 from __future__ import annotations
 
@@ -27,10 +29,11 @@ from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 
 
-def formula_bytes(n: int, layer: int, itemsize: int) -> int:
-    """Bytes of an n³-cell grid (layer included): 2 fields + layer auxiliaries."""
+def formula_bytes(n: int, layer: int, itemsize: int, velocity_buffers: int = 1) -> int:
+    """Bytes of an n³-cell grid (layer included): 2 fields + layer auxiliaries, with
+    ``velocity_buffers`` copies of the face velocities (2 on the GPU)."""
     grid = Grid(h=0.01, dt=1e-5, sound_speed=343.0, shape=(n, n, n), layer=layer, origin=(0.0, 0.0, 0.0))
-    return 2 * grid.cells * itemsize + AbsorbingLayer.estimate_bytes(grid, itemsize)
+    return 2 * grid.cells * itemsize + AbsorbingLayer.estimate_bytes(grid, itemsize, velocity_buffers)
 
 
 def measured_bytes(n: int, layer: int, precision: str) -> int:
@@ -69,14 +72,14 @@ def gpu_bytes(n: int, layer: int, precision: str) -> int:
     return held
 
 
-def largest_cube(limit: float, layer: int, itemsize: int) -> int:
+def largest_cube(limit: float, layer: int, itemsize: int, velocity_buffers: int = 1) -> int:
     """Largest n with formula_bytes(n) ≤ limit (bisection)."""
     lo, hi = 2 * layer + 1, 2 * layer + 2
-    while formula_bytes(hi, layer, itemsize) <= limit:
+    while formula_bytes(hi, layer, itemsize, velocity_buffers) <= limit:
         lo, hi = hi, 2 * hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if formula_bytes(mid, layer, itemsize) <= limit else (lo, mid)
+        lo, hi = (mid, hi) if formula_bytes(mid, layer, itemsize, velocity_buffers) <= limit else (lo, mid)
     return lo
 
 
@@ -88,8 +91,8 @@ def main() -> None:
     args = ap.parse_args()
     limit = args.gib * 2 ** 30
     print(f"| precision | count vs allocated, 60³ / 100³ (MB) | bytes per cell, 128³ / 512³ / 2048³ | "
-          f"largest cube in {args.gib:g} GiB | cells |")
-    print("| --- | --- | --- | --- | --- |")
+          f"largest cube in {args.gib:g} GiB | cells | GPU: bytes per cell | GPU: largest cube | cells |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for precision in ("float32", "float64"):
         item = np.dtype(precision).itemsize
         checks = []
@@ -98,17 +101,19 @@ def main() -> None:
             if not count <= real <= count + 2 ** 20:   # the rest must not grow with the grid
                 raise SystemExit(f"{n}³ {precision}: counted {count} B, allocated {real} B")
             checks.append(f"{count / 1e6:.2f} / {real / 1e6:.2f}")
-        per_cell = [formula_bytes(n, args.layer, item) / n ** 3 for n in (128, 512, 2048)]
-        n = largest_cube(limit, args.layer, item)
-        print(f"| {precision} | {'; '.join(checks)} | {' / '.join(f'{b:.2f}' for b in per_cell)} | "
-              f"{n}³ | {n ** 3 / 1e9:.2f} G |")
+        row = [precision, "; ".join(checks)]
+        for buffers in (1, 2):
+            per_cell = [formula_bytes(n, args.layer, item, buffers) / n ** 3 for n in (128, 512, 2048)]
+            n = largest_cube(limit, args.layer, item, buffers)
+            row += [" / ".join(f"{b:.2f}" for b in per_cell), f"{n}³", f"{n ** 3 / 1e9:.2f} G"]
+        print("| " + " | ".join(row) + " |")
     if args.gpu:
         print()
         print("| precision | grid | counted (MB) | held by CuPy's pool after 3 steps (MB) |")
         print("| --- | --- | --- | --- |")
         for precision in ("float32", "float64"):
             for n in (128, 512):
-                count = formula_bytes(n, args.layer, np.dtype(precision).itemsize)
+                count = formula_bytes(n, args.layer, np.dtype(precision).itemsize, velocity_buffers=2)
                 print(f"| {precision} | {n}³ | {count / 1e6:.1f} | {gpu_bytes(n, args.layer, precision) / 1e6:.1f} |",
                       flush=True)
 

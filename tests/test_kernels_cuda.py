@@ -85,17 +85,25 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground):
         fields_fast.reverse()
 
 
-def test_face_kernel_writes_every_face(launcher):
-    """With A = 0 the new face velocity does not depend on the old one, so a sentinel old value
-    (1e30; NaN would survive 0·NaN) must disappear from every face."""
-    grid = make_grid((17, 15, 13), 4)
-    layer, p, _ = random_state(grid, np.float64, seed=3)
+@pytest.mark.parametrize("ground", [False, True])
+def test_cell_kernel_writes_every_face(launcher, ground):
+    """With A = 0 a face's new velocity does not depend on its old one, so a sentinel (1e30; NaN
+    would survive 0·NaN) in the buffer the kernel writes must disappear from every face: each
+    face has a cell that writes it. With a ground the slab under the floor is skipped, faces too."""
+    grid = make_grid((17, 15, 13), 4, ground=ground)
+    layer, p, p_prev = random_state(grid, np.float64, seed=3)
     layer.face_A[:] = 0.0
-    layer.v_aux[:] = 1e30
     fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, layer, np.float64)
-    launcher("ws_face", np.float64, fast.n_faces,
-             (p, fast.v_aux, fast.face_desc, fast.face_A, fast.face_B, *fast.dims, fast.floor))
-    assert np.max(np.abs(fast.v_aux)) < 1.0
+    fast._v[1][:] = 1e30
+    fast(p, p_prev)
+    written = fast.v_aux
+    skipped = np.zeros(written.size, dtype=bool)
+    if ground:                               # slab 4 (under the interior): its three face rows
+        for a in range(3):
+            off, m = layer.face_desc[12 + a, 0], np.prod(layer.face_desc[12 + a, 4:7])
+            skipped[off:off + m] = True
+    assert np.max(np.abs(written[~skipped])) < 1.0
+    assert np.all(written[skipped] == 1e30)
 
 
 def _scene_ghosts(name: str):

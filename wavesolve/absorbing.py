@@ -177,14 +177,15 @@ class AbsorbingLayer:
         return out
 
     @staticmethod
-    def estimate_bytes(grid: Grid, itemsize: int) -> int:
-        """Bytes the layer's auxiliary fields will take on ``grid`` (before building it)."""
+    def estimate_bytes(grid: Grid, itemsize: int, velocity_buffers: int = 1) -> int:
+        """Bytes the layer's auxiliary fields will take on ``grid`` (before building it), with
+        ``velocity_buffers`` copies of the face velocities (``Backend.velocity_buffers``)."""
         nx, ny, nz = grid.shape
         L = grid.layer
         total = 0
         for ext in [(L, ny, nz)] * 2 + [(nx - 2 * L, L, nz)] * 2 + [(nx - 2 * L, ny - 2 * L, L)] * 2:
             cells = ext[0] * ext[1] * ext[2]
-            total += 3 * cells + sum(cells // ext[a] * (ext[a] + 1) for a in range(3))
+            total += 3 * cells + velocity_buffers * sum(cells // ext[a] * (ext[a] + 1) for a in range(3))
         return total * itemsize
 
     @property

@@ -46,6 +46,8 @@ class Backend:
     name = "numpy"
     #: the absorbing layer's z-slabs stored y fastest (``AbsorbingLayer``): what this backend's kernel reads
     z_slabs_y_fastest = False
+    #: copies of the layer's face velocities the field update holds (the GPU's reads one, writes another)
+    velocity_buffers = 1
     xp: Any = np
 
     def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:

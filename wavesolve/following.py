@@ -72,9 +72,6 @@ class FollowingSimulation(Simulation):
         self.velocity = [xp.zeros(tuple(n + (1 if b == a else 0) for b, n in enumerate(grid.shape)), self.dtype)
                          for a in range(3)]
         self._C = scene.density * grid.sound_speed ** 2 * grid.dt / grid.h
-        p_aux = getattr(self._update, "p_aux", self.layer.p_aux)   # the device copy on the GPU backend
-        v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
-        self._slab_views = _slab_views(self.layer, p_aux, v_aux)
 
     def box_centre(self) -> np.ndarray:
         """World position (3,) of the centre of the box's interior (m)."""
@@ -127,7 +124,12 @@ class FollowingSimulation(Simulation):
         grid = self.grid
         shape = grid.shape
         split = [xp.zeros(shape, self.dtype) for _ in range(3)]
-        for slab in self._slab_views:
+        # the field update's own buffers on the GPU backend (device copies; the face velocities it
+        # reads next are one of two it alternates between), else the layer's
+        p_aux = getattr(self._update, "p_aux", self.layer.p_aux)
+        v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
+        views = _slab_views(self.layer, p_aux, v_aux)
+        for slab in views:
             for a in range(3):
                 split[a][slab.cells] = slab.p_split[a]
                 self.velocity[a][slab.faces[a]] = slab.v[a]
@@ -135,7 +137,7 @@ class FollowingSimulation(Simulation):
         for arr in (self.p, self.p_prev, *split, *self.velocity):
             _shift(arr, axis, direction)
         self._enter_layer(axis, direction, split)
-        for slab in self._slab_views:
+        for slab in views:
             for a in range(3):
                 slab.p_split[a][...] = split[a][slab.cells]
                 slab.v[a][...] = self.velocity[a][slab.faces[a]]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .absorbing import AbsorbingLayer
+from .backend import Backend, resolve_backend
 from .scene import Scene, parse_scene
 
 #: Edge (cells) of the calibration grid timed to estimate run time.
@@ -30,7 +31,7 @@ class RunEstimate:
         return self.cells * self.steps * self.seconds_per_cell_step
 
 
-def calibrate(precision: str, layer: int, backend: str = "auto", steps: int = 6) -> float:
+def calibrate(precision: str, layer: int, backend: "str | Backend" = "auto", steps: int = 6) -> float:
     """Measured seconds per cell-step of the solver on a small free-field grid."""
     from .simulation import Simulation  # late import: simulation imports scene
 
@@ -49,12 +50,15 @@ def calibrate(precision: str, layer: int, backend: str = "auto", steps: int = 6)
     return (time.perf_counter() - start) / (steps * scene.grid.cells)
 
 
-def estimate(scene: Scene, backend: str = "auto") -> RunEstimate:
-    """Grid size, step count, memory and an estimated wall time for ``scene`` (calibrated here)."""
+def estimate(scene: Scene, backend: "str | Backend" = "auto") -> RunEstimate:
+    """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``
+    (calibrated here)."""
     grid = scene.grid
     item = scene.dtype.itemsize
-    memory = 2 * grid.cells * item + AbsorbingLayer.estimate_bytes(grid, item) + grid.cells  # + solid mask
-    rate = calibrate(scene.config.simulation.precision, grid.layer, backend)
+    engine = resolve_backend(backend)
+    memory = (2 * grid.cells * item + AbsorbingLayer.estimate_bytes(grid, item, engine.velocity_buffers)
+              + grid.cells)  # + solid mask
+    rate = calibrate(scene.config.simulation.precision, grid.layer, engine)
     return RunEstimate(shape=grid.shape, cells=grid.cells, steps=grid.steps_for(scene.duration),
                        step_rate=grid.step_rate, courant=grid.courant, memory_bytes=memory,
                        seconds_per_cell_step=rate)

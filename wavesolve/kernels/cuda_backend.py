@@ -7,9 +7,9 @@ compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class 
 arithmetic are checked against the NumPy reference on machines without a GPU.
 
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
-precomputed sparse operator, no host solve, a warp per row), the listener sample (one kernel), the layer's face
-velocities and the fused cell update (two kernels), the thin-part correction and the solid cells'
-zeroing. Where nothing moves, kernels/cuda_blocks.py records blocks of such steps as CUDA graphs;
+precomputed sparse operator, no host solve, a warp per row), the listener sample (one kernel),
+the fused cell update (one kernel: leapfrog, and in the layer the face velocities and split
+pressures), the thin-part correction and the solid cells' zeroing. Where nothing moves, kernels/cuda_blocks.py records blocks of such steps as CUDA graphs;
 otherwise each step is launched from Python, boundary accelerations going up through pinned
 buffers and samples kept in a device buffer copied back every ``SAMPLE_BLOCK`` steps.
 
@@ -34,7 +34,7 @@ from ..backend import Backend, BackendError, Recorder
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 #: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
-KERNELS = ("ws_face", "ws_cell", "ws_ghost", "ws_thin", "ws_zero", "ws_mirror", "ws_probe")
+KERNELS = ("ws_cell", "ws_ghost", "ws_thin", "ws_zero", "ws_mirror", "ws_probe")
 #: Kernels run with one warp (32 threads) per work item (fdtd.cuh, WS_WARP_SUM_KERNEL).
 WARP_KERNELS = ("ws_ghost",)
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
@@ -53,7 +53,14 @@ def kernel_source() -> str:
 
 
 class CudaFieldUpdate:
-    """Layer face velocities, then every cell (interior leapfrog or layer), as two kernels."""
+    """Every cell in one kernel (ws_cell): interior leapfrog, or layer cell with its faces'
+    velocities. The face velocities live in two buffers, v^{n−½} read and v^{n+½} written, which
+    swap after each call (``v_aux`` is the current one), so that no cell reads a face another cell
+    of the same launch writes.
+
+    Every call swaps them, so a recorded block of steps (kernels/cuda_blocks.py, an even number of
+    steps) ends with the buffers where it found them, as the fields p and p⁻ do.
+    """
 
     def __init__(self, backend: "CudaBackend", grid, layer, dtype: np.dtype) -> None:
         if any(layer.y_fastest):
@@ -61,14 +68,14 @@ class CudaFieldUpdate:
         self.launch = backend.launch
         self.dtype = np.dtype(dtype)
         to = backend.asarray
-        # the kernels own this state on the device (for xp = numpy: the layer's own buffers)
-        self.p_aux, self.v_aux = to(layer.p_aux), to(layer.v_aux)
-        self.slab_desc, self.face_desc = to(layer.slab_desc), to(layer.face_desc)
+        # the kernels own this state on the device (for xp = numpy: the layer's own p_aux, and its
+        # v_aux as the first of the two velocity buffers); both velocity buffers start equal (the
+        # faces of a slab skipped under a floor keep that value in both)
+        self.p_aux = to(layer.p_aux)
+        self._v = [to(layer.v_aux), backend.xp.array(layer.v_aux, copy=True)]
+        self.slab_desc = to(layer.slab_desc)
         self.face_A, self.face_B = to(layer.face_A), to(layer.face_B)
         self.cell_A, self.cell_C = to(layer.cell_A), to(layer.cell_C)
-        self.n_faces = int(layer.v_aux.size)
-        # ws_face's launch: one row of blocks per face row, as long as the longest row
-        self.face_rows = (len(layer.face_desc), int(np.max(np.prod(layer.face_desc[:, 4:7], axis=1))))
         self.n_cells = grid.cells
         self.dims = tuple(np.int64(n) for n in grid.shape)
         self.L = np.int64(grid.layer)
@@ -76,14 +83,23 @@ class CudaFieldUpdate:
         self.lam2 = self.dtype.type(grid.courant ** 2)
         self.six = self.dtype.type(6)
 
+    @property
+    def v_aux(self) -> Any:
+        """The current face velocities (packed as ``AbsorbingLayer.v_aux``)."""
+        return self._v[0]
+
+    @property
+    def nbytes(self) -> int:
+        """Device memory of the layer's state: split pressures and both velocity buffers (bytes)."""
+        return int(self.p_aux.nbytes + self._v[0].nbytes + self._v[1].nbytes)
+
     def __call__(self, p: Any, out: Any) -> None:
         nx, ny, nz = self.dims
-        self.launch("ws_face", self.dtype, self.n_faces,
-                    (p, self.v_aux, self.face_desc, self.face_A, self.face_B, nx, ny, nz, self.floor),
-                    rows=self.face_rows)
+        v_old, v_new = self._v
         self.launch("ws_cell", self.dtype, self.n_cells,
-                    (p, out, self.p_aux, self.v_aux, self.slab_desc, self.cell_A, self.cell_C, nx, ny, nz,
-                     self.L, self.lam2, self.six, self.floor), cells=self.dims)
+                    (p, out, self.p_aux, v_old, v_new, self.slab_desc, self.cell_A, self.cell_C, self.face_A,
+                     self.face_B, nx, ny, nz, self.L, self.lam2, self.six, self.floor), cells=self.dims)
+        self._v.reverse()
 
 
 class _HostAttributes:
@@ -218,12 +234,12 @@ class DeviceProbes(_HostAttributes):
 class CudaBackend(Backend):
     """The CUDA kernels behind an array module and a launcher (see the module docstring).
 
-    ``launch(name, dtype, n, args, cells=None, rows=None)`` runs kernel ``name`` over n work
-    items; with ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell); with
-    ``rows = (face rows, faces in the longest)`` over face rows (ws_face).
+    ``launch(name, dtype, n, args, cells=None)`` runs kernel ``name`` over n work items; with
+    ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell).
     """
 
     name = "cuda-host"
+    velocity_buffers = 2
 
     def __init__(self, xp: Any, launch: Callable[..., None]) -> None:
         self.xp = xp
@@ -270,7 +286,7 @@ class CudaBackend(Backend):
 class CupyLauncher:
     """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels: one thread per
     item; a warp per item for WARP_KERNELS; a per-cell kernel as (⌈nz/block⌉, ny, nx) blocks of whole
-    warps along z; the face kernel as (⌈longest row/block⌉, rows) blocks."""
+    warps along z."""
 
     def __init__(self, cupy: Any) -> None:
         self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
@@ -278,15 +294,11 @@ class CupyLauncher:
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None,
-                 rows: tuple | None = None) -> None:
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
         if n == 0:
             return
         kernel = self.kernels[f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"]
-        if rows is not None:
-            count, longest = rows
-            kernel((-(-longest // BLOCK), count), (BLOCK,), (np.int64(n), *args))
-        elif cells is None:
+        if cells is None:
             threads = 32 * n if name in WARP_KERNELS else n
             kernel((-(-threads // BLOCK),), (BLOCK,), (np.int64(n), *args))
         else:

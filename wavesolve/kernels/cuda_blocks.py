@@ -139,9 +139,10 @@ class BlockRunner:
         self.samples = [xp.zeros((steps, listeners), dtype=np.float64) for _ in range(2)]
         self.host_accel = [self.queue.pinned((steps, g)) for _ in range(2)]
         self.host_samples = [self.queue.pinned((steps, listeners)) for _ in range(2)]
-        # recorded blocks per field buffer holding pⁿ at their start: a graph keeps the buffers it
-        # was recorded with, and an odd number of single steps between runs swaps p and p_prev
-        self.programs: dict[int, list[Any]] = {}
+        # recorded blocks per buffers at their start (the field holding pⁿ, the layer's face
+        # velocities read first): a graph keeps the buffers it was recorded with, and an odd number
+        # of single steps between runs swaps p and p_prev, and the velocity buffers with them
+        self.programs: dict[tuple, list[Any]] = {}
         self._pending: list[Any] = [None, None]
 
     def _block(self, sim, slot: int) -> None:
@@ -159,7 +160,8 @@ class BlockRunner:
             return 0
         queue = self.queue
         queue.begin()
-        key = id(sim.p)
+        # the buffers a block starts from: pⁿ's, and the face velocities' the field update reads
+        key = (id(sim.p), id(getattr(sim._update, "v_aux", None)))
         if key not in self.programs:
             self.programs[key] = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
         programs = self.programs[key]

@@ -64,10 +64,8 @@ class HostLauncher:
     def __init__(self, library: Path) -> None:
         self.lib = ctypes.CDLL(str(library))
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None,
-                 rows: tuple | None = None) -> None:
-        """``cells``, ``rows``: the device's launch shape, unused here (a per-cell or per-face-row
-        kernel loops over its grid or rows)."""
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
+        """``cells``: the device's launch shape, unused here (a per-cell kernel loops over its grid)."""
         if n == 0:
             return
         fn = getattr(self.lib, f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}")

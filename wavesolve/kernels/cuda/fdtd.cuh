@@ -10,9 +10,10 @@
 // Data layout (wavesolve/absorbing.py, AbsorbingLayer):
 //   p, out        grid fields, C order (nx, ny, nz)
 //   p_aux         split pressures, slab by slab, axis by axis: slab s axis a at sd[s][0] + a·cells_s
-//   v_aux         face velocities, slab by slab, axis by axis (face_desc rows, in v_aux order)
+//   v_old, v_new  face velocities v^{n−½} (read) and v^{n+½} (written), two buffers of the same
+//                 layout: slab by slab, axis by axis, slab s axis a at sd[s][7 + a], shaped
+//                 (n0+1, n1, n2), (n0, n1+1, n2), (n0, n1, n2+1)
 //   slab_desc     6 × 10: p_off, lo0, lo1, lo2, n0, n1, n2, v_off0, v_off1, v_off2
-//   face_desc     18 × 8: v_off, lo0, lo1, lo2, m0, m1, m2, axis
 //   face_A/B      per-axis face profiles concatenated: x at 0, y at nx+1, z at nx+ny+2
 //   cell_A/C      per-axis cell profiles concatenated: x at 0, y at nx, z at nx+ny
 #pragma once
@@ -26,8 +27,6 @@
 typedef long long ws_idx;
 
 #define WS_SLAB_COLS 10
-#define WS_FACE_COLS 8
-#define WS_FACE_ROWS 18
 
 // Interior leapfrog p⁺ = 2p − p⁻ + λ² L p at flat index q (strides sx, sy; z stride 1).
 template <typename T>
@@ -38,35 +37,65 @@ WS_HD T ws_leapfrog(const T* p, const T* out, ws_idx q, ws_idx sx, ws_idx sy, T 
     return (c + c) - out[q] + lam2 * lap;
 }
 
-// Layer cell (i, j, k) in slab row sd: advance its three split pressures, return p⁺ = (px + py) + pz.
+// Face velocity v⁺ = A v − B (p[q] − p[q − stride]) on face g of an axis with n cells; the outer
+// walls (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference (whose order of
+// operations this follows), and read no pressure outside the grid.
 template <typename T>
-WS_HD T ws_layer_cell(T* p_aux, const T* v_aux, const ws_idx* sd, const T* cell_A, const T* cell_C,
-                      ws_idx nx, ws_idx ny, ws_idx i, ws_idx j, ws_idx k)
+WS_HD T ws_face_velocity(T v, T A, T B, const T* p, ws_idx q, ws_idx stride, ws_idx g, ws_idx n)
+{
+    T dp = B - B;
+    if (g != 0 && g != n) dp = p[q] - p[q - stride];
+    return v * A - B * dp;
+}
+
+// Layer cell (i, j, k), flat index q, in slab row sd: its faces' velocities v⁺ along each axis from
+// v_old and p (the lower face, and the upper one too), then its three split pressures from them;
+// returns p⁺ = (px + py) + pz. Each face of the slab is written to v_new by exactly one cell: the
+// one above it along its axis, and for the slab's last face the cell below (no two threads write
+// one face, and no thread reads a face another writes: v_old and v_new are separate buffers).
+template <typename T>
+WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
+                      const T* cell_C, const T* face_A, const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz,
+                      ws_idx i, ws_idx j, ws_idx k, ws_idx q)
 {
     const ws_idx n0 = sd[4], n1 = sd[5], n2 = sd[6];
     const ws_idx li = i - sd[1], lj = j - sd[2], lk = k - sd[3];
     const ws_idx cells = n0 * n1 * n2;
     const ws_idx lin = (li * n1 + lj) * n2 + lk;
+    const ws_idx sy = nz, sx = ny * nz;
+    const ws_idx fy = nx + 1, fz = nx + ny + 2;             // face profiles of y and z
     const ws_idx vx = sd[7] + lin;                                   // (n0+1, n1, n2)
     const ws_idx vy = sd[8] + (li * (n1 + 1) + lj) * n2 + lk;        // (n0, n1+1, n2)
     const ws_idx vz = sd[9] + (li * n1 + lj) * (n2 + 1) + lk;        // (n0, n1, n2+1)
-    const ws_idx q = sd[0] + lin;
-    const T px = p_aux[q] * cell_A[i] - cell_C[i] * (v_aux[vx + n1 * n2] - v_aux[vx]);
-    const T py = p_aux[q + cells] * cell_A[nx + j] - cell_C[nx + j] * (v_aux[vy + n2] - v_aux[vy]);
-    const T pz = p_aux[q + 2 * cells] * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (v_aux[vz + 1] - v_aux[vz]);
-    p_aux[q] = px;
-    p_aux[q + cells] = py;
-    p_aux[q + 2 * cells] = pz;
+    const T xl = ws_face_velocity(v_old[vx], face_A[i], face_B[i], p, q, sx, i, nx);
+    const T xu = ws_face_velocity(v_old[vx + n1 * n2], face_A[i + 1], face_B[i + 1], p, q + sx, sx, i + 1, nx);
+    const T yl = ws_face_velocity(v_old[vy], face_A[fy + j], face_B[fy + j], p, q, sy, j, ny);
+    const T yu = ws_face_velocity(v_old[vy + n2], face_A[fy + j + 1], face_B[fy + j + 1], p, q + sy, sy, j + 1, ny);
+    const T zl = ws_face_velocity(v_old[vz], face_A[fz + k], face_B[fz + k], p, q, 1, k, nz);
+    const T zu = ws_face_velocity(v_old[vz + 1], face_A[fz + k + 1], face_B[fz + k + 1], p, q + 1, 1, k + 1, nz);
+    v_new[vx] = xl;
+    v_new[vy] = yl;
+    v_new[vz] = zl;
+    if (li == n0 - 1) v_new[vx + n1 * n2] = xu;
+    if (lj == n1 - 1) v_new[vy + n2] = yu;
+    if (lk == n2 - 1) v_new[vz + 1] = zu;
+    const ws_idx r = sd[0] + lin;
+    const T px = p_aux[r] * cell_A[i] - cell_C[i] * (xu - xl);
+    const T py = p_aux[r + cells] * cell_A[nx + j] - cell_C[nx + j] * (yu - yl);
+    const T pz = p_aux[r + 2 * cells] * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (zu - zl);
+    p_aux[r] = px;
+    p_aux[r + cells] = py;
+    p_aux[r + 2 * cells] = pz;
     return (px + py) + pz;
 }
 
-// Cell (i, j, k): p⁺ into out (which holds p⁻), interior leapfrog or layer cell.
-// With a ground (``floor`` = the layer thickness, else 0) the slab under the interior is skipped,
-// as in the reference: it holds the floor's mirror rows.
+// Cell (i, j, k): p⁺ into out (which holds p⁻), interior leapfrog or layer cell (whose faces'
+// v⁺ go to v_new). With a ground (``floor`` = the layer thickness, else 0) the slab under the
+// interior is skipped, cells and faces, as in the reference: it holds the floor's mirror rows.
 template <typename T>
-WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, const T* v_aux,
-                   const ws_idx* slab_desc, const T* cell_A, const T* cell_C, ws_idx nx, ws_idx ny, ws_idx nz,
-                   ws_idx L, T lam2, T six, ws_idx floor)
+WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, const T* v_old, T* v_new,
+                   const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A, const T* face_B,
+                   ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six, ws_idx floor)
 {
     const ws_idx t = (i * ny + j) * nz + k;
     int s;
@@ -83,47 +112,8 @@ WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, c
         out[t] = ws_leapfrog(p, out, t, ny * nz, nz, lam2, six);
         return;
     }
-    out[t] = ws_layer_cell(p_aux, v_aux, slab_desc + s * WS_SLAB_COLS, cell_A, cell_C, nx, ny, i, j, k);
-}
-
-// Faces of face row r (face_desc row: one slab's faces along one axis), u-th of its m0·m1·m2:
-// v⁺ = A v − B (p[g] − p[g−1]) on face g, at v_aux[fd[0] + u]; the outer walls (g = 0, g = n)
-// have A = B = 0 and a zero difference, as in the reference. The faces of a slab wholly below
-// ``floor`` (the one under the interior, with a ground) are skipped, as in the reference.
-// A face row holds fewer than 2³² faces (an n³ grid's slab, L·(n+1)·n: n up to about 20000), so
-// its local index divides in 32 bits, several times cheaper on a GPU than in 64.
-WS_HD unsigned int ws_face_count(const ws_idx* face_desc, int r)
-{
-    const ws_idx* fd = face_desc + r * WS_FACE_COLS;
-    return (unsigned int)(fd[4] * fd[5] * fd[6]);
-}
-
-template <typename T>
-WS_HD void ws_face(int r, unsigned int u, const T* p, T* v_aux, const ws_idx* face_desc, const T* face_A,
-                   const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx floor)
-{
-    const ws_idx* fd = face_desc + r * WS_FACE_COLS;
-    const unsigned int m1 = (unsigned int)fd[5], m2 = (unsigned int)fd[6];
-    if (u >= (unsigned int)fd[4] * m1 * m2) return;             // past this row (the launch covers the longest)
-    const int a = (int)fd[7];
-    const ws_idx top = fd[3] + (a == 2 ? fd[6] - 1 : fd[6]);     // the slab's cells end below this k
-    if (top <= floor) return;                                  // a slab wholly below the floor: skipped
-    const unsigned int row = u / m2;
-    const ws_idx i = fd[1] + row / m1;
-    const ws_idx j = fd[2] + row % m1;
-    const ws_idx k = fd[3] + (u - row * m2);
-    const ws_idx t = fd[0] + u;
-    const ws_idx g = a == 0 ? i : (a == 1 ? j : k);
-    const ws_idx n = a == 0 ? nx : (a == 1 ? ny : nz);
-    const ws_idx fo = a == 0 ? 0 : (a == 1 ? nx + 1 : nx + ny + 2);
-    const ws_idx stride = a == 0 ? ny * nz : (a == 1 ? nz : 1);
-    const T A = face_A[fo + g], B = face_B[fo + g];
-    T dp = B - B;
-    if (g != 0 && g != n) {
-        const ws_idx q = (i * ny + j) * nz + k;
-        dp = p[q] - p[q - stride];
-    }
-    v_aux[t] = v_aux[t] * A - B * dp;
+    out[t] = ws_layer_cell(p, p_aux, v_old, v_new, slab_desc + s * WS_SLAB_COLS, cell_A, cell_C, face_A, face_B,
+                           nx, ny, nz, i, j, k, t);
 }
 
 // Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,
@@ -220,24 +210,6 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
         for (ws_idx i = 0; i < nx; ++i)                                             \
             for (ws_idx j = 0; j < ny; ++j)                                         \
                 for (ws_idx k = 0; k < nz; ++k) CALL;                               \
-    }
-#endif
-// WS_FACE_KERNEL: face row r = blockIdx.y, its u-th face along x (a launch of
-// (⌈longest row/blockDim.x⌉, WS_FACE_ROWS) blocks; no search for the row), loops on the host.
-#ifdef __CUDACC__
-#define WS_FACE_KERNEL(NAME, PARAMS, CALL)                                          \
-    extern "C" __global__ void NAME PARAMS                                          \
-    {                                                                               \
-        const int r = blockIdx.y;                                                   \
-        const unsigned int u = blockIdx.x * blockDim.x + threadIdx.x;               \
-        CALL;                                                                       \
-    }
-#else
-#define WS_FACE_KERNEL(NAME, PARAMS, CALL)                                          \
-    extern "C" void NAME PARAMS                                                     \
-    {                                                                               \
-        for (int r = 0; r < WS_FACE_ROWS; ++r)                                      \
-            for (unsigned int u = 0; u < ws_face_count(face_desc, r); ++u) CALL;    \
     }
 #endif
 // WS_WARP_SUM_KERNEL: one warp per work item r < COUNT; PARTIAL sets lane ``lane``'s two float64

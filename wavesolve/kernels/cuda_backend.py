@@ -54,9 +54,10 @@ def kernel_source() -> str:
 
 class CudaFieldUpdate:
     """Every cell in one kernel (ws_cell): interior leapfrog, or layer cell with its faces'
-    velocities. The face velocities live in two buffers, v^{n−½} read and v^{n+½} written, which
-    swap after each call (``v_aux`` is the current one), so that no cell reads a face another cell
-    of the same launch writes.
+    velocities. Its blocks come in segments (fdtd.cuh): the interior box's rows along z, then each
+    layer slab's cells, so that every block runs one branch. The face velocities live in two
+    buffers, v^{n−½} read and v^{n+½} written, which swap after each call (``v_aux`` is the current
+    one), so that no cell reads a face another cell of the same launch writes.
 
     Every call swaps them, so a recorded block of steps (kernels/cuda_blocks.py, an even number of
     steps) ends with the buffers where it found them, as the fields p and p⁻ do.
@@ -79,9 +80,19 @@ class CudaFieldUpdate:
         self.n_cells = grid.cells
         self.dims = tuple(np.int64(n) for n in grid.shape)
         self.L = np.int64(grid.layer)
-        self.floor = np.int64(grid.layer if grid.ground else 0)
         self.lam2 = self.dtype.type(grid.courant ** 2)
         self.six = self.dtype.type(6)
+        # segments of blocks: the interior's rows along z (whole warps, up to BLOCK threads, per
+        # block), then each slab's cells; the slab under the interior has none with a ground
+        L = grid.layer
+        inner = [n - 2 * L for n in grid.shape]
+        self.block = min(BLOCK, 32 * -(-inner[2] // 32))
+        blocks = [inner[0] * inner[1] * -(-inner[2] // self.block)]
+        for s, row in enumerate(layer.slab_desc):
+            cells = int(np.prod(row[4:7]))
+            blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
+        self.seg_start = to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
+        self.n_blocks = int(sum(blocks))
 
     @property
     def v_aux(self) -> Any:
@@ -97,8 +108,9 @@ class CudaFieldUpdate:
         nx, ny, nz = self.dims
         v_old, v_new = self._v
         self.launch("ws_cell", self.dtype, self.n_cells,
-                    (p, out, self.p_aux, v_old, v_new, self.slab_desc, self.cell_A, self.cell_C, self.face_A,
-                     self.face_B, nx, ny, nz, self.L, self.lam2, self.six, self.floor), cells=self.dims)
+                    (p, out, self.p_aux, v_old, v_new, self.slab_desc, self.seg_start, np.int64(self.block),
+                     self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six),
+                    blocks=(self.n_blocks, self.block))
         self._v.reverse()
 
 
@@ -234,8 +246,9 @@ class DeviceProbes(_HostAttributes):
 class CudaBackend(Backend):
     """The CUDA kernels behind an array module and a launcher (see the module docstring).
 
-    ``launch(name, dtype, n, args, cells=None)`` runs kernel ``name`` over n work items; with
-    ``cells = (nx, ny, nz)`` over the cells of that grid (ws_cell).
+    ``launch(name, dtype, n, args, blocks=None)`` runs kernel ``name`` over n work items; with
+    ``blocks = (blocks, threads per block)`` as that many blocks (ws_cell, whose blocks find their
+    work themselves).
     """
 
     name = "cuda-host"
@@ -285,8 +298,7 @@ class CudaBackend(Backend):
 
 class CupyLauncher:
     """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels: one thread per
-    item; a warp per item for WARP_KERNELS; a per-cell kernel as (⌈nz/block⌉, ny, nx) blocks of whole
-    warps along z."""
+    item; a warp per item for WARP_KERNELS; the cell kernel as the blocks its driver asks for."""
 
     def __init__(self, cupy: Any) -> None:
         self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
@@ -294,17 +306,16 @@ class CupyLauncher:
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, blocks: tuple | None = None) -> None:
         if n == 0:
             return
         kernel = self.kernels[f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}"]
-        if cells is None:
+        if blocks is None:
             threads = 32 * n if name in WARP_KERNELS else n
             kernel((-(-threads // BLOCK),), (BLOCK,), (np.int64(n), *args))
         else:
-            nx, ny, nz = (int(c) for c in cells)
-            block = min(BLOCK, 32 * -(-nz // 32))       # whole warps along z, rows of up to BLOCK cells
-            kernel((-(-nz // block), ny, nx), (block,), (np.int64(n), *args))
+            count, threads = blocks
+            kernel((count,), (threads,), (np.int64(n), *args))
 
 
 class _PinnedUploader:

@@ -64,8 +64,9 @@ class HostLauncher:
     def __init__(self, library: Path) -> None:
         self.lib = ctypes.CDLL(str(library))
 
-    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, cells: tuple | None = None) -> None:
-        """``cells``: the device's launch shape, unused here (a per-cell kernel loops over its grid)."""
+    def __call__(self, name: str, dtype: np.dtype, n: int, args: tuple, blocks: tuple | None = None) -> None:
+        """``blocks``: the device's launch shape, unused here (the cell kernel loops over the blocks
+        its arguments describe)."""
         if n == 0:
             return
         fn = getattr(self.lib, f"{name}_{KERNEL_SUFFIX[np.dtype(dtype)]}")

@@ -1,18 +1,18 @@
 // wavesolve CUDA kernels (compiled at run time by CuPy; also built for the host in the tests).
 // The arithmetic lives in fdtd.cuh; here each work item gets a kernel, per precision.
 // Every kernel takes n, the number of work items, as its first argument. ws_cell (leapfrog and
-// layer, the layer's face velocities included) is launched over the grid's cells in three
-// dimensions (WS_CELL_KERNEL), ws_ghost with one warp per row (WS_WARP_SUM_KERNEL), the others
-// with one thread per item.
+// layer, the layer's face velocities included) is launched in segments of blocks, the interior's
+// and each layer slab's (WS_SEGMENT_KERNEL), ws_ghost with one warp per row (WS_WARP_SUM_KERNEL),
+// the others with one thread per item.
 #include "fdtd.cuh"
 
 #define WS_DEFINE_KERNELS(T, SUF)                                                                    \
-    WS_CELL_KERNEL(ws_cell_##SUF,                                                                    \
+    WS_SEGMENT_KERNEL(ws_cell_##SUF,                                                                 \
               (ws_idx n, const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* slab_desc, \
-               const T* cell_A, const T* cell_C, const T* face_A, const T* face_B, ws_idx nx, ws_idx ny, \
-               ws_idx nz, ws_idx L, T lam2, T six, ws_idx floor),                                    \
-              ws_cell<T>(i, j, k, p, out, p_aux, v_old, v_new, slab_desc, cell_A, cell_C, face_A, face_B, \
-                         nx, ny, nz, L, lam2, six, floor))                                           \
+               const ws_idx* seg_start, ws_idx block, const T* cell_A, const T* cell_C, const T* face_A, \
+               const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six),            \
+              ws_cell<T>(g, lb, th, block, p, out, p_aux, v_old, v_new, slab_desc, cell_A, cell_C, face_A, \
+                         face_B, nx, ny, nz, L, lam2, six))                                          \
     WS_WARP_SUM_KERNEL(ws_ghost_##SUF, n,                                                            \
               (ws_idx n, T* p, const ws_idx* index, const ws_idx* m_ptr, const ws_idx* m_cell,       \
                const double* m_val, const ws_idx* n_ptr, const ws_idx* n_col, const double* n_val,   \

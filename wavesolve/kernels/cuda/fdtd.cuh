@@ -89,31 +89,39 @@ WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_i
     return (px + py) + pz;
 }
 
-// Cell (i, j, k): p⁺ into out (which holds p⁻), interior leapfrog or layer cell (whose faces'
-// v⁺ go to v_new). With a ground (``floor`` = the layer thickness, else 0) the slab under the
-// interior is skipped, cells and faces, as in the reference: it holds the floor's mirror rows.
+// The cell kernel's work comes in segments, each a range of its blocks (seg_start, 8 block
+// offsets, made by the driver): segment 0 is the interior box [L, n − L)³, in rows along z of
+// ⌈(nz − 2L)/block⌉ blocks each; segment 1 + s is layer slab s, its cells in their packed order,
+// ⌈cells/block⌉ blocks (none for the slab under a floor). A block's branch is the same for all of
+// its threads, so the interior runs the plain leapfrog without divergence and the layer cells run
+// together. Thread th of block lb (counted from its segment's first block) of segment g:
 template <typename T>
-WS_HD void ws_cell(ws_idx i, ws_idx j, ws_idx k, const T* p, T* out, T* p_aux, const T* v_old, T* v_new,
-                   const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A, const T* face_B,
-                   ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six, ws_idx floor)
+WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out, T* p_aux, const T* v_old,
+                   T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
+                   const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six)
 {
-    const ws_idx t = (i * ny + j) * nz + k;
-    int s;
-    if (i < L) s = 0;
-    else if (i >= nx - L) s = 1;
-    else if (j < L) s = 2;
-    else if (j >= ny - L) s = 3;
-    else if (k < L) {
-        if (floor > 0) return;
-        s = 4;
-    }
-    else if (k >= nz - L) s = 5;
-    else {
+    if (g == 0) {
+        // interior rows (i, j): fewer than 2³² blocks and rows, so 32-bit divisions
+        const unsigned int per_row = (unsigned int)(nz - 2 * L + block - 1) / (unsigned int)block;
+        const unsigned int ub = (unsigned int)lb;
+        const unsigned int row = ub / per_row;
+        const ws_idx k = L + (ws_idx)(ub - row * per_row) * block + th;
+        if (k >= nz - L) return;
+        const unsigned int my = (unsigned int)(ny - 2 * L);
+        const ws_idx i = L + row / my, j = L + row % my;
+        const ws_idx t = (i * ny + j) * nz + k;
         out[t] = ws_leapfrog(p, out, t, ny * nz, nz, lam2, six);
         return;
     }
-    out[t] = ws_layer_cell(p, p_aux, v_old, v_new, slab_desc + s * WS_SLAB_COLS, cell_A, cell_C, face_A, face_B,
-                           nx, ny, nz, i, j, k, t);
+    const ws_idx* sd = slab_desc + (g - 1) * WS_SLAB_COLS;
+    const ws_idx u = lb * block + th;                        // the cell's index in the slab
+    if (u >= sd[4] * sd[5] * sd[6]) return;
+    // a slab holds fewer than 2³² cells (an n³ grid's, L·n²: n up to about 20000): 32-bit divisions
+    const unsigned int n1 = (unsigned int)sd[5], n2 = (unsigned int)sd[6], uu = (unsigned int)u;
+    const unsigned int row = uu / n2;
+    const ws_idx i = sd[1] + row / n1, j = sd[2] + row % n1, k = sd[3] + (uu - row * n2);
+    const ws_idx t = (i * ny + j) * nz + k;
+    out[t] = ws_layer_cell(p, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
 }
 
 // Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,
@@ -193,23 +201,30 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
 
 // Kernel wrappers: one thread per work item on the device, a loop over items on the host (except
 // where said).
-// WS_CELL_KERNEL: one thread per cell (i, j, k) of an nx × ny × nz grid, launched as a grid of
-// (⌈nz/blockDim.x⌉, ny, nx) blocks (no index division on the device), loops over i, j, k on the host.
+// WS_SEGMENT_KERNEL: blocks in segments (seg_start: WS_SEGMENTS + 1 block offsets); CALL sees
+// the segment g, the block lb within it and the thread th < block. On the host, loops over the
+// same blocks and threads.
+#define WS_SEGMENTS 7
 #ifdef __CUDACC__
-#define WS_CELL_KERNEL(NAME, PARAMS, CALL)                                          \
+#define WS_SEGMENT_KERNEL(NAME, PARAMS, CALL)                                       \
     extern "C" __global__ void NAME PARAMS                                          \
     {                                                                               \
-        const ws_idx i = blockIdx.z, j = blockIdx.y;                                \
-        const ws_idx k = (ws_idx)blockIdx.x * blockDim.x + threadIdx.x;            \
-        if (k < nz) CALL;                                                           \
+        const ws_idx b = blockIdx.x;                                                \
+        int g = 0;                                                                  \
+        while (b >= seg_start[g + 1]) ++g;                                          \
+        const ws_idx lb = b - seg_start[g], th = threadIdx.x;                       \
+        CALL;                                                                       \
     }
 #else
-#define WS_CELL_KERNEL(NAME, PARAMS, CALL)                                          \
+#define WS_SEGMENT_KERNEL(NAME, PARAMS, CALL)                                       \
     extern "C" void NAME PARAMS                                                     \
     {                                                                               \
-        for (ws_idx i = 0; i < nx; ++i)                                             \
-            for (ws_idx j = 0; j < ny; ++j)                                         \
-                for (ws_idx k = 0; k < nz; ++k) CALL;                               \
+        for (ws_idx b = 0; b < seg_start[WS_SEGMENTS]; ++b) {                       \
+            int g = 0;                                                              \
+            while (b >= seg_start[g + 1]) ++g;                                      \
+            const ws_idx lb = b - seg_start[g];                                     \
+            for (ws_idx th = 0; th < block; ++th) CALL;                             \
+        }                                                                           \
     }
 #endif
 // WS_WARP_SUM_KERNEL: one warp per work item r < COUNT; PARTIAL sets lane ``lane``'s two float64

@@ -1,11 +1,13 @@
 """The CUDA kernels (wavesolve/kernels/cuda) without a GPU, and the CuPy backend with one.
 
 - nvcc compiles the .cu source to PTX (skipped only where nvcc is absent).
-- The same source built for the host (kernels/cuda_host.py) runs every kernel — layer faces,
-  cells (leapfrog + layer), ghost cells, listener samples — against the NumPy reference on random
-  fields, every element checked (tolerances in kernel_cases.py), outputs poisoned before each run.
+- The same source built for the host (kernels/cuda_host.py) runs every kernel — cells (leapfrog,
+  and the layer's faces and split pressures), ghost cells, listener samples — against the NumPy
+  reference on random fields, every element checked (tolerances in kernel_cases.py), outputs
+  poisoned before each run.
 - The Python driver of the GPU backend (CudaBackend) runs whole simulations on that host build.
-- ``gpu``-marked tests run the CuPy backend against NumPy on a shortened validation scene.
+- ``gpu``-marked tests run the CuPy backend against NumPy: a shortened validation scene, recorded
+  blocks, a travelling box, a moving sphere and a one-cell-thick plate.
 """
 from __future__ import annotations
 

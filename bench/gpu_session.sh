@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
 #
-#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,grid,memory,showcases,e2e (default: all)
+#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e
+#                                           (default: all)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
@@ -14,7 +15,7 @@
 # still leaves its output: all stages in session.txt (the device tool returns at most 8 files),
 # each stage also in /tmp/gpu_stage_logs.
 set -uo pipefail
-stages="${1:-env,tests,realtime,grid,memory,showcases,e2e}"
+stages="${1:-env,tests,realtime,profile,grid,memory,showcases,e2e}"
 log="${OUT:-gpu_logs}"
 stage_log=/tmp/gpu_stage_logs
 mkdir -p "$log" "$stage_log"
@@ -44,6 +45,7 @@ if has env; then
 fi
 has tests && run 240 tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/
 has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --duration 1.0
+has profile && run 120 profile python3 bench/gpu_profile.py --cases 88,256,384 --steps 20
 has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 128,200,200s,256,256s,384 \
     --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu

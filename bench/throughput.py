@@ -91,7 +91,8 @@ def host_bandwidth() -> dict[str, float]:
 
 _STREAM4 = r"""
 extern "C" __global__ void ws_stream4(const float4* a, float4* b, long long n) {
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += step) {
         const float4 x = a[t];
         float4 y = b[t];
         y.x = (x.x + x.x) - y.x; y.y = (x.y + x.y) - y.y; y.z = (x.z + x.z) - y.z; y.w = (x.w + x.w) - y.w;

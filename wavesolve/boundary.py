@@ -244,6 +244,8 @@ class GhostCells:
         self._solid_box: tuple[np.ndarray, np.ndarray] | None = None
         self._operator_of: sp.csr_matrix | None = None    # the W_gg whose (M, N) ``_operator_mn`` holds
         self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+        self._groups_of: sp.csr_matrix | None = None      # the W_gg whose coupled groups ``_groups`` holds
+        self._groups: tuple[int, np.ndarray] = (0, np.zeros(0, dtype=np.int64))
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -418,7 +420,7 @@ class GhostCells:
         self._pivot, self._norm = scaled_norm(self.W_gg.indptr, self.W_gg.indices, self.W_gg.data)
         if not rows:
             return
-        if not self.moving and self.iterative and _largest_group(self.W_gg) <= _LARGE_GHOST_GROUP:
+        if not self.moving and self.iterative and np.bincount(self._coupled_groups()[1]).max() <= _LARGE_GHOST_GROUP:
             M, N = self.operator()
             cells = self.fluid_cols[M.indices]             # M's columns as grid cells: no gather
             self._operator = (M.indptr.astype(np.int64), cells.astype(np.int64), M.data,
@@ -426,10 +428,19 @@ class GhostCells:
         elif not self.moving or not self.iterative or self._norm > _ITERATIVE_MAX_NORM:
             self._factorise()
 
+    def _coupled_groups(self) -> tuple[int, np.ndarray]:
+        """(count, group of each row) of the ghost cells coupled through the current W_gg (its
+        connected components; computed once per update)."""
+        if self._groups_of is not self.W_gg:
+            n = self.W_gg.shape[0]
+            self._groups = connected_components(self.W_gg, directed=False) if n else (0, np.zeros(0, np.int64))
+            self._groups_of = self.W_gg
+        return self._groups
+
     def operator(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(M, N) of :func:`ghost_operator` for the current system (computed once per update)."""
         if self._operator_of is not self.W_gg:
-            self._operator_mn = ghost_operator(self.W_gg, self.W_gf, self.offset)
+            self._operator_mn = ghost_operator(self.W_gg, self.W_gf, self.offset, self._coupled_groups())
             self._operator_of = self.W_gg
         return self._operator_mn
 
@@ -660,23 +671,18 @@ class _SurfaceData:
         return out
 
 
-def _largest_group(W_gg: sp.csr_matrix) -> int:
-    """Size of the largest group of ghost cells coupled through W_gg (its connected components)."""
-    if W_gg.shape[0] == 0:
-        return 0
-    _, group = connected_components(W_gg, directed=False)
-    return int(np.bincount(group).max())
-
-
-def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix,
-                   offset: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix, offset: np.ndarray,
+                   groups: tuple[int, np.ndarray] | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """(M, N) with M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset), both CSR float64.
 
-    The inverse is taken exactly, group by group (connected components of W_gg).
+    The inverse is taken exactly, group by group: the connected components of W_gg, given as
+    ``groups`` = (count, group of each row) where the caller has them, else computed here.
     """
     n = W_gg.shape[0]
     system = (sp.identity(n, format="csr") - W_gg).tocsr()
-    count, group = connected_components(W_gg, directed=False) if n else (0, np.zeros(0, dtype=np.int64))
+    if groups is None:
+        groups = connected_components(W_gg, directed=False) if n else (0, np.zeros(0, dtype=np.int64))
+    count, group = groups
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(count + 1))
     sizes = np.diff(starts)

@@ -9,9 +9,10 @@ arithmetic are checked against the NumPy reference on machines without a GPU.
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
 precomputed sparse operator, no host solve, a warp per row), the listener sample (one kernel),
 the fused cell update (one kernel: leapfrog, and in the layer the face velocities and split
-pressures), the thin-part correction and the solid cells' zeroing. Where nothing moves, kernels/cuda_blocks.py records blocks of such steps as CUDA graphs;
-otherwise each step is launched from Python, boundary accelerations going up through pinned
-buffers and samples kept in a device buffer copied back every ``SAMPLE_BLOCK`` steps.
+pressures), the thin-part correction and the solid cells' zeroing. Where nothing moves,
+kernels/cuda_blocks.py records blocks of such steps as CUDA graphs; otherwise each step is
+launched from Python, boundary accelerations going up through pinned buffers and samples kept in
+a device buffer copied back every ``SAMPLE_BLOCK`` steps.
 
 Ghost cells of geometry that does not move: the system (I − W_gg) p_g = W_gf p_f + ρ·offset·aₙ
 couples only ghost cells whose image stencils touch each other, in small groups (connected

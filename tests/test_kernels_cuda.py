@@ -21,6 +21,7 @@ from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, 
                           random_state)
 
 from wavesolve import load_scene
+from wavesolve.absorbing import AbsorbingLayer
 from wavesolve.boundary import GhostCells, ghost_operator
 from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate
 from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
@@ -106,6 +107,19 @@ def test_cell_kernel_writes_every_face(launcher, ground):
             skipped[off:off + m] = True
     assert np.max(np.abs(written[~skipped])) < 1.0
     assert np.all(written[skipped] == 1e30)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_memory_count_matches_the_field_updates_buffers(dtype):
+    """The layer's bytes that `wavesolve info` counts (AbsorbingLayer.estimate_bytes, exact) equal
+    what the host layer holds (one copy of the face velocities) and what the GPU's field update
+    holds (Backend.velocity_buffers = 2: it reads one copy and writes the other)."""
+    grid = make_grid((23, 19, 17), 4)
+    layer = AbsorbingLayer(grid, 1.2, dtype)
+    item = np.dtype(dtype).itemsize
+    assert AbsorbingLayer.estimate_bytes(grid, item, 1) == layer.nbytes
+    fast = CudaFieldUpdate(CudaBackend(np, launch=None), grid, layer, dtype)
+    assert AbsorbingLayer.estimate_bytes(grid, item, CudaBackend.velocity_buffers) == fast.nbytes
 
 
 def _scene_ghosts(name: str):

@@ -271,6 +271,22 @@ def test_rolling_can_showcase_travels_ten_box_widths_and_runs(monkeypatch):
     assert np.abs(result.listener("kerb")).max() > 0 and np.isfinite(result.listener("ahead")).all()
 
 
+def test_probe_points_for_a_block_of_steps_equal_those_of_each_step():
+    """A following box asks for the far-field rays' sample points of MOTION_BLOCK steps at once;
+    each step's points must be bit-equal to those asked for that step alone (the rolling can's
+    keyframed path, 20 steps from its middle)."""
+    from conftest import SCENES
+
+    scene = wavesolve.load_scene(SCENES / "showcase" / "rolling_can.toml")
+    trav = travellers(scene)[0]
+    dt = scene.grid.dt
+    times = np.array([(13700 + k) * dt for k in range(20)])
+    block = trav.probe_points(times)
+    assert block.shape == (20, len(trav.listeners) * len(trav.radii), 3)
+    for k, t in enumerate(times):
+        np.testing.assert_array_equal(block[k], trav.probe_points(float(t)))
+
+
 def test_listeners_hear_the_sum_of_every_box(tmp_path):
     """Two sounding spheres, each in its own following box (h = 2 cm, 4 ms, 1 m apart, flying
     toward each other): the listener's signal is the sum of the two scenes with one sphere each,

@@ -39,6 +39,9 @@ MIN_IMAGE_OFFSET_CELLS = 0.5
 INSTABILITY_PRESSURE = 1e8
 #: Steps between instability checks.
 INSTABILITY_CHECK_INTERVAL = 32
+#: Steps whose motion states a simulation asks for at once (Motion.prefetch: one vectorised
+#: spline call for a keyframed object instead of one per step, about 300 µs each).
+MOTION_BLOCK = 128
 
 #: Peak level of a normalised WAV, dBFS.
 WAV_PEAK_DBFS = -1.0

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .boundary import GhostCells
+from .constants import MOTION_BLOCK
 from .grid import Grid
 from .listeners import Probes
 from .scene import Scene, SceneObject
@@ -54,7 +55,8 @@ class FollowingSimulation(Simulation):
         obj: the object to follow (its shaders all act).
         grid: the box at t = 0 (see :meth:`wavesolve.travelling.Traveller.grid`).
         centre: object centre (3,) in m at a time (s).
-        probe_points: (m, 3) world points to sample at a time (s); they must lie in the interior.
+        probe_points: (m, 3) world points to sample at a time t (s), or (k, m, 3) at k times (asked
+            for MOTION_BLOCK steps at once); they must lie in the interior.
 
     Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis;
     velocity: three face-velocity arrays (m/s; axis a has n_a + 1 faces) filled at each shift: the
@@ -65,6 +67,7 @@ class FollowingSimulation(Simulation):
                  probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto") -> None:
         box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
         self._points = probe_points
+        self._block_first, self._block_points = 0, np.zeros((0, 0, 3))
         super().__init__(box_scene, backend=backend, probe_points=probe_points(0.0))
         xp = self.engine.xp
         self.shifts = np.zeros(3, dtype=int)
@@ -88,7 +91,11 @@ class FollowingSimulation(Simulation):
         for a in range(3):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
-        self.probes = self.engine.probes(Probes(self.grid, self._points(self.time)))
+        if not self._block_first <= self.n < self._block_first + len(self._block_points):
+            # the probe points of the coming MOTION_BLOCK steps, at the times ``time`` gives (n·Δt)
+            self._block_first = self.n
+            self._block_points = self._points(np.array([(self.n + k) * self.grid.dt for k in range(MOTION_BLOCK)]))
+        self.probes = self.engine.probes(Probes(self.grid, self._block_points[self.n - self._block_first]))
         return super().step()
 
     def _rebuild_velocity(self) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline
 
+from .constants import MOTION_BLOCK
+
 
 @dataclass(frozen=True)
 class RigidState:
@@ -112,22 +114,39 @@ class Oscillate(Motion):
 
 
 class _RememberedStates(Motion):
-    """A motion whose states cost enough to keep the last few: one step asks for the state at the
-    same time several times (boundary update, shaders, probes, a travelling box's centre).
-    Subclasses compute in ``_compute(t)``; the states are immutable, so sharing them is safe."""
+    """A motion whose states cost enough to keep: one step asks for the state at the same time
+    several times (boundary update, shaders, probes, a travelling box's centre), and a simulation
+    asks ahead for a block of its coming step times (:meth:`prefetch`), which a subclass computes
+    in one vectorised call. Subclasses compute the states of k times in ``_compute_many``; a lone
+    time goes the same way, so a state does not depend on the batch it came in. The states are
+    immutable, so sharing them is safe."""
 
-    _KEEP = 8
+    #: states kept: room for two prefetched blocks and the few times around them
+    _KEEP = 2 * MOTION_BLOCK + 8
+
+    def _remember(self, t: float, state: RigidState) -> None:
+        memo = self.__dict__.setdefault("_memo", {})
+        if len(memo) >= self._KEEP:
+            memo.pop(next(iter(memo)))              # the oldest kept
+        memo[t] = state
 
     def state(self, t: float) -> RigidState:
-        memo = self.__dict__.setdefault("_memo", {})
-        found = memo.get(t)
+        found = self.__dict__.setdefault("_memo", {}).get(t)
         if found is None:
-            if len(memo) >= self._KEEP:
-                memo.pop(next(iter(memo)))          # the oldest time asked
-            found = memo[t] = self._compute(t)
+            found = self._compute_many(np.array([t], dtype=np.float64))[0]
+            self._remember(t, found)
         return found
 
-    def _compute(self, t: float) -> RigidState:  # pragma: no cover - abstract
+    def prefetch(self, times: list[float]) -> None:
+        """Compute and keep the states at ``times`` (s) not kept yet, in one vectorised call."""
+        memo = self.__dict__.setdefault("_memo", {})
+        missing = [t for t in times if t not in memo]
+        if missing:
+            for t, state in zip(missing, self._compute_many(np.array(missing, dtype=np.float64))):
+                self._remember(t, state)
+
+    def _compute_many(self, t: np.ndarray) -> list[RigidState]:  # pragma: no cover - abstract
+        """States at the times t (k,) s."""
         raise NotImplementedError
 
 
@@ -139,9 +158,10 @@ class Spin(_RememberedStates):
         self.axis = np.asarray(axis, float) / np.linalg.norm(axis)
         self.omega = 2 * math.pi * rate
 
-    def _compute(self, t: float) -> RigidState:
-        R = Rotation.from_rotvec(self.axis * self.omega * t).as_matrix() @ self.R0
-        return RigidState(self.x0, R, _ZERO, _ZERO, self.axis * self.omega, _ZERO)
+    def _compute_many(self, t: np.ndarray) -> list[RigidState]:
+        R = Rotation.from_rotvec(np.outer(t * self.omega, self.axis)).as_matrix() @ self.R0
+        w = self.axis * self.omega
+        return [RigidState(self.x0, Rk, _ZERO, _ZERO, w, _ZERO) for Rk in R]
 
 
 class Keyframes(_RememberedStates):
@@ -154,20 +174,23 @@ class Keyframes(_RememberedStates):
         self._rot = RotationSpline(times, Rotation.from_quat(xyzw))
 
     def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if np.ndim(t) == 0:
+            kept = self.__dict__.get("_memo", {}).get(float(t))
+            if kept is not None:
+                return kept.position, kept.rotation
         tc = np.clip(t, self.t0, self.t1)        # the splines take several times in one call
         return self._pos(tc), self._rot(tc).as_matrix()
 
-    def _compute(self, t: float) -> RigidState:
-        tc = min(max(t, self.t0), self.t1)
-        inside = self.t0 < t < self.t1
-        pos = self._pos(tc)
+    def _compute_many(self, t: np.ndarray) -> list[RigidState]:
+        tc = np.clip(t, self.t0, self.t1)
+        inside = (self.t0 < t) & (t < self.t1)
+        pos, vel, acc = self._pos(tc), self._pos(tc, 1), self._pos(tc, 2)
         R = self._rot(tc).as_matrix()
-        if not inside:
-            return RigidState(pos, R, _ZERO, _ZERO, _ZERO, _ZERO)
-        # RotationSpline's rates are in the body frame... convert to world: ω_world = R ω_body
-        w = R @ self._rot(tc, 1)
-        dw = R @ self._rot(tc, 2)
-        return RigidState(pos, R, self._pos(tc, 1), self._pos(tc, 2), w, dw)
+        # RotationSpline's rates are in the body frame: ω_world = R ω_body
+        w = np.einsum("kij,kj->ki", R, self._rot(tc, 1))
+        dw = np.einsum("kij,kj->ki", R, self._rot(tc, 2))
+        return [RigidState(pos[k], R[k], vel[k], acc[k], w[k], dw[k]) if inside[k]
+                else RigidState(pos[k], R[k], _ZERO, _ZERO, _ZERO, _ZERO) for k in range(len(t))]
 
 
 class VertexTrack:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
 from .boundary import Body, GhostCells
-from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE
+from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
 from .errors import InstabilityError
 from .listeners import Probes
 from .scene import Scene
@@ -97,6 +97,10 @@ class Simulation:
         self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
+        # motions that compute their states in blocks (keyframes, spin): asked ahead for the coming
+        # steps' times, MOTION_BLOCK at a time
+        self._motions = [o.motion for o in scene.objects if o.motion.moves and hasattr(o.motion, "prefetch")]
+        self._prefetched = start_step
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
     @property
@@ -150,11 +154,17 @@ class Simulation:
         """Advance one step; returns the listener pressures (Pa) at the time the step started."""
         t = self.time
         ghosts = self.ghosts
+        if self._motions and self.n >= self._prefetched:
+            # the times as ``time`` gives them (n·Δt), so that the motions' kept states match
+            times = [(self.n + k) * self.grid.dt for k in range(MOTION_BLOCK)]
+            for motion in self._motions:
+                motion.prefetch(times)
+            self._prefetched = self.n + MOTION_BLOCK
         if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
             self._hold_zero = self.engine.asarray(ghosts.solid_cells())
             if ghosts.fresh.any():
-                ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration(t - self.grid.dt),
+                ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration((self.n - 1) * self.grid.dt),
                                             self.scene.density)
         samples = self._advance(self.boundary_acceleration(t))
         self.n += 1

@@ -86,16 +86,17 @@ class Traveller:
         position, rotation = self.obj.motion.pose(np.clip(t, 0.0, self.duration))
         return rotation @ self.centre_local + position
 
-    def probe_points(self, t: float) -> np.ndarray:
-        """(m·K, 3) points sampled at time t: listener j's K points are rows j·K … j·K + K − 1."""
-        out = np.empty((len(self.listeners), len(self.radii), 3))
-        centres = self.centre(t - np.asarray(self.radii, dtype=np.float64) / self.sound_speed)
-        for i, r in enumerate(self.radii):
-            s = centres[i]
-            u = self.listeners - s
-            u /= np.linalg.norm(u, axis=1, keepdims=True)
-            out[:, i] = s + r * u
-        return out.reshape(-1, 3)
+    def probe_points(self, t: float | np.ndarray) -> np.ndarray:
+        """(m·K, 3) points sampled at time t, or (k, m·K, 3) at k times (one spline call for all):
+        listener j's K points are rows j·K … j·K + K − 1."""
+        times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        radii = np.asarray(self.radii, dtype=np.float64)
+        k, K, m = len(times), len(radii), len(self.listeners)
+        centres = self.centre((times[:, None] - radii[None, :] / self.sound_speed).ravel()).reshape(k, 1, K, 3)
+        u = self.listeners[None, :, None, :] - centres                          # (k, m, K, 3)
+        u /= np.linalg.norm(u, axis=-1, keepdims=True)
+        out = (centres + radii[None, None, :, None] * u).reshape(k, m * K, 3)
+        return out[0] if np.ndim(t) == 0 else out
 
     def grid(self, scene: Scene) -> Grid:
         """The box at t = 0 (same cell size, time step and layer as the scene's grid)."""

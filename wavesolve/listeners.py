@@ -6,6 +6,10 @@ import numpy as np
 from .grid import Grid
 
 
+#: The 8 corners of a cell's trilinear stencil, in np.ndindex(2, 2, 2) order.
+_CORNERS = np.array(list(np.ndindex(2, 2, 2)), dtype=np.int64)
+
+
 class Probes:
     """Trilinear samplers for a set of world positions.
 
@@ -19,15 +23,14 @@ class Probes:
         f = grid.fractional_index(positions)
         base = np.floor(f).astype(np.int64)
         frac = f - base
-        n = len(positions)
-        self.cells = np.zeros((n, 8), dtype=np.int64)
-        self.weights = np.zeros((n, 8))
-        for c, corner in enumerate(np.ndindex(2, 2, 2)):
-            w = np.ones(n)
-            for a in range(3):
-                w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
-            self.cells[:, c] = np.ravel_multi_index((base + np.array(corner)).T, grid.shape)
-            self.weights[:, c] = w
+        # per corner c (np.ndindex(2, 2, 2) order) and axis a: frac or 1 − frac; the weight is the
+        # product over the axes, x first (a following box rebuilds its probes every step)
+        factor = np.where(_CORNERS[None, :, :] == 1, frac[:, None, :], 1.0 - frac[:, None, :])   # (n, 8, 3)
+        self.weights = (factor[:, :, 0] * factor[:, :, 1]) * factor[:, :, 2]
+        if len(base) and (base.min(initial=0) < 0 or np.any(base.max(axis=0) + 1 >= grid.shape)):
+            raise ValueError("a probe position's trilinear stencil leaves the grid")
+        corner = base[:, None, :] + _CORNERS[None, :, :]                                          # (n, 8, 3)
+        self.cells = (corner[..., 0] * grid.shape[1] + corner[..., 1]) * grid.shape[2] + corner[..., 2]
 
     def sample(self, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Pressure (n,) in Pa at the probe positions (into ``out`` when given)."""

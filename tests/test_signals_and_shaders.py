@@ -51,6 +51,14 @@ def test_file_signal_is_interpolated_in_time(tmp_path):
     tq = 0.01 + np.linspace(0.01, 0.09, 777)
     assert np.max(np.abs(sig(tq) - 6.0 * np.sin(2 * np.pi * 1000 * (tq - 0.01)))) < 6.0 * 1e-3
     assert sig(0.005) == 0.0
+    # the interpolation is np.interp's to the bit (its arithmetic, without its pass over the whole
+    # signal per call), on random times, on every sample and just past both ends
+    n, rate = len(sig._samples), sig._rate
+    times = np.concatenate([np.random.default_rng(2).uniform(0.0, 0.2, 5000), 0.01 + np.arange(-2, n + 2) / rate])
+    ref = np.interp((times - 0.01) * rate, np.arange(n), sig._samples, left=0.0, right=0.0)
+    np.testing.assert_array_equal(sig(times), ref)
+    one = np.interp((0.0234 - 0.01) * rate, np.arange(n), sig._samples, left=0.0, right=0.0)
+    assert sig(0.0234) == one
 
 
 def test_prescribed_shader_is_found_through_entry_points():

@@ -118,3 +118,58 @@ position = [0.0, 0.15, 0.0]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * peak)
         if window is not None:
             assert not got[:40].any() and not got[250:].any()
+
+
+def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(tmp_path, monkeypatch):
+    """Where nothing moves, a CPU run asks the shaders for MOTION_BLOCK steps at once; every step
+    must use exactly its own row of the block (bit for bit), across two blocks and a second run()
+    that starts inside the first (blocks equal step-by-step values to 1e-13: the test above). With the numba backend the shaders run with BLAS held to one thread (threadpoolctl):
+    OpenBLAS's spinning threads would take the cores from the compiled step."""
+    from threadpoolctl import threadpool_info
+
+    from wavesolve import load_scene
+    from wavesolve.constants import MOTION_BLOCK
+    from wavesolve.simulation import Simulation
+
+    path = tmp_path / "one.toml"
+    path.write_text("""
+[simulation]
+duration = 0.01
+cell_size = 0.01
+[domain]
+size = 0.3
+[[objects]]
+name = "a"
+mesh = { primitive = "icosphere", radius = 0.04, subdivisions = 2 }
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = { waveform = "sine_burst", frequency = 900.0, amplitude = 30.0, cycles = 3 }
+[[listeners]]
+name = "l"
+position = [0.0, 0.1, 0.0]
+""")
+    scene = load_scene(path)
+    for backend in ("numpy", "numba"):
+        sim = Simulation(scene, backend=backend)
+        used, blas_threads = [], []
+        advance = sim._advance
+        block = sim.boundary_acceleration_block
+
+        def spy_block(times, out=None):
+            blas_threads.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+            return block(times, out)
+
+        monkeypatch.setattr(sim, "_advance", lambda accel, samples=None: (used.append(np.array(accel)),
+                                                                           advance(accel, samples))[1])
+        monkeypatch.setattr(sim, "boundary_acceleration_block", spy_block)
+        sim.run(100, progress=False)
+        sim.run(MOTION_BLOCK + 50, progress=False)
+        assert len(used) == MOTION_BLOCK + 150 and np.max(np.abs(used)) > 0
+        # blocks from steps 0, K and 2K: the second run() (from step 100) goes on in the first
+        K = MOTION_BLOCK
+        times = np.arange(3 * K) * scene.grid.dt
+        expected = np.vstack([block(times[:K]), block(times[K:2 * K]), block(times[2 * K:])])
+        np.testing.assert_array_equal(np.array(used), expected[:len(used)])
+        if backend == "numba":
+            assert blas_threads and set(blas_threads) == {1}

@@ -48,6 +48,10 @@ class Backend:
     z_slabs_y_fastest = False
     #: copies of the layer's face velocities the field update holds (the GPU's reads one, writes another)
     velocity_buffers = 1
+    #: whether the field kernels run on the host's cores (threads): then a run holds BLAS (the
+    #: shaders' products) to one thread, since OpenBLAS's threads spin after each call and take the
+    #: cores from the kernels (bench/RESULTS.md: 2.3× slower steps on 2 cores)
+    host_threads = False
     xp: Any = np
 
     def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
@@ -123,6 +127,7 @@ class NumbaBackend(Backend):
 
     name = "numba"
     z_slabs_y_fastest = True
+    host_threads = True
 
     def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
         from .kernels.cpu import FusedUpdate

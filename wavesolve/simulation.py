@@ -8,6 +8,7 @@ Per step n (time t = nΔt):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -38,6 +39,16 @@ class PointSource:
 
     position: Sequence[float]
     volume_acceleration: Callable[[float], float]
+
+
+def _blas_held(engine) -> contextlib.AbstractContextManager:
+    """A context in which BLAS runs on one thread, where the engine's kernels use the host's cores
+    (``Backend.host_threads``); elsewhere it changes nothing."""
+    if not engine.host_threads:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class Simulation:
@@ -101,6 +112,9 @@ class Simulation:
         # steps' times, MOTION_BLOCK at a time
         self._motions = [o.motion for o in scene.objects if o.motion.moves and hasattr(o.motion, "prefetch")]
         self._prefetched = start_step
+        # static geometry on an engine without block runner: the shaders' accelerations of the
+        # coming MOTION_BLOCK steps, (K, g), from step ``_accel_first`` (``_step_acceleration``)
+        self._accel_first, self._accel_block = start_step, np.zeros((0, 0))
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
     @property
@@ -127,6 +141,21 @@ class Simulation:
             for shader in shaders:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
+
+    def _step_acceleration(self) -> np.ndarray:
+        """aₙ at this step's time. Where nothing moves and the engine runs every step on its own
+        (no block runner), the shaders are asked for MOTION_BLOCK steps at once
+        (:meth:`boundary_acceleration_block`: vectorised shaders answer a block in about the time of
+        one step) and the block is kept; otherwise :meth:`boundary_acceleration` at this time."""
+        if self.ghosts.moving or not len(self.ghosts) or self._block_runner() is not None:
+            return self.boundary_acceleration(self.time)
+        k = self.n - self._accel_first
+        if not 0 <= k < len(self._accel_block):
+            # the times as ``time`` gives them (n·Δt)
+            times = (self.n + np.arange(MOTION_BLOCK)) * self.grid.dt
+            self._accel_block = self.boundary_acceleration_block(times)
+            self._accel_first, k = self.n, 0
+        return self._accel_block[k]
 
     def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,
@@ -166,7 +195,7 @@ class Simulation:
             if ghosts.fresh.any():
                 ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration((self.n - 1) * self.grid.dt),
                                             self.scene.density)
-        samples = self._advance(self.boundary_acceleration(t))
+        samples = self._advance(self._step_acceleration())
         self.n += 1
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
@@ -225,13 +254,14 @@ class Simulation:
                    file=sys.stderr)
         start = time.perf_counter()
         try:
-            blocks = self._block_runner()
-            first = 0 if blocks is None else blocks.run(self, out, bar)
-            for k in range(first, steps):
-                record.put(k, self.step())
-                if k % 16 == 15 or k == steps - 1:
-                    bar.update(k + 1 - bar.n)
-            record.flush()
+            with _blas_held(self.engine):
+                blocks = self._block_runner()
+                first = 0 if blocks is None else blocks.run(self, out, bar)
+                for k in range(first, steps):
+                    record.put(k, self.step())
+                    if k % 16 == 15 or k == steps - 1:
+                        bar.update(k + 1 - bar.n)
+                record.flush()
         finally:
             bar.close()
         self.wall_time = time.perf_counter() - start

@@ -154,16 +154,22 @@ def test_keyframes_reproduce_a_known_motion(tmp_path):
         np.testing.assert_allclose(s.angular_velocity, [0, 0, 10.0], atol=1e-6)
 
 
-def test_keyframe_poses_at_several_times_equal_the_states(tmp_path):
-    """``pose`` (one spline call for several times, used by travelling boxes' far-field rays) gives
-    exactly the position and rotation of ``state``; a state asked again is the same (kept) one."""
+def _wobble_keyframes(tmp_path, drift: float = 0.0):
+    """Keyframes at 2 kHz over 0.1 s, written as CSV: x = 0.01 sin(2π·50 t), y = drift·t, and a
+    10 rad/s turn about the axis (0, 0.6, 0.8). Returns the file's path."""
     t = np.arange(0, 0.1, 5e-4)
     half = 0.5 * 10.0 * t
-    rows = np.column_stack([t, 0.01 * np.sin(2 * np.pi * 50 * t), 0 * t, 0 * t, np.cos(half), 0 * t,
+    rows = np.column_stack([t, 0.01 * np.sin(2 * np.pi * 50 * t), drift * t, 0 * t, np.cos(half), 0 * t,
                             np.sin(half) * 0.6, np.sin(half) * 0.8])
     path = tmp_path / "k.csv"
     np.savetxt(path, rows, delimiter=",", header="time,x,y,z,qw,qx,qy,qz", comments="")
-    motion = Keyframes(*read_keyframes(path))
+    return path
+
+
+def test_keyframe_poses_at_several_times_equal_the_states(tmp_path):
+    """``pose`` (one spline call for several times, used by travelling boxes' far-field rays) gives
+    exactly the position and rotation of ``state``; a state asked again is the same (kept) one."""
+    motion = Keyframes(*read_keyframes(_wobble_keyframes(tmp_path)))
     times = np.array([-0.01, 0.0, 0.0123, 0.05, 0.0999, 0.2])     # inside and outside the range
     positions, rotations = motion.pose(times)
     for k, tq in enumerate(times):
@@ -179,12 +185,7 @@ def test_prefetched_states_equal_the_states_asked_alone(tmp_path):
     spline call). Every field of a state that came in a block must be bit-equal to the state asked
     for alone, so results do not depend on where a block starts (a chunk of a time-parallel run
     starts its own). Checked for keyframes, inside and past the key range, and for a spin."""
-    t = np.arange(0, 0.1, 5e-4)
-    half = 0.5 * 10.0 * t
-    rows = np.column_stack([t, 0.01 * np.sin(2 * np.pi * 50 * t), 0.002 * t, 0 * t, np.cos(half), 0 * t,
-                            np.sin(half) * 0.6, np.sin(half) * 0.8])
-    path = tmp_path / "k.csv"
-    np.savetxt(path, rows, delimiter=",", header="time,x,y,z,qw,qx,qy,qz", comments="")
+    path = _wobble_keyframes(tmp_path, drift=0.002)
     dt = 1.0 / 68600.0
     times = [(6800 + k) * dt for k in range(200)]          # crosses the last key, 0.0995 s
     for make in (lambda: Keyframes(*read_keyframes(path)),

@@ -108,8 +108,9 @@ def test_numba_travelling_box_matches_numpy(tmp_path, precision):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_peak_and_zero_cells_equal_numpy(dtype):
-    """The numba backend's max |p| (the instability check) and solid-cell zeroing against NumPy's:
+def test_peak_zero_cells_and_mirror_floor_equal_numpy(dtype):
+    """The numba backend's max |p| (the instability check), solid-cell zeroing and the floor's
+    mirror rows against NumPy's:
     the peak exactly (a maximum rounds nothing), NaN for a field holding a NaN or an inf."""
     numba_backend, numpy_backend = resolve_backend("numba"), resolve_backend("numpy")
     rng = np.random.default_rng(5)
@@ -126,3 +127,13 @@ def test_peak_and_zero_cells_equal_numpy(dtype):
     numpy_backend.zero_cells(b, index)
     np.testing.assert_array_equal(a, b)
     assert np.count_nonzero(a) == p.size - 500
+    # the floor's mirror rows (a ground): a copy, so equal to the element; a thin box (nz − 2L < L)
+    # mirrors only its nz − 2L interior rows
+    for shape, L in (((17, 23, 29), 4), ((17, 23, 11), 4)):
+        grid = make_grid(shape, L, ground=True)
+        before = rng.normal(size=shape).astype(dtype)
+        a, b = before.copy(), before.copy()
+        numba_backend.mirror_floor(a, grid)
+        numpy_backend.mirror_floor(b, grid)
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, before)                  # rows were written

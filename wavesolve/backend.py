@@ -139,6 +139,11 @@ class NumbaBackend(Backend):
 
         zero_cells(a.reshape(-1), index)
 
+    def mirror_floor(self, p: Any, grid) -> None:
+        from .kernels.cpu import mirror_floor
+
+        mirror_floor(p, grid.layer, min(grid.layer, grid.shape[2] - 2 * grid.layer))
+
     def peak(self, a: Any) -> float:
         from .kernels.cpu import peak
 

@@ -273,6 +273,18 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
 
 
 @njit(parallel=True, cache=True)
+def mirror_floor(p3, L, m):
+    """p[i, j, L − 1 − r] = p[i, j, L + r] for r < m, L ≤ i < nx − L, L ≤ j < ny − L (the floor's
+    mirror rows: Backend.mirror_floor), over x-planes in parallel."""
+    nx, ny, nz = p3.shape
+    for i in prange(L, nx - L):
+        for j in range(L, ny - L):
+            col = p3[i, j]
+            for r in range(m):
+                col[L - 1 - r] = col[L + r]
+
+
+@njit(parallel=True, cache=True)
 def zero_cells(a, index):
     """a[index] = 0 on the flat array ``a`` (the solid cells after the update)."""
     for n in prange(index.size):

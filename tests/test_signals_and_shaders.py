@@ -123,8 +123,10 @@ position = [0.0, 0.15, 0.0]
 def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(tmp_path, monkeypatch):
     """Where nothing moves, a CPU run asks the shaders for MOTION_BLOCK steps at once; every step
     must use exactly its own row of the block (bit for bit), across two blocks and a second run()
-    that starts inside the first (blocks equal step-by-step values to 1e-13: the test above). With the numba backend the shaders run with BLAS held to one thread (threadpoolctl):
-    OpenBLAS's spinning threads would take the cores from the compiled step."""
+    that starts inside the first (blocks equal step-by-step values to 1e-13: the test above).
+    With the numba backend the shaders run with BLAS held to one thread (threadpoolctl), in run()
+    and in steps called on their own: OpenBLAS's spinning threads would take the cores from the
+    compiled step."""
     from threadpoolctl import threadpool_info
 
     from wavesolve import load_scene
@@ -166,6 +168,11 @@ position = [0.0, 0.1, 0.0]
         sim.run(100, progress=False)
         sim.run(MOTION_BLOCK + 50, progress=False)
         assert len(used) == MOTION_BLOCK + 150 and np.max(np.abs(used)) > 0
+        calls = len(blas_threads)
+        for _ in range(110):                 # steps called on their own reach the block from 3K
+            sim.step()
+        assert len(blas_threads) > calls
+        used = used[:MOTION_BLOCK + 150]
         # blocks from steps 0, K and 2K: the second run() (from step 100) goes on in the first
         K = MOTION_BLOCK
         times = np.arange(3 * K) * scene.grid.dt

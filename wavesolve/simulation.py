@@ -5,6 +5,10 @@ Per step n (time t = nΔt):
   2. listeners sample pⁿ;
   3. the absorbing layer writes pⁿ⁺¹ in its cells; the box interior takes the leapfrog
      pⁿ⁺¹ = 2pⁿ − pⁿ⁻¹ + λ² L pⁿ (+ point sources); solid cells are held at zero.
+
+What does not depend on the field is computed ahead, MOTION_BLOCK steps at a time: moving
+objects' states (``Motion.prefetch``) and, where nothing moves, the shaders' aₙ
+(``boundary_acceleration_block``; on the GPU the block runner does this itself).
 """
 from __future__ import annotations
 
@@ -120,7 +124,7 @@ class Simulation:
         # static geometry on an engine without block runner: the shaders' accelerations of the
         # coming MOTION_BLOCK steps, (K, g), from step ``_accel_first`` (``_step_acceleration``)
         self._accel_first, self._accel_block = start_step, np.zeros((0, 0))
-        self._blas_held = False          # True inside run(), which holds BLAS for all its steps
+        self._in_run = False             # inside run(), which holds BLAS once for all its steps
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
 
     @property
@@ -190,7 +194,7 @@ class Simulation:
 
         On an engine whose kernels use the host's cores, BLAS is held to one thread during the step
         (:meth:`run` holds it once for all of its steps)."""
-        if self._blas_held:
+        if self._in_run:
             return self._step()
         with _blas_held(self.engine):
             return self._step()
@@ -270,7 +274,7 @@ class Simulation:
         start = time.perf_counter()
         try:
             with _blas_held(self.engine):
-                self._blas_held = True
+                self._in_run = True
                 blocks = self._block_runner()
                 first = 0 if blocks is None else blocks.run(self, out, bar)
                 for k in range(first, steps):
@@ -279,7 +283,7 @@ class Simulation:
                         bar.update(k + 1 - bar.n)
                 record.flush()
         finally:
-            self._blas_held = False
+            self._in_run = False
             bar.close()
         self.wall_time = time.perf_counter() - start
         return out

@@ -198,7 +198,7 @@ def test_prefetched_states_equal_the_states_asked_alone(tmp_path):
             for field in ("position", "rotation", "velocity", "acceleration", "angular_velocity",
                           "angular_acceleration"):
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"{field} at {tq}")
-        assert len(ahead._memo) <= ahead._KEEP
+        assert len(ahead._kept) <= ahead._KEEP
 
 
 BAD_MOTION = {

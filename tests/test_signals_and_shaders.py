@@ -120,7 +120,7 @@ position = [0.0, 0.15, 0.0]
             assert not got[:40].any() and not got[250:].any()
 
 
-def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(tmp_path, monkeypatch):
+def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(write_scene, monkeypatch):
     """Where nothing moves, a CPU run asks the shaders for MOTION_BLOCK steps at once; every step
     must use exactly its own row of the block (bit for bit), across two blocks and a second run()
     that starts inside the first (blocks equal step-by-step values to 1e-13: the test above).
@@ -133,8 +133,7 @@ def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(tmp_
     from wavesolve.constants import MOTION_BLOCK
     from wavesolve.simulation import Simulation
 
-    path = tmp_path / "one.toml"
-    path.write_text("""
+    path = write_scene("""
 [simulation]
 duration = 0.01
 cell_size = 0.01
@@ -150,7 +149,7 @@ signal = { waveform = "sine_burst", frequency = 900.0, amplitude = 30.0, cycles 
 [[listeners]]
 name = "l"
 position = [0.0, 0.1, 0.0]
-""")
+""", "one.toml")
     scene = load_scene(path)
     for backend in ("numpy", "numba"):
         sim = Simulation(scene, backend=backend)

@@ -432,8 +432,7 @@ class GhostCells:
         """(count, group of each row) of the ghost cells coupled through the current W_gg (its
         connected components; computed once per update)."""
         if self._groups_of is not self.W_gg:
-            n = self.W_gg.shape[0]
-            self._groups = connected_components(self.W_gg, directed=False) if n else (0, np.zeros(0, np.int64))
+            self._groups = _coupled_groups(self.W_gg)
             self._groups_of = self.W_gg
         return self._groups
 
@@ -671,6 +670,14 @@ class _SurfaceData:
         return out
 
 
+def _coupled_groups(W_gg: sp.csr_matrix) -> tuple[int, np.ndarray]:
+    """(count, group of each row): the groups of ghost cells coupled through W_gg (its connected
+    components)."""
+    if W_gg.shape[0] == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    return connected_components(W_gg, directed=False)
+
+
 def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix, offset: np.ndarray,
                    groups: tuple[int, np.ndarray] | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """(M, N) with M = (I − W_gg)⁻¹ W_gf and N = (I − W_gg)⁻¹ diag(offset), both CSR float64.
@@ -680,9 +687,7 @@ def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix, offset: np.ndarray,
     """
     n = W_gg.shape[0]
     system = (sp.identity(n, format="csr") - W_gg).tocsr()
-    if groups is None:
-        groups = connected_components(W_gg, directed=False) if n else (0, np.zeros(0, dtype=np.int64))
-    count, group = groups
+    count, group = _coupled_groups(W_gg) if groups is None else groups
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(count + 1))
     sizes = np.diff(starts)

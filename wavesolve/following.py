@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from .boundary import GhostCells
-from .constants import MOTION_BLOCK
 from .grid import Grid
 from .listeners import Probes
 from .scene import Scene, SceneObject
@@ -92,9 +91,9 @@ class FollowingSimulation(Simulation):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
         if not self._block_first <= self.n < self._block_first + len(self._block_points):
-            # the probe points of the coming MOTION_BLOCK steps, at the times ``time`` gives (n·Δt)
+            # the probe points of the coming MOTION_BLOCK steps
             self._block_first = self.n
-            self._block_points = self._points(np.array([(self.n + k) * self.grid.dt for k in range(MOTION_BLOCK)]))
+            self._block_points = self._points(self._coming_times())
         self.probes = self.engine.probes(Probes(self.grid, self._block_points[self.n - self._block_first]))
         return super().step()
 

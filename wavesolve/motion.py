@@ -56,6 +56,10 @@ class Motion:
     def state(self, t: float) -> RigidState:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def prefetch(self, times: np.ndarray) -> None:
+        """Ready the states at ``times`` (s), which a simulation is about to ask for; nothing to do
+        where a state is cheap (motions whose states cost keep them: ``_RememberedStates``)."""
+
     def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position, rotation) without the derivatives: (3,), (3, 3) at a time t, or (k, 3),
         (k, 3, 3) at k times."""
@@ -124,23 +128,28 @@ class _RememberedStates(Motion):
     #: states kept: room for two prefetched blocks and the few times around them
     _KEEP = 2 * MOTION_BLOCK + 8
 
+    @property
+    def _kept(self) -> dict[float, RigidState]:
+        """The states kept, by time, oldest first (made at first use: subclasses set no state here)."""
+        return self.__dict__.setdefault("_memo", {})
+
     def _remember(self, t: float, state: RigidState) -> None:
-        memo = self.__dict__.setdefault("_memo", {})
+        memo = self._kept
         if len(memo) >= self._KEEP:
             memo.pop(next(iter(memo)))              # the oldest kept
         memo[t] = state
 
     def state(self, t: float) -> RigidState:
-        found = self.__dict__.setdefault("_memo", {}).get(t)
+        found = self._kept.get(t)
         if found is None:
             found = self._compute_many(np.array([t], dtype=np.float64))[0]
             self._remember(t, found)
         return found
 
-    def prefetch(self, times: list[float]) -> None:
+    def prefetch(self, times: np.ndarray) -> None:
         """Compute and keep the states at ``times`` (s) not kept yet, in one vectorised call."""
-        memo = self.__dict__.setdefault("_memo", {})
-        missing = [t for t in times if t not in memo]
+        memo = self._kept
+        missing = [t for t in np.asarray(times, dtype=np.float64).tolist() if t not in memo]
         if missing:
             for t, state in zip(missing, self._compute_many(np.array(missing, dtype=np.float64))):
                 self._remember(t, state)
@@ -175,7 +184,7 @@ class Keyframes(_RememberedStates):
 
     def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if np.ndim(t) == 0:
-            kept = self.__dict__.get("_memo", {}).get(float(t))
+            kept = self._kept.get(float(t))
             if kept is not None:
                 return kept.position, kept.rotation
         tc = np.clip(t, self.t0, self.t1)        # the splines take several times in one call

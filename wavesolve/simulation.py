@@ -13,6 +13,7 @@ objects' states (``Motion.prefetch``) and, where nothing moves, the shaders' a�
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -45,7 +46,12 @@ class PointSource:
     volume_acceleration: Callable[[float], float]
 
 
-_BLAS: list = []          # the threadpoolctl controller, made at first use (once NumPy's BLAS is loaded)
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller, made at first use (once NumPy's BLAS is loaded)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _blas_held(engine) -> contextlib.AbstractContextManager:
@@ -53,11 +59,7 @@ def _blas_held(engine) -> contextlib.AbstractContextManager:
     (``Backend.host_threads``); elsewhere it changes nothing. About 8 µs to enter and leave."""
     if not engine.host_threads:
         return contextlib.nullcontext()
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 class Simulation:
@@ -117,9 +119,9 @@ class Simulation:
         self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
-        # motions that compute their states in blocks (keyframes, spin): asked ahead for the coming
-        # steps' times, MOTION_BLOCK at a time
-        self._motions = [o.motion for o in scene.objects if o.motion.moves and hasattr(o.motion, "prefetch")]
+        # moving objects' motions: asked ahead for the coming steps' states, MOTION_BLOCK at a time
+        # (Motion.prefetch: one vectorised call where the states are costly)
+        self._motions = [o.motion for o in scene.objects if o.motion.moves]
         self._prefetched = start_step
         # static geometry on an engine without block runner: the shaders' accelerations of the
         # coming MOTION_BLOCK steps, (K, g), from step ``_accel_first`` (``_step_acceleration``)
@@ -152,6 +154,11 @@ class Simulation:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
 
+    def _coming_times(self) -> np.ndarray:
+        """The times (MOTION_BLOCK,) s of this step and the next ones, each as ``time`` gives it
+        (n·Δt, to the bit), so that what is computed ahead for them is found again."""
+        return (self.n + np.arange(MOTION_BLOCK)) * self.grid.dt
+
     def _step_acceleration(self) -> np.ndarray:
         """aₙ at this step's time. Where nothing moves and the engine runs every step on its own
         (no block runner), the shaders are asked for MOTION_BLOCK steps at once
@@ -161,9 +168,7 @@ class Simulation:
             return self.boundary_acceleration(self.time)
         k = self.n - self._accel_first
         if not 0 <= k < len(self._accel_block):
-            # the times as ``time`` gives them (n·Δt)
-            times = (self.n + np.arange(MOTION_BLOCK)) * self.grid.dt
-            self._accel_block = self.boundary_acceleration_block(times)
+            self._accel_block = self.boundary_acceleration_block(self._coming_times())
             self._accel_first, k = self.n, 0
         return self._accel_block[k]
 
@@ -203,8 +208,7 @@ class Simulation:
         t = self.time
         ghosts = self.ghosts
         if self._motions and self.n >= self._prefetched:
-            # the times as ``time`` gives them (n·Δt), so that the motions' kept states match
-            times = [(self.n + k) * self.grid.dt for k in range(MOTION_BLOCK)]
+            times = self._coming_times()
             for motion in self._motions:
                 motion.prefetch(times)
             self._prefetched = self.n + MOTION_BLOCK

@@ -1,12 +1,14 @@
 """Where a GPU step's time goes: copy-bandwidth ceilings and each kernel's device time.
 
-    python3 bench/gpu_profile.py [--steps 20]
+    python3 bench/gpu_profile.py [--steps 20] [--cases 88,256,384,384d] [--variants]
 
 Needs CuPy and a GPU. Prints:
 
 - the copy-bandwidth ceilings of bench/throughput.py (bytes read plus bytes written per second);
 - per kernel, its mean device time in µs per step for the issue's real-time case (bench/realtime.py:
-  88³ with the modal bowl) and for free-field 256³ and 384³ grids (float32).
+  88³ with the modal bowl) and for free-field 256³ and 384³ grids (float32; 384d: float64);
+- with ``--variants``, the cell kernel alone in each of its variants (index width, register bound),
+  whole, interior blocks alone and layer blocks alone.
 
 Kernel times are taken with device events around each launch while a long kernel ahead of them
 keeps the GPU busy, so the host's launch latency falls outside them.
@@ -75,11 +77,65 @@ def kernel_times(cupy, module, sim: Simulation, steps: int) -> dict[str, float]:
     return {name: t / steps for name, t in total.items()}
 
 
+def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> list[tuple]:
+    """The cell kernel alone in each variant: 64- or 32-bit indices (ws_cell, ws_cell32) and each
+    register bound (cuda_backend.CELL_MIN_BLOCKS: 0, 6, 8), over all its blocks, the interior's
+    alone and the layer's alone. Fields and layer state are random (not zeros); each figure is the
+    mean device µs of ``repeats`` back-to-back launches queued behind a spin kernel, median of 5.
+    Returns rows (kernel, min_blocks, registers, all, interior, layer)."""
+    from wavesolve.kernels import cuda_backend
+
+    update = sim._update
+    rng = np.random.default_rng(1)
+    p, out = (cupy.asarray(rng.standard_normal(sim.p.shape).astype(sim.dtype) * 1e-3) for _ in range(2))
+    update.p_aux[...] = cupy.asarray(rng.standard_normal(update.p_aux.shape) * 1e-3)
+    for v in update._v:
+        v[...] = cupy.asarray(rng.standard_normal(v.shape) * 1e-6)
+    start = cupy.asnumpy(update.seg_start)
+    interior = int(start[1])
+    # the segments of one part alone: the others empty (so the host build, which loops over the
+    # segments rather than the launched blocks, runs the same blocks)
+    interior_start = cupy.asarray(np.minimum(start, interior).astype(np.int64))
+    layer_start = cupy.asarray(np.concatenate([[0, 0], start[2:] - interior]).astype(np.int64))
+    parts = {"all": (update.seg_start, update.n_blocks), "interior": (interior_start, interior),
+             "layer": (layer_start, update.n_blocks - interior)}
+    saved = (update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS)
+    rows = []
+    try:
+        for min_blocks in (0, 6, 8):
+            cuda_backend.CELL_MIN_BLOCKS = min_blocks
+            launcher = cuda_backend.CupyLauncher(cupy)
+            update.launch = launcher
+            for kernel in ("ws_cell", "ws_cell32"):
+                update.kernel = kernel
+                suffix = cuda_backend.KERNEL_SUFFIX[sim.dtype]
+                regs = cupy.cuda.driver.funcGetAttribute(4, launcher.kernels[f"{kernel}_{suffix}"].ptr)  # NUM_REGS
+                times = {}
+                for part, (seg, blocks) in parts.items():
+                    runs = []
+                    for _ in range(5):
+                        module.get_function("ws_spin")((1,), (1,), (np.int64(20_000_000),))
+                        a, b = cupy.cuda.Event(), cupy.cuda.Event()
+                        a.record()
+                        for _ in range(repeats):
+                            update.launch_blocks(p, out, seg, blocks)
+                        b.record()
+                        b.synchronize()
+                        runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
+                    times[part] = float(np.median(runs))
+                rows.append((kernel, min_blocks, regs, times["all"], times["interior"], times["layer"]))
+    finally:
+        update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS = saved
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cases", default="88,256,384", help="which of the cases: 88, 256, 384")
+    ap.add_argument("--cases", default="88,256,384", help="which of the cases: 88, 256, 384, 384d")
     ap.add_argument("--no-ceilings", action="store_true")
+    ap.add_argument("--variants", action="store_true",
+                    help="also time the cell kernel's variants (index width, register bound), whole and by part")
     args = ap.parse_args()
     import cupy
 
@@ -91,7 +147,8 @@ def main() -> None:
         ceilings()
     cases = {"88": ("88³ modal bowl (real-time case)", lambda: parse_scene(scene_text(88, 0.05), "realtime.toml")),
              "256": ("256³ free field", lambda: free_field(256, "float32")),
-             "384": ("384³ free field", lambda: free_field(384, "float32"))}
+             "384": ("384³ free field", lambda: free_field(384, "float32")),
+             "384d": ("384³ free field, float64", lambda: free_field(384, "float64"))}
     for key in args.cases.split(","):
         label, scene = cases[key]
         sim = Simulation(scene(), backend="cupy")
@@ -102,6 +159,11 @@ def main() -> None:
         for name, t in sorted(times.items(), key=lambda kv: -kv[1]):
             print(f"| {name} | {t:.1f} |")
         print(f"| all kernels | {sum(times.values()):.1f} |")
+        if args.variants:
+            print("\n| cell kernel | min blocks | registers | all, µs | interior, µs | layer, µs | updates/s |")
+            print("| --- | --- | --- | --- | --- | --- | --- |")
+            for kernel, mb, regs, t_all, t_in, t_lay in cell_kernel_variants(cupy, module, sim):
+                print(f"| {kernel} | {mb} | {regs} | {t_all:.1f} | {t_in:.1f} | {t_lay:.1f} | {cells / t_all / 1e3:.1f} G |")
         del sim
         cupy.get_default_memory_pool().free_all_blocks()
 

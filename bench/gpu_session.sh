@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
 #
-#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e
-#                                           (default: all)
+#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e,ab
+#                                           (default: all but ab)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
@@ -14,6 +14,10 @@
 # Both folders belong in .git/info/exclude. Logs go to $OUT (or ./gpu_logs) so a stage cut short
 # still leaves its output: all stages in session.txt (the device tool returns at most 8 files),
 # each stage also in /tmp/gpu_stage_logs.
+# Stage ab times an earlier commit on the same machine (real time, and the 256³ and 384³ grids), from
+# a copy in .ab/base (also in .git/info/exclude), made beforehand with
+#   mkdir -p .ab/base && git archive COMMIT wavesolve bench scenes shaders pyproject.toml | tar -x -C .ab/base
+# (each bench script imports the package beside it).
 set -uo pipefail
 stages="${1:-env,tests,realtime,profile,grid,memory,showcases,e2e}"
 log="${OUT:-gpu_logs}"
@@ -45,8 +49,8 @@ if has env; then
 fi
 has tests && run 240 tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/
 has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --duration 1.0
-has profile && run 120 profile python3 bench/gpu_profile.py --cases 88,256,384 --steps 20
-has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 128,200,200s,256,256s,384 \
+has profile && run 150 profile python3 bench/gpu_profile.py --cases 88,256,384,384d --steps 20 --variants
+has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 256,256s,384,128,200,200s \
     --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu
 has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 256 --showcases-only
@@ -63,5 +67,9 @@ if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (
         python3 bench/compare_results.py "/tmp/${name}_cupy.h5" "/tmp/${name}_numba.h5" | tee "$stage_log/e2e_$name.txt" \
             | tee -a "$log/session.txt"
     done
+fi
+if has ab && [ -d .ab/base ]; then
+    run 90 ab_realtime python3 .ab/base/bench/realtime.py --backend cupy --duration 1.0
+    run 150 ab_grid python3 .ab/base/bench/throughput.py --backends cupy --steps 200 --sizes 256,384 --grid-only
 fi
 exit 0

@@ -65,16 +65,20 @@ def test_nvcc_compiles_the_cuda_source(tmp_path):
             assert f".entry {name}_{suffix}(" in text
 
 
+@pytest.mark.parametrize("kernel", ["ws_cell32", "ws_cell"])
 @pytest.mark.parametrize("ground", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape,L", SHAPES)
-def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground):
-    """With a ground the cells below the floor are skipped by both (left as they were)."""
+def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground, kernel):
+    """With a ground the cells below the floor are skipped by both (left as they were). Both cell
+    kernels, 32-bit indices (what grids under 2³¹ cells get) and 64-bit ones (larger grids)."""
     grid = make_grid(shape, L, ground=ground)
     lay_ref, p, p_prev = random_state(grid, dtype, seed=sum(shape) + 1)
     lay_fast = copy_layer(grid, lay_ref)
     ref = ReferenceUpdate(grid, lay_ref, dtype)
     fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, dtype)
+    assert fast.kernel == "ws_cell32"
+    fast.kernel = kernel
     fields_ref = [p.copy(), p_prev.copy()]
     fields_fast = [p.copy(), p_prev.copy()]
     for step in range(3):
@@ -167,6 +171,33 @@ def test_probe_kernel_equals_reference(launcher, dtype):
     want = probes.sample(p)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-15 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sampling_in_the_cell_kernel_equals_apart(launcher, dtype):
+    """The listeners sampled in the cell kernel's last segment (Backend.sample_and_update on the
+    GPU: one launch) give exactly what the probe kernel gives before the update, and the update is
+    unchanged: same arithmetic, so bit-equal. Listener count above one block, so the segment has
+    several blocks."""
+    grid = make_grid((20, 18, 16), 4)
+    rng = np.random.default_rng(12)
+    probes = Probes(grid, rng.uniform(0.05, 0.12, (300, 3)))
+    backend = CudaBackend(np, launcher)
+    dev = backend.probes(probes)
+    fields = {}
+    for fused in (False, True):
+        layer, p, p_prev = random_state(grid, dtype, seed=5)
+        update = CudaFieldUpdate(backend, grid, layer, dtype)
+        samples = np.full(len(probes.cells), np.nan)
+        if fused:
+            got = backend.sample_and_update(update, dev, p, p_prev, samples)
+            assert got is samples
+        else:
+            dev.sample(p, samples)
+            update(p, p_prev)
+        fields[fused] = (samples, p_prev, update.p_aux, update.v_aux)
+    for a, b in zip(fields[False], fields[True]):
+        np.testing.assert_array_equal(b, a)
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])

@@ -88,6 +88,20 @@ class Backend:
         """a.flat[index] = 0 (solid cells after the update); ``index`` a device array of flat indices."""
         a.reshape(-1)[index] = 0
 
+    def sample_and_update(self, update: FieldUpdate, probes, p: Any, out: Any, samples: Any = None) -> Any:
+        """The listeners' pressures at p (``probes.sample(p, samples)``; returned), then the field
+        update p → ``out``. The GPU runs both in one launch."""
+        samples = probes.sample(p, samples)
+        update(p, out)
+        return samples
+
+    def close_update(self, ghosts, p: Any, out: Any, lam2: float, solid: Any) -> None:
+        """After the field update (and point sources): the one-cell-thick parts' correction of
+        ``out`` (``ghosts.correct_thin_parts``), then its cells ``solid`` held at zero. The GPU runs
+        both in one launch."""
+        ghosts.correct_thin_parts(p, out, lam2)
+        self.zero_cells(out, solid)
+
     def peak(self, a: Any) -> float:
         """max |a| over the array (Pa for a field); NaN if it holds a NaN, inf if an inf."""
         xp = self.xp

@@ -227,20 +227,18 @@ class Simulation:
     def _advance(self, accel, samples=None):
         """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:
         floor mirror, ghost cells for accelerations ``accel`` (g,) m/s², listener samples (into
-        ``samples`` when given), field update, thin-part correction, point sources, solid cells
-        held at zero. Returns the samples. Leaves ``n`` alone: a block of steps recorded once and
+        ``samples`` when given) and field update, point sources, thin-part correction and solid
+        cells held at zero. Returns the samples. Leaves ``n`` alone: a block of steps recorded once and
         replayed (kernels/cuda_blocks.py) runs exactly this."""
         p, out = self.p, self.p_prev
         if self.grid.ground:
             self.engine.mirror_floor(p, self.grid)
         self.ghosts.apply(p, accel, self.scene.density)
-        samples = self.probes.sample(p, samples)
-        self._update(p, out)
-        self.ghosts.correct_thin_parts(p, out, self._lam2)
+        samples = self.engine.sample_and_update(self._update, self.probes, p, out, samples)
         t = self.time
         for idx, scale, signal in self._sources:
             out[idx] += scale * signal(t)
-        self.engine.zero_cells(out, self._hold_zero)
+        self.engine.close_update(self.ghosts, p, out, self._lam2, self._hold_zero)
         self.p, self.p_prev = out, p
         return samples
 

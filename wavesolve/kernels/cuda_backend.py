@@ -35,13 +35,18 @@ from ..backend import Backend, BackendError, Recorder
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 #: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
-KERNELS = ("ws_cell", "ws_ghost", "ws_thin", "ws_zero", "ws_mirror", "ws_probe")
+KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_close", "ws_mirror", "ws_probe")
 #: Kernels run with one warp (32 threads) per work item (fdtd.cuh, WS_WARP_SUM_KERNEL).
 WARP_KERNELS = ("ws_ghost",)
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel.
 BLOCK = 256
+#: Blocks of BLOCK threads the cell kernels' registers must let an SM hold (``__launch_bounds__``;
+#: 0: no bound, the compiler's choice).
+CELL_MIN_BLOCKS = 0
+#: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
+INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.
 SAMPLE_BLOCK = 4096
 
@@ -92,8 +97,15 @@ class CudaFieldUpdate:
         for s, row in enumerate(layer.slab_desc):
             cells = int(np.prod(row[4:7]))
             blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
-        self.seg_start = to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
-        self.n_blocks = int(sum(blocks))
+        self._blocks = blocks
+        self._to = to
+        self.seg_start, self.n_blocks = self._segments(0)
+        self._sampling: dict[int, tuple] = {}        # listener count → segments with the listeners'
+        i64 = np.int64
+        self._no_probes = (to(np.zeros(1, dtype=i64)), to(np.zeros(1)), to(np.zeros(1)), i64(0))
+        # 32-bit indices where every flat index of the grid and the layer's arrays fits them
+        largest = max(grid.cells, self.p_aux.size, self._v[0].size)
+        self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
 
     @property
     def v_aux(self) -> Any:
@@ -105,14 +117,37 @@ class CudaFieldUpdate:
         """Device memory of the layer's state: split pressures and both velocity buffers (bytes)."""
         return int(self.p_aux.nbytes + self._v[0].nbytes + self._v[1].nbytes)
 
+    def _segments(self, listeners: int) -> tuple[Any, int]:
+        """The block offsets of the segments (device array) and the block count, with blocks for
+        ``listeners`` samples in the last segment."""
+        blocks = [*self._blocks, -(-listeners // self.block)]
+        return self._to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)), int(sum(blocks))
+
     def __call__(self, p: Any, out: Any) -> None:
+        self.launch_blocks(p, out, self.seg_start, self.n_blocks)
+        self._v.reverse()
+
+    def sample_and_update(self, p: Any, out: Any, probes: "DeviceProbes", samples: Any) -> None:
+        """The listeners' samples of p into ``samples`` (float64 (n,) device array) and the update,
+        in one launch (the cell kernel only reads p)."""
+        if probes.n not in self._sampling:
+            self._sampling[probes.n] = self._segments(probes.n)
+        seg_start, n_blocks = self._sampling[probes.n]
+        self.launch_blocks(p, out, seg_start, n_blocks, (probes.cells, probes.weights, samples, np.int64(probes.n)))
+        self._v.reverse()
+
+    def launch_blocks(self, p: Any, out: Any, seg_start: Any, n_blocks: int, probes: tuple | None = None) -> None:
+        """One launch of the cell kernel over ``n_blocks`` blocks in the segments ``seg_start``
+        (WS_SEGMENTS + 1 block offsets; a subset of this update's blocks times one part alone), with
+        ``probes`` = (cells, weights, samples, count) for the listeners' segment, without swapping the
+        velocity buffers."""
         nx, ny, nz = self.dims
         v_old, v_new = self._v
-        self.launch("ws_cell", self.dtype, self.n_cells,
-                    (p, out, self.p_aux, v_old, v_new, self.slab_desc, self.seg_start, np.int64(self.block),
-                     self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six),
-                    blocks=(self.n_blocks, self.block))
-        self._v.reverse()
+        self.launch(self.kernel, self.dtype, self.n_cells,
+                    (p, out, self.p_aux, v_old, v_new, self.slab_desc, seg_start, np.int64(self.block),
+                     self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
+                     *(probes or self._no_probes)),
+                    blocks=(n_blocks, self.block))
 
 
 class _HostAttributes:
@@ -207,12 +242,20 @@ class DeviceGhostCells(_HostAttributes):
             return
         self._launch(p, self._all, accel, density)
 
-    def correct_thin_parts(self, p: Any, out: Any, lam2: float) -> None:
+    def correct_thin_parts(self, p: Any, out: Any, lam2: float, solid: Any = None) -> None:
         """After the field update: ``out += λ²(p_back − p_g)`` at the far-side neighbours of
-        one-cell-thick parts (as GhostCells.correct_thin_parts on the host)."""
-        if self.n and self._links is not None:
-            fluid, back_row, cell, links = self._links
-            self.launch("ws_thin", p.dtype, links, (p, out, fluid, back_row, cell, self.back, np.float64(lam2)))
+        one-cell-thick parts (as GhostCells.correct_thin_parts on the host), and, in the same
+        launch, ``out`` held at zero on the cells ``solid`` (device array of flat indices) if given."""
+        links = self._links if self.n else None
+        if links is None:
+            if solid is not None:
+                self.backend.zero_cells(out, solid)
+            return
+        fluid, back_row, cell, n_links = links
+        zero = self.backend.no_index if solid is None else solid
+        count = n_links + (0 if solid is None else len(solid))
+        self.launch("ws_close", p.dtype, count,
+                    (p, out, np.int64(n_links), fluid, back_row, cell, self.back, np.float64(lam2), zero))
 
     def apply_fresh_previous(self, p_prev: Any, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells of ``p_prev`` their previous-step pressure (as GhostCells does on the host)."""
@@ -258,6 +301,9 @@ class CudaBackend(Backend):
     def __init__(self, xp: Any, launch: Callable[..., None]) -> None:
         self.xp = xp
         self.launch = launch
+        #: a stand-in index array for kernel arguments that have no items
+        self.no_index = xp.zeros(1, dtype=np.int64)
+        self._no_back = xp.zeros(1)
 
     def asarray(self, a: np.ndarray) -> Any:
         return self.xp.ascontiguousarray(self.xp.asarray(a))
@@ -276,7 +322,24 @@ class CudaBackend(Backend):
         return DeviceProbes(self, probes)
 
     def zero_cells(self, a: Any, index: Any) -> None:
-        self.launch("ws_zero", a.dtype, len(index), (a, index))
+        none = self.no_index
+        self.launch("ws_close", a.dtype, len(index), (a, a, np.int64(0), none, none, none, self._no_back,
+                                                      np.float64(0), index))
+
+    def sample_and_update(self, update, probes, p: Any, out: Any, samples: Any = None) -> Any:
+        """One launch for both where both are this backend's (the cell kernel's listener segment)."""
+        if not (isinstance(update, CudaFieldUpdate) and isinstance(probes, DeviceProbes)) or not probes.n:
+            return super().sample_and_update(update, probes, p, out, samples)
+        if samples is None:
+            samples = self.xp.empty(probes.n, dtype=np.float64)
+        update.sample_and_update(p, out, probes, samples)
+        return samples
+
+    def close_update(self, ghosts, p: Any, out: Any, lam2: float, solid: Any) -> None:
+        """One launch for both where the ghost cells are this backend's (ws_close)."""
+        if not isinstance(ghosts, DeviceGhostCells):
+            return super().close_update(ghosts, p, out, lam2, solid)
+        ghosts.correct_thin_parts(p, out, lam2, solid=solid if len(solid) else None)
 
     def mirror_floor(self, p: Any, grid) -> None:
         L = grid.layer
@@ -302,7 +365,8 @@ class CupyLauncher:
     item; a warp per item for WARP_KERNELS; the cell kernel as the blocks its driver asks for."""
 
     def __init__(self, cupy: Any) -> None:
-        self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
+        options = (*NVRTC_OPTIONS, f"-DWS_CELL_THREADS={BLOCK}", f"-DWS_CELL_MIN_BLOCKS={CELL_MIN_BLOCKS}")
+        self.module = cupy.RawModule(code=kernel_source(), options=options)
         # every kernel loaded now: none may be loaded while a CUDA graph is being captured
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}

@@ -27,10 +27,12 @@
 typedef long long ws_idx;
 
 #define WS_SLAB_COLS 10
+// Segments of the cell kernel's blocks: the interior, six layer slabs, the listeners (ws_cell).
+#define WS_SEGMENTS 8
 
 // Interior leapfrog p⁺ = 2p − p⁻ + λ² L p at flat index q (strides sx, sy; z stride 1).
-template <typename T>
-WS_HD T ws_leapfrog(const T* p, const T* out, ws_idx q, ws_idx sx, ws_idx sy, T lam2, T six)
+template <typename T, typename I>
+WS_HD T ws_leapfrog(const T* p, const T* out, I q, I sx, I sy, T lam2, T six)
 {
     const T c = p[q];
     const T lap = p[q - sx] + p[q + sx] + p[q - sy] + p[q + sy] + p[q - 1] + p[q + 1] - six * c;
@@ -40,8 +42,8 @@ WS_HD T ws_leapfrog(const T* p, const T* out, ws_idx q, ws_idx sx, ws_idx sy, T 
 // Face velocity v⁺ = A v − B (p[q] − p[q − stride]) on face g of an axis with n cells; the outer
 // walls (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference (whose order of
 // operations this follows), and read no pressure outside the grid.
-template <typename T>
-WS_HD T ws_face_velocity(T v, T A, T B, const T* p, ws_idx q, ws_idx stride, ws_idx g, ws_idx n)
+template <typename T, typename I>
+WS_HD T ws_face_velocity(T v, T A, T B, const T* p, I q, I stride, I g, I n)
 {
     T dp = B - B;
     if (g != 0 && g != n) dp = p[q] - p[q - stride];
@@ -53,33 +55,32 @@ WS_HD T ws_face_velocity(T v, T A, T B, const T* p, ws_idx q, ws_idx stride, ws_
 // returns p⁺ = (px + py) + pz. Each face of the slab is written to v_new by exactly one cell: the
 // one above it along its axis, and for the slab's last face the cell below (no two threads write
 // one face, and no thread reads a face another writes: v_old and v_new are separate buffers).
-template <typename T>
+template <typename T, typename I>
 WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
-                      const T* cell_C, const T* face_A, const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz,
-                      ws_idx i, ws_idx j, ws_idx k, ws_idx q)
+                      const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I i, I j, I k, I q)
 {
-    const ws_idx n0 = sd[4], n1 = sd[5], n2 = sd[6];
-    const ws_idx li = i - sd[1], lj = j - sd[2], lk = k - sd[3];
-    const ws_idx cells = n0 * n1 * n2;
-    const ws_idx lin = (li * n1 + lj) * n2 + lk;
-    const ws_idx sy = nz, sx = ny * nz;
-    const ws_idx fy = nx + 1, fz = nx + ny + 2;             // face profiles of y and z
-    const ws_idx vx = sd[7] + lin;                                   // (n0+1, n1, n2)
-    const ws_idx vy = sd[8] + (li * (n1 + 1) + lj) * n2 + lk;        // (n0, n1+1, n2)
-    const ws_idx vz = sd[9] + (li * n1 + lj) * (n2 + 1) + lk;        // (n0, n1, n2+1)
-    const T xl = ws_face_velocity(v_old[vx], face_A[i], face_B[i], p, q, sx, i, nx);
-    const T xu = ws_face_velocity(v_old[vx + n1 * n2], face_A[i + 1], face_B[i + 1], p, q + sx, sx, i + 1, nx);
-    const T yl = ws_face_velocity(v_old[vy], face_A[fy + j], face_B[fy + j], p, q, sy, j, ny);
-    const T yu = ws_face_velocity(v_old[vy + n2], face_A[fy + j + 1], face_B[fy + j + 1], p, q + sy, sy, j + 1, ny);
-    const T zl = ws_face_velocity(v_old[vz], face_A[fz + k], face_B[fz + k], p, q, 1, k, nz);
-    const T zu = ws_face_velocity(v_old[vz + 1], face_A[fz + k + 1], face_B[fz + k + 1], p, q + 1, 1, k + 1, nz);
+    const I n0 = (I)sd[4], n1 = (I)sd[5], n2 = (I)sd[6];
+    const I li = i - (I)sd[1], lj = j - (I)sd[2], lk = k - (I)sd[3];
+    const I cells = n0 * n1 * n2;
+    const I lin = (li * n1 + lj) * n2 + lk;
+    const I sy = nz, sx = ny * nz;
+    const I fy = nx + 1, fz = nx + ny + 2;                  // face profiles of y and z
+    const I vx = (I)sd[7] + lin;                                     // (n0+1, n1, n2)
+    const I vy = (I)sd[8] + (li * (n1 + 1) + lj) * n2 + lk;          // (n0, n1+1, n2)
+    const I vz = (I)sd[9] + (li * n1 + lj) * (n2 + 1) + lk;          // (n0, n1, n2+1)
+    const T xl = ws_face_velocity<T, I>(v_old[vx], face_A[i], face_B[i], p, q, sx, i, nx);
+    const T xu = ws_face_velocity<T, I>(v_old[vx + n1 * n2], face_A[i + 1], face_B[i + 1], p, q + sx, sx, i + 1, nx);
+    const T yl = ws_face_velocity<T, I>(v_old[vy], face_A[fy + j], face_B[fy + j], p, q, sy, j, ny);
+    const T yu = ws_face_velocity<T, I>(v_old[vy + n2], face_A[fy + j + 1], face_B[fy + j + 1], p, q + sy, sy, j + 1, ny);
+    const T zl = ws_face_velocity<T, I>(v_old[vz], face_A[fz + k], face_B[fz + k], p, q, (I)1, k, nz);
+    const T zu = ws_face_velocity<T, I>(v_old[vz + 1], face_A[fz + k + 1], face_B[fz + k + 1], p, q + 1, (I)1, k + 1, nz);
     v_new[vx] = xl;
     v_new[vy] = yl;
     v_new[vz] = zl;
     if (li == n0 - 1) v_new[vx + n1 * n2] = xu;
     if (lj == n1 - 1) v_new[vy + n2] = yu;
     if (lk == n2 - 1) v_new[vz + 1] = zu;
-    const ws_idx r = sd[0] + lin;
+    const I r = (I)sd[0] + lin;
     const T px = p_aux[r] * cell_A[i] - cell_C[i] * (xu - xl);
     const T py = p_aux[r + cells] * cell_A[nx + j] - cell_C[nx + j] * (yu - yl);
     const T pz = p_aux[r + 2 * cells] * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (zu - zl);
@@ -89,28 +90,46 @@ WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_i
     return (px + py) + pz;
 }
 
-// The cell kernel's work comes in segments, each a range of its blocks (seg_start, 8 block
-// offsets, made by the driver): segment 0 is the interior box [L, n − L)³, in rows along z of
+// Work item l = listener: trilinear sample (float64) of p over its 8 cells, into samples[l].
+// Summed as NumPy's pairwise sum of 8 terms: ((0+1)+(2+3)) + ((4+5)+(6+7)).
+template <typename T>
+WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* weights, double* samples)
+{
+    double w[8];
+    for (int c = 0; c < 8; ++c) w[c] = (double)p[cells[8 * l + c]] * weights[8 * l + c];
+    samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+}
+
+// The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1
+// block offsets, made by the driver): segment 0 is the interior box [L, n − L)³, in rows along z of
 // ⌈(nz − 2L)/block⌉ blocks each; segment 1 + s is layer slab s, its cells in their packed order,
-// ⌈cells/block⌉ blocks (none for the slab under a floor). A block's branch is the same for all of
+// ⌈cells/block⌉ blocks (none for the slab under a floor); the last segment samples the listeners
+// (ws_probe, one thread each; no blocks where the step samples them apart). A block's branch is the same for all of
 // its threads, so the interior runs the plain leapfrog without divergence and the layer cells run
 // together. Thread th of block lb (counted from its segment's first block) of segment g:
-template <typename T>
+template <typename T, typename I>
 WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out, T* p_aux, const T* v_old,
                    T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
-                   const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six)
+                   const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
+                   const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes)
 {
+    if (g == WS_SEGMENTS - 1) {                              // listeners, sampled from p (read only here)
+        const ws_idx l = lb * block + th;
+        if (l < n_probes) ws_probe<T>(l, p, probe_cells, probe_weights, samples);
+        return;
+    }
+    const I nx = (I)nx_, ny = (I)ny_, nz = (I)nz_, L = (I)L_;
     if (g == 0) {
         // interior rows (i, j): fewer than 2³² blocks and rows, so 32-bit divisions
-        const unsigned int per_row = (unsigned int)(nz - 2 * L + block - 1) / (unsigned int)block;
+        const unsigned int per_row = (unsigned int)(nz - 2 * L + (I)block - 1) / (unsigned int)block;
         const unsigned int ub = (unsigned int)lb;
         const unsigned int row = ub / per_row;
-        const ws_idx k = L + (ws_idx)(ub - row * per_row) * block + th;
+        const I k = L + (I)(ub - row * per_row) * (I)block + (I)th;
         if (k >= nz - L) return;
         const unsigned int my = (unsigned int)(ny - 2 * L);
-        const ws_idx i = L + row / my, j = L + row % my;
-        const ws_idx t = (i * ny + j) * nz + k;
-        out[t] = ws_leapfrog(p, out, t, ny * nz, nz, lam2, six);
+        const I i = L + (I)(row / my), j = L + (I)(row % my);
+        const I t = (i * ny + j) * nz + k;
+        out[t] = ws_leapfrog<T, I>(p, out, t, ny * nz, nz, lam2, six);
         return;
     }
     const ws_idx* sd = slab_desc + (g - 1) * WS_SLAB_COLS;
@@ -119,9 +138,9 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
     // a slab holds fewer than 2³² cells (an n³ grid's, L·n²: n up to about 20000): 32-bit divisions
     const unsigned int n1 = (unsigned int)sd[5], n2 = (unsigned int)sd[6], uu = (unsigned int)u;
     const unsigned int row = uu / n2;
-    const ws_idx i = sd[1] + row / n1, j = sd[2] + row % n1, k = sd[3] + (uu - row * n2);
-    const ws_idx t = (i * ny + j) * nz + k;
-    out[t] = ws_layer_cell(p, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
+    const I i = (I)sd[1] + (I)(row / n1), j = (I)sd[2] + (I)(row % n1), k = (I)sd[3] + (I)(uu - row * n2);
+    const I t = (i * ny + j) * nz + k;
+    out[t] = ws_layer_cell<T, I>(p, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
 }
 
 // Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,
@@ -130,7 +149,7 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
 // added pairwise at distances 16, 8, 4, 2, 1 (a warp shuffle on the device, the same additions in
 // a loop on the host, so both round alike) and lane 0 stores v (ws_ghost_store). Rows r < n_front
 // are ghost or fresh cells: p[index[r]] = v. The rest are back values of one-cell-thick parts
-// (read by ws_thin after the field update): back[r − n_front] = v.
+// (read by ws_close after the field update): back[r − n_front] = v.
 // M's column indices are given as the flat grid indices of the fluid cells they stand for (m_cell).
 template <typename T>
 WS_HD void ws_ghost_partial(ws_idx r, int lane, const T* p, const ws_idx* m_ptr, const ws_idx* m_cell,
@@ -152,37 +171,27 @@ WS_HD void ws_ghost_store(ws_idx r, T* p, const ws_idx* index, double s, double 
     else back[r - n_front] = v;
 }
 
-// Work item l = link of a one-cell-thick part: its far-side fluid neighbour saw the cell's front
-// value p[cell] in its 7-point stencil; out[fluid] += (T)(λ²(back − p[cell])), as the reference's
-// np.add.at (a fluid cell can have several links: an atomic add on the device, in link order on
-// the host).
+// Work item t of the step's closing kernel, on out after the field update: for t < n_links, link t
+// of a one-cell-thick part, whose far-side fluid neighbour saw the cell's front value p[cell] in its
+// 7-point stencil: out[fluid] += (T)(λ²(back − p[cell])), as the reference's np.add.at (a fluid cell
+// can have several links: an atomic add on the device, in link order on the host); otherwise solid
+// cell zero[t − n_links] held at zero. Links add to fluid cells and the zeroed cells are solid, so
+// no cell is touched by both.
 template <typename T>
-WS_HD void ws_thin(ws_idx l, const T* p, T* out, const ws_idx* link_fluid, const ws_idx* link_back,
-                   const ws_idx* link_cell, const double* back, double lam2)
+WS_HD void ws_close(ws_idx t, const T* p, T* out, ws_idx n_links, const ws_idx* link_fluid,
+                    const ws_idx* link_back, const ws_idx* link_cell, const double* back, double lam2,
+                    const ws_idx* zero)
 {
-    const T delta = (T)(lam2 * (back[link_back[l]] - (double)p[link_cell[l]]));
+    if (t >= n_links) {
+        out[zero[t - n_links]] = T(0);
+        return;
+    }
+    const T delta = (T)(lam2 * (back[link_back[t]] - (double)p[link_cell[t]]));
 #ifdef __CUDACC__
-    atomicAdd(out + link_fluid[l], delta);
+    atomicAdd(out + link_fluid[t], delta);
 #else
-    out[link_fluid[l]] += delta;
+    out[link_fluid[t]] += delta;
 #endif
-}
-
-// Work item l = listener: trilinear sample (float64) of p over its 8 cells, into samples[l].
-// Summed as NumPy's pairwise sum of 8 terms: ((0+1)+(2+3)) + ((4+5)+(6+7)).
-template <typename T>
-WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* weights, double* samples)
-{
-    double w[8];
-    for (int c = 0; c < 8; ++c) w[c] = (double)p[cells[8 * l + c]] * weights[8 * l + c];
-    samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
-}
-
-// Work item r = solid cell: a[index[r]] = 0 (solid cells are held at zero after each update).
-template <typename T>
-WS_HD void ws_zero(ws_idx r, T* a, const ws_idx* index)
-{
-    a[index[r]] = T(0);
 }
 
 // Work item t over the floor's mirror rows (with a ground): below the interior, m rows under the
@@ -204,10 +213,16 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
 // WS_SEGMENT_KERNEL: blocks in segments (seg_start: WS_SEGMENTS + 1 block offsets); CALL sees
 // the segment g, the block lb within it and the thread th < block. On the host, loops over the
 // same blocks and threads.
-#define WS_SEGMENTS 7
+// On the device the segment kernels may be held to few registers, so that WS_CELL_MIN_BLOCKS blocks
+// of WS_CELL_THREADS threads fit an SM (__launch_bounds__; the driver defines both, 0: no bound).
+#if defined(__CUDACC__) && defined(WS_CELL_MIN_BLOCKS) && WS_CELL_MIN_BLOCKS > 0
+#define WS_CELL_BOUNDS __launch_bounds__(WS_CELL_THREADS, WS_CELL_MIN_BLOCKS)
+#else
+#define WS_CELL_BOUNDS
+#endif
 #ifdef __CUDACC__
 #define WS_SEGMENT_KERNEL(NAME, PARAMS, CALL)                                       \
-    extern "C" __global__ void NAME PARAMS                                          \
+    extern "C" __global__ void WS_CELL_BOUNDS NAME PARAMS                           \
     {                                                                               \
         const ws_idx b = blockIdx.x;                                                \
         int g = 0;                                                                  \

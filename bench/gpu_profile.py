@@ -109,7 +109,7 @@ def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> li
             for kernel in ("ws_cell", "ws_cell32"):
                 update.kernel = kernel
                 suffix = cuda_backend.KERNEL_SUFFIX[sim.dtype]
-                regs = cupy.cuda.driver.funcGetAttribute(4, launcher.kernels[f"{kernel}_{suffix}"].ptr)  # NUM_REGS
+                regs = launcher.kernels[f"{kernel}_{suffix}"].num_regs
                 times = {}
                 for part, (seg, blocks) in parts.items():
                     runs = []

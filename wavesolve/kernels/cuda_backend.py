@@ -97,10 +97,8 @@ class CudaFieldUpdate:
         for s, row in enumerate(layer.slab_desc):
             cells = int(np.prod(row[4:7]))
             blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
-        self._blocks = blocks
-        self._to = to
-        self.seg_start, self.n_blocks = self._segments(0)
-        self._sampling: dict[int, tuple] = {}        # listener count → segments with the listeners'
+        self.seg_start = to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
+        self.n_blocks = int(sum(blocks))
         i64 = np.int64
         self._no_probes = (to(np.zeros(1, dtype=i64)), to(np.zeros(1)), to(np.zeros(1)), i64(0))
         # 32-bit indices where every flat index of the grid and the layer's arrays fits them
@@ -117,12 +115,6 @@ class CudaFieldUpdate:
         """Device memory of the layer's state: split pressures and both velocity buffers (bytes)."""
         return int(self.p_aux.nbytes + self._v[0].nbytes + self._v[1].nbytes)
 
-    def _segments(self, listeners: int) -> tuple[Any, int]:
-        """The block offsets of the segments (device array) and the block count, with blocks for
-        ``listeners`` samples in the last segment."""
-        blocks = [*self._blocks, -(-listeners // self.block)]
-        return self._to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)), int(sum(blocks))
-
     def __call__(self, p: Any, out: Any) -> None:
         self.launch_blocks(p, out, self.seg_start, self.n_blocks)
         self._v.reverse()
@@ -130,17 +122,15 @@ class CudaFieldUpdate:
     def sample_and_update(self, p: Any, out: Any, probes: "DeviceProbes", samples: Any) -> None:
         """The listeners' samples of p into ``samples`` (float64 (n,) device array) and the update,
         in one launch (the cell kernel only reads p)."""
-        if probes.n not in self._sampling:
-            self._sampling[probes.n] = self._segments(probes.n)
-        seg_start, n_blocks = self._sampling[probes.n]
-        self.launch_blocks(p, out, seg_start, n_blocks, (probes.cells, probes.weights, samples, np.int64(probes.n)))
+        n_blocks = self.n_blocks + -(-probes.n // self.block)    # the listeners' blocks follow the cells'
+        self.launch_blocks(p, out, self.seg_start, n_blocks, (probes.cells, probes.weights, samples, np.int64(probes.n)))
         self._v.reverse()
 
     def launch_blocks(self, p: Any, out: Any, seg_start: Any, n_blocks: int, probes: tuple | None = None) -> None:
         """One launch of the cell kernel over ``n_blocks`` blocks in the segments ``seg_start``
-        (WS_SEGMENTS + 1 block offsets; a subset of this update's blocks times one part alone), with
-        ``probes`` = (cells, weights, samples, count) for the listeners' segment, without swapping the
-        velocity buffers."""
+        (WS_SEGMENTS + 1 block offsets; a subset of this update's blocks times one part alone), the
+        blocks past the last offset sampling ``probes`` = (cells, weights, samples, count), without
+        swapping the velocity buffers."""
         nx, ny, nz = self.dims
         v_old, v_new = self._v
         self.launch(self.kernel, self.dtype, self.n_cells,

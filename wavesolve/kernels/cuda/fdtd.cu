@@ -9,7 +9,7 @@
 // ws_cell indexes the grid with 64-bit integers, ws_cell32 with 32-bit ones (fewer instructions: for
 // grids of fewer than 2³¹ cells whose layer arrays hold fewer than 2³¹ elements).
 #define WS_CELL_KERNEL(NAME, T, I)                                                                  \
-    WS_SEGMENT_KERNEL(NAME,                                                                          \
+    WS_SEGMENT_KERNEL(NAME, (n_probes + block - 1) / block,                                          \
               (ws_idx n, const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* slab_desc, \
                const ws_idx* seg_start, ws_idx block, const T* cell_A, const T* cell_C, const T* face_A, \
                const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six,            \

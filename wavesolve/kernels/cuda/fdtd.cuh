@@ -27,8 +27,9 @@
 typedef long long ws_idx;
 
 #define WS_SLAB_COLS 10
-// Segments of the cell kernel's blocks: the interior, six layer slabs, the listeners (ws_cell).
-#define WS_SEGMENTS 8
+// Segments of the cell kernel's cells (ws_cell): the interior and six layer slabs; the listeners'
+// blocks follow them.
+#define WS_SEGMENTS 7
 
 // Interior leapfrog p⁺ = 2p − p⁻ + λ² L p at flat index q (strides sx, sy; z stride 1).
 template <typename T, typename I>
@@ -103,8 +104,10 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
 // The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1
 // block offsets, made by the driver): segment 0 is the interior box [L, n − L)³, in rows along z of
 // ⌈(nz − 2L)/block⌉ blocks each; segment 1 + s is layer slab s, its cells in their packed order,
-// ⌈cells/block⌉ blocks (none for the slab under a floor); the last segment samples the listeners
-// (ws_probe, one thread each; no blocks where the step samples them apart). A block's branch is the same for all of
+// ⌈cells/block⌉ blocks (none for the slab under a floor). The blocks after the last offset, segment
+// WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step samples
+// them apart): the launch's block count alone says how many there are, so the offsets stay the same
+// device array with or without listeners (nothing to copy up inside a recorded graph). A block's branch is the same for all of
 // its threads, so the interior runs the plain leapfrog without divergence and the layer cells run
 // together. Thread th of block lb (counted from its segment's first block) of segment g:
 template <typename T, typename I>
@@ -113,7 +116,7 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
                    const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
                    const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes)
 {
-    if (g == WS_SEGMENTS - 1) {                              // listeners, sampled from p (read only here)
+    if (g == WS_SEGMENTS) {                                  // listeners, sampled from p (read only here)
         const ws_idx l = lb * block + th;
         if (l < n_probes) ws_probe<T>(l, p, probe_cells, probe_weights, samples);
         return;
@@ -210,9 +213,9 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
 
 // Kernel wrappers: one thread per work item on the device, a loop over items on the host (except
 // where said).
-// WS_SEGMENT_KERNEL: blocks in segments (seg_start: WS_SEGMENTS + 1 block offsets); CALL sees
-// the segment g, the block lb within it and the thread th < block. On the host, loops over the
-// same blocks and threads.
+// WS_SEGMENT_KERNEL: blocks in segments (seg_start: WS_SEGMENTS + 1 block offsets), then EXTRA
+// blocks as segment WS_SEGMENTS; CALL sees the segment g, the block lb within it and the thread
+// th < block. On the host, loops over the same blocks and threads.
 // On the device the segment kernels may be held to few registers, so that WS_CELL_MIN_BLOCKS blocks
 // of WS_CELL_THREADS threads fit an SM (__launch_bounds__; the driver defines both, 0: no bound).
 #if defined(__CUDACC__) && defined(WS_CELL_MIN_BLOCKS) && WS_CELL_MIN_BLOCKS > 0
@@ -221,22 +224,22 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
 #define WS_CELL_BOUNDS
 #endif
 #ifdef __CUDACC__
-#define WS_SEGMENT_KERNEL(NAME, PARAMS, CALL)                                       \
+#define WS_SEGMENT_KERNEL(NAME, EXTRA, PARAMS, CALL)                                \
     extern "C" __global__ void WS_CELL_BOUNDS NAME PARAMS                           \
     {                                                                               \
         const ws_idx b = blockIdx.x;                                                \
         int g = 0;                                                                  \
-        while (b >= seg_start[g + 1]) ++g;                                          \
+        while (g < WS_SEGMENTS && b >= seg_start[g + 1]) ++g;                       \
         const ws_idx lb = b - seg_start[g], th = threadIdx.x;                       \
         CALL;                                                                       \
     }
 #else
-#define WS_SEGMENT_KERNEL(NAME, PARAMS, CALL)                                       \
+#define WS_SEGMENT_KERNEL(NAME, EXTRA, PARAMS, CALL)                                \
     extern "C" void NAME PARAMS                                                     \
     {                                                                               \
-        for (ws_idx b = 0; b < seg_start[WS_SEGMENTS]; ++b) {                       \
+        for (ws_idx b = 0; b < seg_start[WS_SEGMENTS] + (EXTRA); ++b) {             \
             int g = 0;                                                              \
-            while (b >= seg_start[g + 1]) ++g;                                      \
+            while (g < WS_SEGMENTS && b >= seg_start[g + 1]) ++g;                   \
             const ws_idx lb = b - seg_start[g];                                     \
             for (ws_idx th = 0; th < block; ++th) CALL;                             \
         }                                                                           \

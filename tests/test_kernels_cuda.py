@@ -92,6 +92,27 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground, kernel
         fields_fast.reverse()
 
 
+@pytest.mark.parametrize("march_blocks", [1, 24])
+@pytest.mark.parametrize("kernel", ["ws_cell32", "ws_cell"])
+def test_interior_marched_in_chunks_equals_reference(launcher, monkeypatch, kernel, march_blocks):
+    """The interior's tiles marched along x in chunks of several planes (cuda_backend.MARCH_BLOCKS
+    small): the whole 12 planes in one chunk (1), or chunks of 5, 5 and 2 (24), against the
+    reference in float64 to 1e-12 (kernel_cases.assert_close): the same sums in the same order."""
+    from wavesolve.kernels import cuda_backend
+
+    monkeypatch.setattr(cuda_backend, "MARCH_BLOCKS", march_blocks)
+    grid = make_grid((20, 18, 16), 4)
+    lay_ref, p, p_prev = random_state(grid, np.float64, seed=9)
+    ref = ReferenceUpdate(grid, lay_ref, np.float64)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, copy_layer(grid, lay_ref), np.float64)
+    assert fast.xchunk == {1: 12, 24: 5}[march_blocks]
+    fast.kernel = kernel
+    want, got = p_prev.copy(), p_prev.copy()          # (p⁻ is read, so not poisoned: a cell left
+    ref(p, want)                                       # unwritten keeps p⁻, far from p⁺)
+    fast(p, got)
+    assert_close(got, want, "p⁺")
+
+
 @pytest.mark.parametrize("ground", [False, True])
 def test_cell_kernel_writes_every_face(launcher, ground):
     """With A = 0 a face's new velocity does not depend on its old one, so a sentinel (1e30; NaN

@@ -45,6 +45,9 @@ BLOCK = 256
 #: Blocks of BLOCK threads the cell kernels' registers must let an SM hold (``__launch_bounds__``;
 #: 0: no bound, the compiler's choice).
 CELL_MIN_BLOCKS = 0
+#: Blocks the interior's marching tiles aim at (about 30 for each SM of an H100 or H200): the x
+#: chunks are as long as that many blocks allow, one plane at least (fdtd.cuh, ws_cell).
+MARCH_BLOCKS = 4096
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.
@@ -59,9 +62,10 @@ def kernel_source() -> str:
 
 
 class CudaFieldUpdate:
-    """Every cell in one kernel (ws_cell): interior leapfrog, or layer cell with its faces'
-    velocities. Its blocks come in segments (fdtd.cuh): the interior box's rows along z, then each
-    layer slab's cells, so that every block runs one branch. The face velocities live in two
+    """Every cell in one kernel (ws_cell, or ws_cell32 with 32-bit indices where they fit): interior
+    leapfrog, or layer cell with its faces' velocities. Its blocks come in segments (fdtd.cuh): the
+    interior box's tiles marched along x, then each layer slab's cells, so that every block runs one
+    branch; blocks after those may sample the listeners (``sample_and_update``). The face velocities live in two
     buffers, v^{n−½} read and v^{n+½} written, which swap after each call (``v_aux`` is the current
     one), so that no cell reads a face another cell of the same launch writes.
 
@@ -93,7 +97,11 @@ class CudaFieldUpdate:
         L = grid.layer
         inner = [n - 2 * L for n in grid.shape]
         self.block = min(BLOCK, 32 * -(-inner[2] // 32))
-        blocks = [inner[0] * inner[1] * -(-inner[2] // self.block)]
+        # interior tiles of 32 (z) × block/32 (y) cells, marched along x in chunks of xchunk planes:
+        # long chunks read each pressure about once, short ones give the GPU enough blocks
+        tiles = -(-inner[2] // 32) * -(-inner[1] // (self.block // 32))
+        self.xchunk = max(1, min(inner[0], inner[0] * tiles // MARCH_BLOCKS))
+        blocks = [tiles * -(-inner[0] // self.xchunk)]
         for s, row in enumerate(layer.slab_desc):
             cells = int(np.prod(row[4:7]))
             blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
@@ -136,7 +144,7 @@ class CudaFieldUpdate:
         self.launch(self.kernel, self.dtype, self.n_cells,
                     (p, out, self.p_aux, v_old, v_new, self.slab_desc, seg_start, np.int64(self.block),
                      self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
-                     *(probes or self._no_probes)),
+                     *(probes or self._no_probes), np.int64(self.xchunk)),
                     blocks=(n_blocks, self.block))
 
 

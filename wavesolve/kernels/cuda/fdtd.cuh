@@ -31,13 +31,13 @@ typedef long long ws_idx;
 // blocks follow them.
 #define WS_SEGMENTS 7
 
-// Interior leapfrog p⁺ = 2p − p⁻ + λ² L p at flat index q (strides sx, sy; z stride 1).
-template <typename T, typename I>
-WS_HD T ws_leapfrog(const T* p, const T* out, I q, I sx, I sy, T lam2, T six)
+// Interior leapfrog p⁺ = 2p − p⁻ + λ² L p of a cell from its pressure c, its six neighbours' (x−, x+,
+// y−, y+, z−, z+) and its p⁻ (o), summed in the reference's order.
+template <typename T>
+WS_HD T ws_leapfrog(T c, T xm, T xp, T ym, T yp, T zm, T zp, T o, T lam2, T six)
 {
-    const T c = p[q];
-    const T lap = p[q - sx] + p[q + sx] + p[q - sy] + p[q + sy] + p[q - 1] + p[q + 1] - six * c;
-    return (c + c) - out[q] + lam2 * lap;
+    const T lap = xm + xp + ym + yp + zm + zp - six * c;
+    return (c + c) - o + lam2 * lap;
 }
 
 // Face velocity v⁺ = A v − B (p[q] − p[q − stride]) on face g of an axis with n cells; the outer
@@ -102,19 +102,25 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
 }
 
 // The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1
-// block offsets, made by the driver): segment 0 is the interior box [L, n − L)³, in rows along z of
-// ⌈(nz − 2L)/block⌉ blocks each; segment 1 + s is layer slab s, its cells in their packed order,
+// block offsets, made by the driver). Segment 0 is the interior box [L, n − L)³ in tiles of 32
+// cells along z by block/32 along y, each tile's column of cells marched along x in chunks of
+// xchunk planes: a thread keeps the pressures of the planes before, at and after its cell in
+// registers, and its y and z neighbours were loaded by the tile's other threads one plane earlier
+// (cache hits), so each pressure comes from memory about once. Blocks are ordered z tile fastest,
+// then y tile, then x chunk. Segment 1 + s is layer slab s, its cells in their packed order,
 // ⌈cells/block⌉ blocks (none for the slab under a floor). The blocks after the last offset, segment
-// WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step samples
-// them apart): the launch's block count alone says how many there are, so the offsets stay the same
-// device array with or without listeners (nothing to copy up inside a recorded graph). A block's branch is the same for all of
-// its threads, so the interior runs the plain leapfrog without divergence and the layer cells run
-// together. Thread th of block lb (counted from its segment's first block) of segment g:
+// WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step
+// samples them apart): the launch's block count alone says how many there are, so the offsets stay
+// the same device array with or without listeners (nothing to copy up inside a recorded graph).
+// A block's branch is the same for all of its threads, so the interior runs the plain leapfrog
+// without divergence and the layer cells run together. Thread th of block lb (counted from its
+// segment's first block) of segment g:
 template <typename T, typename I>
 WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out, T* p_aux, const T* v_old,
                    T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
                    const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
-                   const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes)
+                   const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes,
+                   ws_idx xchunk)
 {
     if (g == WS_SEGMENTS) {                                  // listeners, sampled from p (read only here)
         const ws_idx l = lb * block + th;
@@ -123,16 +129,26 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
     }
     const I nx = (I)nx_, ny = (I)ny_, nz = (I)nz_, L = (I)L_;
     if (g == 0) {
-        // interior rows (i, j): fewer than 2³² blocks and rows, so 32-bit divisions
-        const unsigned int per_row = (unsigned int)(nz - 2 * L + (I)block - 1) / (unsigned int)block;
-        const unsigned int ub = (unsigned int)lb;
-        const unsigned int row = ub / per_row;
-        const I k = L + (I)(ub - row * per_row) * (I)block + (I)th;
-        if (k >= nz - L) return;
-        const unsigned int my = (unsigned int)(ny - 2 * L);
-        const I i = L + (I)(row / my), j = L + (I)(row % my);
-        const I t = (i * ny + j) * nz + k;
-        out[t] = ws_leapfrog<T, I>(p, out, t, ny * nz, nz, lam2, six);
+        // interior tile (z tile, y tile, x chunk) of block lb: fewer than 2³² blocks, 32-bit divisions
+        const unsigned int ty = (unsigned int)block / 32u;
+        const unsigned int tiles_z = (unsigned int)(nz - 2 * L + 31) / 32u;
+        const unsigned int tiles_y = (unsigned int)(ny - 2 * L + (I)ty - 1) / ty;
+        const unsigned int ub = (unsigned int)lb, zt = ub % tiles_z, rest = ub / tiles_z;
+        const unsigned int yt = rest % tiles_y, chunk = rest / tiles_y;
+        const I k = L + (I)(zt * 32u + (unsigned int)th % 32u);
+        const I j = L + (I)(yt * ty + (unsigned int)th / 32u);
+        if (k >= nz - L || j >= ny - L) return;
+        const I i0 = L + (I)chunk * (I)xchunk;
+        const I i1 = (i0 + (I)xchunk < nx - L) ? i0 + (I)xchunk : nx - L;
+        const I sx = ny * nz, sy = nz;
+        I q = (i0 * ny + j) * nz + k;
+        T prev = p[q - sx], cur = p[q];
+        for (I i = i0; i < i1; ++i, q += sx) {
+            const T next = p[q + sx];
+            out[q] = ws_leapfrog<T>(cur, prev, next, p[q - sy], p[q + sy], p[q - 1], p[q + 1], out[q], lam2, six);
+            prev = cur;
+            cur = next;
+        }
         return;
     }
     const ws_idx* sd = slab_desc + (g - 1) * WS_SLAB_COLS;

@@ -77,10 +77,15 @@ def kernel_times(cupy, module, sim: Simulation, steps: int) -> dict[str, float]:
     return {name: t / steps for name, t in total.items()}
 
 
+#: The cell kernel's variants timed: (register bound CELL_MIN_BLOCKS, MARCH_ROLLED, kernels).
+VARIANTS = ((0, False, ("ws_cell", "ws_cell32")), (0, True, ("ws_cell", "ws_cell32")), (8, False, ("ws_cell32",)),
+            (8, True, ("ws_cell32",)), (6, True, ("ws_cell32",)))
+
+
 def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> list[tuple]:
-    """The cell kernel alone in each variant: 64- or 32-bit indices (ws_cell, ws_cell32) and each
-    register bound (cuda_backend.CELL_MIN_BLOCKS: 0, 6, 8), over all its blocks, the interior's
-    alone and the layer's alone. Fields and layer state are random (not zeros); each figure is the
+    """The cell kernel alone in each variant (VARIANTS): 64- or 32-bit indices (ws_cell, ws_cell32),
+    a register bound (cuda_backend.CELL_MIN_BLOCKS) and the interior's march rolled or unrolled
+    (cuda_backend.MARCH_ROLLED), over all its blocks, the interior's alone and the layer's alone. Fields and layer state are random (not zeros); each figure is the
     mean device µs of ``repeats`` back-to-back launches queued behind a spin kernel, median of 5.
     Returns rows (kernel, min_blocks, registers, all, interior, layer)."""
     from wavesolve.kernels import cuda_backend
@@ -99,14 +104,18 @@ def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> li
     layer_start = cupy.asarray(np.concatenate([[0, 0], start[2:] - interior]).astype(np.int64))
     parts = {"all": (update.seg_start, update.n_blocks), "interior": (interior_start, interior),
              "layer": (layer_start, update.n_blocks - interior)}
-    saved = (update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS)
+    saved = (update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED)
     rows = []
     try:
-        for min_blocks in (0, 6, 8):
-            cuda_backend.CELL_MIN_BLOCKS = min_blocks
-            launcher = cuda_backend.CupyLauncher(cupy)
+        for min_blocks, rolled, kernels in VARIANTS:
+            cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED = min_blocks, rolled
+            try:
+                launcher = cuda_backend.CupyLauncher(cupy)
+            except Exception as exc:              # one variant that fails to build leaves the others
+                print(f"variant min_blocks={min_blocks} rolled={rolled}: {type(exc).__name__}: {exc}")
+                continue
             update.launch = launcher
-            for kernel in ("ws_cell", "ws_cell32"):
+            for kernel in kernels:
                 update.kernel = kernel
                 suffix = cuda_backend.KERNEL_SUFFIX[sim.dtype]
                 regs = launcher.kernels[f"{kernel}_{suffix}"].num_regs
@@ -123,9 +132,10 @@ def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> li
                         b.synchronize()
                         runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
                     times[part] = float(np.median(runs))
-                rows.append((kernel, min_blocks, regs, times["all"], times["interior"], times["layer"]))
+                rows.append((kernel + (", rolled" if rolled else ""), min_blocks, regs, times["all"],
+                             times["interior"], times["layer"]))
     finally:
-        update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS = saved
+        update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED = saved
     return rows
 
 

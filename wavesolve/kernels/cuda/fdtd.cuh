@@ -30,6 +30,13 @@ typedef long long ws_idx;
 // Segments of the cell kernel's cells (ws_cell): the interior and six layer slabs; the listeners'
 // blocks follow them.
 #define WS_SEGMENTS 7
+// The interior's march along x: unrolled by the compiler's choice, or not (WS_MARCH_ROLLED, set by
+// the driver: fewer registers).
+#if defined(__CUDACC__) && defined(WS_MARCH_ROLLED) && WS_MARCH_ROLLED
+#define WS_MARCH_PRAGMA _Pragma("unroll 1")
+#else
+#define WS_MARCH_PRAGMA
+#endif
 
 // Interior leapfrog p⁺ = 2p − p⁻ + λ² L p of a cell from its pressure c, its six neighbours' (x−, x+,
 // y−, y+, z−, z+) and its p⁻ (o), summed in the reference's order.
@@ -143,6 +150,7 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
         const I sx = ny * nz, sy = nz;
         I q = (i0 * ny + j) * nz + k;
         T prev = p[q - sx], cur = p[q];
+        WS_MARCH_PRAGMA
         for (I i = i0; i < i1; ++i, q += sx) {
             const T next = p[q + sx];
             out[q] = ws_leapfrog<T>(cur, prev, next, p[q - sy], p[q + sy], p[q - 1], p[q + 1], out[q], lam2, six);

@@ -1,14 +1,14 @@
 """Where a GPU step's time goes: copy-bandwidth ceilings and each kernel's device time.
 
-    python3 bench/gpu_profile.py [--steps 20] [--cases 88,256,384,384d] [--variants]
+    python3 bench/gpu_profile.py [--steps 20] [--cases 88,256,384,384d] [--parts]
 
 Needs CuPy and a GPU. Prints:
 
 - the copy-bandwidth ceilings of bench/throughput.py (bytes read plus bytes written per second);
 - per kernel, its mean device time in µs per step for the issue's real-time case (bench/realtime.py:
   88³ with the modal bowl) and for free-field 256³ and 384³ grids (float32; 384d: float64);
-- with ``--variants``, the cell kernel alone in each of its variants (index width, register bound),
-  whole, interior blocks alone and layer blocks alone.
+- with ``--parts``, the cell kernel alone with 64- and 32-bit indices, whole, interior blocks alone
+  and layer blocks alone.
 
 Kernel times are taken with device events around each launch while a long kernel ahead of them
 keeps the GPU busy, so the host's launch latency falls outside them.
@@ -77,18 +77,12 @@ def kernel_times(cupy, module, sim: Simulation, steps: int) -> dict[str, float]:
     return {name: t / steps for name, t in total.items()}
 
 
-#: The cell kernel's variants timed: (register bound CELL_MIN_BLOCKS, MARCH_ROLLED, kernels).
-VARIANTS = ((0, False, ("ws_cell", "ws_cell32")), (0, True, ("ws_cell", "ws_cell32")), (8, False, ("ws_cell32",)),
-            (8, True, ("ws_cell32",)), (6, True, ("ws_cell32",)))
-
-
-def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> list[tuple]:
-    """The cell kernel alone in each variant (VARIANTS): 64- or 32-bit indices (ws_cell, ws_cell32),
-    a register bound (cuda_backend.CELL_MIN_BLOCKS) and the interior's march rolled or unrolled
-    (cuda_backend.MARCH_ROLLED), over all its blocks, the interior's alone and the layer's alone. Fields and layer state are random (not zeros); each figure is the
-    mean device µs of ``repeats`` back-to-back launches queued behind a spin kernel, median of 5.
-    Returns rows (kernel, min_blocks, registers, all, interior, layer)."""
-    from wavesolve.kernels import cuda_backend
+def cell_kernel_parts(cupy, module, sim: Simulation, repeats: int = 50) -> list[tuple]:
+    """The cell kernel alone, with 64- and 32-bit indices (ws_cell, ws_cell32), over all its
+    blocks, the interior's alone and the layer's alone. Fields and layer state are random (not
+    zeros); each figure is the mean device µs of ``repeats`` back-to-back launches queued behind a
+    spin kernel, median of 5. Returns rows (kernel, registers, all, interior, layer)."""
+    from wavesolve.kernels.cuda_backend import KERNEL_SUFFIX
 
     update = sim._update
     rng = np.random.default_rng(1)
@@ -104,38 +98,28 @@ def cell_kernel_variants(cupy, module, sim: Simulation, repeats: int = 50) -> li
     layer_start = cupy.asarray(np.concatenate([[0, 0], start[2:] - interior]).astype(np.int64))
     parts = {"all": (update.seg_start, update.n_blocks), "interior": (interior_start, interior),
              "layer": (layer_start, update.n_blocks - interior)}
-    saved = (update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED)
+    saved = update.kernel
     rows = []
     try:
-        for min_blocks, rolled, kernels in VARIANTS:
-            cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED = min_blocks, rolled
-            try:
-                launcher = cuda_backend.CupyLauncher(cupy)
-            except Exception as exc:              # one variant that fails to build leaves the others
-                print(f"variant min_blocks={min_blocks} rolled={rolled}: {type(exc).__name__}: {exc}")
-                continue
-            update.launch = launcher
-            for kernel in kernels:
-                update.kernel = kernel
-                suffix = cuda_backend.KERNEL_SUFFIX[sim.dtype]
-                regs = launcher.kernels[f"{kernel}_{suffix}"].num_regs
-                times = {}
-                for part, (seg, blocks) in parts.items():
-                    runs = []
-                    for _ in range(5):
-                        module.get_function("ws_spin")((1,), (1,), (np.int64(20_000_000),))
-                        a, b = cupy.cuda.Event(), cupy.cuda.Event()
-                        a.record()
-                        for _ in range(repeats):
-                            update.launch_blocks(p, out, seg, blocks)
-                        b.record()
-                        b.synchronize()
-                        runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
-                    times[part] = float(np.median(runs))
-                rows.append((kernel + (", rolled" if rolled else ""), min_blocks, regs, times["all"],
-                             times["interior"], times["layer"]))
+        for kernel in ("ws_cell", "ws_cell32"):
+            update.kernel = kernel
+            regs = update.launch.kernels[f"{kernel}_{KERNEL_SUFFIX[sim.dtype]}"].num_regs
+            times = {}
+            for part, (seg, blocks) in parts.items():
+                runs = []
+                for _ in range(5):
+                    module.get_function("ws_spin")((1,), (1,), (np.int64(20_000_000),))
+                    a, b = cupy.cuda.Event(), cupy.cuda.Event()
+                    a.record()
+                    for _ in range(repeats):
+                        update.launch_blocks(p, out, seg, blocks)
+                    b.record()
+                    b.synchronize()
+                    runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
+                times[part] = float(np.median(runs))
+            rows.append((kernel, regs, times["all"], times["interior"], times["layer"]))
     finally:
-        update.launch, update.kernel, cuda_backend.CELL_MIN_BLOCKS, cuda_backend.MARCH_ROLLED = saved
+        update.kernel = saved
     return rows
 
 
@@ -144,8 +128,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cases", default="88,256,384", help="which of the cases: 88, 256, 384, 384d")
     ap.add_argument("--no-ceilings", action="store_true")
-    ap.add_argument("--variants", action="store_true",
-                    help="also time the cell kernel's variants (index width, register bound), whole and by part")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the cell kernel alone, 64- and 32-bit indices, whole and by part")
     args = ap.parse_args()
     import cupy
 
@@ -169,11 +153,11 @@ def main() -> None:
         for name, t in sorted(times.items(), key=lambda kv: -kv[1]):
             print(f"| {name} | {t:.1f} |")
         print(f"| all kernels | {sum(times.values()):.1f} |")
-        if args.variants:
-            print("\n| cell kernel | min blocks | registers | all, µs | interior, µs | layer, µs | updates/s |")
-            print("| --- | --- | --- | --- | --- | --- | --- |")
-            for kernel, mb, regs, t_all, t_in, t_lay in cell_kernel_variants(cupy, module, sim):
-                print(f"| {kernel} | {mb} | {regs} | {t_all:.1f} | {t_in:.1f} | {t_lay:.1f} | {cells / t_all / 1e3:.1f} G |")
+        if args.parts:
+            print("\n| cell kernel | registers | all, µs | interior, µs | layer, µs | updates/s |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for kernel, regs, t_all, t_in, t_lay in cell_kernel_parts(cupy, module, sim):
+                print(f"| {kernel} | {regs} | {t_all:.1f} | {t_in:.1f} | {t_lay:.1f} | {cells / t_all / 1e3:.1f} G |")
         del sim
         cupy.get_default_memory_pool().free_all_blocks()
 

@@ -49,7 +49,7 @@ if has env; then
 fi
 has tests && run 240 tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/
 has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --duration 1.0
-has profile && run 150 profile python3 bench/gpu_profile.py --cases 88,256,384,384d --steps 20 --variants
+has profile && run 150 profile python3 bench/gpu_profile.py --cases 88,256,384,384d --steps 20 --parts
 has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 256,256s,384,128,200,200s \
     --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu

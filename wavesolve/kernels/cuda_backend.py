@@ -42,12 +42,6 @@ WARP_KERNELS = ("ws_ghost",)
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel.
 BLOCK = 256
-#: Blocks of BLOCK threads the cell kernels' registers must let an SM hold (``__launch_bounds__``;
-#: 0: no bound, the compiler's choice).
-CELL_MIN_BLOCKS = 0
-#: Whether the interior's march along x stays a rolled loop (``#pragma unroll 1``: fewer registers)
-#: rather than unrolled as the compiler chooses.
-MARCH_ROLLED = False
 #: Blocks the interior's marching tiles aim at (about 30 for each SM of an H100 or H200): the x
 #: chunks are as long as that many blocks allow, one plane at least (fdtd.cuh, ws_cell).
 MARCH_BLOCKS = 4096
@@ -366,9 +360,7 @@ class CupyLauncher:
     item; a warp per item for WARP_KERNELS; the cell kernel as the blocks its driver asks for."""
 
     def __init__(self, cupy: Any) -> None:
-        options = (*NVRTC_OPTIONS, f"-DWS_CELL_THREADS={BLOCK}", f"-DWS_CELL_MIN_BLOCKS={CELL_MIN_BLOCKS}",
-                   f"-DWS_MARCH_ROLLED={int(MARCH_ROLLED)}")
-        self.module = cupy.RawModule(code=kernel_source(), options=options)
+        self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
         # every kernel loaded now: none may be loaded while a CUDA graph is being captured
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}

@@ -30,9 +30,9 @@ typedef long long ws_idx;
 // Segments of the cell kernel's cells (ws_cell): the interior and six layer slabs; the listeners'
 // blocks follow them.
 #define WS_SEGMENTS 7
-// The interior's march along x: unrolled by the compiler's choice, or not (WS_MARCH_ROLLED, set by
-// the driver: fewer registers).
-#if defined(__CUDACC__) && defined(WS_MARCH_ROLLED) && WS_MARCH_ROLLED
+// The interior's march along x stays a rolled loop on the device: unrolled, the cell kernel held 48
+// registers instead of 32 (float32) and ran 7–18 % slower on an H200 (bench/RESULTS.md).
+#ifdef __CUDACC__
 #define WS_MARCH_PRAGMA _Pragma("unroll 1")
 #else
 #define WS_MARCH_PRAGMA
@@ -240,16 +240,9 @@ WS_HD void ws_mirror(ws_idx t, T* p, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, 
 // WS_SEGMENT_KERNEL: blocks in segments (seg_start: WS_SEGMENTS + 1 block offsets), then EXTRA
 // blocks as segment WS_SEGMENTS; CALL sees the segment g, the block lb within it and the thread
 // th < block. On the host, loops over the same blocks and threads.
-// On the device the segment kernels may be held to few registers, so that WS_CELL_MIN_BLOCKS blocks
-// of WS_CELL_THREADS threads fit an SM (__launch_bounds__; the driver defines both, 0: no bound).
-#if defined(__CUDACC__) && defined(WS_CELL_MIN_BLOCKS) && WS_CELL_MIN_BLOCKS > 0
-#define WS_CELL_BOUNDS __launch_bounds__(WS_CELL_THREADS, WS_CELL_MIN_BLOCKS)
-#else
-#define WS_CELL_BOUNDS
-#endif
 #ifdef __CUDACC__
 #define WS_SEGMENT_KERNEL(NAME, EXTRA, PARAMS, CALL)                                \
-    extern "C" __global__ void WS_CELL_BOUNDS NAME PARAMS                           \
+    extern "C" __global__ void NAME PARAMS                                          \
     {                                                                               \
         const ws_idx b = blockIdx.x;                                                \
         int g = 0;                                                                  \

@@ -179,3 +179,28 @@ position = [0.0, 0.1, 0.0]
         np.testing.assert_array_equal(np.array(used), expected[:len(used)])
         if backend == "numba":
             assert blas_threads and set(blas_threads) == {1}
+
+
+@pytest.mark.parametrize("pulse", [
+    {"waveform": "gaussian_derivative", "frequency": 2500.0, "amplitude": 200.0},
+    {"waveform": "sine_burst", "frequency": 900.0, "amplitude": 3.0, "cycles": 4, "start": 0.001}])
+def test_pulse_train_skips_only_exact_zeros(pulse):
+    """A pulse train leaves out the copies that are exactly zero at every time asked for (a
+    Gaussian beyond 40σ underflows to 0.0; a burst is 0.0 outside its window). Adding 0.0 changes
+    no sum, so the result equals the plain sum Σᵢ gᵢ·pulse(t − tᵢ) in the order of ``times`` to the
+    bit: random trains, unsorted times, single times, blocks of step times and long arrays."""
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        times = rng.uniform(0.0, 0.4, 30).tolist()
+        gains = rng.uniform(-1.0, 1.0, 30).tolist()
+        train = parse_signal({"waveform": "pulse_train", "times": times, "gains": gains, "pulse": pulse},
+                             "s.toml", "signal", ".")
+        copy = parse_signal(pulse, "s.toml", "signal", ".")
+        for t in (rng.uniform(0.0, 0.45, 1000), 0.2 + np.arange(128) / 68600.0, float(rng.uniform(0.0, 0.4)),
+                  np.array([0.0])):
+            want = np.zeros(np.shape(t))
+            for ti, g in zip(times, gains):
+                want = want + g * copy(np.asarray(t) - ti)
+            got = train(t)
+            assert np.shape(got) == np.shape(want)
+            np.testing.assert_array_equal(got, want)

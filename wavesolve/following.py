@@ -66,7 +66,7 @@ class FollowingSimulation(Simulation):
                  probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto") -> None:
         box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
         self._points = probe_points
-        self._block_first, self._block_points = 0, np.zeros((0, 0, 3))
+        self._block_first, self._block_points, self._block_probes = 0, np.zeros((0, 0, 3)), None
         super().__init__(box_scene, backend=backend, probe_points=probe_points(0.0))
         xp = self.engine.xp
         self.shifts = np.zeros(3, dtype=int)
@@ -91,10 +91,15 @@ class FollowingSimulation(Simulation):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
         if not self._block_first <= self.n < self._block_first + len(self._block_points):
-            # the probe points of the coming MOTION_BLOCK steps
+            # the probe points of the coming MOTION_BLOCK steps, and their stencils in this box
             self._block_first = self.n
             self._block_points = self._points(self._coming_times())
-        self.probes = self.engine.probes(Probes(self.grid, self._block_points[self.n - self._block_first]))
+            self._block_probes = None
+        if self._block_probes is None:                 # (again after a shift: the box moved)
+            self._block_probes = Probes(self.grid, self._block_points)
+        m = self._block_points.shape[1]
+        k = self.n - self._block_first
+        self.probes = self.engine.probes(self._block_probes.rows(k * m, (k + 1) * m))
         return super().step()
 
     def _rebuild_velocity(self) -> None:
@@ -150,6 +155,7 @@ class FollowingSimulation(Simulation):
         origin = np.asarray(grid.origin, dtype=np.float64)
         origin[axis] += direction * grid.h
         self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))
+        self._block_probes = None                      # the probe stencils, for the moved box
         self.shifts[axis] += direction
         host = getattr(self.ghosts, "host", self.ghosts)
         previous = max(self.time - grid.dt, 0.0)

@@ -24,13 +24,19 @@ class Probes:
         base = np.floor(f).astype(np.int64)
         frac = f - base
         # per corner c (np.ndindex(2, 2, 2) order) and axis a: frac or 1 − frac; the weight is the
-        # product over the axes, x first (a following box rebuilds its probes every step)
+        # product over the axes, x first
         factor = np.where(_CORNERS[None, :, :] == 1, frac[:, None, :], 1.0 - frac[:, None, :])   # (n, 8, 3)
         self.weights = (factor[:, :, 0] * factor[:, :, 1]) * factor[:, :, 2]
         if len(base) and (base.min(initial=0) < 0 or np.any(base.max(axis=0) + 1 >= grid.shape)):
             raise ValueError("a probe position's trilinear stencil leaves the grid")
         corner = base[:, None, :] + _CORNERS[None, :, :]                                          # (n, 8, 3)
         self.cells = (corner[..., 0] * grid.shape[1] + corner[..., 1]) * grid.shape[2] + corner[..., 2]
+
+    def rows(self, start: int, stop: int) -> "Probes":
+        """The probes ``start`` to ``stop`` − 1 (their arrays are views of this one's)."""
+        part = Probes.__new__(Probes)
+        part.cells, part.weights = self.cells[start:stop], self.weights[start:stop]
+        return part
 
     def sample(self, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Pressure (n,) in Pa at the probe positions (into ``out`` when given)."""

@@ -85,6 +85,35 @@ def test_candidate_lattice_closest_points_are_exact(name):
     assert np.max(np.abs(np.einsum("ij,ij->i", p - corners[:, 0], normals))) < 1e-12
 
 
+def test_bounding_spheres_skip_only_triangles_that_cannot_win():
+    """The candidate search reads a float32 ball around each triangle before its corners. Each ball
+    holds its triangle's corners exactly (so |p − c| − R is a lower bound of the distance), and the
+    search gives the same triangle, point and distance, to the bit, as with no ball skipping any
+    triangle (radius inf)."""
+    from wavesolve.geometry_kernels import _query_candidates, bounding_spheres
+
+    geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
+    geom.use_candidate_lattice(SDFLattice(geom, spacing=H / 2, margin=3 * H), band=1.5 * H)
+    lists = geom._candidates
+    spheres = bounding_spheres(lists.corners)
+    corners = lists.corners.reshape(-1, 3, 3)
+    reach = np.sqrt(((corners - spheres[:, None, :3].astype(np.float64)) ** 2).sum(axis=2)).max(axis=1)
+    assert np.all(reach <= spheres[:, 3].astype(np.float64))
+    rng = np.random.default_rng(8)
+    base, _ = trimesh.sample.sample_surface(geom.mesh, 3000, seed=9)
+    pts = np.ascontiguousarray(base + rng.normal(scale=0.6 * H, size=base.shape))
+    args = (lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing)
+    never = spheres.copy()
+    never[:, 3] = np.inf
+    got = _query_candidates(pts, lists.corners, spheres, *args)
+    want = _query_candidates(pts, lists.corners, never, *args)
+    found = got[3]
+    assert found.mean() > 0.9
+    np.testing.assert_array_equal(want[3], found)
+    for a, b in zip(got[:3], want[:3]):                 # (rows not found are left unset)
+        np.testing.assert_array_equal(a[found], b[found])
+
+
 def test_candidate_lists_are_dropped_when_vertices_change():
     geom = Geometry(_meshes()["sphere"], ZERO, np.eye(3))
     geom.use_candidate_lattice(SDFLattice(geom, spacing=H / 2, margin=3 * H), band=1.5 * H)

@@ -367,7 +367,7 @@ class GhostCells:
             np.ascontiguousarray(d, dtype=np.float64), lo.astype(np.int64), np.asarray(win.shape, dtype=np.int64),
             before, float(h), np.asarray(win.origin, dtype=np.float64),
             np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
-            lists.corners, lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing,
+            lists.corners, lists.spheres, lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing,
             body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * h, _MAX_GHOST_LAYERS)
         if not ok:
             return None
@@ -612,7 +612,8 @@ class _SurfaceData:
                 np.asarray(grid.origin, dtype=np.float64), float(grid.h),
                 np.ascontiguousarray(inside if every else inside[rows]),
                 np.ascontiguousarray(state.rotation, dtype=np.float64),
-                np.asarray(state.position, dtype=np.float64), lists.corners, lists.start, lists.tris, lists.dist,
+                np.asarray(state.position, dtype=np.float64), lists.corners, lists.spheres, lists.start, lists.tris,
+                lists.dist,
                 lists.shape, lists.origin, lists.spacing, body.geometry.face_normals_local(slice(None)),
                 MIN_IMAGE_OFFSET_CELLS * grid.h)
             if not out[0].all():

@@ -42,6 +42,30 @@ def test_fused_step_equals_reference(shape, L, dtype, ground):
         fields_fast.reverse()
 
 
+@pytest.mark.parametrize("chunks", [[0, 23], [0, 2, 3, 11, 19, 21, 23], [0, 4, 19, 23], [0, 1, 22, 23]])
+@pytest.mark.parametrize("ground", [False, True])
+def test_fused_step_equals_reference_for_any_split_among_threads(chunks, ground):
+    """The compiled step splits the x-planes into chunks, one per thread; the x-faces between two
+    chunks are updated before the chunks start, the rest by each chunk as it goes. Splits inside
+    the x-slabs, at their edges (planes 4 and 19 of 23 with a layer of 4), one plane long, and
+    none, all give the reference's result (tolerances as in test_fused_step_equals_reference)."""
+    grid = make_grid((23, 19, 27), 4, ground=ground)
+    lay_ref, p, p_prev = random_state(grid, np.float64, seed=7)
+    lay_fast = copy_layer(grid, lay_ref, z_slabs_y_fastest=True)
+    ref_update, fast_update = ReferenceUpdate(grid, lay_ref, np.float64), FusedUpdate(grid, lay_fast, np.float64)
+    fields_ref = [p.copy(), p_prev.copy()]
+    fields_fast = [p.copy(), p_prev.copy()]
+    fast_update.chunks = np.array(chunks, dtype=np.int64)
+    for step in range(2):
+        ref_update(fields_ref[0], fields_ref[1])
+        poison_layer_cells(fields_fast[1], 4, 4 if ground else 0)
+        fast_update(fields_fast[0], fields_fast[1])
+        assert_close(fields_fast[1], fields_ref[1], f"p⁺ step {step}")
+        assert_layers_close(lay_fast, lay_ref, f"step {step}")
+        fields_ref.reverse()
+        fields_fast.reverse()
+
+
 def test_backend_switch():
     assert BACKENDS == ("auto", "numpy", "numba", "cupy")
     assert resolve_backend("numpy").name == "numpy"

@@ -1,12 +1,18 @@
-"""The fused compiled CPU step (Numba): absorbing layer and interior leapfrog in two parallel sweeps.
+"""The fused compiled CPU step (Numba): absorbing layer and interior leapfrog in one parallel sweep.
 
 One call per time step does
-  0. the z-slabs' pressures copied into (z, y) tiles (below), then
-  1. the layer's face velocities v⁺ = A v − B (p[i] − p[i−1]) on every face of every slab
-     (``prange`` over x-planes; each row of a slab owns its lower x- and y-faces and its z-faces), then
-  2. every cell once (``prange`` over x-planes): the interior leapfrog
-     p⁺ = 2p − p⁻ + λ² L p, or in the layer the split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i])
-     and p⁺ = (pₓ + p_y) + p_z.
+  0. the z-slabs' pressures copied into (z, y) tiles (below);
+  1. the x-planes are split into one chunk per thread; the layer's face velocities between the
+     last plane of a chunk and the first of the next are updated first, v⁺ = A v − B (p[i] − p[i−1]);
+  2. each thread walks its chunk plane by plane, row by row: a layer row first updates the faces
+     it owns in place (its upper x- and y-faces, all of its z-faces, and the lower ones at a slab's
+     start), then its cells' split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i]) and
+     p⁺ = (pₓ + p_y) + p_z, reading faces the row before it (or step 1) has just updated; an
+     interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p.
+
+Every face is updated once a step, in place, and read while still in cache. (Until the eighth
+session the faces had a pass of their own, and the cell pass read them from memory again: about 12
+bytes more a layer cell.)
 
 The two z-slabs (under and over the interior) have rows only ``layer`` cells long along z, too
 short for the compiler to vectorise. Their state is stored y fastest
@@ -92,22 +98,27 @@ def _faces_across(p, v_aux, q, A, B, c, stride, rigid, m):
 
 
 @njit(cache=True, inline="always")
-def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j):
-    """v⁺ on the faces owned by the slab row (i, j, all k of the slab): its lower x- and y-faces
-    (and the upper ones on the slab's last row), and all its z-faces. ``p`` is flat."""
-    lo0, lo1, lo2, n0, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, upper_x, rest):
+    """v⁺ in place on faces of the slab row (i, j, all k of the slab): its upper x-face if
+    ``upper_x``; with ``rest``, its lower x-face on the slab's first row along x, its upper y-face
+    (and the lower one on the slab's first row along y) and all of its z-faces. ``p`` is flat.
+    Every face is updated once a step: by the row below it, or by the slab's first row."""
+    lo0, lo1, lo2, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     sx = ny * nz
     c = (i * ny + j) * nz + lo2
     q = sd[s, 7] + (li * n1 + lj) * n2                       # x-faces (n0+1, n1, n2)
-    _faces_across(p, v_aux, q, face_A[i], face_B[i], c, sx, i == 0, n2)
-    if li == n0 - 1:
+    if rest and li == 0:
+        _faces_across(p, v_aux, q, face_A[i], face_B[i], c, sx, i == 0, n2)
+    if upper_x:
         _faces_across(p, v_aux, q + n1 * n2, face_A[i + 1], face_B[i + 1], c + sx, sx, i + 1 == nx, n2)
+    if not rest:
+        return
     q = sd[s, 8] + (li * (n1 + 1) + lj) * n2                 # y-faces (n0, n1+1, n2)
     fy = nx + 1
-    _faces_across(p, v_aux, q, face_A[fy + j], face_B[fy + j], c, nz, j == 0, n2)
-    if lj == n1 - 1:
-        _faces_across(p, v_aux, q + n2, face_A[fy + j + 1], face_B[fy + j + 1], c + nz, nz, j + 1 == ny, n2)
+    if lj == 0:
+        _faces_across(p, v_aux, q, face_A[fy + j], face_B[fy + j], c, nz, j == 0, n2)
+    _faces_across(p, v_aux, q + n2, face_A[fy + j + 1], face_B[fy + j + 1], c + nz, nz, j + 1 == ny, n2)
     q = sd[s, 9] + (li * n1 + lj) * (n2 + 1)                 # z-faces (n0, n1, n2+1), g = lo2 … lo2+n2
     fz = nx + ny + 2 + lo2
     first = 1 if lo2 == 0 else 0
@@ -141,14 +152,17 @@ def _z_slab_tile(p, t, nx, ny, nz, i, j0, k0):
 
 
 @njit(cache=True)
-def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i):
-    """v⁺ on the faces owned by x-plane i of z-slab s (stored y fastest): its lower x-faces (and the
-    upper ones on its last plane), all its y- and z-faces, as rows along y. ``tiles[g]`` holds
-    plane g's pressures (z, y) with one extra row on each side (``_z_slab_tile``)."""
-    lo0, lo1, lo2, n0, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest):
+    """v⁺ in place on faces of x-plane i of z-slab s (stored y fastest), as rows along y: its upper
+    x-faces if ``upper_x``; with ``rest``, its lower x-faces on the slab's first plane and all of
+    its y- and z-faces. ``tiles[g]`` holds plane g's pressures (z, y) with one extra row on each
+    side (``_z_slab_tile``)."""
+    lo0, lo1, lo2, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 5], sd[s, 6]
     li = i - lo0
     t = tiles[i]
-    for u in range(2 if li == n0 - 1 else 1):                # x-faces li (+ li + 1): (n0+1, n2, n1)
+    for u in range(2):                                          # x-faces li, li + 1: (n0+1, n2, n1)
+        if (u == 0 and not (rest and li == 0)) or (u == 1 and not upper_x):
+            continue
         g = i + u
         a, b = face_A[g], face_B[g]
         hi, lo = tiles[g], tiles[g - 1]
@@ -159,6 +173,8 @@ def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i):
             pb = lo[lk + 1, 1:n1 + 1]
             for jj in range(n1):
                 v[jj] = v[jj] * a - b * (pc[jj] - pb[jj])
+    if not rest:
+        return
     fy = nx + 1
     fa = face_A[fy + lo1:fy + lo1 + n1 + 1]
     fb = face_B[fy + lo1:fy + lo1 + n1 + 1]
@@ -221,55 +237,71 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
             out[base + jj * nz] = row[jj]
 
 
+@njit(cache=True, inline="always")
+def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, upper_x, rest):
+    """``_face_row`` / ``_z_slab_faces`` over x-plane i's layer rows."""
+    if i < L or i >= nx - L:
+        s = 0 if i < L else 1
+        for j in range(ny):
+            _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, upper_x, rest)
+        return
+    for j in range(ny):
+        if j < L or j >= ny - L:
+            _face_row(p, v_aux, face_A, face_B, sd, 2 if j < L else 3, nx, ny, nz, i, j, upper_x, rest)
+    for s in range(first, 6):
+        _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
+
+
 @njit(parallel=True, cache=True)
-def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor, tiles):
+def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor, tiles,
+               chunks):
     """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
     With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
-    the reference: it holds the floor's mirror rows."""
+    the reference: it holds the floor's mirror rows. ``chunks``: the x-planes' split among the
+    threads (first plane of each chunk, then nx)."""
     nx, ny, nz = p3.shape
     p = p3.reshape(nx * ny * nz)
     out = out3.reshape(nx * ny * nz)
     L = layer
     sx, sy = ny * nz, nz
     first = 4 if floor == 0 else 5
+    sd = slab_desc
     for i in prange(L - 1, nx - L + 1):                     # 0. z-slab pressures as (z, y) tiles
         for s in range(first, 6):
-            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, slab_desc[s, 3] - 1)
-    for i in prange(nx):                                    # 1. face velocities, row by row
-        if i < L or i >= nx - L:
-            s = 0 if i < L else 1
-            for j in range(ny):
-                _face_row(p, v_aux, face_A, face_B, slab_desc, s, nx, ny, nz, i, j)
-            continue
-        for j in range(ny):
-            if j < L or j >= ny - L:
-                _face_row(p, v_aux, face_A, face_B, slab_desc, 2 if j < L else 3, nx, ny, nz, i, j)
-        for s in range(first, 6):
-            _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, slab_desc, s, nx, ny, i)
-    for i in prange(nx):                                    # 2. cells, row by row
-        if i < L or i >= nx - L:
-            s = 0 if i < L else 1
-            for j in range(ny):
-                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i, j)
-            continue
-        for j in range(ny):
-            if j < L or j >= ny - L:
-                _layer_row(p_aux, v_aux, cell_A, cell_C, out, slab_desc, 2 if j < L else 3,
-                           nx, ny, nz, i, j)
+            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, sd[s, 3] - 1)
+    n_chunks = chunks.size - 1
+    for t in prange(1, n_chunks):                           # 1. the x-faces between two chunks
+        i = chunks[t] - 1
+        if 0 <= i < nx - 1 and (i + 1 < L or i >= nx - L or L <= i < nx - L - 1):
+            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False)
+    for t in prange(n_chunks):                              # 2. faces, then cells, plane by plane
+        for i in range(chunks[t], chunks[t + 1]):
+            # the upper x-faces of a chunk's last plane were done in 1 (where the slab goes on)
+            shared = i == chunks[t + 1] - 1 and t < n_chunks - 1 and (i + 1 < L or i >= nx - L or
+                                                                    L <= i < nx - L - 1)
+            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True)
+            if i < L or i >= nx - L:
+                s = 0 if i < L else 1
+                for j in range(ny):
+                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j)
                 continue
-            c0 = (i * ny + j) * nz + L
-            m = nz - 2 * L
-            c = p[c0:c0 + m]
-            xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
-            ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
-            zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
-            o = out[c0:c0 + m]
-            for k in range(m):
-                ck = c[k]
-                lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
-                o[k] = (ck + ck) - o[k] + lam2 * lap
-        for s in range(first, 6):
-            _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, slab_desc, s, nx, ny, nz, i)
+            for j in range(ny):
+                if j < L or j >= ny - L:
+                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
+                    continue
+                c0 = (i * ny + j) * nz + L
+                m = nz - 2 * L
+                c = p[c0:c0 + m]
+                xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
+                ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
+                zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
+                o = out[c0:c0 + m]
+                for k in range(m):
+                    ck = c[k]
+                    lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
+                    o[k] = (ck + ck) - o[k] + lam2 * lap
+            for s in range(first, 6):
+                _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
 
 
 @njit(parallel=True, cache=True)
@@ -313,7 +345,10 @@ def peak(a):
 
 
 class FusedUpdate:
-    """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`."""
+    """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`.
+
+    ``chunks`` sets the x-planes' split among the threads (any split gives the same result; the
+    default is an even one, one chunk per Numba thread)."""
 
     def __init__(self, grid: Grid, layer: AbsorbingLayer, dtype: np.dtype) -> None:
         if layer.y_fastest != (False,) * 4 + (True,) * 2:
@@ -328,8 +363,17 @@ class FusedUpdate:
         L = grid.layer
         # per z-slab and x-plane: its pressures as a (z, y) tile, one extra row on each side
         self.tiles = np.empty((2, nx, L + 2, ny - 2 * L + 2), dtype)
+        #: the x-planes' split among the threads (first plane of each chunk, then nx); None: even
+        self.chunks: np.ndarray | None = None
+        self._even = np.zeros(0, dtype=np.int64)
 
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
         lay = self.layer
+        chunks = self.chunks
+        if chunks is None:                          # one chunk of x-planes per thread
+            threads = numba.get_num_threads()
+            if self._even.size != threads + 1:
+                self._even = np.array([p.shape[0] * t // threads for t in range(threads + 1)], dtype=np.int64)
+            chunks = self._even
         fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
-                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles)
+                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles, chunks)

@@ -62,9 +62,10 @@ class CudaFieldUpdate:
     """Every cell in one kernel (ws_cell, or ws_cell32 with 32-bit indices where they fit): interior
     leapfrog, or layer cell with its faces' velocities. Its blocks come in segments (fdtd.cuh): the
     interior box's tiles marched along x, then each layer slab's cells, so that every block runs one
-    branch; blocks after those may sample the listeners (``sample_and_update``). The face velocities live in two
-    buffers, v^{n−½} read and v^{n+½} written, which swap after each call (``v_aux`` is the current
-    one), so that no cell reads a face another cell of the same launch writes.
+    branch; blocks after those may sample the listeners (``sample_and_update``). The face
+    velocities live in two buffers, v^{n−½} read and v^{n+½} written, which swap after each call
+    (``v_aux`` is the current one), so that no cell reads a face another cell of the same launch
+    writes.
 
     Every call swaps them, so a recorded block of steps (kernels/cuda_blocks.py, an even number of
     steps) ends with the buffers where it found them, as the fields p and p⁻ do.
@@ -128,7 +129,8 @@ class CudaFieldUpdate:
         """The listeners' samples of p into ``samples`` (float64 (n,) device array) and the update,
         in one launch (the cell kernel only reads p)."""
         n_blocks = self.n_blocks + -(-probes.n // self.block)    # the listeners' blocks follow the cells'
-        self.launch_blocks(p, out, self.seg_start, n_blocks, (probes.cells, probes.weights, samples, np.int64(probes.n)))
+        self.launch_blocks(p, out, self.seg_start, n_blocks,
+                           (probes.cells, probes.weights, samples, np.int64(probes.n)))
         self._v.reverse()
 
     def launch_blocks(self, p: Any, out: Any, seg_start: Any, n_blocks: int, probes: tuple | None = None) -> None:

@@ -31,7 +31,8 @@ typedef long long ws_idx;
 // blocks follow them.
 #define WS_SEGMENTS 7
 // The interior's march along x stays a rolled loop on the device: unrolled, the cell kernel held 48
-// registers instead of 32 (float32) and ran 7–18 % slower on an H200 (bench/RESULTS.md).
+// registers instead of 32 (float32) and ran 18–19 % slower on 256³ and 384³ on an H200
+// (bench/RESULTS.md).
 #ifdef __CUDACC__
 #define WS_MARCH_PRAGMA _Pragma("unroll 1")
 #else

@@ -7,9 +7,10 @@ compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class 
 arithmetic are checked against the NumPy reference on machines without a GPU.
 
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
-precomputed sparse operator, no host solve, a warp per row), the listener sample (one kernel),
-the fused cell update (one kernel: leapfrog, and in the layer the face velocities and split
-pressures), the thin-part correction and the solid cells' zeroing. Where nothing moves,
+precomputed sparse operator, no host solve, a warp per row), the fused cell update with the
+listener samples (one kernel: interior leapfrog, in the layer the face velocities and split
+pressures, and extra blocks that sample the listeners), then the thin-part correction and the
+solid cells' zeroing (one kernel). Where nothing moves,
 kernels/cuda_blocks.py records blocks of such steps as CUDA graphs; otherwise each step is
 launched from Python, boundary accelerations going up through pinned buffers and samples kept in
 a device buffer copied back every ``SAMPLE_BLOCK`` steps.

@@ -349,7 +349,9 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
                         rotation=quaternion_matrix(q))
     motion = _build_motion(obj, key, file, base, geometry)
     bounds_over_time = []
-    for t in _sample_times(motion, config.simulation.duration):
+    times = _sample_times(motion, config.simulation.duration)
+    motion.prefetch(times)                          # one vectorised call for keyframed states
+    for t in times:
         if motion.deforms:
             geometry.set_vertices(motion.track.vertices(t))
         bounds_over_time.append(geometry.world_bounds(motion.state(t)))
@@ -408,6 +410,7 @@ def _first_time_inside(obj: SceneObject, point: np.ndarray, duration: float, cle
             return None
         finally:
             geom.set_vertices(obj.motion.track.vertices(0.0))
+    obj.motion.prefetch(times)
     local = np.array([geom.to_local(point[None], obj.motion.state(t))[0] for t in times])
     near = np.flatnonzero(geom.signed_distance_local(local)[0] < clearance)
     return float(times[near[0]]) if len(near) else None

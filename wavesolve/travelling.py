@@ -137,6 +137,7 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     centre_local = 0.5 * (v.min(axis=0) + v.max(axis=0))
     radius = float(np.max(np.linalg.norm(v - centre_local, axis=1)))
     times = np.linspace(0.0, T, _CHECK_TIMES)
+    obj.motion.prefetch(times)
     speed = max(float(np.linalg.norm(obj.motion.state(t).velocity)) for t in times)
     limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
     if speed >= limit:
@@ -188,6 +189,7 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = Fal
         for other in others:
             if other is box.obj:
                 continue
+            other.motion.prefetch(times)
             for t in times:
                 lo, hi = other.geometry.world_bounds(other.motion.state(t))
                 c = box.centre(t)

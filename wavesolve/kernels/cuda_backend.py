@@ -106,8 +106,7 @@ class CudaFieldUpdate:
             blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
         self.seg_start = to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
         self.n_blocks = int(sum(blocks))
-        i64 = np.int64
-        self._no_probes = (to(np.zeros(1, dtype=i64)), to(np.zeros(1)), to(np.zeros(1)), i64(0))
+        self._no_probes = (backend.no_index, backend.no_values, backend.no_values, np.int64(0))
         # 32-bit indices where every flat index of the grid and the layer's arrays fits them
         largest = max(grid.cells, self.p_aux.size, self._v[0].size)
         self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
@@ -299,9 +298,10 @@ class CudaBackend(Backend):
     def __init__(self, xp: Any, launch: Callable[..., None]) -> None:
         self.xp = xp
         self.launch = launch
-        #: a stand-in index array for kernel arguments that have no items
+        #: stand-in index and float64 arrays for kernel arguments that have no items (never read
+        #: or written)
         self.no_index = xp.zeros(1, dtype=np.int64)
-        self._no_back = xp.zeros(1)
+        self.no_values = xp.zeros(1)
 
     def asarray(self, a: np.ndarray) -> Any:
         return self.xp.ascontiguousarray(self.xp.asarray(a))
@@ -321,7 +321,7 @@ class CudaBackend(Backend):
 
     def zero_cells(self, a: Any, index: Any) -> None:
         none = self.no_index
-        self.launch("ws_close", a.dtype, len(index), (a, a, np.int64(0), none, none, none, self._no_back,
+        self.launch("ws_close", a.dtype, len(index), (a, a, np.int64(0), none, none, none, self.no_values,
                                                       np.float64(0), index))
 
     def sample_and_update(self, update, probes, p: Any, out: Any, samples: Any = None) -> Any:

@@ -42,13 +42,19 @@ def test_fused_step_equals_reference(shape, L, dtype, ground):
         fields_fast.reverse()
 
 
-@pytest.mark.parametrize("chunks", [[0, 23], [0, 2, 3, 11, 19, 21, 23], [0, 4, 19, 23], [0, 1, 22, 23]])
+@pytest.mark.parametrize("chunks", [[0, 23], [0, 2, 3, 11, 19, 21, 23], [0, 4, 19, 23], [0, 1, 22, 23],
+                                    list(range(24))])
 @pytest.mark.parametrize("ground", [False, True])
 def test_fused_step_equals_reference_for_any_split_among_threads(chunks, ground):
     """The compiled step splits the x-planes into chunks, one per thread; the x-faces between two
     chunks are updated before the chunks start, the rest by each chunk as it goes. Splits inside
     the x-slabs, at their edges (planes 4 and 19 of 23 with a layer of 4), one plane long, and
-    none, all give the reference's result (tolerances as in test_fused_step_equals_reference)."""
+    none, and one plane each (what ``even_chunks`` gives 40 threads for 23 planes), all give the
+    reference's result (tolerances as in test_fused_step_equals_reference)."""
+    from wavesolve.kernels.cpu import even_chunks
+
+    assert list(even_chunks(23, 40)) == list(range(24))          # no empty chunk
+    assert list(even_chunks(23, 2)) == [0, 11, 23]
     grid = make_grid((23, 19, 27), 4, ground=ground)
     lay_ref, p, p_prev = random_state(grid, np.float64, seed=7)
     lay_fast = copy_layer(grid, lay_ref, z_slabs_y_fastest=True)

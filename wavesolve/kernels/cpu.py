@@ -238,6 +238,12 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
 
 
 @njit(cache=True, inline="always")
+def _slab_goes_on(i, nx, L):
+    """Whether x-planes i and i + 1 lie in the same slabs (so share x-faces)."""
+    return i + 1 < L or i >= nx - L or L <= i < nx - L - 1
+
+
+@njit(cache=True, inline="always")
 def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, upper_x, rest):
     """``_face_row`` / ``_z_slab_faces`` over x-plane i's layer rows."""
     if i < L or i >= nx - L:
@@ -258,7 +264,7 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
     With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
     the reference: it holds the floor's mirror rows. ``chunks``: the x-planes' split among the
-    threads (first plane of each chunk, then nx)."""
+    threads (first plane of each chunk, then nx; strictly increasing: no chunk empty)."""
     nx, ny, nz = p3.shape
     p = p3.reshape(nx * ny * nz)
     out = out3.reshape(nx * ny * nz)
@@ -272,13 +278,12 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     n_chunks = chunks.size - 1
     for t in prange(1, n_chunks):                           # 1. the x-faces between two chunks
         i = chunks[t] - 1
-        if 0 <= i < nx - 1 and (i + 1 < L or i >= nx - L or L <= i < nx - L - 1):
+        if _slab_goes_on(i, nx, L):
             _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False)
     for t in prange(n_chunks):                              # 2. faces, then cells, plane by plane
         for i in range(chunks[t], chunks[t + 1]):
             # the upper x-faces of a chunk's last plane were done in 1 (where the slab goes on)
-            shared = i == chunks[t + 1] - 1 and t < n_chunks - 1 and (i + 1 < L or i >= nx - L or
-                                                                    L <= i < nx - L - 1)
+            shared = i == chunks[t + 1] - 1 and t < n_chunks - 1 and _slab_goes_on(i, nx, L)
             _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True)
             if i < L or i >= nx - L:
                 s = 0 if i < L else 1
@@ -344,6 +349,13 @@ def peak(a):
     return top.max()
 
 
+def even_chunks(nx: int, threads: int) -> np.ndarray:
+    """The nx x-planes split evenly among ``threads``: first plane of each chunk, then nx; no chunk
+    empty (fewer chunks where there are more threads than planes). An empty chunk would have the
+    x-faces before it updated twice (``fused_step``'s step 1)."""
+    return np.unique(np.array([nx * t // threads for t in range(threads + 1)], dtype=np.int64))
+
+
 class FusedUpdate:
     """``update(p, out)``: the compiled equivalent of :class:`~wavesolve.kernels.reference.ReferenceUpdate`.
 
@@ -363,17 +375,18 @@ class FusedUpdate:
         L = grid.layer
         # per z-slab and x-plane: its pressures as a (z, y) tile, one extra row on each side
         self.tiles = np.empty((2, nx, L + 2, ny - 2 * L + 2), dtype)
-        #: the x-planes' split among the threads (first plane of each chunk, then nx); None: even
+        #: the x-planes' split among the threads (first plane of each chunk, then nx, strictly
+        #: increasing); None: even (``even_chunks``)
         self.chunks: np.ndarray | None = None
-        self._even = np.zeros(0, dtype=np.int64)
+        self._threads, self._even = 0, np.zeros(0, dtype=np.int64)
 
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
         lay = self.layer
         chunks = self.chunks
         if chunks is None:                          # one chunk of x-planes per thread
             threads = numba.get_num_threads()
-            if self._even.size != threads + 1:
-                self._even = np.array([p.shape[0] * t // threads for t in range(threads + 1)], dtype=np.int64)
+            if self._threads != threads:
+                self._threads, self._even = threads, even_chunks(p.shape[0], threads)
             chunks = self._even
         fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
                    lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles, chunks)

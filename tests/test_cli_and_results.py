@@ -7,7 +7,7 @@ import pytest
 from scipy.io import wavfile
 
 import wavesolve
-from wavesolve.constants import WAV_PEAK_DBFS
+from wavesolve.constants import DEFAULT_LAYER_CELLS, WAV_PEAK_DBFS
 
 SCENE = """
 [simulation]
@@ -106,7 +106,8 @@ def test_info_prints_cost_without_running(ran, cli):
     assert proc.returncode == 0, proc.stderr
     for word in ("grid", "steps", "memory", "estimate"):
         assert word in proc.stdout
-    assert "50 x 50 x 50" in proc.stdout  # 0.3 m / 1 cm = 30 cells + 2 × 10 layer
+    n = 30 + 2 * DEFAULT_LAYER_CELLS                # 0.3 m / 1 cm = 30 cells, plus the layer on both sides
+    assert f"{n} x {n} x {n}" in proc.stdout
 
 
 def test_python_api_round_trip(ran, tmp_path):

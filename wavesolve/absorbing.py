@@ -21,17 +21,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import PML_ORDER, PML_R0
+from . import constants
 from .grid import Grid
 
 
+def pml_parameters(layer: int) -> tuple[int, float]:
+    """(m, R₀) of the profile for a layer of ``layer`` cells: the steep profile from
+    ``constants.PML_THICK_CELLS`` cells on, the gentle one below (each measured, constants.py)."""
+    if layer >= constants.PML_THICK_CELLS:
+        return constants.PML_ORDER, constants.PML_R0
+    return constants.PML_THIN_ORDER, constants.PML_THIN_R0
+
+
 def pml_profile(n: int, layer: int, h: float, sound_speed: float, at_faces: bool,
-                order: int = PML_ORDER, r0: float | None = None) -> np.ndarray:
+                order: int | None = None, r0: float | None = None) -> np.ndarray:
     """σ (1/s) along one axis of n cells: at cell centres (n,) or at faces (n+1,), face i left of cell i.
 
-    ``r0`` is the design reflection R₀ (default PML_R0); R₀ = 1 gives σ = 0 (a plain rigid box).
+    ``order`` m and design reflection ``r0`` R₀ default to :func:`pml_parameters`; R₀ = 1 gives
+    σ = 0 (a plain rigid box).
     """
-    r0 = PML_R0 if r0 is None else r0
+    m, r = pml_parameters(layer)
+    order = m if order is None else order
+    r0 = r if r0 is None else r0
     x = np.arange(n + 1, dtype=np.float64) if at_faces else np.arange(n, dtype=np.float64) + 0.5
     depth = np.maximum(np.maximum(layer - x, x - (n - layer)), 0.0) / layer
     sigma_max = (order + 1) * sound_speed * math.log(1.0 / r0) / (2.0 * layer * h)

@@ -21,11 +21,17 @@ DEFAULT_COURANT = 0.5
 CELLS_PER_WAVELENGTH = 10.0
 
 #: Default absorbing-layer thickness in cells (measured reflection in tests/test_absorbing_layer.py).
-DEFAULT_LAYER_CELLS = 10
-#: PML profile exponent m in σ(d) = σ_max (d/L)^m.
-PML_ORDER = 2
-#: Target normal-incidence reflection R₀ used to set σ_max = (m+1) c ln(1/R₀) / (2L).
-PML_R0 = 1e-4
+DEFAULT_LAYER_CELLS = 8
+#: PML profile σ(d) = σ_max (d/L)^m with σ_max = (m+1) c ln(1/R₀) / (2Lh): exponent m and design
+#: reflection R₀ for layers of PML_THICK_CELLS cells or more. Measured (normal and oblique incidence,
+#: bench/RESULTS.md "Absorbing-layer profile"): 8 cells with (4, 1e-6) reflect 3–5e-6, against
+#: 0.7–1e-4 for the (2, 1e-4) profile over 10 cells used until the ninth session.
+PML_ORDER = 4
+PML_R0 = 1e-6
+PML_THICK_CELLS = 6
+#: (m, R₀) for thinner layers, where the steep profile reflects more (4 cells: 2.6e-3 here, 1.4e-2 steep).
+PML_THIN_ORDER = 2
+PML_THIN_R0 = 1e-4
 
 #: Cells of clearance required between an object (or listener) and the absorbing layer.
 MIN_CLEARANCE_CELLS = 2

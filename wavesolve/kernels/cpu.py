@@ -1,14 +1,14 @@
 """The fused compiled CPU step (Numba): absorbing layer and interior leapfrog in one parallel sweep.
 
 One call per time step does
-  0. the z-slabs' pressures copied into (z, y) tiles (below);
   1. the x-planes are split into one chunk per thread; the layer's face velocities between the
      last plane of a chunk and the first of the next are updated first, v⁺ = A v − B (p[i] − p[i−1]);
   2. each thread walks its chunk plane by plane, row by row: a layer row first updates the faces
      it owns in place (its upper x- and y-faces, all of its z-faces, and the lower ones at a slab's
      start), then its cells' split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i]) and
      p⁺ = (pₓ + p_y) + p_z, reading faces the row before it (or step 1) has just updated; an
-     interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p.
+     interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p. The plane's z-slab parts come last
+     (below), after its rows have brought the next plane's pressures into cache.
 
 Every face is updated once a step, in place, and read while still in cache. (Until the eighth
 session the faces had a pass of their own, and the cell pass read them from memory again: about 12
@@ -20,6 +20,9 @@ short for the compiler to vectorise. Their state is stored y fastest
 the plane's pressures are first copied into a small (z, y) tile, and its p⁺ written back from
 one. On a 200³ float32 grid with a 10-cell layer (2-core VM) this took the z-slabs from 3.2 ms to
 about 1.7–2.1 ms of the field update (bench/RESULTS.md); float64 gained nothing measurable.
+Plane i + 1's tile is made during the sweep, after plane i's rows (which read plane i + 1) and
+before plane i's z-slab faces need it; until the ninth session all tiles were made in a pass of
+their own, which read those lines from memory once more (4–6 % of the step).
 
 Each element is computed with the same operations in the same order as the NumPy reference
 (``kernels/reference.py`` and ``AbsorbingLayer.step``), with no fast-math (no reassociation, no
@@ -244,8 +247,8 @@ def _slab_goes_on(i, nx, L):
 
 
 @njit(cache=True, inline="always")
-def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, upper_x, rest):
-    """``_face_row`` / ``_z_slab_faces`` over x-plane i's layer rows."""
+def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, upper_x, rest, z_slabs):
+    """``_face_row`` over x-plane i's layer rows, and with ``z_slabs`` ``_z_slab_faces``."""
     if i < L or i >= nx - L:
         s = 0 if i < L else 1
         for j in range(ny):
@@ -254,8 +257,18 @@ def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, u
     for j in range(ny):
         if j < L or j >= ny - L:
             _face_row(p, v_aux, face_A, face_B, sd, 2 if j < L else 3, nx, ny, nz, i, j, upper_x, rest)
-    for s in range(first, 6):
-        _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
+    if z_slabs:
+        for s in range(first, 6):
+            _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
+
+
+@njit(cache=True, inline="always")
+def _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i):
+    """The z-slabs' (z, y) tiles of x-plane i (``_z_slab_tile``), on the planes that have them:
+    L − 1 … nx − L (the z-slabs' planes and one on each side, for their x-faces)."""
+    if L - 1 <= i <= nx - L:
+        for s in range(first, 6):
+            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, sd[s, 3] - 1)
 
 
 @njit(parallel=True, cache=True)
@@ -272,23 +285,30 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     sx, sy = ny * nz, nz
     first = 4 if floor == 0 else 5
     sd = slab_desc
-    for i in prange(L - 1, nx - L + 1):                     # 0. z-slab pressures as (z, y) tiles
-        for s in range(first, 6):
-            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, sd[s, 3] - 1)
     n_chunks = chunks.size - 1
     for t in prange(1, n_chunks):                           # 1. the x-faces between two chunks
         i = chunks[t] - 1
+        _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i)
+        _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
         if _slab_goes_on(i, nx, L):
-            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False)
+            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False, True)
     for t in prange(n_chunks):                              # 2. faces, then cells, plane by plane
+        if t == 0:
+            _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0] - 1)
+            _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0])
         for i in range(chunks[t], chunks[t + 1]):
             # the upper x-faces of a chunk's last plane were done in 1 (where the slab goes on)
             shared = i == chunks[t + 1] - 1 and t < n_chunks - 1 and _slab_goes_on(i, nx, L)
-            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True)
+            # tiles i − 1 and i exist; tile i + 1 is made after the rows, unless step 1 made it
+            # (the last two planes before the next chunk)
+            next_tile = t == n_chunks - 1 or i + 1 < chunks[t + 1] - 1
+            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True, False)
             if i < L or i >= nx - L:
                 s = 0 if i < L else 1
                 for j in range(ny):
                     _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j)
+                if next_tile:
+                    _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
                 continue
             for j in range(ny):
                 if j < L or j >= ny - L:
@@ -305,6 +325,10 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                     ck = c[k]
                     lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
                     o[k] = (ck + ck) - o[k] + lam2 * lap
+            if next_tile:
+                _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
+            for s in range(first, 6):
+                _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
             for s in range(first, 6):
                 _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from wavesolve import load_scene  # noqa: E402
 from wavesolve.backend import BackendError, resolve_backend  # noqa: E402
+from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 
@@ -139,7 +140,7 @@ def gpu_bandwidth() -> dict[str, float] | None:
                 lambda: stream4((sms * 8,), (512,), (a, b, np.int64(n // 4))))}
 
 
-def free_field(n: int, precision: str, layer: int = 10, sphere: bool = False):
+def free_field(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sphere: bool = False):
     h = 0.01
     text = (f"[simulation]\nduration = 1.0\ncell_size = {h}\nprecision = \"{precision}\"\n"
             f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n")

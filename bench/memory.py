@@ -1,6 +1,6 @@
 """Memory per cell and the largest grid that fits a given memory (issue 6's memory figures).
 
-    python3 bench/memory.py [--gib 80] [--layer 10] [--gpu]
+    python3 bench/memory.py [--gib 80] [--layer 8] [--gpu]
 
 Counts the bytes that grow with the grid: the two pressure fields and the absorbing layer's split
 pressures and face velocities (only in the layer). This script first checks that count against
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from wavesolve.absorbing import AbsorbingLayer  # noqa: E402
+from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
 from wavesolve.grid import Grid  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
@@ -86,7 +87,8 @@ def largest_cube(limit: float, layer: int, itemsize: int, velocity_buffers: int 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gib", type=float, default=80.0, help="memory to fill (GiB), default 80 (an H100)")
-    ap.add_argument("--layer", type=int, default=10, help="absorbing layer cells (default 10)")
+    ap.add_argument("--layer", type=int, default=DEFAULT_LAYER_CELLS,
+                    help=f"absorbing layer cells (default {DEFAULT_LAYER_CELLS}, the scenes' default)")
     ap.add_argument("--gpu", action="store_true", help="also check the count against CuPy's pool on a GPU")
     args = ap.parse_args()
     limit = args.gib * 2 ** 30

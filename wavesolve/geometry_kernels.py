@@ -734,16 +734,18 @@ def merge_region(distance, owner, solid, d, lo, k):
     ``distance``/``owner``/``solid`` in place: the nearer object owns a cell, any object's inside
     makes it solid (as the NumPy loop in ``boundary.classify``)."""
     n0, n1, n2 = d.shape
+    e0 = lo[2]
     for i in range(n0):
         for j in range(n1):
+            a, b = i + lo[0], j + lo[1]
+            dist_row, owner_row, solid_row, d_row = distance[a, b], owner[a, b], solid[a, b], d[i, j]
             for c in range(n2):
-                v = d[i, j, c]
-                a, b, e = i + lo[0], j + lo[1], c + lo[2]
-                if v < distance[a, b, e]:
-                    distance[a, b, e] = v
-                    owner[a, b, e] = k
+                v = d_row[c]
+                if v < dist_row[c + e0]:
+                    dist_row[c + e0] = v
+                    owner_row[c + e0] = k
                 if v < 0.0:
-                    solid[a, b, e] = True
+                    solid_row[c + e0] = True
 
 
 # --------------------------------------------------------------------------- ghost system

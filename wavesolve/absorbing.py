@@ -90,7 +90,7 @@ class AbsorbingLayer:
         v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis.
         y_fastest: (6,) bool per slab: its arrays are stored in (x, z, y) order (y fastest) instead
             of C order (z fastest). With ``z_slabs_y_fastest`` the two z-slabs are, so that the CPU
-            kernel runs their 10-cell z rows as long y rows (kernels/cpu.py).
+            kernel runs their short z rows (one layer thick) as long y rows (kernels/cpu.py).
         slab_desc: (6, 10) int64, see ``SLAB_DESC_COLUMNS``.
         face_desc: (18, 8) int64, see ``FACE_DESC_COLUMNS``.
         face_A, face_B: (nx+1 + ny+1 + nz+1,) face coefficients per axis, concatenated

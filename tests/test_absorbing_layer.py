@@ -12,8 +12,8 @@ shortest reflected path's excess); the reflection coefficient is the returned pe
 Acceptance: < 1 % (−40 dB) with the default thickness (issue 2), and with the thinnest layer a scene
 may ask for (4 cells). Measured (ninth session, bench/RESULTS.md): default 8 cells, m = 4,
 R₀ = 1e-6: 3.1e-6 normal, 5.2e-6 oblique (about −106 dB); 4 cells (m = 2, R₀ = 1e-4): 2.6e-3 and
-1.9e-3. The 10-cell m = 2, R₀ = 1e-4 profile used before gave 7.0e-5 and 1.05e-4. The rigid-wall control (σ = 0) must
-reflect ≈ 100 %, which shows the measurement sees reflections at all.
+1.9e-3. The 10-cell m = 2, R₀ = 1e-4 profile used before gave 7.0e-5 and 1.05e-4. The rigid-wall
+control (σ = 0) must reflect ≈ 100 %, which shows the measurement sees reflections at all.
 
 The source sits at a cell centre: at the box's exact middle (a cell corner) the nearest cell is
 picked by rounding, which can differ by one cell between the two boxes and make a difference
@@ -37,7 +37,8 @@ ON_AXIS = [0.1025, 0.0025, 0.0025]         # 0.1 m towards the +x face
 OBLIQUE = [0.0825, 0.0725, 0.0525]         # 0.12 m towards the (+x, +y, +z) corner
 
 
-def _listener_signal(size: float, layer: int | None = None, listener: list[float] = ON_AXIS) -> tuple[np.ndarray, float]:
+def _listener_signal(size: float, layer: int | None = None,
+                     listener: list[float] = ON_AXIS) -> tuple[np.ndarray, float]:
     layer_line = f"absorbing_layer = {layer}" if layer else ""
     scene = parse_scene(f"""
 [simulation]
@@ -55,7 +56,8 @@ position = {listener}
     return sim.run(scene.grid.steps_for(scene.duration), progress=False)[0], scene.grid.dt
 
 
-def _reflection(small: np.ndarray, reference: np.ndarray, dt: float, listener: list[float] = ON_AXIS) -> float:
+def _reflection(small: np.ndarray, reference: np.ndarray, dt: float,
+                listener: list[float] = ON_AXIS) -> float:
     t = np.arange(len(small)) * dt
     # window: up to the first-reflection arrival (0.2 m path) plus the pulse half-length (0.11 m)
     window = t < 0.31 / 343.0 + PULSE.centre()

@@ -24,8 +24,8 @@ CELLS_PER_WAVELENGTH = 10.0
 DEFAULT_LAYER_CELLS = 8
 #: PML profile σ(d) = σ_max (d/L)^m with σ_max = (m+1) c ln(1/R₀) / (2Lh): exponent m and design
 #: reflection R₀ for layers of PML_THICK_CELLS cells or more. Measured (normal and oblique incidence,
-#: bench/RESULTS.md "Absorbing-layer profile"): 8 cells with (4, 1e-6) reflect 3–5e-6, against
-#: 0.7–1e-4 for the (2, 1e-4) profile over 10 cells used until the ninth session.
+#: bench/RESULTS.md "Absorbing-layer profile"): 8 cells with (4, 1e-6) reflect 3e-6 to 5e-6, against
+#: 7e-5 to 1e-4 for the (2, 1e-4) profile over 10 cells used until the ninth session.
 PML_ORDER = 4
 PML_R0 = 1e-6
 PML_THICK_CELLS = 6

@@ -131,9 +131,11 @@ class PulseTrain(_Strict):
         t asked for (adding 0.0 changes no sum, so the result is the same to the bit)."""
         t = np.asarray(t, dtype=np.float64)
         times, gains, (lo, hi) = self._copies
-        first, last = (float(t), float(t)) if t.ndim == 0 else (float(t.min(initial=0.0)), float(t.max(initial=0.0)))
-        slack = 1e-9 * (1.0 + max(abs(first), abs(last)))     # s: far above t − tᵢ's rounding
         total = np.zeros(t.shape)
+        if t.size == 0:
+            return total
+        first, last = float(t.min()), float(t.max())
+        slack = 1e-9 * (1.0 + max(abs(first), abs(last)))     # s: far above t − tᵢ's rounding
         for i in np.flatnonzero((times >= first - hi - slack) & (times <= last - lo + slack)):
             total = total + gains[i] * self.pulse(t - times[i])
         return total

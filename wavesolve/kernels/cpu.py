@@ -303,34 +303,32 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             # (the last two planes before the next chunk)
             next_tile = t == n_chunks - 1 or i + 1 < chunks[t + 1] - 1
             _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True, False)
-            if i < L or i >= nx - L:
-                s = 0 if i < L else 1
+            middle = L <= i < nx - L                        # a plane between the x-slabs
+            if not middle:
                 for j in range(ny):
-                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j)
-                if next_tile:
-                    _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
-                continue
-            for j in range(ny):
-                if j < L or j >= ny - L:
-                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
-                    continue
-                c0 = (i * ny + j) * nz + L
-                m = nz - 2 * L
-                c = p[c0:c0 + m]
-                xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
-                ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
-                zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
-                o = out[c0:c0 + m]
-                for k in range(m):
-                    ck = c[k]
-                    lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
-                    o[k] = (ck + ck) - o[k] + lam2 * lap
+                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, i, j)
+            else:
+                for j in range(ny):
+                    if j < L or j >= ny - L:
+                        _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
+                        continue
+                    c0 = (i * ny + j) * nz + L
+                    m = nz - 2 * L
+                    c = p[c0:c0 + m]
+                    xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
+                    ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
+                    zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
+                    o = out[c0:c0 + m]
+                    for k in range(m):
+                        ck = c[k]
+                        lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
+                        o[k] = (ck + ck) - o[k] + lam2 * lap
             if next_tile:
                 _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
-            for s in range(first, 6):
-                _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
-            for s in range(first, 6):
-                _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
+            if middle:                                      # the z-slabs' faces, then their cells
+                for s in range(first, 6):
+                    _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
+                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
 
 
 @njit(parallel=True, cache=True)

@@ -91,7 +91,7 @@ class CudaFieldUpdate:
         self.L = np.int64(grid.layer)
         self.lam2 = self.dtype.type(grid.courant ** 2)
         self.six = self.dtype.type(6)
-        # segments of blocks: the interior's rows along z (whole warps, up to BLOCK threads, per
+        # segments of blocks: the interior's tiles (whole warps along z, up to BLOCK threads per
         # block), then each slab's cells; the slab under the interior has none with a ground
         L = grid.layer
         inner = [n - 2 * L for n in grid.shape]

@@ -63,6 +63,8 @@ CASES = {
     "duplicate listener": ('[output]', '[[listeners]]\nname = "ear"\nposition = [0.0, 0.1, 0.0]\n[output]',
                            "listeners[1].name", "already used"),
     "invalid TOML": ("[domain]", "[domain", "", "not valid TOML"),
+    "boundary interval zero": ("cell_size = 0.01", "cell_size = 0.01\nboundary_interval = 0",
+                               "simulation.boundary_interval", "greater than or equal to 1"),
 }
 
 

@@ -332,6 +332,9 @@ class GhostCells:
         closest_local = np.concatenate([surf.closest_local, back.closest_local])
         normal_world = np.concatenate([surf.normal_world, back.normal])
         triangle = np.concatenate([surf.triangle, back.triangle])
+        # every row's surface point, for boundary_keys.KeyedGhostCells to interpolate between updates
+        self.row_surface = (closest_world, closest_local, normal_world, triangle, owner)
+        self.back_ghost_row = back.ghost_row
         self.rows = [np.flatnonzero(owner == k_obj) for k_obj in range(len(self.bodies))]
         self.points = []
         for r, state, body in zip(self.rows, self.states, self.bodies):

@@ -900,3 +900,156 @@ def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density)
             w += n_val[e] * accel[n_idx[e]]
         x[r] = v + density * w
     return x
+
+
+# --------------------------------------------------------------------------- keyed boundary systems
+# (boundary_keys: both key systems on one set of rows, and the steps between)
+
+@njit(cache=True)
+def sorted_positions(haystack, needles):
+    """np.searchsorted(haystack, needles) for ascending ``needles`` too: one merge walk, O(n + m)."""
+    out = np.empty(needles.shape[0], dtype=np.int64)
+    pos = 0
+    n = haystack.shape[0]
+    for q in range(needles.shape[0]):
+        v = needles[q]
+        while pos < n and haystack[pos] < v:
+            pos += 1
+        out[q] = pos
+    return out
+
+
+@njit(cache=True)
+def rows_start_step(src0, src1, a0, a1):
+    """(start, step) (n, c) of per-row values a0 (S₀'s rows, c columns) and a1 (S₁'s): a row's value
+    at the key (S₀'s, or S₁'s where S₀ has none) and its change to S₁ (0 where one side has none)."""
+    n, c = src0.shape[0], a0.shape[1]
+    start = np.empty((n, c))
+    step = np.zeros((n, c))
+    for r in range(n):
+        i, j = src0[r], src1[r]
+        for a in range(c):
+            v = a0[i, a] if i >= 0 else a1[j, a]
+            start[r, a] = v
+            if i >= 0 and j >= 0:
+                step[r, a] = a1[j, a] - v
+    return start, step
+
+
+@njit(cache=True)
+def _row_entry(idx, v0, v1, first, end, slot, stamp, r, c, w0, w1):
+    """Add (w0, w1) at column c to the row being built in idx/v0/v1[first:end]: summed into the
+    column's entry if the row has one (``stamp[c]`` = r, at ``slot[c]``), else appended. Returns
+    (new end, whether it appended)."""
+    if stamp[c] == r:
+        v0[slot[c]] += w0
+        v1[slot[c]] += w1
+        return end, False
+    stamp[c] = r
+    slot[c] = end
+    idx[end] = c
+    v0[end] = w0
+    v1[end] = w1
+    return end + 1, True
+
+
+@njit(cache=True)
+def _sort_row(idx, v0, v1, first, end):
+    """Sort the entries idx/v0/v1[first:end] by column (insertion sort: rows hold a few dozen)."""
+    for e in range(first + 1, end):
+        c, a, b = idx[e], v0[e], v1[e]
+        s = e
+        while s > first and idx[s - 1] > c:
+            idx[s], v0[s], v1[s] = idx[s - 1], v0[s - 1], v1[s - 1]
+            s -= 1
+        idx[s], v0[s], v1[s] = c, a, b
+
+
+@njit(cache=True)
+def merge_rows(src0, src1, gg0_ptr, gg0_idx, gg0_val, g0_target, gf0_ptr, gf0_idx, gf0_val, f0_col, n_fluid,
+               gg1_ptr, gg1_idx, gg1_val, g1_target, gf1_ptr, gf1_idx, gf1_val, f1_target):
+    """Both systems' rows on the rows of ``boundary_keys._Union``: row r gets the entries of S₀'s row src0[r]
+    (weights w₀) and of S₁'s row src1[r] (weights w₁); where one side has no row (−1), the other's
+    weights stand for both. Columns are moved by the codes ``g0_target``/``g1_target`` (each
+    system's unknown-cell columns) and ``f1_target`` (S₁'s air columns): ≥ 0 a row, −2 − u the
+    union's air column u (of ``n_fluid``), −1 dropped; ``f0_col`` numbers S₀'s air columns in the
+    union. Each row's entries come out sorted by column with repeats summed. Returns (gg indptr,
+    indices, w₀, w₁ − w₀, gf indptr, indices, w₀, w₁ − w₀, weights dropped)."""
+    n = src0.shape[0]
+    cap = gg0_idx.shape[0] + gf0_idx.shape[0] + gg1_idx.shape[0] + gf1_idx.shape[0] + 1
+    g_ptr = np.zeros(n + 1, dtype=np.int64)
+    g_idx = np.empty(cap, dtype=np.int64)
+    g_v0 = np.empty(cap)
+    g_v1 = np.empty(cap)
+    f_ptr = np.zeros(n + 1, dtype=np.int64)
+    f_idx = np.empty(cap, dtype=np.int64)
+    f_v0 = np.empty(cap)
+    f_v1 = np.empty(cap)
+    g_slot = np.empty(n, dtype=np.int64)
+    g_stamp = np.full(n, -1, dtype=np.int64)
+    f_slot = np.empty(n_fluid, dtype=np.int64)
+    f_stamp = np.full(n_fluid, -1, dtype=np.int64)
+    ng = 0
+    nf = 0
+    dropped = 0
+    for r in range(n):
+        g0, f0 = ng, nf
+        for system in range(2):
+            if system == 0:
+                row, s_ptr, s_idx, s_val, s_target = src0[r], gg0_ptr, gg0_idx, gg0_val, g0_target
+                alone = src1[r] < 0
+            else:
+                row, s_ptr, s_idx, s_val, s_target = src1[r], gg1_ptr, gg1_idx, gg1_val, g1_target
+                alone = src0[r] < 0
+            if row < 0:
+                continue
+            for part in range(2):
+                ptr = s_ptr if part == 0 else (gf0_ptr if system == 0 else gf1_ptr)
+                for e in range(ptr[row], ptr[row + 1]):
+                    if part == 0:
+                        code, w = s_target[s_idx[e]], s_val[e]
+                    elif system == 0:
+                        code, w = -2 - f0_col[gf0_idx[e]], gf0_val[e]
+                    else:
+                        code, w = f1_target[gf1_idx[e]], gf1_val[e]
+                    w0 = w if system == 0 or alone else 0.0
+                    w1 = w if system == 1 or alone else 0.0
+                    if code == -1:
+                        dropped += 1
+                    elif code >= 0:
+                        ng, _ = _row_entry(g_idx, g_v0, g_v1, g0, ng, g_slot, g_stamp, r, code, w0, w1)
+                    else:
+                        nf, _ = _row_entry(f_idx, f_v0, f_v1, f0, nf, f_slot, f_stamp, r, -2 - code, w0, w1)
+        _sort_row(g_idx, g_v0, g_v1, g0, ng)
+        _sort_row(f_idx, f_v0, f_v1, f0, nf)
+        g_ptr[r + 1] = ng
+        f_ptr[r + 1] = nf
+    for e in range(ng):
+        g_v1[e] -= g_v0[e]
+    for e in range(nf):
+        f_v1[e] -= f_v0[e]
+    return (g_ptr, g_idx[:ng].copy(), g_v0[:ng].copy(), g_v1[:ng].copy(),
+            f_ptr, f_idx[:nf].copy(), f_v0[:nf].copy(), f_v1[:nf].copy(), dropped)
+
+
+@njit(cache=True)
+def interpolate_rows(alpha, gg0, gg_step, gf0, gf_step, offset0, offset_step, position0, position_step, local0,
+                     local_step, normal0, normal_step, gg, gf, offset, position, local, normal):
+    """x = x₀ + α·(x₁ − x₀) into the outputs, for the weights (nnz,), coefficients (rows,) and
+    surface points (rows, 3); the normals are made unit again."""
+    for e in range(gg0.shape[0]):
+        gg[e] = gg0[e] + alpha * gg_step[e]
+    for e in range(gf0.shape[0]):
+        gf[e] = gf0[e] + alpha * gf_step[e]
+    for r in range(offset0.shape[0]):
+        offset[r] = offset0[r] + alpha * offset_step[r]
+        size = 0.0
+        for a in range(3):
+            position[r, a] = position0[r, a] + alpha * position_step[r, a]
+            local[r, a] = local0[r, a] + alpha * local_step[r, a]
+            v = normal0[r, a] + alpha * normal_step[r, a]
+            normal[r, a] = v
+            size += v * v
+        size = np.sqrt(size)
+        for a in range(3):
+            normal[r, a] /= size

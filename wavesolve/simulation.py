@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
-from .boundary import Body, GhostCells
+from .boundary import Body
+from .boundary_keys import boundary_system
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
 from .errors import InstabilityError
 from .listeners import Probes
@@ -99,8 +100,8 @@ class Simulation:
         self.p = self.engine.zeros(grid.shape, self.dtype)
         self.p_prev = self.engine.zeros(grid.shape, self.dtype)
         self.ghosts = self.engine.ghost_cells(
-            GhostCells(grid, [Body(o.geometry, o.motion) for o in scene.objects], t=start_step * grid.dt),
-            self.dtype)
+            boundary_system(grid, [Body(o.geometry, o.motion) for o in scene.objects], start_step * grid.dt,
+                            scene.config.simulation.boundary_interval, scene.duration), self.dtype)
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype, self.engine.z_slabs_y_fastest)
         if probe_points is None:
             probe_points = np.array([lis.position for lis in scene.listeners])

@@ -1,0 +1,330 @@
+"""Moving rigid objects' boundary systems, exact every K steps and interpolated in time between.
+
+An exact boundary update (:meth:`GhostCells.update`: classification, unknown cells, closest points,
+image stencils, assembly) costs about twice a 128³ field update (bench/geometry_cost.py). With
+``boundary_interval`` K > 1, :class:`KeyedGhostCells` makes exact systems only at the key steps
+n₀, n₀ + K, … (each one K steps ahead of its use), and at step n₀ + j uses
+
+  * S₀'s unknown cells, held solid cells and thin-part links (the classification of step n₀);
+  * each row's weights and ρaₙ coefficient (1 − α)·w₀ + α·w₁, α = j/K, where w₁ is the same
+    cell's row in S₁ (step n₀ + K) written in S₀'s columns: an S₁ column that is an unknown of S₀
+    stays one, one that is air in S₀ reads the field (the union of both systems' air cells);
+  * each row's surface point and normal interpolated the same way, read by the shaders with the
+    objects' exact rigid states at that step.
+
+A row's image stencil is trilinear in its image point, so its weights move continuously while the
+image point crosses cells; the interpolation follows them to second order in the motion over K
+steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes
+effect at the next key, at most K steps late (K·Δt; 67 µs for K = 8 at h = 5 mm). Rows of S₀ with no
+counterpart in S₁ (a cell about to leave the unknowns) keep S₀'s weights; an S₁ column that is
+deep solid in S₀ (held at zero there) cannot be read and is dropped (counted in ``dropped``).
+
+Deforming objects (whose vertices are set to the time asked) are not keyed: a scene with one runs
+the exact update every step.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from .boundary import Body, GhostCells
+from .meshes import Geometry
+from .grid import Grid
+from .shading import BoundaryPoints
+
+log = logging.getLogger("wavesolve")
+
+#: What a keyed system takes over from the exact system of its key step.
+_FROM_KEY = ("states", "index", "fresh", "solid_index", "W_gf", "W_gg", "offset", "fluid_cols", "n_back",
+             "_link_fluid", "_link_row", "_link_cell", "rows", "points", "row_surface", "back_ghost_row")
+
+
+#: Largest distance (cells) a surface point may move between two keys: cell events come at most
+#: this late in space. Measured on the travelling-sphere test (20 m/s, h = 1 cm; bench/RESULTS.md),
+#: error of the side listener against the exact-update run's 3.1 %: 3.5 % at 0.09 cells, 3.6 % at
+#: 0.12, 4.5 % at 0.23. The cube spinning at 20 rev/s and the spheres at 1–2 m/s (test_moving_objects)
+#: matched their exact-update runs up to 0.3 cells.
+MAX_KEY_DISPLACEMENT_CELLS = 0.1
+
+
+def key_interval(grid: Grid, bodies: list[Body], duration: float, interval: int) -> int:
+    """K for a run of ``duration`` s: ``interval`` or fewer steps, so that no surface point moves
+    more than MAX_KEY_DISPLACEMENT_CELLS·h in K steps. A body's surface speed is bounded by
+    |v| + |ω|·r (r: its farthest vertex from the object origin), sampled over the run at least
+    every four steps (at most 20 000 samples; at least 200)."""
+    speed = 0.0
+    count = int(np.clip(duration / grid.dt / 4 + 1, 200, 20000))
+    for body in bodies:
+        if not body.motion.moves:
+            continue
+        reach = float(np.max(np.linalg.norm(body.geometry.vertices, axis=1)))
+        for t in np.linspace(0.0, duration, count):
+            state = body.motion.state(float(t))
+            speed = max(speed, float(np.linalg.norm(state.velocity) + np.linalg.norm(state.angular_velocity) * reach))
+    if speed == 0.0:
+        return int(interval)
+    return int(max(1, min(interval, np.floor(MAX_KEY_DISPLACEMENT_CELLS * grid.h / (speed * grid.dt)))))
+
+
+def boundary_system(grid: Grid, bodies: list[Body], t: float, interval: int = 1,
+                    duration: float | None = None) -> GhostCells:
+    """The boundary system of a run starting at time t (s): keyed every K steps (``key_interval``
+    over ``duration``, s, when given) when K is above 1, something moves and nothing deforms; else
+    exact every step."""
+    if any(b.motion.deforms for b in bodies) or not any(b.motion.moves for b in bodies):
+        return GhostCells(grid, bodies, t)
+    if duration is not None:
+        interval = key_interval(grid, bodies, duration, interval)
+    if interval > 1:
+        log.info("boundary: exact updates every %d steps, interpolated between", interval)
+        return KeyedGhostCells(grid, bodies, t, interval=interval)
+    return GhostCells(grid, bodies, t)
+
+
+class KeyedGhostCells(GhostCells):
+    """:class:`GhostCells` whose exact update runs every ``interval`` steps (module docstring).
+
+    Attributes (besides GhostCells'):
+        interval: K, steps between exact updates.
+        dropped: S₁ weights dropped at the last key (columns deep solid in S₀), for the log.
+    """
+
+    def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0, iterative: bool = True,
+                 interval: int = 8) -> None:
+        if int(interval) < 2:
+            raise ValueError(f"boundary interval must be at least 2 steps, got {interval}")
+        self.interval = int(interval)
+        self._ahead = GhostCells(grid, bodies, t, iterative)     # the exact systems, made at key steps
+        self._ahead_t = t
+        self._key: int | None = None            # step of S₀ while an interval is running
+        self._union: _Union | None = None
+        self.dropped = 0
+        super().__init__(grid, self._ahead.bodies, t, iterative)
+
+    def update(self, t: float) -> None:
+        """The boundary system at time t (s). Keys are the steps n·Δt with n a multiple of K, so a
+        run started at any step (a time chunk) uses the same systems as one started at 0: at a key
+        step S₀'s own system, between keys the interpolated one."""
+        start = time.perf_counter()
+        dt, K = self.grid.dt, self.interval
+        n = int(round(t / dt))
+        if n * dt != t:                         # off the step grid (not a Simulation step): exact only
+            self._exact(t)
+            self.phase_times = dict(self._ahead.phase_times)
+            return
+        key = n - n % K
+        if self._key == key:                    # inside the running interval
+            if n == key:
+                self._take(self._s0)
+            else:
+                self._interpolate((n - key) / K, t)
+            self.phase_times = {"interpolation": time.perf_counter() - start}
+            return
+        ahead = self._ahead
+        spent: dict[str, float] = {}
+        if self._ahead_t != key * dt:           # not the key prepared ahead: a fresh start at this key
+            ahead.update(key * dt)
+            spent = dict(ahead.phase_times)
+        s0 = self._s0 = copy.copy(ahead)
+        ahead.update((key + K) * dt)
+        self._ahead_t = (key + K) * dt
+        t_merge = time.perf_counter()
+        self._union = _Union(s0, ahead)
+        self.dropped = self._union.dropped
+        self._key = key
+        self._take(s0)
+        if n != key:
+            self._interpolate((n - key) / K, t)
+        self.phase_times = {name: spent.get(name, 0.0) + ahead.phase_times.get(name, 0.0)
+                            for name in set(spent) | set(ahead.phase_times)}
+        self.phase_times["key merge"] = time.perf_counter() - t_merge
+        self.phase_times["other"] = (time.perf_counter() - start) - sum(
+            v for name, v in self.phase_times.items() if name != "other")
+
+    def _exact(self, t: float) -> None:
+        """The exact system at t, with no interval running."""
+        self._ahead.update(t)
+        self._ahead_t = t
+        self._key, self._union = None, None
+        self._s0 = copy.copy(self._ahead)
+        self._take(self._s0)
+
+    def _take(self, system: GhostCells) -> None:
+        """Use the exact system of a key step as it is."""
+        for name in _FROM_KEY:
+            setattr(self, name, getattr(system, name))
+        self._back_values = np.zeros(system.n_back)
+        self._prepare_solver(len(self.index) + self.n_back)
+
+    def _interpolate(self, alpha: float, t: float) -> None:
+        """Weights, coefficients and surface points at α = j/K of the running interval."""
+        from .geometry_kernels import interpolate_rows
+
+        u = self._union
+        rows = len(u.offset0)
+        offset, position, local, normal = np.empty(rows), np.empty((rows, 3)), np.empty((rows, 3)), np.empty((rows, 3))
+        gg, gf = np.empty_like(u.gg[2]), np.empty_like(u.gf[2])
+        interpolate_rows(alpha, u.gg[2], u.gg[3], u.gf[2], u.gf[3], u.offset0, u.offset_step, u.position0,
+                         u.position_step, u.local0, u.local_step, u.normal0, u.normal_step, gg, gf, offset, position,
+                         local, normal)
+        # the interval's matrices keep their structure; only their values change (no caches hold them:
+        # the operators and coupled groups are computed for static geometry only)
+        u.W_gg.data, u.W_gf.data = gg, gf
+        self.W_gg, self.W_gf = u.W_gg, u.W_gf
+        self._operator_of = self._groups_of = None
+        self.offset = offset
+        self.fluid_cols = u.fluid_cols
+        self.index, self.rows, self._link_row = u.index, u.rows, u.link_row
+        self.fresh = np.zeros(len(self.index), dtype=bool)
+        self.states = [b.at(t) for b in self.bodies]
+        self.points = []
+        for r, state in zip(self.rows, self.states):
+            if len(r) == rows:
+                r = slice(None)
+            self.points.append(BoundaryPoints(position=position[r], normal=normal[r], position_local=local[r],
+                                              normal_local=normal[r] @ state.rotation, triangle=u.triangle[r],
+                                              state=state))
+        self._prepare_solver(rows)
+
+
+class _Union:
+    """Both keys' systems on one set of rows and the union of their columns (module docstring), for
+    the steps after the key. The rows: S₀'s ghost cells; S₁'s unknown cells that are deep solid in
+    S₀ (a layer of ghost cells grown for S₁'s stencils: no S₀ row reads them, and they keep S₁'s
+    row); S₀'s back values. S₀'s fresh cells (air at the key, where they got both time levels) are
+    air again, as one step after an exact update: their rows go and the columns that read them read
+    the field. ``gg``/``gf`` = (indptr, indices, w₀, w₁ − w₀) CSR over the rows, ``fluid_cols``
+    the union's air cells (ascending flat indices), ``offset0``/``offset_step`` and the surface
+    points' ``position0``/``local0``/``normal0`` with their steps, ``triangle``; ``index``,
+    ``rows``, ``link_row``: GhostCells' attributes for these rows."""
+
+    def __init__(self, s0: GhostCells, s1: GhostCells) -> None:
+        from .geometry_kernels import merge_rows, rows_start_step, sorted_positions
+
+        keys0, keys1 = _row_keys(s0), _row_keys(s1)
+        find0, find1 = _finder(keys0), _finder(keys1)
+        n0, n1 = len(s0.index), len(s1.index)
+        blocked0 = s0.solid_index                                   # ascending
+
+        def is_blocked0(cells: np.ndarray) -> np.ndarray:
+            if not len(blocked0):
+                return np.zeros(len(cells), dtype=bool)
+            pos = np.minimum(np.searchsorted(blocked0, cells), len(blocked0) - 1)
+            return blocked0[pos] == cells
+
+        ghosts0 = np.flatnonzero(~s0.fresh)
+        extra1 = np.flatnonzero(is_blocked0(s1.index))              # S₁ front rows deep solid in S₀
+        x = len(extra1)
+        n_front = len(ghosts0) + x
+        # the rows: (S₀ row or −1, S₁ row or −1) of each
+        src0 = np.concatenate([ghosts0, np.full(x, -1), n0 + np.arange(s0.n_back)]).astype(np.int64)
+        src1 = np.full(len(src0), -1, dtype=np.int64)
+        src1[len(ghosts0):n_front] = extra1
+        new_row = np.full(len(keys0), -1, dtype=np.int64)           # S₀ row → row here
+        new_row[src0[src0 >= 0]] = np.flatnonzero(src0 >= 0)
+        owner0, owner1 = s0.row_surface[4], s1.row_surface[4]
+        has0 = src0 >= 0
+        match = find1(keys0[src0[has0]])
+        match[(match >= 0) & (owner1[np.maximum(match, 0)] != owner0[src0[has0]])] = -1
+        src1[has0] = match
+        extra_row = np.full(n1, -1, dtype=np.int64)                 # S₁ front row → its extra row here
+        extra_row[extra1] = len(ghosts0) + np.arange(x)
+
+        def in_s0(cells: np.ndarray, back: np.ndarray, front1: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            """(row here or −1, whether air after the key) of cells read as columns (``back``: a
+            back value; one S₀ lacks reads the cell's own); ``front1``: their S₁ front rows, which
+            name the extra rows."""
+            row = find0(2 * cells + back)
+            if back.any():
+                row = np.where(row >= 0, row, find0(2 * cells))
+            row = np.where(row >= 0, new_row[np.maximum(row, 0)], -1)
+            solid = is_blocked0(cells)
+            if front1 is not None:
+                row = np.where((row < 0) & solid & (front1 >= 0), extra_row[np.maximum(front1, 0)], row)
+            return row, (row < 0) & ~solid
+
+        fcols0 = s0.fluid_cols.astype(np.int64)
+        f1 = s1.fluid_cols.astype(np.int64)
+        zeros0, zeros_f1 = np.zeros(len(keys0), dtype=np.int64), np.zeros(len(f1), dtype=np.int64)
+        g0_row, g0_air = in_s0(keys0 // 2, keys0 % 2, None)         # S₀'s own unknown columns
+        front1 = find1(2 * (keys1 // 2))
+        g1_row, g1_air = in_s0(keys1 // 2, keys1 % 2, front1)
+        f_row = np.full(len(f1), -1, dtype=np.int64)
+        f_air = np.ones(len(f1), dtype=bool)
+        if len(fcols0):                             # most of S₁'s air is S₀'s: only the rest is looked up
+            pos = np.minimum(sorted_positions(fcols0, f1), len(fcols0) - 1)
+            other = np.flatnonzero(fcols0[pos] != f1)
+        else:
+            other = np.arange(len(f1))
+        f_row[other], f_air[other] = in_s0(f1[other], zeros_f1[other], None)
+        extra = np.concatenate([(keys0 // 2)[g0_air], (keys1 // 2)[g1_air], f1[other][f_air[other]]])
+        if len(extra) and len(fcols0):
+            pos = np.minimum(np.searchsorted(fcols0, extra), len(fcols0) - 1)
+            extra = extra[fcols0[pos] != extra]
+        self.fluid_cols = np.sort(np.concatenate([fcols0, np.unique(extra)])) if len(extra) else fcols0
+        del zeros0
+
+        def target(row: np.ndarray, air: np.ndarray, cells: np.ndarray, ordered: bool = False) -> np.ndarray:
+            """Column codes for merge_rows: ≥ 0 a row here, −2 − u the union's air column u, −1 none
+            (``ordered``: the cells ascend)."""
+            code = np.full(len(row), -1, dtype=np.int64)
+            code[row >= 0] = row[row >= 0]
+            find = sorted_positions if ordered else np.searchsorted
+            code[air] = -2 - find(self.fluid_cols, cells[air])
+            return code
+
+        W0gg, W0gf, W1gg, W1gf = s0.W_gg, s0.W_gf, s1.W_gg, s1.W_gf
+        out = merge_rows(src0, src1, W0gg.indptr.astype(np.int64), W0gg.indices.astype(np.int64), W0gg.data,
+                         target(g0_row, g0_air, keys0 // 2),
+                         W0gf.indptr.astype(np.int64), W0gf.indices.astype(np.int64), W0gf.data,
+                         sorted_positions(self.fluid_cols, fcols0), len(self.fluid_cols),
+                         W1gg.indptr.astype(np.int64), W1gg.indices.astype(np.int64), W1gg.data,
+                         target(g1_row, g1_air, keys1 // 2),
+                         W1gf.indptr.astype(np.int64), W1gf.indices.astype(np.int64), W1gf.data,
+                         target(f_row, f_air, f1, ordered=True))
+        self.gg, self.gf, self.dropped = out[:4], out[4:8], int(out[8])
+        rows = len(src0)
+        self.W_gg = sp.csr_matrix((self.gg[2].copy(), self.gg[1], self.gg[0]), shape=(rows, rows))
+        self.W_gf = sp.csr_matrix((self.gf[2].copy(), self.gf[1], self.gf[0]), shape=(rows, len(self.fluid_cols)))
+        self.W_gg.has_sorted_indices = self.W_gf.has_sorted_indices = True
+
+        def start_and_step(a0: np.ndarray, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Each row's value at the key and its change to S₁ (none for a row one side lacks)."""
+            wide = a0.ndim == 2
+            start, step = rows_start_step(src0, src1, np.asarray(a0, dtype=np.float64).reshape(len(a0), -1),
+                                          np.asarray(a1, dtype=np.float64).reshape(len(a1), -1))
+            return (start, step) if wide else (start[:, 0], step[:, 0])
+
+        self.offset0, self.offset_step = start_and_step(s0.offset, s1.offset)
+        (p0, l0, nrm0, tri0, _), (p1, l1, nrm1, tri1, _) = s0.row_surface, s1.row_surface
+        self.position0, self.position_step = start_and_step(p0, p1)
+        self.local0, self.local_step = start_and_step(l0, l1)
+        self.normal0, self.normal_step = start_and_step(nrm0, nrm1)
+        self.triangle = np.where(has0, tri0[np.maximum(src0, 0)], tri1[np.maximum(src1, 0)]) if rows else tri0[:0]
+        owner = np.where(has0, owner0[np.maximum(src0, 0)], owner1[np.maximum(src1, 0)]) if rows else owner0[:0]
+        self.index = np.concatenate([s0.index[ghosts0], s1.index[extra1]])
+        self.rows = [np.flatnonzero(owner == k) for k in range(len(s0.rows))]
+        self.link_row = s0._link_row - n0 + n_front      # back rows follow the front rows
+
+
+def _row_keys(s: GhostCells) -> np.ndarray:
+    """Each row's cell and kind as one key (G,): 2·cell for a cell's value, 2·cell + 1 for its back value."""
+    index = s.index.astype(np.int64)
+    return np.concatenate([2 * index, 2 * index[s.back_ghost_row] + 1])
+
+
+def _finder(keys: np.ndarray):
+    """f(queries) → the position of each query in ``keys`` (distinct), or −1."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+
+    def find(queries: np.ndarray) -> np.ndarray:
+        if not len(ordered):
+            return np.full(len(queries), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ordered, queries), len(ordered) - 1)
+        return np.where(ordered[pos] == queries, order[pos], -1).astype(np.int64)
+    return find

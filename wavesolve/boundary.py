@@ -229,6 +229,9 @@ class GhostCells:
         offset: (g,) coefficient of ρaₙ (m).
         points: per object, the BoundaryPoints of its unknown cells (closest surface points).
         rows: per object, the rows of ``index`` that belong to it.
+        row_surface: (closest points world (G, 3), object frame (G, 3), normals (G, 3), triangles
+            (G,), owners (G,)) over all G rows (unknown cells, then back values).
+        back_ghost_row: (m,) the unknown row each back value belongs to.
     """
 
     def __init__(self, grid: Grid, bodies: list[Body | Geometry], t: float = 0.0, iterative: bool = True) -> None:

@@ -249,7 +249,7 @@ class _Union:
 
         fcols0 = s0.fluid_cols.astype(np.int64)
         f1 = s1.fluid_cols.astype(np.int64)
-        zeros0, zeros_f1 = np.zeros(len(keys0), dtype=np.int64), np.zeros(len(f1), dtype=np.int64)
+        zeros_f1 = np.zeros(len(f1), dtype=np.int64)
         g0_row, g0_air = in_s0(keys0 // 2, keys0 % 2, None)         # S₀'s own unknown columns
         front1 = find1(2 * (keys1 // 2))
         g1_row, g1_air = in_s0(keys1 // 2, keys1 % 2, front1)
@@ -266,7 +266,6 @@ class _Union:
             pos = np.minimum(np.searchsorted(fcols0, extra), len(fcols0) - 1)
             extra = extra[fcols0[pos] != extra]
         self.fluid_cols = np.sort(np.concatenate([fcols0, np.unique(extra)])) if len(extra) else fcols0
-        del zeros0
 
         def target(row: np.ndarray, air: np.ndarray, cells: np.ndarray, ordered: bool = False) -> np.ndarray:
             """Column codes for merge_rows: ≥ 0 a row here, −2 − u the union's air column u, −1 none

@@ -331,6 +331,38 @@ def test_compiled_surface_points_match_reference(name):
     np.testing.assert_array_equal(fast.owner, ref.owner)
 
 
+def test_cells_beyond_the_lists_band_are_answered_from_the_bins():
+    """Solid cells 1.6–3.5 cells deep (ghost cells grown for image stencils reach there; the node
+    lists keep triangles only within 1.5 cells of the surface): the compiled path answers them from
+    the triangle bins (``_search_bins``), against the NumPy path with the AABB tree. Points and
+    distances are unique, so they agree to rounding (1e-12 m)."""
+    from wavesolve.constants import MIN_IMAGE_OFFSET_CELLS
+    from wavesolve.geometry_kernels import surface_points
+
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    geom = Geometry(_meshes()["sphere"], np.array([0.001, 0.002, -0.0015]), quaternion_matrix([0.9, 0.1, 0.3, 0.2]))
+    body = Body(geom, Spin(geom.position, geom.rotation, [0.3, 0.2, 1.0], 30.0))
+    ghosts = GhostCells(grid, [body])
+    state = ghosts.states[0]
+    cls = boundary.classify(grid, [body], [state])
+    solid = np.argwhere(cls.solid)
+    depth = -body.signed_distance(grid.centres(solid), state) / H
+    deep = solid[(depth > 1.6) & (depth < 3.5)]
+    lists = geom._candidates
+    assert len(deep) > 100
+    assert lists.query(geom.to_local(grid.centres(deep), state))[3].mean() < 0.2    # few lists answer them
+    out = surface_points(deep, np.asarray(grid.origin), H, np.ones(len(deep), dtype=bool), state.rotation,
+                         state.position, lists.corners, lists.spheres, lists.start, lists.tris, lists.dist,
+                         lists.shape, lists.origin, lists.spacing, lists.bin_start, lists.bin_tris, lists.bin_size,
+                         lists.bin_shape, geom.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * H)
+    assert out[0].all()                                         # the compiled path answered every cell
+    geom._candidates = None                                     # the general path, AABB tree
+    ref = boundary._SurfaceData(grid, deep, cls, [body], [state], compiled=False)
+    geom._candidates = lists
+    for k, attr in ((3, "closest_local"), (4, "closest_world"), (9, "near"), (10, "far"), (8, "offset"), (7, "kappa")):
+        np.testing.assert_allclose(out[k], getattr(ref, attr), rtol=0, atol=1e-12, err_msg=attr)
+
+
 @pytest.mark.parametrize("sweeps", [200, 2])
 def test_fixed_point_ghost_solve_matches_lu(monkeypatch, sweeps):
     """The ghost system solved by sweeps (stopped at a rigorous error bound of 1e-13 of the largest

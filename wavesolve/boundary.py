@@ -374,6 +374,7 @@ class GhostCells:
             before, float(h), np.asarray(win.origin, dtype=np.float64),
             np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
             lists.corners, lists.spheres, lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing,
+            lists.bin_start, lists.bin_tris, lists.bin_size, lists.bin_shape,
             body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * h, _MAX_GHOST_LAYERS)
         if not ok:
             return None
@@ -619,9 +620,8 @@ class _SurfaceData:
                 np.ascontiguousarray(inside if every else inside[rows]),
                 np.ascontiguousarray(state.rotation, dtype=np.float64),
                 np.asarray(state.position, dtype=np.float64), lists.corners, lists.spheres, lists.start, lists.tris,
-                lists.dist,
-                lists.shape, lists.origin, lists.spacing, body.geometry.face_normals_local(slice(None)),
-                MIN_IMAGE_OFFSET_CELLS * grid.h)
+                lists.dist, lists.shape, lists.origin, lists.spacing, lists.bin_start, lists.bin_tris, lists.bin_size,
+                lists.bin_shape, body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * grid.h)
             if not out[0].all():
                 return False
             parts.append((rows, out))

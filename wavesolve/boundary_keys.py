@@ -3,21 +3,27 @@
 An exact boundary update (:meth:`GhostCells.update`: classification, unknown cells, closest points,
 image stencils, assembly) costs about twice a 128³ field update (bench/geometry_cost.py). With
 ``boundary_interval`` K > 1, :class:`KeyedGhostCells` makes exact systems only at the key steps
-n₀, n₀ + K, … (each one K steps ahead of its use), and at step n₀ + j uses
+0, K, 2K, … (each one K steps ahead of its use). At the key step n₀ it uses S₀, the exact system
+there; at step n₀ + j, α = j/K, it uses
 
-  * S₀'s unknown cells, held solid cells and thin-part links (the classification of step n₀);
-  * each row's weights and ρaₙ coefficient (1 − α)·w₀ + α·w₁, α = j/K, where w₁ is the same
-    cell's row in S₁ (step n₀ + K) written in S₀'s columns: an S₁ column that is an unknown of S₀
-    stays one, one that is air in S₀ reads the field (the union of both systems' air cells);
+  * S₀'s cells: its ghost cells, its held solid cells and thin-part links; S₀'s fresh cells are
+    air again (as one step after an exact update), and S₁'s unknown cells that are deep solid in
+    S₀ (ghost cells grown for S₁'s stencils) are rows of their own with S₁'s weights;
+  * each row's weights and ρaₙ coefficient (1 − α)·w₀ + α·w₁, where w₁ is the same cell's row in
+    S₁ (step n₀ + K) written in these columns: an S₁ column that is a row here stays one, one
+    that is air after the key reads the field (the union of both systems' air cells);
   * each row's surface point and normal interpolated the same way, read by the shaders with the
     objects' exact rigid states at that step.
 
 A row's image stencil is trilinear in its image point, so its weights move continuously while the
 image point crosses cells; the interpolation follows them to second order in the motion over K
 steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes
-effect at the next key, at most K steps late (K·Δt; 67 µs for K = 8 at h = 5 mm). Rows of S₀ with no
-counterpart in S₁ (a cell about to leave the unknowns) keep S₀'s weights; an S₁ column that is
-deep solid in S₀ (held at zero there) cannot be read and is dropped (counted in ``dropped``).
+effect at the next key, up to K steps late; ``key_interval`` caps K so that the surface moves at
+most MAX_KEY_DISPLACEMENT_CELLS in that time. Rows with no counterpart in S₁ keep S₀'s weights, and
+so do ghost cells of S₀ that are fresh in S₁: a fresh cell's row extrapolates from beside the cell
+itself (about 1 in its sum of |weights|), and leaning towards it would take the Gauss–Seidel
+contraction factor over 1 within the interval (an LU every step). An S₁ column that cannot be read
+here (air in S₁ but deep solid in S₀: not seen) is dropped and counted in ``dropped``.
 
 Deforming objects (whose vertices are set to the time asked) are not keyed: a scene with one runs
 the exact update every step.
@@ -85,6 +91,14 @@ def boundary_system(grid: Grid, bodies: list[Body], t: float, interval: int = 1,
     return GhostCells(grid, bodies, t)
 
 
+class _KeySystem(GhostCells):
+    """The exact system of a key step, made one interval ahead: a keyed system solves only its own
+    (union) systems, so a key's solver is never readied."""
+
+    def _prepare_solver(self, rows: int) -> None:
+        pass
+
+
 class KeyedGhostCells(GhostCells):
     """:class:`GhostCells` whose exact update runs every ``interval`` steps (module docstring).
 
@@ -98,7 +112,7 @@ class KeyedGhostCells(GhostCells):
         if int(interval) < 2:
             raise ValueError(f"boundary interval must be at least 2 steps, got {interval}")
         self.interval = int(interval)
-        self._ahead = GhostCells(grid, bodies, t, iterative)     # the exact systems, made at key steps
+        self._ahead = _KeySystem(grid, bodies, t, iterative)     # the exact systems, made at key steps
         self._ahead_t = t
         self._key: int | None = None            # step of S₀ while an interval is running
         self._union: _Union | None = None
@@ -230,6 +244,11 @@ class _Union:
         has0 = src0 >= 0
         match = find1(keys0[src0[has0]])
         match[(match >= 0) & (owner1[np.maximum(match, 0)] != owner0[src0[has0]])] = -1
+        # a ghost cell of S₀ that is fresh in S₁ keeps S₀'s row until the key: fresh rows extrapolate
+        # from beside the cell itself (‖W_gg‖ ≈ 1 on their rows), and leaning towards them makes the
+        # sweeps' contraction factor exceed 1 within the interval (an LU each step instead)
+        match[(match >= 0) & (match < n1)] = np.where(s1.fresh[match[(match >= 0) & (match < n1)]], -1,
+                                                      match[(match >= 0) & (match < n1)])
         src1[has0] = match
         extra_row = np.full(n1, -1, dtype=np.int64)                 # S₁ front row → its extra row here
         extra_row[extra1] = len(ghosts0) + np.arange(x)

@@ -292,6 +292,47 @@ def _search_lists(px, py, pz, corners, spheres, start, tris, dist, shape, lat_or
 
 
 @njit(cache=True)
+def _search_bins(px, py, pz, corners, spheres, bin_start, bin_tris, bin_origin, bin_size, bin_shape):
+    """(found, triangle, closest x, y, z, squared distance) of p from the triangle bins, for points
+    the node lists do not answer (deeper than their band). The bins are visited in rings of growing
+    Chebyshev distance r around p's bin; every triangle not yet seen lies outside the cube of the
+    rings so far (a triangle is listed in each bin its bounding box meets), at least r·size from p,
+    so the search stops once the best is nearer. found is False outside the bins (or with none)."""
+    nx, ny, nz = bin_shape[0], bin_shape[1], bin_shape[2]
+    i0 = int(math.floor((px - bin_origin[0]) / bin_size))
+    j0 = int(math.floor((py - bin_origin[1]) / bin_size))
+    k0 = int(math.floor((pz - bin_origin[2]) / bin_size))
+    if nx * ny * nz == 0 or i0 < 0 or j0 < 0 or k0 < 0 or i0 >= nx or j0 >= ny or k0 >= nz:
+        return False, -1, 0.0, 0.0, 0.0, np.inf
+    best = np.inf
+    bt = -1
+    bx = by = bz = 0.0
+    reach = max(max(i0, nx - 1 - i0), max(max(j0, ny - 1 - j0), max(k0, nz - 1 - k0)))
+    for r in range(reach + 1):
+        for i in range(max(i0 - r, 0), min(i0 + r, nx - 1) + 1):
+            for j in range(max(j0 - r, 0), min(j0 + r, ny - 1) + 1):
+                for k in range(max(k0 - r, 0), min(k0 + r, nz - 1) + 1):
+                    if max(abs(i - i0), max(abs(j - j0), abs(k - k0))) != r:
+                        continue                        # an inner ring's bin, seen already
+                    b = (i * ny + j) * nz + k
+                    for e in range(bin_start[b], bin_start[b + 1]):
+                        t = bin_tris[e]
+                        sr = spheres[t, 3]
+                        gap = math.sqrt((px - spheres[t, 0]) ** 2 + (py - spheres[t, 1]) ** 2
+                                        + (pz - spheres[t, 2]) ** 2) - sr
+                        gap -= 1e-9 * sr
+                        if gap > 0.0 and gap * gap > best:
+                            continue
+                        qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, corners, t)
+                        if d2 < best:
+                            best, bt, bx, by, bz = d2, t, qx, qy, qz
+        edge = r * bin_size
+        if bt >= 0 and best <= edge * edge:
+            break
+    return bt >= 0, bt, bx, by, bz, best
+
+
+@njit(cache=True)
 def _query_candidates(points, corners, spheres, start, tris, dist, shape, lat_origin, spacing):
     """Closest points of ``points`` (n, 3) through the node lists; ``found`` is False where the
     nearest node has no list (outside the band or the lattice)."""
@@ -315,13 +356,15 @@ def _query_candidates(points, corners, spheres, start, tris, dist, shape, lat_or
 
 @njit(cache=True, parallel=True)
 def surface_points(ijk, cell_origin, h, inside, rotation, position, corners, spheres, start, tris, dist, shape,
-                   lat_origin, spacing, face_normals, e_min):
+                   lat_origin, spacing, bin_start, bin_tris, bin_size, bin_shape, face_normals, e_min):
     """Everything ``boundary._SurfaceData`` computes for cells ``ijk`` (n, 3) of one rigid object
     (owner of them all, no other object near): closest points (object frame and world), triangle,
     distance, unit normal (world and object frame: from the surface point to the cell centre, away
     from the body; the face normal for a centre on the surface), and the image-point data
-    (κ, offset, near and far points; ``boundary._image_points``). ``found`` is False for cells
-    whose nearest lattice node keeps no list: the caller must answer those another way."""
+    (κ, offset, near and far points; ``boundary._image_points``). A cell whose nearest lattice
+    node keeps no list (deeper than the lists' band: a grown ghost cell) is answered from the
+    triangle bins (``_search_bins``, the lattice's ``bin_*``). ``found`` is False for cells neither
+    answers (outside the lattice, or lists too large to keep): the caller must answer those another way."""
     n = ijk.shape[0]
     r = 0.5 * math.sqrt(3.0) * spacing
     found = np.zeros(n, dtype=np.bool_)
@@ -346,8 +389,11 @@ def surface_points(ijk, cell_origin, h, inside, rotation, position, corners, sph
         l2 = y0 * R[0, 2] + y1 * R[1, 2] + y2 * R[2, 2]
         ok, t, c0, c1, c2, best = _search_lists(l0, l1, l2, corners, spheres, start, tris, dist, shape, lat_origin,
                                                 spacing, r)
-        if not ok:
-            continue
+        if not ok:                                  # beyond the lists' band (a deep grown ghost cell)
+            ok, t, c0, c1, c2, best = _search_bins(l0, l1, l2, corners, spheres, bin_start, bin_tris, lat_origin,
+                                                   bin_size, bin_shape)
+            if not ok:
+                continue
         found[q] = True
         tri[q] = t
         d = math.sqrt(best)
@@ -422,8 +468,13 @@ class CandidateLattice:
         self.start, self.tris, dist, self.fits = _build_candidates(
             self.corners, np.ascontiguousarray(values, dtype=np.float64), self.origin, self.spacing,
             float(band), 1e-9 * extent, bin_start, bin_tris, self.origin, bin_size, bin_shape, int(max_entries))
+        # the bins answer points beyond the lists' band (surface_points); none when the lists do not fit
+        self.bin_size = bin_size
+        self.bin_start, self.bin_tris, self.bin_shape = bin_start, bin_tris, bin_shape
         if not self.fits:
             self.start = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int64)    # every list empty
+            self.bin_start, self.bin_tris = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            self.bin_shape = np.zeros(3, dtype=np.int64)
         # d(c, T) serves only as a lower bound to stop a search early: float32 rounded down halves
         # the memory (about 8 bytes per entry, ≈ 40 MB for 20k triangles at h/2) and keeps the bound
         d32 = dist.astype(np.float32)
@@ -832,8 +883,21 @@ def mask_indices(mask):
 # --------------------------------------------------------------------------- one rigid body, one call
 
 @njit(cache=True)
+def _pick_rows(source, previous, asked):
+    """Rows (n, ...) taken from ``previous`` (source ≥ 0: that row) or ``asked`` (source −1 − q: row q)."""
+    out = np.empty((source.shape[0],) + previous.shape[1:], dtype=previous.dtype)
+    for r in range(source.shape[0]):
+        if source[r] >= 0:
+            out[r] = previous[source[r]]
+        else:
+            out[r] = asked[-1 - source[r]]
+    return out
+
+
+@njit(cache=True)
 def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, position, corners, spheres, start, tris,
-                    dist, lat_shape, lat_origin, spacing, face_normals, e_min, max_layers):
+                    dist, lat_shape, lat_origin, spacing, bin_start, bin_tris, bin_size, bin_shape, face_normals, e_min,
+                    max_layers):
     """The classification and unknown-cell search of ``boundary.GhostCells.update`` for a single
     rigid body whose candidate lists answer every query, in one compiled call (the steps and their
     order are those of the NumPy path: ``classify``, fresh cells, ``ghost_mask``, then
@@ -843,8 +907,8 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
     ``d``: the body's signed distances on the cell box starting at window cell ``region_lo``;
     ``wshape``: the window's shape (3,); ``before``: window mask of last update's solid cells.
     Returns (ok, solid, owner, fresh, ghost, unknown_ijk, inside, surface) with ``surface`` the
-    tuple of :func:`surface_points`; ok is False (and the rest unusable) when some unknown's
-    nearest lattice node keeps no candidate list.
+    tuple of :func:`surface_points`; ok is False (and the rest unusable) when some unknown is not
+    answered by the candidate lists or the triangle bins.
     """
     nx, ny, nz = wshape[0], wshape[1], wshape[2]
     solid = np.zeros((nx, ny, nz), dtype=np.bool_)
@@ -852,18 +916,57 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
     merge_region(np.full((nx, ny, nz), np.inf), owner, solid, d, region_lo, 0)
     fresh = before & ~solid
     ghost = ghost_mask(solid)
-    for _ in range(max_layers):
-        g = mask_indices(ghost)
-        f = mask_indices(fresh)
-        unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
-        unknown[:g.shape[0]] = g
-        unknown[g.shape[0]:] = f
-        n = unknown.shape[0]
-        inside = np.empty(n, dtype=np.bool_)
-        for r in range(n):
-            inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
-        surface = surface_points(unknown, cell_origin, h, inside, rotation, position, corners, spheres, start, tris,
-                                 dist, lat_shape, lat_origin, spacing, face_normals, e_min)
+    slot = np.empty(0, dtype=np.int64)                    # window cell → its row in the last pass
+    g = mask_indices(ghost)
+    f = mask_indices(fresh)
+    unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
+    unknown[:g.shape[0]] = g
+    unknown[g.shape[0]:] = f
+    n = unknown.shape[0]
+    inside = np.empty(n, dtype=np.bool_)
+    for r in range(n):
+        inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
+    surface = surface_points(unknown, cell_origin, h, inside, rotation, position, corners, spheres, start, tris,
+                             dist, lat_shape, lat_origin, spacing, bin_start, bin_tris, bin_size, bin_shape,
+                             face_normals, e_min)
+    for layer in range(max_layers):
+        if layer:           # after growing: the cells of the last pass keep their answers, new ones are asked
+            if layer == 1:
+                slot = np.full(nx * ny * nz, -1, dtype=np.int64)
+            for r in range(n):
+                slot[(unknown[r, 0] * ny + unknown[r, 1]) * nz + unknown[r, 2]] = r
+            g = mask_indices(ghost)
+            previous = surface
+            unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
+            unknown[:g.shape[0]] = g
+            unknown[g.shape[0]:] = f
+            n = unknown.shape[0]
+            inside = np.empty(n, dtype=np.bool_)
+            source = np.empty(n, dtype=np.int64)          # ≥ 0: row of the last pass; −1 − q: new row q
+            fresh_rows = 0
+            for r in range(n):
+                inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
+                last = slot[(unknown[r, 0] * ny + unknown[r, 1]) * nz + unknown[r, 2]]
+                if last >= 0:
+                    source[r] = last
+                else:
+                    source[r] = -1 - fresh_rows
+                    fresh_rows += 1
+            ask = np.empty((fresh_rows, 3), dtype=np.int64)
+            ask_inside = np.empty(fresh_rows, dtype=np.bool_)
+            for r in range(n):
+                if source[r] < 0:
+                    ask[-1 - source[r]] = unknown[r]
+                    ask_inside[-1 - source[r]] = inside[r]
+            asked = surface_points(ask, cell_origin, h, ask_inside, rotation, position, corners, spheres, start,
+                                   tris, dist, lat_shape, lat_origin, spacing, bin_start, bin_tris, bin_size,
+                                   bin_shape, face_normals, e_min)
+            surface = (_pick_rows(source, previous[0], asked[0]), _pick_rows(source, previous[1], asked[1]),
+                       _pick_rows(source, previous[2], asked[2]), _pick_rows(source, previous[3], asked[3]),
+                       _pick_rows(source, previous[4], asked[4]), _pick_rows(source, previous[5], asked[5]),
+                       _pick_rows(source, previous[6], asked[6]), _pick_rows(source, previous[7], asked[7]),
+                       _pick_rows(source, previous[8], asked[8]), _pick_rows(source, previous[9], asked[9]),
+                       _pick_rows(source, previous[10], asked[10]))
         for r in range(n):
             if not surface[0][r]:
                 return False, solid, owner, fresh, ghost, unknown, inside, surface

@@ -45,7 +45,7 @@ class SimulationConfig(_Strict):
     courant: PositiveFloat | None = Field(default=None, description="cΔt/h; default 0.5, at most 1/√3")
     step_rate: PositiveFloat | None = Field(default=None, description="time steps per second (Hz)")
     precision: Literal["float32", "float64"] = "float32"
-    boundary_interval: int = Field(default=16, ge=1, le=64,
+    boundary_interval: int = Field(default=32, ge=1, le=64,
                                    description="steps between exact boundary updates of moving rigid objects")
 
 

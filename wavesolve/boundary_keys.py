@@ -19,7 +19,8 @@ A row's image stencil is trilinear in its image point, so its weights move conti
 image point crosses cells; the interpolation follows them to second order in the motion over K
 steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes
 effect at the next key, up to K steps late; ``key_interval`` caps K so that the surface moves at
-most MAX_KEY_DISPLACEMENT_CELLS in that time. Rows with no counterpart in S₁ keep S₀'s weights, and
+most MAX_KEY_DISPLACEMENT_CELLS along its normal in that time, and at most MAX_KEY_SLIDE_CELLS in
+all (the shaders' surface points are interpolated, their triangles held from the key). Rows with no counterpart in S₁ keep S₀'s weights, and
 so do ghost cells of S₀ that are fresh in S₁: a fresh cell's row extrapolates from beside the cell
 itself (about 1 in its sum of |weights|), and leaning towards it would take the Gauss–Seidel
 contraction factor over 1 within the interval (an LU every step). An S₁ column that cannot be read
@@ -49,31 +50,62 @@ _FROM_KEY = ("states", "index", "fresh", "solid_index", "W_gf", "W_gg", "offset"
              "_link_fluid", "_link_row", "_link_cell", "rows", "points", "row_surface", "back_ghost_row")
 
 
-#: Largest distance (cells) a surface point may move between two keys: cell events come at most
-#: this late in space. Measured on the travelling-sphere test (20 m/s, h = 1 cm; bench/RESULTS.md),
-#: error of the side listener against the exact-update run's 3.1 %: 3.5 % at 0.09 cells, 3.6 % at
-#: 0.12, 4.5 % at 0.23. The cube spinning at 20 rev/s and the spheres at 1–2 m/s (test_moving_objects)
-#: matched their exact-update runs up to 0.3 cells.
+#: Largest distance (cells) the surface may move along its normal between two keys: cell events
+#: (a cell changing side) come at most this late in space. Measured on the travelling-sphere test
+#: (20 m/s, h = 1 cm; bench/RESULTS.md), error of the side listener against the exact-update run's
+#: 3.1 %: 3.5 % at 0.09 cells, 3.6 % at 0.12, 4.5 % at 0.23.
 MAX_KEY_DISPLACEMENT_CELLS = 0.1
+#: Largest distance (cells) any surface point may move between two keys (sliding along the surface,
+#: as on a spinning body): the shaders' surface points are interpolated and their triangles held
+#: from the key. Measured on a modal sphere spinning at 35 rev/s with a mode not symmetric about the
+#: axis (test_boundary_keys), keyed against exact: 0.16–0.20 % of its RMS at 0.10 cell, 0.37–0.41 %
+#: at 0.24, 1.2–1.3 % at 0.50.
+MAX_KEY_SLIDE_CELLS = 0.25
+
+
+def _speed_bounds(body: Body, times: np.ndarray) -> tuple[float, float]:
+    """(normal, total) largest speeds (m/s) of the body's surface over ``times``: total |v| + |ω|·r
+    (r its farthest vertex from the object origin); normal |v| + max |ω·(r_v × n_f)| over the faces'
+    normals n_f at their own vertices r_v (a rigid motion moves the face plane along its normal at
+    v·n + ω·(r × n)), read from the convex hull of those moments."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    verts = body.geometry.vertices
+    faces = np.asarray(body.geometry.mesh.faces)
+    reach = float(np.max(np.linalg.norm(verts, axis=1)))
+    normals = body.geometry.face_normals_local(slice(None))
+    moments = np.cross(verts[faces], normals[:, None, :]).reshape(-1, 3)
+    moments = np.concatenate([moments, -moments])
+    try:
+        moments = moments[ConvexHull(moments).vertices]
+    except QhullError:                          # flat or degenerate: every moment is read
+        pass
+    normal = total = 0.0
+    for t in times:
+        state = body.motion.state(float(t))
+        v = float(np.linalg.norm(state.velocity))
+        w = state.rotation.T @ np.asarray(state.angular_velocity, dtype=np.float64)
+        normal = max(normal, v + float(np.max(np.abs(moments @ w))))
+        total = max(total, v + float(np.linalg.norm(w)) * reach)
+    return normal, total
 
 
 def key_interval(grid: Grid, bodies: list[Body], duration: float, interval: int) -> int:
-    """K for a run of ``duration`` s: ``interval`` or fewer steps, so that no surface point moves
-    more than MAX_KEY_DISPLACEMENT_CELLS·h in K steps. A body's surface speed is bounded by
-    |v| + |ω|·r (r: its farthest vertex from the object origin), sampled over the run at least
-    every four steps (at most 20 000 samples; at least 200)."""
-    speed = 0.0
+    """K for a run of ``duration`` s: ``interval`` or fewer steps, so that in K steps the surface
+    moves at most MAX_KEY_DISPLACEMENT_CELLS·h along its normal and MAX_KEY_SLIDE_CELLS·h in all
+    (``_speed_bounds``, sampled over the run at least every four steps, at most 20 000 times and at
+    least 200)."""
     count = int(np.clip(duration / grid.dt / 4 + 1, 200, 20000))
+    times = np.linspace(0.0, duration, count)
+    k = int(interval)
     for body in bodies:
         if not body.motion.moves:
             continue
-        reach = float(np.max(np.linalg.norm(body.geometry.vertices, axis=1)))
-        for t in np.linspace(0.0, duration, count):
-            state = body.motion.state(float(t))
-            speed = max(speed, float(np.linalg.norm(state.velocity) + np.linalg.norm(state.angular_velocity) * reach))
-    if speed == 0.0:
-        return int(interval)
-    return int(max(1, min(interval, np.floor(MAX_KEY_DISPLACEMENT_CELLS * grid.h / (speed * grid.dt)))))
+        normal, total = _speed_bounds(body, times)
+        for speed, cells in ((normal, MAX_KEY_DISPLACEMENT_CELLS), (total, MAX_KEY_SLIDE_CELLS)):
+            if speed > 0.0:
+                k = min(k, int(np.floor(cells * grid.h / (speed * grid.dt))))
+    return max(1, k)
 
 
 def boundary_system(grid: Grid, bodies: list[Body], t: float, interval: int = 1,

@@ -220,8 +220,8 @@ def test_spinning_modal_sphere_sounds_the_same_with_keys(tmp_path):
     symmetric about the spin axis (normal displacement ∝ (x² − y²)/r², 1.5 kHz): the modal shader
     reads each boundary point's triangle and object-frame position, which slide 0.25 cell between
     keys (the cap, K = 15 here). Keys against the exact update every step, both listeners. Bound
-    0.005 Pa RMS (a quarter of the issue's click bound); measured 0.0038 / 0.0041 Pa of 1.0 Pa
-    (0.0016 / 0.0021 at K = 6, 0.013 / 0.012 at K = 31: the held triangles)."""
+    0.005 Pa RMS (a quarter of the issue's click bound); measured 0.0031 / 0.0034 Pa of 1.0 Pa
+    (0.0015 / 0.0020 at K = 6; 0.0053 / 0.0054 at K = 31, beyond the cap)."""
     import math
 
     import trimesh

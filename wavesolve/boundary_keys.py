@@ -20,7 +20,8 @@ image point crosses cells; the interpolation follows them to second order in the
 steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes
 effect at the next key, up to K steps late; ``key_interval`` caps K so that the surface moves at
 most MAX_KEY_DISPLACEMENT_CELLS along its normal in that time, and at most MAX_KEY_SLIDE_CELLS in
-all (the shaders' surface points are interpolated, their triangles held from the key). Rows with no counterpart in S₁ keep S₀'s weights, and
+all (the shaders' surface points are interpolated; their triangles are S₀'s in the first half of
+the interval and S₁'s in the second). Rows with no counterpart in S₁ keep S₀'s weights, and
 so do ghost cells of S₀ that are fresh in S₁: a fresh cell's row extrapolates from beside the cell
 itself (about 1 in its sum of |weights|), and leaning towards it would take the Gauss–Seidel
 contraction factor over 1 within the interval (an LU every step). An S₁ column that cannot be read
@@ -56,10 +57,10 @@ _FROM_KEY = ("states", "index", "fresh", "solid_index", "W_gf", "W_gg", "offset"
 #: 3.1 %: 3.5 % at 0.09 cells, 3.6 % at 0.12, 4.5 % at 0.23.
 MAX_KEY_DISPLACEMENT_CELLS = 0.1
 #: Largest distance (cells) any surface point may move between two keys (sliding along the surface,
-#: as on a spinning body): the shaders' surface points are interpolated and their triangles held
-#: from the key. Measured on a modal sphere spinning at 35 rev/s with a mode not symmetric about the
-#: axis (test_boundary_keys), keyed against exact: 0.16–0.20 % of its RMS at 0.10 cell, 0.37–0.41 %
-#: at 0.24, 1.2–1.3 % at 0.50.
+#: as on a spinning body): the shaders' surface points are interpolated, their triangles taken from
+#: the nearer key. Measured on a modal sphere spinning at 35 rev/s with a mode not symmetric about
+#: the axis (test_boundary_keys), keyed against exact: 0.15–0.20 % of its RMS at 0.10 cell,
+#: 0.30–0.33 % at 0.24, 0.51–0.54 % at 0.50 (1.2–1.3 % there with the key's triangles held).
 MAX_KEY_SLIDE_CELLS = 0.25
 
 
@@ -227,12 +228,13 @@ class KeyedGhostCells(GhostCells):
         self.index, self.rows, self._link_row = u.index, u.rows, u.link_row
         self.fresh = np.zeros(len(self.index), dtype=bool)
         self.states = [b.at(t) for b in self.bodies]
+        triangle = u.triangle if alpha < 0.5 else u.triangle1
         self.points = []
         for r, state in zip(self.rows, self.states):
             if len(r) == rows:
                 r = slice(None)
             self.points.append(BoundaryPoints(position=position[r], normal=normal[r], position_local=local[r],
-                                              normal_local=normal[r] @ state.rotation, triangle=u.triangle[r],
+                                              normal_local=normal[r] @ state.rotation, triangle=triangle[r],
                                               state=state))
         self._prepare_solver(rows)
 
@@ -355,6 +357,8 @@ class _Union:
         self.local0, self.local_step = start_and_step(l0, l1)
         self.normal0, self.normal_step = start_and_step(nrm0, nrm1)
         self.triangle = np.where(has0, tri0[np.maximum(src0, 0)], tri1[np.maximum(src1, 0)]) if rows else tri0[:0]
+        # the second half of the interval reads S₁'s triangle, nearer its interpolated point
+        self.triangle1 = np.where(src1 >= 0, tri1[np.maximum(src1, 0)], self.triangle) if rows else tri0[:0]
         owner = np.where(has0, owner0[np.maximum(src0, 0)], owner1[np.maximum(src1, 0)]) if rows else owner0[:0]
         self.index = np.concatenate([s0.index[ghosts0], s1.index[extra1]])
         self.rows = [np.flatnonzero(owner == k) for k in range(len(s0.rows))]

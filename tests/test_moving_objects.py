@@ -187,7 +187,8 @@ def test_prefetched_states_equal_the_states_asked_alone(tmp_path):
     """A simulation asks for its coming step times in blocks (Motion.prefetch: one vectorised
     spline call). Every field of a state that came in a block must be bit-equal to the state asked
     for alone, so results do not depend on where a block starts (a chunk of a time-parallel run
-    starts its own). Checked for keyframes, inside and past the key range, and for a spin."""
+    starts its own). Checked for keyframes, inside and past the key range, and for a spin; and
+    the same for Motion.states (the states of many times at once, not kept)."""
     path = _wobble_keyframes(tmp_path, drift=0.002)
     dt = 1.0 / 68600.0
     times = [(6800 + k) * dt for k in range(200)]          # crosses the last key, 0.0995 s
@@ -196,8 +197,11 @@ def test_prefetched_states_equal_the_states_asked_alone(tmp_path):
         ahead, alone = make(), make()
         ahead.prefetch(times[:128])
         ahead.prefetch(times[100:])
-        for tq in times:
+        many = make().states(np.array(times))
+        for tq, c in zip(times, many):
             a, b = ahead.state(tq), alone.state(tq)
+            for field in ("position", "rotation", "velocity", "angular_velocity"):
+                np.testing.assert_array_equal(getattr(c, field), getattr(b, field), err_msg=f"states: {field}")
             for field in ("position", "rotation", "velocity", "acceleration", "angular_velocity",
                           "angular_acceleration"):
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"{field} at {tq}")

@@ -82,12 +82,13 @@ def _speed_bounds(body: Body, times: np.ndarray) -> tuple[float, float]:
     except QhullError:                          # flat or degenerate: every moment is read
         pass
     normal = total = 0.0
-    for t in times:
-        state = body.motion.state(float(t))
-        v = float(np.linalg.norm(state.velocity))
-        w = state.rotation.T @ np.asarray(state.angular_velocity, dtype=np.float64)
-        normal = max(normal, v + float(np.max(np.abs(moments @ w))))
-        total = max(total, v + float(np.linalg.norm(w)) * reach)
+    for first in range(0, len(times), 1024):            # states a block at a time (vectorised)
+        states = body.motion.states(times[first:first + 1024])
+        v = np.linalg.norm([s.velocity for s in states], axis=1)
+        w = np.einsum("sji,sj->si", np.array([s.rotation for s in states]),
+                      np.array([s.angular_velocity for s in states], dtype=np.float64))   # object frame
+        normal = max(normal, float(np.max(v + np.max(np.abs(moments @ w.T), axis=0))))
+        total = max(total, float(np.max(v + np.linalg.norm(w, axis=1) * reach)))
     return normal, total
 
 

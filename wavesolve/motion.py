@@ -60,6 +60,10 @@ class Motion:
         """Ready the states at ``times`` (s), which a simulation is about to ask for; nothing to do
         where a state is cheap (motions whose states cost keep them: ``_RememberedStates``)."""
 
+    def states(self, times: np.ndarray) -> list[RigidState]:
+        """The states at ``times`` (k,) s, not kept (one vectorised call where states cost)."""
+        return [self.state(float(t)) for t in np.asarray(times, dtype=np.float64)]
+
     def pose(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position, rotation) without the derivatives: (3,), (3, 3) at a time t, or (k, 3),
         (k, 3, 3) at k times."""
@@ -153,6 +157,9 @@ class _RememberedStates(Motion):
         if missing:
             for t, state in zip(missing, self._compute_many(np.array(missing, dtype=np.float64))):
                 self._remember(t, state)
+
+    def states(self, times: np.ndarray) -> list[RigidState]:
+        return self._compute_many(np.asarray(times, dtype=np.float64))
 
     def _compute_many(self, t: np.ndarray) -> list[RigidState]:  # pragma: no cover - abstract
         """States at the times t (k,) s."""

@@ -46,7 +46,8 @@ class SimulationConfig(_Strict):
     step_rate: PositiveFloat | None = Field(default=None, description="time steps per second (Hz)")
     precision: Literal["float32", "float64"] = "float32"
     boundary_interval: int = Field(default=32, ge=1, le=64,
-                                   description="steps between exact boundary updates of moving rigid objects")
+                                   description="most steps between exact boundary updates of moving rigid "
+                                               "objects (fewer for fast ones; 1: every step)")
 
 
 class MediumConfig(_Strict):

@@ -883,6 +883,18 @@ def mask_indices(mask):
 # --------------------------------------------------------------------------- one rigid body, one call
 
 @njit(cache=True)
+def _unknown_cells(ghost_ijk, fresh_ijk, solid):
+    """(unknown (n, 3), inside (n,)): the ghost cells then the fresh cells, and which are solid."""
+    unknown = np.empty((ghost_ijk.shape[0] + fresh_ijk.shape[0], 3), dtype=np.int64)
+    unknown[:ghost_ijk.shape[0]] = ghost_ijk
+    unknown[ghost_ijk.shape[0]:] = fresh_ijk
+    inside = np.empty(unknown.shape[0], dtype=np.bool_)
+    for r in range(unknown.shape[0]):
+        inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
+    return unknown, inside
+
+
+@njit(cache=True)
 def _pick_rows(source, previous, asked):
     """Rows (n, ...) taken from ``previous`` (source ≥ 0: that row) or ``asked`` (source −1 − q: row q)."""
     out = np.empty((source.shape[0],) + previous.shape[1:], dtype=previous.dtype)
@@ -917,15 +929,9 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
     fresh = before & ~solid
     ghost = ghost_mask(solid)
     slot = np.empty(0, dtype=np.int64)                    # window cell → its row in the last pass
-    g = mask_indices(ghost)
     f = mask_indices(fresh)
-    unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
-    unknown[:g.shape[0]] = g
-    unknown[g.shape[0]:] = f
+    unknown, inside = _unknown_cells(mask_indices(ghost), f, solid)
     n = unknown.shape[0]
-    inside = np.empty(n, dtype=np.bool_)
-    for r in range(n):
-        inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
     surface = surface_points(unknown, cell_origin, h, inside, rotation, position, corners, spheres, start, tris,
                              dist, lat_shape, lat_origin, spacing, bin_start, bin_tris, bin_size, bin_shape,
                              face_normals, e_min)
@@ -935,17 +941,12 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
                 slot = np.full(nx * ny * nz, -1, dtype=np.int64)
             for r in range(n):
                 slot[(unknown[r, 0] * ny + unknown[r, 1]) * nz + unknown[r, 2]] = r
-            g = mask_indices(ghost)
             previous = surface
-            unknown = np.empty((g.shape[0] + f.shape[0], 3), dtype=np.int64)
-            unknown[:g.shape[0]] = g
-            unknown[g.shape[0]:] = f
+            unknown, inside = _unknown_cells(mask_indices(ghost), f, solid)
             n = unknown.shape[0]
-            inside = np.empty(n, dtype=np.bool_)
             source = np.empty(n, dtype=np.int64)          # ≥ 0: row of the last pass; −1 − q: new row q
             fresh_rows = 0
             for r in range(n):
-                inside[r] = solid[unknown[r, 0], unknown[r, 1], unknown[r, 2]]
                 last = slot[(unknown[r, 0] * ny + unknown[r, 1]) * nz + unknown[r, 2]]
                 if last >= 0:
                     source[r] = last
@@ -1043,17 +1044,17 @@ def rows_start_step(src0, src1, a0, a1):
 def _row_entry(idx, v0, v1, first, end, slot, stamp, r, c, w0, w1):
     """Add (w0, w1) at column c to the row being built in idx/v0/v1[first:end]: summed into the
     column's entry if the row has one (``stamp[c]`` = r, at ``slot[c]``), else appended. Returns
-    (new end, whether it appended)."""
+    the new end."""
     if stamp[c] == r:
         v0[slot[c]] += w0
         v1[slot[c]] += w1
-        return end, False
+        return end
     stamp[c] = r
     slot[c] = end
     idx[end] = c
     v0[end] = w0
     v1[end] = w1
-    return end + 1, True
+    return end + 1
 
 
 @njit(cache=True)
@@ -1120,9 +1121,9 @@ def merge_rows(src0, src1, gg0_ptr, gg0_idx, gg0_val, g0_target, gf0_ptr, gf0_id
                     if code == -1:
                         dropped += 1
                     elif code >= 0:
-                        ng, _ = _row_entry(g_idx, g_v0, g_v1, g0, ng, g_slot, g_stamp, r, code, w0, w1)
+                        ng = _row_entry(g_idx, g_v0, g_v1, g0, ng, g_slot, g_stamp, r, code, w0, w1)
                     else:
-                        nf, _ = _row_entry(f_idx, f_v0, f_v1, f0, nf, f_slot, f_stamp, r, -2 - code, w0, w1)
+                        nf = _row_entry(f_idx, f_v0, f_v1, f0, nf, f_slot, f_stamp, r, -2 - code, w0, w1)
         _sort_row(g_idx, g_v0, g_v1, g0, ng)
         _sort_row(f_idx, f_v0, f_v1, f0, nf)
         g_ptr[r + 1] = ng

@@ -146,8 +146,10 @@ class KeyedGhostCells(GhostCells):
         if int(interval) < 2:
             raise ValueError(f"boundary interval must be at least 2 steps, got {interval}")
         self.interval = int(interval)
-        self._ahead = _KeySystem(grid, bodies, t, iterative)     # the exact systems, made at key steps
-        self._ahead_t = t
+        n = int(round(t / grid.dt))
+        first = (n - n % self.interval) * grid.dt if n * grid.dt == t else t    # the key the run starts in
+        self._ahead = _KeySystem(grid, bodies, first, iterative)    # the exact systems, made at key steps
+        self._ahead_t = first
         self._key: int | None = None            # step of S₀ while an interval is running
         self._union: _Union | None = None
         self.dropped = 0
@@ -262,10 +264,7 @@ class _Union:
         blocked0 = s0.solid_index                                   # ascending
 
         def is_blocked0(cells: np.ndarray) -> np.ndarray:
-            if not len(blocked0):
-                return np.zeros(len(cells), dtype=bool)
-            pos = np.minimum(np.searchsorted(blocked0, cells), len(blocked0) - 1)
-            return blocked0[pos] == cells
+            return _in_sorted(blocked0, cells, np.searchsorted)
 
         ghosts0 = np.flatnonzero(~s0.fresh)
         extra1 = np.flatnonzero(is_blocked0(s1.index))              # S₁ front rows deep solid in S₀
@@ -284,8 +283,8 @@ class _Union:
         # a ghost cell of S₀ that is fresh in S₁ keeps S₀'s row until the key: fresh rows extrapolate
         # from beside the cell itself (‖W_gg‖ ≈ 1 on their rows), and leaning towards them makes the
         # sweeps' contraction factor exceed 1 within the interval (an LU each step instead)
-        match[(match >= 0) & (match < n1)] = np.where(s1.fresh[match[(match >= 0) & (match < n1)]], -1,
-                                                      match[(match >= 0) & (match < n1)])
+        front = (match >= 0) & (match < n1)
+        match[front] = np.where(s1.fresh[match[front]], -1, match[front])
         src1[has0] = match
         extra_row = np.full(n1, -1, dtype=np.int64)                 # S₁ front row → its extra row here
         extra_row[extra1] = len(ghosts0) + np.arange(x)
@@ -305,22 +304,16 @@ class _Union:
 
         fcols0 = s0.fluid_cols.astype(np.int64)
         f1 = s1.fluid_cols.astype(np.int64)
-        zeros_f1 = np.zeros(len(f1), dtype=np.int64)
         g0_row, g0_air = in_s0(keys0 // 2, keys0 % 2, None)         # S₀'s own unknown columns
         front1 = find1(2 * (keys1 // 2))
         g1_row, g1_air = in_s0(keys1 // 2, keys1 % 2, front1)
         f_row = np.full(len(f1), -1, dtype=np.int64)
         f_air = np.ones(len(f1), dtype=bool)
-        if len(fcols0):                             # most of S₁'s air is S₀'s: only the rest is looked up
-            pos = np.minimum(sorted_positions(fcols0, f1), len(fcols0) - 1)
-            other = np.flatnonzero(fcols0[pos] != f1)
-        else:
-            other = np.arange(len(f1))
-        f_row[other], f_air[other] = in_s0(f1[other], zeros_f1[other], None)
+        # most of S₁'s air is S₀'s: only the rest is looked up
+        other = np.flatnonzero(~_in_sorted(fcols0, f1, sorted_positions))
+        f_row[other], f_air[other] = in_s0(f1[other], np.zeros(len(other), dtype=np.int64), None)
         extra = np.concatenate([(keys0 // 2)[g0_air], (keys1 // 2)[g1_air], f1[other][f_air[other]]])
-        if len(extra) and len(fcols0):
-            pos = np.minimum(np.searchsorted(fcols0, extra), len(fcols0) - 1)
-            extra = extra[fcols0[pos] != extra]
+        extra = extra[~_in_sorted(fcols0, extra, np.searchsorted)]
         self.fluid_cols = np.sort(np.concatenate([fcols0, np.unique(extra)])) if len(extra) else fcols0
 
         def target(row: np.ndarray, air: np.ndarray, cells: np.ndarray, ordered: bool = False) -> np.ndarray:
@@ -372,6 +365,15 @@ def _row_keys(s: GhostCells) -> np.ndarray:
     """Each row's cell and kind as one key (G,): 2·cell for a cell's value, 2·cell + 1 for its back value."""
     index = s.index.astype(np.int64)
     return np.concatenate([2 * index, 2 * index[s.back_ghost_row] + 1])
+
+
+def _in_sorted(haystack: np.ndarray, needles: np.ndarray, find) -> np.ndarray:
+    """Whether each needle is in the ascending ``haystack`` (bool, like needles); ``find`` is
+    np.searchsorted, or geometry_kernels.sorted_positions for ascending needles."""
+    if not len(haystack):
+        return np.zeros(len(needles), dtype=bool)
+    pos = np.minimum(find(haystack, needles), len(haystack) - 1)
+    return haystack[pos] == needles
 
 
 def _finder(keys: np.ndarray):

@@ -15,36 +15,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from exact import pulsating_sphere
+from test_moving_objects import PULSE, QUIET, SPHERE
 
 import wavesolve
 from wavesolve.boundary import Body
 from wavesolve.boundary_keys import MAX_KEY_DISPLACEMENT_CELLS, KeyedGhostCells, key_interval
 from wavesolve.scene import parse_scene
 
-SCENE = """
-[simulation]
-duration = {duration}
-cell_size = 0.005
-precision = "float64"
-boundary_interval = {interval}
-[domain]
-size = 0.36
-[[objects]]
-name = "ball"
-mesh = {{ primitive = "icosphere", radius = 0.05, subdivisions = 4 }}
-position = [-0.004, 0.0, 0.0]
-motion = {{ type = "constant_velocity", velocity = [{speed}, 0.0, 0.0] }}
-{shader}
-[[listeners]]
-name = "ear"
-position = [0.15, 0.0, 0.0]
-"""
-PULSE = ('[[objects.shaders]]\ntype = "prescribed"\npattern = "pulsate"\n'
-         'signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 100.0 }')
-
 
 def _scene(speed: float = 1.0, interval: int = 16, duration: float = 0.004, shader: str = ""):
-    return parse_scene(SCENE.format(duration=duration, interval=interval, speed=speed, shader=shader), "keys.toml")
+    """test_moving_objects' quiet-motion scene: the 5 cm sphere at ``speed`` m/s along x."""
+    text = QUIET.format(duration=duration, mesh=SPHERE, shader=shader, listener="[0.15, 0.0, 0.0]",
+                        motion=f'{{ type = "constant_velocity", velocity = [{speed}, 0.0, 0.0] }}')
+    return parse_scene(text.replace('precision = "float64"', f'precision = "float64"\nboundary_interval = {interval}'),
+                       "keys.toml")
 
 
 def _bodies(scene):

@@ -112,6 +112,66 @@ def test_a_run_started_between_keys_solves_the_same_systems():
         assert all(abs(values[0][c] - values[1][c]) <= 1e-12 * big for c in values[0]), n
 
 
+def test_keyed_solve_matches_interpolated_matrices():
+    """Between keys the ghost values come from keyed_solve, which reads each weight at α on the fly.
+    Reference: the interval's matrices filled in at α (W_gg, W_gf read by GhostCells.solve: a CSR
+    product and the Gauss–Seidel sweeps of fixed_point_solve). The same sums in the same order,
+    stopped by a bound at least as strict: 1e-12 of the largest value, in float64 and for a float32
+    field; the GPU's entry (solve_fluid, from the gathered air cells) the same. The sweeps' factor
+    bound (the larger of the ends') must hold at every α."""
+    from wavesolve.boundary import GhostCells
+    from wavesolve.geometry_kernels import scaled_norm
+
+    scene = _scene(speed=5.0)
+    dt = scene.grid.dt
+    keyed = KeyedGhostCells(scene.grid, _bodies(scene), t=0.0, interval=16)
+    rng = np.random.default_rng(5)
+    for n in (3, 8, 15):
+        keyed.update(n * dt)
+        assert keyed._keyed and keyed._stale
+        u = keyed._union
+        assert np.array_equal(keyed.solid_cells(), u.solid)
+        for dtype in (np.float64, np.float32):
+            p = rng.standard_normal(scene.grid.shape).astype(dtype)
+            accel = rng.standard_normal(len(keyed))
+            fast = keyed.solve(p, accel, 1.2)
+            gathered = keyed.solve_fluid(p.reshape(-1)[keyed.fluid_cols], accel, 1.2)
+            W = keyed.W_gg                              # filled in at α when read
+            assert not keyed._stale
+            assert scaled_norm(W.indptr, W.indices, W.data)[1] <= u.norm
+            keyed._keyed = False                        # the reference: the filled-in matrices
+            keyed._prepare_solver(len(keyed))
+            ref = GhostCells.solve(keyed, p, accel, 1.2)
+            keyed._keyed = True
+            big = np.max(np.abs(ref))
+            assert np.max(np.abs(fast - ref)) <= 1e-12 * big, (n, dtype)
+            assert np.max(np.abs(gathered - ref)) <= 1e-12 * big, (n, dtype)
+
+
+def test_keyed_solve_that_stalls_falls_back_to_the_lu(monkeypatch):
+    """Sweeps that do not meet their bound (here: one sweep allowed) hand over to a sparse LU of the
+    filled-in matrices at α; reference: scipy's spsolve of (I − W_gg) x = W_gf f + ρ·offset·aₙ
+    (float64, 1e-12 of the largest value)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    import wavesolve.boundary_keys as keys
+
+    scene = _scene(speed=5.0)
+    keyed = KeyedGhostCells(scene.grid, _bodies(scene), t=0.0, interval=16)
+    keyed.update(7 * scene.grid.dt)
+    monkeypatch.setattr(keys, "_ITERATIVE_MAX_SWEEPS", 1)
+    rng = np.random.default_rng(6)
+    p = rng.standard_normal(scene.grid.shape)
+    accel = rng.standard_normal(len(keyed))
+    x = keyed.solve(p, accel, 1.2)
+    assert not keyed._keyed and keyed._lu is not None
+    W_gg, W_gf = keyed.W_gg, keyed.W_gf
+    ref = spsolve(sp.identity(W_gg.shape[0], format="csc") - W_gg.tocsc(),
+                  W_gf @ p.reshape(-1)[keyed.fluid_cols] + 1.2 * keyed.offset * accel)
+    assert np.max(np.abs(x - ref)) <= 1e-12 * np.max(np.abs(ref))
+
+
 def test_keyed_and_exact_updates_sound_the_same():
     """Pulsating sphere (100 m/s² peak) moving at 1 m/s: exact update every step against keys every
     32 steps (the default; 0.05 cell of motion between keys). Bound: 0.005 Pa RMS difference, a

@@ -39,7 +39,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .boundary import Body, GhostCells
+from .boundary import _ITERATIVE_MAX_NORM, _ITERATIVE_MAX_SWEEPS, _ITERATIVE_TOLERANCE, Body, GhostCells
 from .meshes import Geometry
 from .grid import Grid
 from .shading import BoundaryPoints
@@ -152,8 +152,33 @@ class KeyedGhostCells(GhostCells):
         self._ahead_t = first
         self._key: int | None = None            # step of S₀ while an interval is running
         self._union: _Union | None = None
+        self._alpha: float | None = None        # α = j/K between keys; None at a key
+        self._stale = False                     # whether W_gg/W_gf still hold another α's weights
+        self._keyed = False                     # whether solve reads the weights at α on the fly
         self.dropped = 0
         super().__init__(grid, self._ahead.bodies, t, iterative)
+
+    # Between keys the interval's weights are read at α on the fly (keyed_solve); the matrices
+    # W_gg and W_gf are filled in only when read.
+    @property
+    def W_gg(self) -> sp.csr_matrix:
+        if self._stale:
+            self._fill_weights()
+        return self._W_gg
+
+    @W_gg.setter
+    def W_gg(self, value: sp.csr_matrix) -> None:
+        self._W_gg = value
+
+    @property
+    def W_gf(self) -> sp.csr_matrix:
+        if self._stale:
+            self._fill_weights()
+        return self._W_gf
+
+    @W_gf.setter
+    def W_gf(self, value: sp.csr_matrix) -> None:
+        self._W_gf = value
 
     def update(self, t: float) -> None:
         """The boundary system at time t (s). Keys are the steps n·Δt with n a multiple of K, so a
@@ -207,31 +232,31 @@ class KeyedGhostCells(GhostCells):
 
     def _take(self, system: GhostCells) -> None:
         """Use the exact system of a key step as it is."""
+        self._alpha, self._stale, self._keyed = None, False, False
         for name in _FROM_KEY:
             setattr(self, name, getattr(system, name))
         self._back_values = np.zeros(system.n_back)
         self._prepare_solver(len(self.index) + self.n_back)
 
     def _interpolate(self, alpha: float, t: float) -> None:
-        """Weights, coefficients and surface points at α = j/K of the running interval."""
-        from .geometry_kernels import interpolate_rows
+        """Coefficients and surface points at α = j/K of the running interval; the weights are read
+        at α by :meth:`solve` (or filled into W_gg/W_gf when read)."""
+        from .geometry_kernels import interpolate_points
 
         u = self._union
         rows = len(u.offset0)
         offset, position, local, normal = np.empty(rows), np.empty((rows, 3)), np.empty((rows, 3)), np.empty((rows, 3))
-        gg, gf = np.empty_like(u.gg[2]), np.empty_like(u.gf[2])
-        interpolate_rows(alpha, u.gg[2], u.gg[3], u.gf[2], u.gf[3], u.offset0, u.offset_step, u.position0,
-                         u.position_step, u.local0, u.local_step, u.normal0, u.normal_step, gg, gf, offset, position,
-                         local, normal)
+        interpolate_points(alpha, u.offset0, u.offset_step, u.position0, u.position_step, u.local0, u.local_step,
+                           u.normal0, u.normal_step, offset, position, local, normal)
         # the interval's matrices keep their structure; only their values change (no caches hold them:
         # the operators and coupled groups are computed for static geometry only)
-        u.W_gg.data, u.W_gf.data = gg, gf
         self.W_gg, self.W_gf = u.W_gg, u.W_gf
+        self._alpha, self._stale = alpha, True
         self._operator_of = self._groups_of = None
         self.offset = offset
         self.fluid_cols = u.fluid_cols
         self.index, self.rows, self._link_row = u.index, u.rows, u.link_row
-        self.fresh = np.zeros(len(self.index), dtype=bool)
+        self.fresh = u.no_fresh
         self.states = [b.at(t) for b in self.bodies]
         triangle = u.triangle if alpha < 0.5 else u.triangle1
         self.points = []
@@ -241,7 +266,54 @@ class KeyedGhostCells(GhostCells):
             self.points.append(BoundaryPoints(position=position[r], normal=normal[r], position_local=local[r],
                                               normal_local=normal[r] @ state.rotation, triangle=triangle[r],
                                               state=state))
-        self._prepare_solver(rows)
+        self._keyed = self.iterative and u.norm <= _ITERATIVE_MAX_NORM
+        if self._keyed:
+            self._has_system, self._lu, self._operator = rows > 0, None, None
+        else:
+            self._prepare_solver(rows)          # reads the weights: an LU at α
+
+    def _fill_weights(self) -> None:
+        from .geometry_kernels import interpolate_weights
+
+        u = self._union
+        self._stale = False
+        interpolate_weights(self._alpha, u.gg[2], u.gg[3], u.W_gg.data)
+        interpolate_weights(self._alpha, u.gf[2], u.gf[3], u.W_gf.data)
+
+    def solid_cells(self) -> np.ndarray:
+        """As GhostCells.solid_cells; between keys the same array for the whole interval."""
+        return super().solid_cells() if self._alpha is None else self._union.solid
+
+    def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
+        """As GhostCells.solve; between keys in one compiled pass (:func:`keyed_solve`) where the
+        sweeps are known to contract."""
+        if self._keyed:
+            x = self._keyed_solve(p.reshape(-1), self._union.gf_cells, accel, density)
+            if x is not None:
+                return x
+        return super().solve(p, accel, density)
+
+    def solve_fluid(self, fluid: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
+        if self._keyed:
+            x = self._keyed_solve(fluid, self._union.gf[1], accel, density)
+            if x is not None:
+                return x
+        return super().solve_fluid(fluid, accel, density)
+
+    def _keyed_solve(self, source: np.ndarray, cols: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray | None:
+        """keyed_solve at the interval's α; None (and the LU readied) if its sweeps stall."""
+        from .geometry_kernels import keyed_solve
+
+        u = self._union
+        x, _, converged = keyed_solve(self._alpha, *u.gg, u.gf[0], cols, u.gf[2], u.gf[3], u.offset0, u.offset_step,
+                                      source, np.asarray(accel, dtype=np.float64), float(density), u.coupled,
+                                      u.norm, _ITERATIVE_TOLERANCE, _ITERATIVE_MAX_SWEEPS)
+        if converged:
+            return x
+        log.debug("keyed ghost system: sweeps did not converge (q ≤ %.3g); factorising", u.norm)
+        self._keyed = False
+        self._factorise()
+        return None
 
 
 class _Union:
@@ -256,7 +328,7 @@ class _Union:
     ``rows``, ``link_row``: GhostCells' attributes for these rows."""
 
     def __init__(self, s0: GhostCells, s1: GhostCells) -> None:
-        from .geometry_kernels import merge_rows, rows_start_step, sorted_positions
+        from .geometry_kernels import merge_rows, off_diagonal_rows, rows_start_step, scaled_norm, sorted_positions
 
         keys0, keys1 = _row_keys(s0), _row_keys(s1)
         find0, find1 = _finder(keys0), _finder(keys1)
@@ -359,6 +431,14 @@ class _Union:
         self.index = np.concatenate([s0.index[ghosts0], s1.index[extra1]])
         self.rows = [np.flatnonzero(owner == k) for k in range(len(s0.rows))]
         self.link_row = s0._link_row - n0 + n_front      # back rows follow the front rows
+        self.no_fresh = np.zeros(len(self.index), dtype=bool)
+        self.solid = np.concatenate([blocked0, self.index])  # (S₁'s extra rows are in both: zeroed twice)
+        # for keyed_solve: the air columns as grid cells, the rows its sweeps revisit, and the
+        # larger of the ends' contraction factors (a bound for every α between)
+        self.gf_cells = self.fluid_cols[self.gf[1]]
+        self.coupled = off_diagonal_rows(self.gg[0], self.gg[1])
+        self.norm = max(scaled_norm(self.gg[0], self.gg[1], self.gg[2])[1],
+                        scaled_norm(self.gg[0], self.gg[1], self.gg[2] + self.gg[3])[1])
 
 
 def _row_keys(s: GhostCells) -> np.ndarray:

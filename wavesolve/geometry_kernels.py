@@ -1137,14 +1137,17 @@ def merge_rows(src0, src1, gg0_ptr, gg0_idx, gg0_val, g0_target, gf0_ptr, gf0_id
 
 
 @njit(cache=True)
-def interpolate_rows(alpha, gg0, gg_step, gf0, gf_step, offset0, offset_step, position0, position_step, local0,
-                     local_step, normal0, normal_step, gg, gf, offset, position, local, normal):
-    """x = x₀ + α·(x₁ − x₀) into the outputs, for the weights (nnz,), coefficients (rows,) and
-    surface points (rows, 3); the normals are made unit again."""
-    for e in range(gg0.shape[0]):
-        gg[e] = gg0[e] + alpha * gg_step[e]
-    for e in range(gf0.shape[0]):
-        gf[e] = gf0[e] + alpha * gf_step[e]
+def interpolate_weights(alpha, w0, w_step, out):
+    """out = w₀ + α·(w₁ − w₀), elementwise (nnz,): the interval's weights at α."""
+    for e in range(w0.shape[0]):
+        out[e] = w0[e] + alpha * w_step[e]
+
+
+@njit(cache=True)
+def interpolate_points(alpha, offset0, offset_step, position0, position_step, local0, local_step, normal0,
+                       normal_step, offset, position, local, normal):
+    """x = x₀ + α·(x₁ − x₀) into the outputs, for the coefficients (rows,) and surface points
+    (rows, 3); the normals are made unit again."""
     for r in range(offset0.shape[0]):
         offset[r] = offset0[r] + alpha * offset_step[r]
         size = 0.0
@@ -1157,3 +1160,77 @@ def interpolate_rows(alpha, gg0, gg_step, gf0, gf_step, offset0, offset_step, po
         size = np.sqrt(size)
         for a in range(3):
             normal[r, a] /= size
+
+
+@njit(cache=True)
+def off_diagonal_rows(indptr, indices):
+    """Rows (ascending) of a CSR matrix with an entry off its diagonal: the only rows a
+    Gauss–Seidel sweep changes after the first."""
+    n = indptr.shape[0] - 1
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for r in range(n):
+        for e in range(indptr[r], indptr[r + 1]):
+            if indices[e] != r:
+                out[m] = r
+                m += 1
+                break
+    return out[:m]
+
+
+@njit(cache=True, parallel=True)
+def keyed_solve(alpha, gg_ptr, gg_idx, gg0, gg_step, gf_ptr, gf_col, gf0, gf_step, offset0, offset_step,
+                source, accel, density, coupled, norm, tol, max_sweeps):
+    """(I − W_gg(α)) x = W_gf(α) f + ρ·offset(α)·aₙ with every weight and coefficient read at α as
+    w₀ + α·(w₁ − w₀) on the fly: what interpolating the interval's matrices (:func:`interpolate_weights`,
+    :func:`interpolate_points`), a CSR product and :func:`fixed_point_solve` give, in one pass and
+    without writing the matrices. ``gf_col`` indexes ``source`` (the field, read in float64, or its
+    gathered air cells); ``coupled`` the rows with off-diagonal entries (:func:`off_diagonal_rows`):
+    the others are exact after the first sweep, which the sweeps here skip; ``norm``: a bound on the
+    sweeps' contraction factor q at α (the larger of the ends' :func:`scaled_norm`: a row's q is
+    at most the larger of its ends', since its off-diagonal sum is convex and its pivot linear in α).
+    Stops as fixed_point_solve does. The right-hand side is made for the rows in parallel.
+    Returns (x, sweeps, converged)."""
+    n = gg_ptr.shape[0] - 1
+    x = np.empty(n)
+    rhs = np.empty(n)
+    pivot = np.empty(n)
+    for r in prange(n):
+        v = 0.0
+        for e in range(gf_ptr[r], gf_ptr[r + 1]):
+            v += (gf0[e] + alpha * gf_step[e]) * np.float64(source[gf_col[e]])
+        v += density * (offset0[r] + alpha * offset_step[r]) * accel[r]
+        piv = 1.0
+        for e in range(gg_ptr[r], gg_ptr[r + 1]):
+            if gg_idx[e] == r:
+                piv -= gg0[e] + alpha * gg_step[e]
+        rhs[r] = v
+        pivot[r] = piv
+        x[r] = v / piv
+    size0 = 0.0                       # the largest value of the rows the sweeps leave alone
+    q = 0
+    for r in range(n):
+        if q < coupled.shape[0] and coupled[q] == r:
+            q += 1
+        else:
+            size0 = max(size0, abs(x[r]))
+    if norm >= 1.0:
+        return x, 0, False
+    factor = norm / (1.0 - norm)
+    for sweep in range(1, max_sweeps + 1):
+        change = 0.0
+        size = size0
+        for q in range(coupled.shape[0]):
+            r = coupled[q]
+            v = rhs[r]
+            for e in range(gg_ptr[r], gg_ptr[r + 1]):
+                j = gg_idx[e]
+                if j != r:
+                    v += (gg0[e] + alpha * gg_step[e]) * x[j]
+            v /= pivot[r]
+            change = max(change, abs(v - x[r]))
+            size = max(size, abs(v))
+            x[r] = v
+        if factor * change <= tol * size:
+            return x, sweep, True
+    return x, max_sweeps, False

@@ -117,7 +117,8 @@ class Simulation:
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
-        self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
+        self._solid_cells = self.ghosts.solid_cells()
+        self._hold_zero = self.engine.asarray(self._solid_cells)
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
         # moving objects' motions: asked ahead for the coming steps' states, MOTION_BLOCK at a time
@@ -215,7 +216,9 @@ class Simulation:
             self._prefetched = self.n + MOTION_BLOCK
         if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
-            self._hold_zero = self.engine.asarray(ghosts.solid_cells())
+            solid = ghosts.solid_cells()
+            if solid is not self._solid_cells:          # (a keyed system keeps one array a whole interval)
+                self._solid_cells, self._hold_zero = solid, self.engine.asarray(solid)
             if ghosts.fresh.any():
                 ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration((self.n - 1) * self.grid.dt),
                                             self.scene.density)

@@ -475,3 +475,51 @@ def test_candidate_lists_over_budget_fall_back_to_the_tree(monkeypatch):
     assert geom._candidates is None
     pts = np.array([[0.041, 0.0, 0.0], [0.0, 0.01, 0.0]])
     np.testing.assert_allclose(geom.closest_local(pts)[0], geom.closest_local_aabb(pts)[0], rtol=0, atol=0)
+
+
+def test_face_neighbours_share_the_opposite_edge():
+    """Each face's neighbour across the edge opposite corner k holds that edge's two vertices (a
+    closed mesh: every edge has one); an open mesh's boundary edges have none (−1)."""
+    from wavesolve.meshes import face_neighbours
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    faces = np.asarray(mesh.faces)
+    nb = face_neighbours(faces, len(mesh.vertices))
+    assert np.all(nb >= 0)
+    for f in range(len(faces)):
+        for k in range(3):
+            edge = {faces[f, (k + 1) % 3], faces[f, (k + 2) % 3]}
+            assert nb[f, k] != f and edge <= set(faces[nb[f, k]])
+    open_faces = faces[: len(faces) // 2]
+    nb = face_neighbours(open_faces, len(mesh.vertices))
+    assert (nb == -1).any() and (nb >= 0).any()
+
+
+@pytest.mark.parametrize("name, steps", [("sphere", 3), ("box", 1)])
+def test_walked_triangles_are_the_triangles_under_the_points(name, steps):
+    """Points over the inside of a triangle (barycentric ≥ 0.05, 0.1–2 mm off its plane on the outside)
+    and a start ``steps`` triangles away: the walk (compiled) must end on that triangle, which for
+    these convex meshes is also the closest one (libigl's AABB tree names the same). (On the box a
+    start across the box from the point could hold its projection onto a face far from it: the walk
+    starts from a nearby key's triangle, a neighbour here.)"""
+    mesh = _meshes()[name]
+    geom = Geometry(mesh, ZERO, np.eye(3))
+    rng = np.random.default_rng(11)
+    faces = np.asarray(mesh.faces)
+    tri = rng.integers(0, len(faces), 400)
+    w = rng.uniform(0.05, 1.0, (400, 3))
+    w /= w.sum(axis=1, keepdims=True)
+    w = np.where(w.min(axis=1, keepdims=True) < 0.05, np.full(3, 1 / 3), w)
+    corners = geom.vertices[faces[tri]]
+    points = np.einsum("nk,nkd->nd", w, corners) + rng.uniform(1e-4, 2e-3, (400, 1)) * mesh.face_normals[tri]
+    from wavesolve.meshes import face_neighbours
+
+    nb = face_neighbours(faces, len(mesh.vertices))
+    start = tri.copy()
+    for _ in range(steps):                               # random steps away
+        start = nb[start, rng.integers(0, 3, 400)]
+    assert (start != tri).mean() > 0.5
+    walked = geom.triangles_under(points, start)
+    np.testing.assert_array_equal(walked, tri)
+    _, closest, _ = geom.closest_local_aabb(points)
+    np.testing.assert_array_equal(np.ravel(closest), tri)

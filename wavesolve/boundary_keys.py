@@ -20,8 +20,8 @@ image point crosses cells; the interpolation follows them to second order in the
 steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes
 effect at the next key, up to K steps late; ``key_interval`` caps K so that the surface moves at
 most MAX_KEY_DISPLACEMENT_CELLS along its normal in that time, and at most MAX_KEY_SLIDE_CELLS in
-all (the shaders' surface points are interpolated; their triangles are S₀'s in the first half of
-the interval and S₁'s in the second). Rows with no counterpart in S₁ keep S₀'s weights, and
+all (the shaders' surface points are interpolated, and each one's triangle is found afresh by a
+walk over the mesh from the nearer key's). Rows with no counterpart in S₁ keep S₀'s weights, and
 so do ghost cells of S₀ that are fresh in S₁: a fresh cell's row extrapolates from beside the cell
 itself (about 1 in its sum of |weights|), and leaning towards it would take the Gauss–Seidel
 contraction factor over 1 within the interval (an LU every step). An S₁ column that cannot be read
@@ -33,6 +33,7 @@ the exact update every step.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 
@@ -57,11 +58,14 @@ _FROM_KEY = ("states", "index", "fresh", "solid_index", "W_gf", "W_gg", "offset"
 #: 3.1 %: 3.5 % at 0.09 cells, 3.6 % at 0.12, 4.5 % at 0.23.
 MAX_KEY_DISPLACEMENT_CELLS = 0.1
 #: Largest distance (cells) any surface point may move between two keys (sliding along the surface,
-#: as on a spinning body): the shaders' surface points are interpolated, their triangles taken from
-#: the nearer key. Measured on a modal sphere spinning at 35 rev/s with a mode not symmetric about
-#: the axis (test_boundary_keys), keyed against exact: 0.15–0.20 % of its RMS at 0.10 cell,
-#: 0.30–0.33 % at 0.24, 0.51–0.54 % at 0.50 (1.2–1.3 % there with the key's triangles held).
-MAX_KEY_SLIDE_CELLS = 0.25
+#: as on a spinning body). Measured on a 5 cm modal sphere spinning at 35 rev/s with a mode not
+#: symmetric about the axis, keyed against exact (bench/RESULTS.md, eleventh session), each
+#: interpolated point's triangle found afresh, as % of the RMS: with 0.33-cell edges 0.23 % from
+#: 0.24 to 0.99 cell; with 0.66-cell edges (the geometry bench's) 0.30 % at 0.50; with 1.3-cell
+#: edges 0.28–0.31 % at 0.24 and 0.43–0.45 % at 0.50, where the exact update follows each facet's
+#: passage (its normals turn by the 7.5° between faces): against the spin-free answer of a mode
+#: symmetric about the axis, the keyed run is the closer one (test_boundary_keys).
+MAX_KEY_SLIDE_CELLS = 0.5
 
 
 def _speed_bounds(body: Body, times: np.ndarray) -> tuple[float, float]:
@@ -258,13 +262,16 @@ class KeyedGhostCells(GhostCells):
         self.index, self.rows, self._link_row = u.index, u.rows, u.link_row
         self.fresh = u.no_fresh
         self.states = [b.at(t) for b in self.bodies]
-        triangle = u.triangle if alpha < 0.5 else u.triangle1
+        start = u.triangle if alpha < 0.5 else u.triangle1         # the nearer key's triangles
         self.points = []
-        for r, state in zip(self.rows, self.states):
+        for r, state, body in zip(self.rows, self.states, self.bodies):
             if len(r) == rows:
                 r = slice(None)
+            # the interpolated points slide over the mesh: each one's triangle is found afresh, when
+            # a shader first reads it
+            triangle = functools.partial(body.geometry.triangles_under, local[r], start[r])
             self.points.append(BoundaryPoints(position=position[r], normal=normal[r], position_local=local[r],
-                                              normal_local=normal[r] @ state.rotation, triangle=triangle[r],
+                                              normal_local=normal[r] @ state.rotation, triangle=triangle,
                                               state=state))
         self._keyed = self.iterative and u.norm <= _ITERATIVE_MAX_NORM
         if self._keyed:

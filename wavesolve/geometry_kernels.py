@@ -1006,6 +1006,58 @@ def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density)
     return x
 
 
+@njit(cache=True, inline="always")
+def _projected_barycentric(p0, p1, p2, vertices, faces, f):
+    """Barycentric coordinates (u, v, w) of a point's projection onto the plane of triangle f
+    (−inf for a degenerate triangle, never settled on)."""
+    a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+    a0, a1, a2 = vertices[a, 0], vertices[a, 1], vertices[a, 2]
+    e00, e01, e02 = vertices[b, 0] - a0, vertices[b, 1] - a1, vertices[b, 2] - a2
+    e10, e11, e12 = vertices[c, 0] - a0, vertices[c, 1] - a1, vertices[c, 2] - a2
+    q0, q1, q2 = p0 - a0, p1 - a1, p2 - a2
+    d00 = e00 * e00 + e01 * e01 + e02 * e02
+    d01 = e00 * e10 + e01 * e11 + e02 * e12
+    d11 = e10 * e10 + e11 * e11 + e12 * e12
+    d20 = q0 * e00 + q1 * e01 + q2 * e02
+    d21 = q0 * e10 + q1 * e11 + q2 * e12
+    denom = d00 * d11 - d01 * d01
+    if denom <= 0.0:
+        return -np.inf, -np.inf, -np.inf
+    v = (d11 * d20 - d01 * d21) / denom
+    w = (d00 * d21 - d01 * d20) / denom
+    return 1.0 - v - w, v, w
+
+
+@njit(cache=True, parallel=True)
+def walk_triangles(points, start, vertices, faces, neighbours):
+    """For each point (n, 3) near a triangle mesh, the triangle (n,) its projection falls in:
+    from ``start`` (n,), step across the edge opposite the most negative barycentric coordinate
+    (``neighbours`` (F, 3): meshes.face_neighbours) until none is negative, at most 32 steps;
+    where the walk leaves the mesh or does not settle, the triangle met whose smallest coordinate
+    is largest. Points run in parallel."""
+    n = points.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for q in prange(n):
+        f = start[q]
+        best, best_f = -np.inf, f
+        for _ in range(32):
+            u, v, w = _projected_barycentric(points[q, 0], points[q, 1], points[q, 2], vertices, faces, f)
+            k, low = 0, u
+            if v < low:
+                k, low = 1, v
+            if w < low:
+                k, low = 2, w
+            if low > best:
+                best, best_f = low, f
+            if low >= 0.0:
+                break
+            f = neighbours[f, k]
+            if f < 0:
+                break
+        out[q] = best_f
+    return out
+
+
 # --------------------------------------------------------------------------- keyed boundary systems
 # (boundary_keys: both key systems on one set of rows, and the steps between)
 

@@ -110,6 +110,7 @@ class Geometry:
         self._tree = None
         self._candidates = None
         self._normals = None
+        self._neighbours: np.ndarray | None = None
         self._bounds_cache: tuple[bytes, np.ndarray] | None = None
 
     @property
@@ -218,6 +219,18 @@ class Geometry:
         sq, tri, closest = self._tree.squared_distance(self._vertices, self._faces, local)
         return np.sqrt(sq), tri, closest
 
+    def triangles_under(self, local: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Triangle (n,) under each object-frame point (n, 3) near the surface: the one its projection
+        falls in, found by walking across edges from a triangle ``start`` (n,) nearby
+        (geometry_kernels.walk_triangles); where the walk cannot settle (a boundary edge, a fold), the
+        triangle it met that the point lies least outside of."""
+        from .geometry_kernels import walk_triangles
+
+        if self._neighbours is None:
+            self._neighbours = face_neighbours(self._faces, len(self._vertices))
+        return walk_triangles(np.ascontiguousarray(local, dtype=np.float64), np.asarray(start, dtype=np.int64),
+                              self._vertices, self._faces, self._neighbours)
+
     def face_normals_local(self, triangles: np.ndarray) -> np.ndarray:
         """Outward unit normals (n, 3) of the given triangles, object frame."""
         if self._normals is None:
@@ -225,6 +238,23 @@ class Geometry:
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             self._normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
         return self._normals[triangles]
+
+
+def face_neighbours(faces: np.ndarray, vertex_count: int) -> np.ndarray:
+    """(F, 3) the face across the edge opposite each corner of each face (faces (F, 3) vertex
+    indices), −1 on a boundary edge; on an edge shared by more than two faces, one of the others."""
+    faces = np.asarray(faces, dtype=np.int64)
+    a = faces[:, [1, 2, 0]]                     # corner k's opposite edge: (faces[k+1], faces[k+2])
+    b = faces[:, [2, 0, 1]]
+    key = (np.minimum(a, b) * vertex_count + np.maximum(a, b)).ravel()     # (3F,) one per face edge
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    out = np.full(len(key), -1, dtype=np.int64)
+    same_next = ordered[1:] == ordered[:-1]
+    first, second = order[:-1][same_next], order[1:][same_next]
+    out[first] = second // 3
+    out[second] = first // 3
+    return out.reshape(-1, 3)
 
 
 class SDFLattice:

@@ -39,6 +39,7 @@ The core never imports a shader by name: every shader, built-in or third-party, 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -84,7 +85,6 @@ class ShaderContext:
     mesh: Any = None
 
 
-@dataclass(frozen=True)
 class BoundaryPoints:
     """Surface points at which the boundary condition is imposed (one per ghost cell).
 
@@ -93,23 +93,37 @@ class BoundaryPoints:
         normal: (n, 3) unit outward normals, world frame.
         position_local: (n, 3) the same points in the object's own frame (m).
         normal_local: (n, 3) the same normals in the object's own frame.
-        triangle: (n,) index of the mesh triangle each point lies on.
+        triangle: (n,) index of the mesh triangle each point lies on. May be given as a function
+            returning it, called when first read (a keyed boundary system finds the triangles under
+            its sliding points only for shaders that read them).
         state: the object's rigid-body state (pose, velocity, acceleration, angular velocity and
             acceleration, world frame) at the time of the query.
         deformation_acceleration: (n, 3) acceleration of a deforming mesh's surface at the points
             (vertex accelerations interpolated on the triangle, world frame, m/s²); None if rigid.
     """
 
-    position: np.ndarray
-    normal: np.ndarray
-    position_local: np.ndarray
-    normal_local: np.ndarray
-    triangle: np.ndarray
-    state: RigidState | None = None
-    deformation_acceleration: np.ndarray | None = None
+    __slots__ = ("position", "normal", "position_local", "normal_local", "_triangle", "state",
+                 "deformation_acceleration")
+
+    def __init__(self, position: np.ndarray, normal: np.ndarray, position_local: np.ndarray,
+                 normal_local: np.ndarray, triangle: np.ndarray | Callable[[], np.ndarray],
+                 state: RigidState | None = None, deformation_acceleration: np.ndarray | None = None) -> None:
+        self.position = position
+        self.normal = normal
+        self.position_local = position_local
+        self.normal_local = normal_local
+        self._triangle = triangle
+        self.state = state
+        self.deformation_acceleration = deformation_acceleration
+
+    @property
+    def triangle(self) -> np.ndarray:
+        if callable(self._triangle):
+            self._triangle = self._triangle()
+        return self._triangle
 
     def __len__(self) -> int:
-        return len(self.triangle)
+        return len(self.position)
 
 
 class Shader(abc.ABC):

@@ -10,7 +10,7 @@ at most steps, so fresh cells appear).
 ``--interval K`` sets the scene's ``boundary_interval`` (the most steps between exact updates; the
 package's default when not given; 1: the exact update every step). The figures are means over
 whole intervals of the K in use (the steps are rounded up to a multiple of it): the steps cost
-alike only over whole intervals.
+alike only over whole intervals. One interval runs untimed first (it compiles every kernel).
 Run: ``python bench/geometry_cost.py [--backend numpy] [--steps 96] [--motion translate] [--interval 1]``.
 """
 from __future__ import annotations

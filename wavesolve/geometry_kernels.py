@@ -833,16 +833,24 @@ def fixed_point_solve(indptr, indices, data, pivot, rhs, norm, tol, max_sweeps):
     ≤ ``tol``·‖x‖∞. Returns (x, sweeps, converged)."""
     n = rhs.shape[0]
     x = rhs / pivot
+    return _sweeps(x, rhs, pivot, np.arange(n), 0.0, indptr, indices, data, data, 0.0, norm, tol, max_sweeps)
+
+
+@njit(cache=True, inline="always")
+def _sweeps(x, rhs, pivot, rows, size0, indptr, indices, w0, w_step, alpha, norm, tol, max_sweeps):
+    """fixed_point_solve's sweeps over ``rows`` (ascending; the others' values x are final, the
+    largest of them ``size0``), with the weights w₀ + α·w_step. Returns (x, sweeps, converged)."""
     factor = norm / (1.0 - norm)
     for sweep in range(1, max_sweeps + 1):
         change = 0.0
-        size = 0.0
-        for r in range(n):
+        size = size0
+        for q in range(rows.shape[0]):
+            r = rows[q]
             v = rhs[r]
             for e in range(indptr[r], indptr[r + 1]):
                 j = indices[e]
                 if j != r:
-                    v += data[e] * x[j]
+                    v += (w0[e] + alpha * w_step[e]) * x[j]
             v /= pivot[r]
             change = max(change, abs(v - x[r]))
             size = max(size, abs(v))
@@ -1268,21 +1276,4 @@ def keyed_solve(alpha, gg_ptr, gg_idx, gg0, gg_step, gf_ptr, gf_col, gf0, gf_ste
             size0 = max(size0, abs(x[r]))
     if norm >= 1.0:
         return x, 0, False
-    factor = norm / (1.0 - norm)
-    for sweep in range(1, max_sweeps + 1):
-        change = 0.0
-        size = size0
-        for q in range(coupled.shape[0]):
-            r = coupled[q]
-            v = rhs[r]
-            for e in range(gg_ptr[r], gg_ptr[r + 1]):
-                j = gg_idx[e]
-                if j != r:
-                    v += (gg0[e] + alpha * gg_step[e]) * x[j]
-            v /= pivot[r]
-            change = max(change, abs(v - x[r]))
-            size = max(size, abs(v))
-            x[r] = v
-        if factor * change <= tol * size:
-            return x, sweep, True
-    return x, max_sweeps, False
+    return _sweeps(x, rhs, pivot, coupled, size0, gg_ptr, gg_idx, gg0, gg_step, alpha, norm, tol, max_sweeps)

@@ -27,7 +27,8 @@ turns into sound. The entering plane then gets p_a = p (a the shift axis, the la
 direction there), p_b = 0, and these velocities; its inner face along a is set so that the
 relation above holds to rounding. Finally the object is reclassified against the new origin (the
 ghost-cell system is rebuilt at the previous step's pose so that fresh cells are found as in any
-moving-object step).
+moving-object step). Between shifts the system is keyed every K steps (``boundary_keys``), K fixed
+for the run by its first system.
 
 Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
 """
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .boundary import GhostCells
+from .boundary_keys import KeyedGhostCells
 from .grid import Grid
 from .listeners import Probes
 from .scene import Scene, SceneObject
@@ -158,9 +160,15 @@ class FollowingSimulation(Simulation):
         self._block_probes = None                      # the probe stencils, for the moved box
         self.shifts[axis] += direction
         host = getattr(self.ghosts, "host", self.ghosts)
-        previous = max(self.time - grid.dt, 0.0)
-        self.ghosts = self.engine.ghost_cells(GhostCells(self.grid, host.bodies, t=previous), self.dtype)
-        self._hold_zero = self.engine.asarray(self.ghosts.solid_cells())
+        # the boundary system in the moved box, made at the previous step (whose solid cells tell
+        # this step's fresh ones), keyed every K steps as the run's first system was
+        previous = max(self.n - 1, 0) * grid.dt
+        interval = getattr(host, "interval", 1)
+        system = (KeyedGhostCells(self.grid, host.bodies, t=previous, interval=interval) if interval > 1
+                  else GhostCells(self.grid, host.bodies, t=previous))
+        self.ghosts = self.engine.ghost_cells(system, self.dtype)
+        self._solid_cells = self.ghosts.solid_cells()
+        self._hold_zero = self.engine.asarray(self._solid_cells)
 
     def _enter_layer(self, axis: int, direction: int, split: list) -> None:
         """Split pressures and the inner-face velocity of the interior plane that just entered the

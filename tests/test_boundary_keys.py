@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from exact import pulsating_sphere
 from test_moving_objects import PULSE, QUIET, SPHERE
 
@@ -65,8 +66,8 @@ def test_interval_ends_are_the_exact_key_systems():
     rows = len(u.index)
     maps = {}
     for end in (0, 1):
-        gg = type(u.W_gg)((u.gg[2] + end * u.gg[3], u.gg[1], u.gg[0]), shape=(rows, rows))
-        gf = type(u.W_gf)((u.gf[2] + end * u.gf[3], u.gf[1], u.gf[0]), shape=(rows, len(u.fluid_cols)))
+        gg = sp.csr_matrix((u.gg[2] + end * u.gg[3], u.gg[1], u.gg[0]), shape=(rows, rows))
+        gf = sp.csr_matrix((u.gf[2] + end * u.gf[3], u.gf[1], u.gf[0]), shape=(rows, len(u.fluid_cols)))
         maps[end] = _row_maps(gg, gf, u.index, u.fluid_cols)
     exact0 = _row_maps(s0.W_gg, s0.W_gf, s0.index, s0.fluid_cols)
     exact1 = _row_maps(s1.W_gg, s1.W_gf, s1.index, s1.fluid_cols)
@@ -152,7 +153,6 @@ def test_keyed_solve_that_stalls_falls_back_to_the_lu(monkeypatch):
     """Sweeps that do not meet their bound (here: one sweep allowed) hand over to a sparse LU of the
     filled-in matrices at α; reference: scipy's spsolve of (I − W_gg) x = W_gf f + ρ·offset·aₙ
     (float64, 1e-12 of the largest value)."""
-    import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
     import wavesolve.boundary_keys as keys

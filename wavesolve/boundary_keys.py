@@ -254,7 +254,6 @@ class KeyedGhostCells(GhostCells):
                            u.normal0, u.normal_step, offset, position, local, normal)
         # the interval's matrices keep their structure; only their values change (no caches hold them:
         # the operators and coupled groups are computed for static geometry only)
-        self.W_gg, self.W_gf = u.W_gg, u.W_gf
         self._alpha, self._stale = alpha, True
         self._operator_of = self._groups_of = None
         self.offset = offset
@@ -284,8 +283,9 @@ class KeyedGhostCells(GhostCells):
 
         u = self._union
         self._stale = False
-        interpolate_weights(self._alpha, u.gg[2], u.gg[3], u.W_gg.data)
-        interpolate_weights(self._alpha, u.gf[2], u.gf[3], u.W_gf.data)
+        self._W_gg, self._W_gf = u.matrices()
+        interpolate_weights(self._alpha, u.gg[2], u.gg[3], self._W_gg.data)
+        interpolate_weights(self._alpha, u.gf[2], u.gf[3], self._W_gf.data)
 
     def solid_cells(self) -> np.ndarray:
         """As GhostCells.solid_cells; between keys the same array for the whole interval."""
@@ -414,10 +414,8 @@ class _Union:
                          W1gf.indptr.astype(np.int64), W1gf.indices.astype(np.int64), W1gf.data,
                          target(f_row, f_air, f1, ordered=True))
         self.gg, self.gf, self.dropped = out[:4], out[4:8], int(out[8])
+        self._matrices: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         rows = len(src0)
-        self.W_gg = sp.csr_matrix((self.gg[2].copy(), self.gg[1], self.gg[0]), shape=(rows, rows))
-        self.W_gf = sp.csr_matrix((self.gf[2].copy(), self.gf[1], self.gf[0]), shape=(rows, len(self.fluid_cols)))
-        self.W_gg.has_sorted_indices = self.W_gf.has_sorted_indices = True
 
         def start_and_step(a0: np.ndarray, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Each row's value at the key and its change to S₁ (none for a row one side lacks)."""
@@ -446,6 +444,18 @@ class _Union:
         self.coupled = off_diagonal_rows(self.gg[0], self.gg[1])
         self.norm = max(scaled_norm(self.gg[0], self.gg[1], self.gg[2])[1],
                         scaled_norm(self.gg[0], self.gg[1], self.gg[2] + self.gg[3])[1])
+
+
+    def matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(W_gg, W_gf) CSR on these rows and columns, made when first asked (their values are the
+        caller's to fill in: they start as the key's)."""
+        if self._matrices is None:
+            rows = len(self.offset0)
+            gg = sp.csr_matrix((self.gg[2].copy(), self.gg[1], self.gg[0]), shape=(rows, rows))
+            gf = sp.csr_matrix((self.gf[2].copy(), self.gf[1], self.gf[0]), shape=(rows, len(self.fluid_cols)))
+            gg.has_sorted_indices = gf.has_sorted_indices = True
+            self._matrices = (gg, gf)
+        return self._matrices
 
 
 def _row_keys(s: GhostCells) -> np.ndarray:

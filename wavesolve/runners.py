@@ -214,8 +214,8 @@ def _run_dask(scene, plan, todo, parts_dir, scheduler, backend, report, say) -> 
 
 def _refuse_threaded_workers(client) -> None:
     """Refuse a Dask cluster whose workers run several threads: two chunks would then run at once
-    in one process, and the compiled CPU kernels (Numba's workqueue threading layer, which
-    aborts on concurrent use) and a worker's GPU are each made for one chunk at a time."""
+    in one process, and the compiled CPU kernels (Numba's threading layer, which for the
+    workqueue layer aborts on concurrent use) and a worker's GPU are each made for one chunk at a time."""
     crowded = sorted((worker, n) for worker, n in client.nthreads().items() if n > 1)
     if crowded:
         worker, n = crowded[0]

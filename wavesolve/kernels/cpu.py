@@ -33,17 +33,16 @@ The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``,
 """
 from __future__ import annotations
 
-import os
-
 import numba
 import numpy as np
 from numba import njit, prange
 
-# Numba's default OpenMP threads spin at barriers; on a small shared machine that made the step
-# 8× slower than one thread (bench/RESULTS.md). The workqueue layer does not spin. A user's own
-# NUMBA_THREADING_LAYER wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+# Threads: Numba's own choice of threading layer (TBB if installed, else OpenMP, else workqueue;
+# NUMBA_THREADING_LAYER overrides). OpenMP's threads wait for the next parallel call by spinning a
+# while, which makes a call cost about 2 µs instead of the workqueue layer's 100–140 µs wake-up on
+# a 2-core VM: showcase steps ran 3× faster. On a machine whose cores are busy with other work the
+# spinning costs instead (2.5× slower there): NUMBA_THREADING_LAYER=workqueue is then the faster
+# choice (bench/RESULTS.md, eleventh session; README "Speed").
 
 from ..absorbing import AbsorbingLayer
 from ..grid import Grid

@@ -1,12 +1,20 @@
 """Shared fixtures: writing scene files, running the CLI, skipping GPU tests without a GPU."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# The suite runs Numba's workqueue threading layer (unless NUMBA_THREADING_LAYER is set), before
+# anything starts Numba's threads: a CI machine's cores may be shared, and there OpenMP's spinning
+# threads ran 2.5× slower (bench/RESULTS.md, eleventh session). Results do not depend on the layer.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+if "numba" in sys.modules:
+    sys.modules["numba"].config.THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = REPO / "scenes"

@@ -15,6 +15,9 @@ there; at step n₀ + j, α = j/K, it uses
   * each row's surface point and normal interpolated the same way, read by the shaders with the
     objects' exact rigid states at that step.
 
+The ghost values between keys come from one compiled pass (``geometry_kernels.keyed_solve``) that
+reads each weight at α as it goes; the matrices at α are filled in only if something reads them.
+
 A row's image stencil is trilinear in its image point, so its weights move continuously while the
 image point crosses cells; the interpolation follows them to second order in the motion over K
 steps. What does not move continuously — a cell changing side, a stencil cell turning solid — takes

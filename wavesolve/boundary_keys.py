@@ -120,14 +120,15 @@ def key_interval(grid: Grid, bodies: list[Body], duration: float, interval: int)
 def boundary_system(grid: Grid, bodies: list[Body], t: float, interval: int = 1,
                     duration: float | None = None) -> GhostCells:
     """The boundary system of a run starting at time t (s): keyed every K steps (``key_interval``
-    over ``duration``, s, when given) when K is above 1, something moves and nothing deforms; else
-    exact every step."""
+    over ``duration``, s, when given, and logged: a run's first system) when K is above 1,
+    something moves and nothing deforms; else exact every step."""
     if any(b.motion.deforms for b in bodies) or not any(b.motion.moves for b in bodies):
         return GhostCells(grid, bodies, t)
     if duration is not None:
         interval = key_interval(grid, bodies, duration, interval)
+        if interval > 1:
+            log.info("boundary: exact updates every %d steps, interpolated between", interval)
     if interval > 1:
-        log.info("boundary: exact updates every %d steps, interpolated between", interval)
         return KeyedGhostCells(grid, bodies, t, interval=interval)
     return GhostCells(grid, bodies, t)
 

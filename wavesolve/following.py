@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .boundary import GhostCells
-from .boundary_keys import KeyedGhostCells
+from .boundary_keys import boundary_system
 from .grid import Grid
 from .listeners import Probes
 from .scene import Scene, SceneObject
@@ -163,12 +162,9 @@ class FollowingSimulation(Simulation):
         # the boundary system in the moved box, made at the previous step (whose solid cells tell
         # this step's fresh ones), keyed every K steps as the run's first system was
         previous = max(self.n - 1, 0) * grid.dt
-        interval = getattr(host, "interval", 1)
-        system = (KeyedGhostCells(self.grid, host.bodies, t=previous, interval=interval) if interval > 1
-                  else GhostCells(self.grid, host.bodies, t=previous))
+        system = boundary_system(self.grid, host.bodies, previous, getattr(host, "interval", 1))
         self.ghosts = self.engine.ghost_cells(system, self.dtype)
-        self._solid_cells = self.ghosts.solid_cells()
-        self._hold_zero = self.engine.asarray(self._solid_cells)
+        self._hold_solid_cells()
 
     def _enter_layer(self, axis: int, direction: int, split: list) -> None:
         """Split pressures and the inner-face velocity of the interior plane that just entered the

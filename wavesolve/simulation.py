@@ -117,8 +117,8 @@ class Simulation:
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
-        self._solid_cells = self.ghosts.solid_cells()
-        self._hold_zero = self.engine.asarray(self._solid_cells)
+        self._solid_cells: np.ndarray | None = None
+        self._hold_solid_cells()
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
         # moving objects' motions: asked ahead for the coming steps' states, MOTION_BLOCK at a time
@@ -216,9 +216,7 @@ class Simulation:
             self._prefetched = self.n + MOTION_BLOCK
         if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
-            solid = ghosts.solid_cells()
-            if solid is not self._solid_cells:          # (a keyed system keeps one array a whole interval)
-                self._solid_cells, self._hold_zero = solid, self.engine.asarray(solid)
+            self._hold_solid_cells()
             if ghosts.fresh.any():
                 ghosts.apply_fresh_previous(self.p_prev, self.boundary_acceleration((self.n - 1) * self.grid.dt),
                                             self.scene.density)
@@ -227,6 +225,14 @@ class Simulation:
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
         return samples
+
+    def _hold_solid_cells(self) -> None:
+        """The boundary system's solid cells, held at zero after each field update, on the engine
+        (``_hold_zero``); uploaded only when the system hands over another array (a keyed system
+        keeps one for a whole interval)."""
+        solid = self.ghosts.solid_cells()
+        if solid is not self._solid_cells:
+            self._solid_cells, self._hold_zero = solid, self.engine.asarray(solid)
 
     def _advance(self, accel, samples=None):
         """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:

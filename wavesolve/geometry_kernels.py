@@ -250,6 +250,22 @@ def _build_candidates(corners, node_distance, lat_origin, spacing, band, slack, 
 
 
 @njit(cache=True, inline="always")
+def _try_triangle(px, py, pz, corners, spheres, t, bt, bx, by, bz, best):
+    """The nearest so far (triangle, closest x, y, z, squared distance) after trying triangle t for
+    p: skipped without reading its corners when its ball (``spheres``) is already farther than the
+    best (its distance |p − centre| − radius ≤ d(p, T))."""
+    sr = spheres[t, 3]
+    gap = math.sqrt((px - spheres[t, 0]) ** 2 + (py - spheres[t, 1]) ** 2 + (pz - spheres[t, 2]) ** 2) - sr
+    gap -= 1e-9 * sr                                    # far above the rounding of the line above
+    if gap > 0.0 and gap * gap > best:
+        return bt, bx, by, bz, best
+    qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, corners, t)
+    if d2 < best:
+        return t, qx, qy, qz, d2
+    return bt, bx, by, bz, best
+
+
+@njit(cache=True, inline="always")
 def _search_lists(px, py, pz, corners, spheres, start, tris, dist, shape, lat_origin, spacing, r):
     """(found, triangle, closest x, y, z, squared distance) of p from its nearest node's list.
     ``spheres`` (triangles, 4) float32: a ball (centre, radius) holding each triangle, whose
@@ -279,15 +295,7 @@ def _search_lists(px, py, pz, corners, spheres, start, tris, dist, shape, lat_or
         lower = dist[e] - rq
         if lower > 0.0 and lower * lower > best:
             break
-        t = tris[e]
-        sx, sy, sz, sr = spheres[t, 0], spheres[t, 1], spheres[t, 2], spheres[t, 3]
-        gap = math.sqrt((px - sx) ** 2 + (py - sy) ** 2 + (pz - sz) ** 2) - sr
-        gap -= 1e-9 * sr                                # far above the rounding of the line above
-        if gap > 0.0 and gap * gap > best:
-            continue
-        qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, corners, t)
-        if d2 < best:
-            best, bt, bx, by, bz = d2, t, qx, qy, qz
+        bt, bx, by, bz, best = _try_triangle(px, py, pz, corners, spheres, tris[e], bt, bx, by, bz, best)
     return True, bt, bx, by, bz, best
 
 
@@ -316,16 +324,8 @@ def _search_bins(px, py, pz, corners, spheres, bin_start, bin_tris, bin_origin, 
                         continue                        # an inner ring's bin, seen already
                     b = (i * ny + j) * nz + k
                     for e in range(bin_start[b], bin_start[b + 1]):
-                        t = bin_tris[e]
-                        sr = spheres[t, 3]
-                        gap = math.sqrt((px - spheres[t, 0]) ** 2 + (py - spheres[t, 1]) ** 2
-                                        + (pz - spheres[t, 2]) ** 2) - sr
-                        gap -= 1e-9 * sr
-                        if gap > 0.0 and gap * gap > best:
-                            continue
-                        qx, qy, qz, d2 = _closest_on_triangle(px, py, pz, corners, t)
-                        if d2 < best:
-                            best, bt, bx, by, bz = d2, t, qx, qy, qz
+                        bt, bx, by, bz, best = _try_triangle(px, py, pz, corners, spheres, bin_tris[e], bt, bx, by,
+                                                             bz, best)
         edge = r * bin_size
         if bt >= 0 and best <= edge * edge:
             break

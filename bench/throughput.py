@@ -1,6 +1,6 @@
 """Throughput of each backend against the memory-bandwidth roof.
 
-    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--sizes 128,200,200s] [--quick]
+    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--sizes 128,200,200s] [--start 0] [--quick]
 
 Prints the machine, the measured memory bandwidth, then a table: backend, grid, precision, cell
 updates per second (whole Simulation.step: ghost cells, listener sample, layer and interior
@@ -154,15 +154,17 @@ def free_field(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sphere:
     return parse_scene(text, f"bench_{n}{'_sphere' if sphere else ''}.toml")
 
 
-def time_steps(sim: Simulation, steps: int) -> float:
+def time_steps(sim: Simulation, steps: int, start: int = 0) -> float:
     """Seconds per whole step of ``Simulation.run`` (so in recorded blocks where the backend runs
     them: then ``steps`` is rounded up to whole pairs of blocks), after a warm-up run of two steps,
-    or of two blocks where blocks run (compilation, graph recording)."""
+    or of two blocks where blocks run (compilation, graph recording), and ``start`` more steps."""
     sync = getattr(sim.engine.xp, "cuda", None)
     blocks = sim._block_runner()
     if blocks is not None:                     # whole pairs of blocks (both recorded slots)
         steps = -(-steps // (2 * blocks.K)) * 2 * blocks.K
     sim.run(2 if blocks is None else 2 * blocks.K, progress=False)
+    if start:
+        sim.run(start, progress=False)
     if sync is not None:
         sync.runtime.deviceSynchronize()
     t = time.perf_counter()
@@ -198,6 +200,9 @@ def main() -> None:
     ap.add_argument("--grid-only", action="store_true", help="only the grid table")
     ap.add_argument("--sizes", default="128,200,200s",
                     help="grid table's cubes, cells per axis; a trailing 's' adds a sphere (default 128,200,200s)")
+    ap.add_argument("--start", type=int, default=0,
+                    help="grid table: steps run before timing, after the warm-up (a window with the wave "
+                         "front well into the grid; default 0)")
     ap.add_argument("--showcase-steps", type=int, default=None,
                     help="steps timed per showcase (default 256, 1/8 of that on numpy; 40 gave ±40 %% on the 2-core VM)")
     args = ap.parse_args()
@@ -238,7 +243,7 @@ def grid_table(backends: list, args) -> None:
                 scene = free_field(n, precision, sphere=sphere)
                 sim = Simulation(scene, backend=backend)
                 steps = max(2, args.steps // 4) if backend.name == "numpy" else args.steps
-                seconds = time_steps(sim, steps)
+                seconds = time_steps(sim, steps, args.start)
                 rate = scene.grid.cells / seconds
                 roof = bandwidth / (3 * np.dtype(precision).itemsize)
                 alone = scene.grid.cells / time_field_update(sim, steps)

@@ -27,7 +27,10 @@ their own, which read those lines from memory once more (4–6 % of the step).
 Each element is computed with the same operations in the same order as the NumPy reference
 (``kernels/reference.py`` and ``AbsorbingLayer.step``), with no fast-math (no reassociation, no
 fused multiply-add contraction), so both precisions reproduce the reference to the last bit; the
-tests allow 1e-12 (float64). Constants are passed in the field's dtype so float32 stays float32.
+tests allow 1e-12 (float64). The one exception is subnormal numbers: each thread flushes them to
+zero while it runs the step (``kernels/subnormals.py``), where the reference keeps them, which
+changes a value by less than the smallest normal number. Constants are passed in the field's
+dtype so float32 stays float32.
 The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``, ``slab_desc``,
 ``face_desc``, coefficient profiles), the CUDA kernels' too, but for the z-slabs' storage order.
 """
@@ -46,6 +49,7 @@ from numba import njit, prange
 
 from ..absorbing import AbsorbingLayer
 from ..grid import Grid
+from .subnormals import flush_subnormals, restore_subnormals
 
 
 @njit(cache=True, inline="always")
@@ -286,12 +290,15 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     sd = slab_desc
     n_chunks = chunks.size - 1
     for t in prange(1, n_chunks):                           # 1. the x-faces between two chunks
+        mode = flush_subnormals()
         i = chunks[t] - 1
         _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i)
         _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
         if _slab_goes_on(i, nx, L):
             _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False, True)
+        restore_subnormals(mode)
     for t in prange(n_chunks):                              # 2. faces, then cells, plane by plane
+        mode = flush_subnormals()
         if t == 0:
             _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0] - 1)
             _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0])
@@ -328,6 +335,7 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                 for s in range(first, 6):
                     _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
                     _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
+        restore_subnormals(mode)
 
 
 @njit(parallel=True, cache=True)
@@ -350,24 +358,30 @@ def zero_cells(a, index):
 
 
 @njit(parallel=True, cache=True)
-def peak(a):
-    """max |a| over the flat array ``a``; NaN if any element is NaN or infinite."""
+def _largest_magnitude_bits(bits, magnitude):
+    """max over n of bits[n] & magnitude: for a float array viewed as unsigned integers of its width
+    and ``magnitude`` the mask without the sign bit, the bit pattern of the largest |a|. Such
+    patterns order as the magnitudes do, with inf above every finite value and NaN above inf, and
+    an integer maximum vectorises (a float one with NaN checks did not: 6 ms on a 200³ field)."""
     chunks = 64
-    size = a.size
-    top = np.zeros(chunks)
-    bad = np.zeros(chunks)
+    size = bits.size
+    top = np.zeros(chunks, bits.dtype)
     for c in prange(chunks):
-        m = 0.0
-        junk = 0.0
+        m = magnitude - magnitude
         for n in range(c * size // chunks, (c + 1) * size // chunks):
-            v = abs(a[n])
+            v = bits[n] & magnitude
             m = v if v > m else m
-            junk += v - v                    # NaN for a NaN or an inf
         top[c] = m
-        bad[c] = junk
-    if np.isnan(bad.sum()):
-        return np.nan
     return top.max()
+
+
+def peak(a: np.ndarray) -> float:
+    """max |a| over the contiguous float array ``a``; NaN if it holds a NaN, inf if an inf (and no
+    NaN), as ``Backend.peak``."""
+    flat = a.reshape(-1)
+    unsigned = {4: np.uint32, 8: np.uint64}[flat.dtype.itemsize]
+    bits = _largest_magnitude_bits(flat.view(unsigned), unsigned(np.iinfo(unsigned).max >> 1))
+    return float(np.array(bits, dtype=unsigned).view(flat.dtype)[()])
 
 
 def even_chunks(nx: int, threads: int) -> np.ndarray:

@@ -321,6 +321,7 @@ class GhostCells:
         t_factored = clock()
         self.fresh = np.arange(n) >= n_ghost
         self.solid_index = _mask_to_global(blocked, lo, self.grid.shape)
+        self._held = None                                  # held_cells, made on first use
         self._solid_before = (lo, solid)
         self._solid_box = None
         if n_ghost:         # grid-index bounds of the solid cells, for _window: an extreme solid cell
@@ -408,6 +409,19 @@ class GhostCells:
     def solid_cells(self) -> np.ndarray:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
         return np.concatenate([self.solid_index, self.index[~self.fresh]])
+
+    def held_cells(self) -> np.ndarray:
+        """Flat indices of the solid cells set to zero after each field update, which keeps every
+        solid cell but the ghost cells at exactly zero. Moving geometry: all of them
+        (``solid_cells``). Static geometry: the ghost cells and the solid cells next to a cell
+        outside ``solid_index``; a deeper cell, once zero with its six neighbours, updates to
+        2·0 − 0 + λ²·0 = 0 by itself (the 200³ bench sphere: 27 k cells held instead of 207 k)."""
+        if self.moving:
+            return self.solid_cells()
+        if self._held is None:
+            self._held = np.sort(np.concatenate([_next_to_others(self.solid_index, self.grid.shape),
+                                                 self.index[~self.fresh]]))
+        return self._held
 
     def _prepare_solver(self, rows: int) -> None:
         """Ready the ghost system for :meth:`solve`. Static geometry: its exact inverse operators
@@ -751,6 +765,24 @@ def _window_to_global(local_flat: np.ndarray, wshape: tuple[int, int, int], lo: 
                                 np.asarray(shape, dtype=np.int64))
     ijk = np.array(np.unravel_index(local_flat, wshape)).T + lo
     return np.ravel_multi_index(ijk.T, shape) if len(ijk) else np.zeros(0, np.int64)
+
+
+def _next_to_others(cells: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """The flat indices ``cells`` (ascending) that have a face neighbour outside ``cells`` or lie on
+    the grid's edge, found in their bounding box."""
+    if cells.size == 0:
+        return cells
+    ijk = np.stack(np.unravel_index(cells, shape), axis=1)
+    lo, hi = ijk.min(axis=0), ijk.max(axis=0) + 1
+    mask = np.zeros(tuple(hi - lo + 2), dtype=bool)             # one cell of margin: outside
+    local = ijk - lo + 1
+    mask[local[:, 0], local[:, 1], local[:, 2]] = True
+    inner = mask.copy()
+    for a in range(3):
+        for d in (1, -1):
+            inner &= np.roll(mask, d, axis=a)                       # the margin stops the wrap
+    edge = np.any((ijk == 0) | (ijk == np.asarray(shape) - 1), axis=1)
+    return cells[~inner[local[:, 0], local[:, 1], local[:, 2]] | edge]
 
 
 def _mask_to_global(mask: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int],

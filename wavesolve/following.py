@@ -118,7 +118,7 @@ class FollowingSimulation(Simulation):
             rhs[tuple(lo_cells)] += self.velocity[a][tuple(lo_face)]
             rhs[tuple(hi_cells)] -= self.velocity[a][tuple(hi_face)]
         solid = xp.zeros(self.grid.cells, dtype=bool)
-        solid[self._hold_zero] = True
+        solid[self.engine.asarray(self.ghosts.solid_cells())] = True
         solid = solid.reshape(shape)[inner]
         sink = solid if solid.any() else xp.ones(rhs.shape, dtype=bool)
         rhs[sink] -= rhs.sum() / sink.sum()      # the object's net flux (zero-sum: solvable)

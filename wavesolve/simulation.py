@@ -227,10 +227,10 @@ class Simulation:
         return samples
 
     def _hold_solid_cells(self) -> None:
-        """The boundary system's solid cells, held at zero after each field update, on the engine
-        (``_hold_zero``); uploaded only when the system hands over another array (a keyed system
-        keeps one for a whole interval)."""
-        solid = self.ghosts.solid_cells()
+        """The boundary system's cells held at zero after each field update (``held_cells``), on
+        the engine (``_hold_zero``); uploaded only when the system hands over another array (a
+        keyed system keeps one for a whole interval, a static one for the run)."""
+        solid = self.ghosts.held_cells()
         if solid is not self._solid_cells:
             self._solid_cells, self._hold_zero = solid, self.engine.asarray(solid)
 

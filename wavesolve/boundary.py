@@ -476,10 +476,16 @@ class GhostCells:
         ``_ITERATIVE_TOLERANCE`` times the largest value (falling back to the LU if they stall).
         """
         if self._operator is not None:
-            from .geometry_kernels import operator_apply
-
-            return operator_apply(*self._operator, p.reshape(-1), np.asarray(accel, dtype=np.float64), float(density))
+            return self._apply_operator(p, accel, density, np.zeros(0, dtype=np.int64))
         return self.solve_fluid(p.reshape(-1)[self.fluid_cols], accel, density)
+
+    def _apply_operator(self, p: np.ndarray, accel: np.ndarray, density: float, into: np.ndarray) -> np.ndarray:
+        """Static geometry's :meth:`solve` in one compiled pass (``geometry_kernels.operator_apply``),
+        which also writes row r < len(into) into p.flat[into[r]]."""
+        from .geometry_kernels import operator_apply
+
+        return operator_apply(*self._operator, p.reshape(-1), np.asarray(accel, dtype=np.float64),
+                              float(density), into)
 
     def solve_fluid(self, fluid: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
         """:meth:`solve` from the fluid values its image stencils read, ``fluid`` (len(fluid_cols),)
@@ -508,9 +514,12 @@ class GhostCells:
         """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time; keep the
         back values of one-cell-thick parts for :meth:`correct_thin_parts`."""
         if self._has_system:
-            values = self.solve(p, accel, density)
             n = len(self.index)
-            p.reshape(-1)[self.index] = values[:n]
+            if self._operator is not None:             # the ghost values written in the same pass
+                values = self._apply_operator(p, accel, density, self.index)
+            else:
+                values = self.solve(p, accel, density)
+                p.reshape(-1)[self.index] = values[:n]
             self._back_values = values[n:]
 
     def correct_thin_parts(self, p: np.ndarray, out: np.ndarray, lam2: float) -> None:

@@ -997,10 +997,12 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
 
 
 @njit(cache=True, parallel=True)
-def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density):
+def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density, into):
     """x = M p + ρ N a for static ghost cells (``boundary.ghost_operator``): M in CSR whose columns
     are flat cells of the field ``p`` (read in float64), N in CSR over the rows' accelerations
-    ``accel`` (m/s²), ``density`` ρ. Rows run in parallel."""
+    ``accel`` (m/s²), ``density`` ρ. Rows run in parallel. Row r < ``into.size`` is also written to
+    p[into[r]] (rounded to p's dtype): M's columns are air cells only, so no row reads a cell
+    another writes. Returns x (float64)."""
     n = m_ptr.shape[0] - 1
     x = np.empty(n)
     for r in prange(n):
@@ -1011,6 +1013,8 @@ def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density)
         for e in range(n_ptr[r], n_ptr[r + 1]):
             w += n_val[e] * accel[n_idx[e]]
         x[r] = v + density * w
+        if r < into.shape[0]:
+            p[into[r]] = x[r]
     return x
 
 

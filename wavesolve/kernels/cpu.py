@@ -53,8 +53,25 @@ from .subnormals import flush_subnormals, restore_subnormals
 
 
 @njit(cache=True, inline="always")
+def _split_pressure(q, A, C, v_hi, v_lo, n):
+    """pₐ⁺ = A pₐ − C (v[i+1] − v[i]) in place on n split pressures ``q`` (A, C scalars: the
+    coefficients of an axis across the row)."""
+    for k in range(n):
+        q[k] = q[k] * A - C * (v_hi[k] - v_lo[k])
+
+
+@njit(cache=True, inline="always")
+def _split_pressure_along(q, A, C, v_hi, v_lo, n):
+    """As :func:`_split_pressure`, with per-cell coefficients ``A``, ``C`` (n,) (the axis along the row)."""
+    for k in range(n):
+        q[k] = q[k] * A[k] - C[k] * (v_hi[k] - v_lo[k])
+
+
+@njit(cache=True, inline="always")
 def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
-    """Split pressures and p⁺ of the slab row (i, j, all k of the slab)."""
+    """Split pressures and p⁺ of the slab row (i, j, all k of the slab): one loop per axis, then
+    their sum (a loop over all seven arrays at once did not vectorise as well: 10 % slower on the
+    x-slabs)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
@@ -63,28 +80,16 @@ def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
     qy = p_aux[p_off + cells + lin:p_off + cells + lin + n2]
     qz = p_aux[p_off + 2 * cells + lin:p_off + 2 * cells + lin + n2]
     vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
-    vxl = v_aux[vx:vx + n2]
-    vxr = v_aux[vx + n1 * n2:vx + n1 * n2 + n2]
     vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
-    vyl = v_aux[vy:vy + n2]
-    vyr = v_aux[vy + n2:vy + 2 * n2]
     vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
-    vzl = v_aux[vz:vz + n2]
-    vzr = v_aux[vz + 1:vz + 1 + n2]
-    ax, cx = cell_A[i], cell_C[i]
-    ay, cy = cell_A[nx + j], cell_C[nx + j]
-    az = cell_A[nx + ny + lo2:nx + ny + lo2 + n2]
-    cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
+    _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n1 * n2:vx + n1 * n2 + n2], v_aux[vx:vx + n2], n2)
+    _split_pressure(qy, cell_A[nx + j], cell_C[nx + j], v_aux[vy + n2:vy + 2 * n2], v_aux[vy:vy + n2], n2)
+    _split_pressure_along(qz, cell_A[nx + ny + lo2:nx + ny + lo2 + n2], cell_C[nx + ny + lo2:nx + ny + lo2 + n2],
+                          v_aux[vz + 1:vz + 1 + n2], v_aux[vz:vz + n2], n2)
     o0 = (i * ny + j) * nz + lo2
     o = out[o0:o0 + n2]
     for k in range(n2):
-        px = qx[k] * ax - cx * (vxr[k] - vxl[k])
-        py = qy[k] * ay - cy * (vyr[k] - vyl[k])
-        pz = qz[k] * az[k] - cz[k] * (vzr[k] - vzl[k])
-        qx[k] = px
-        qy[k] = py
-        qz[k] = pz
-        o[k] = (px + py) + pz
+        o[k] = (qx[k] + qy[k]) + qz[k]
 
 
 @njit(cache=True, inline="always")
@@ -204,11 +209,12 @@ def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
 
 @njit(cache=True)
 def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
-    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y."""
+    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into a
+    (z, y) tile; then the tile into ``out``, each y's run of z cells at once (a pass per z row,
+    each writing one value into each of the plane's lines, took 0.63 ms instead of 0.47 on 200³)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li = i - lo0
     cells = n0 * n1 * n2
-    ax, cx = cell_A[i], cell_C[i]
     ay = cell_A[nx + lo1:nx + lo1 + n1]
     cy = cell_C[nx + lo1:nx + lo1 + n1]
     o = np.empty((n2, n1), out.dtype)
@@ -218,29 +224,20 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
         qy = p_aux[p_off + cells + r:p_off + cells + r + n1]
         qz = p_aux[p_off + 2 * cells + r:p_off + 2 * cells + r + n1]
         vx = sd[s, 7] + r                                       # faces li, li+1 of (n0+1, n2, n1)
-        vxl = v_aux[vx:vx + n1]
-        vxr = v_aux[vx + n2 * n1:vx + n2 * n1 + n1]
         vy = sd[s, 8] + (li * n2 + lk) * (n1 + 1)               # (n0, n2, n1+1)
-        vyl = v_aux[vy:vy + n1]
-        vyr = v_aux[vy + 1:vy + 1 + n1]
         vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
-        vzl = v_aux[vz:vz + n1]
-        vzr = v_aux[vz + n1:vz + 2 * n1]
-        az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
+        _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n2 * n1:vx + n2 * n1 + n1], v_aux[vx:vx + n1], n1)
+        _split_pressure_along(qy, ay, cy, v_aux[vy + 1:vy + 1 + n1], v_aux[vy:vy + n1], n1)
+        _split_pressure(qz, cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk], v_aux[vz + n1:vz + 2 * n1],
+                        v_aux[vz:vz + n1], n1)
         row = o[lk]
         for jj in range(n1):
-            px = qx[jj] * ax - cx * (vxr[jj] - vxl[jj])
-            py = qy[jj] * ay[jj] - cy[jj] * (vyr[jj] - vyl[jj])
-            pz = qz[jj] * az - cz * (vzr[jj] - vzl[jj])
-            qx[jj] = px
-            qy[jj] = py
-            qz[jj] = pz
-            row[jj] = (px + py) + pz
-    for lk in range(n2):
-        row = o[lk]
-        base = (i * ny + lo1) * nz + lo2 + lk
-        for jj in range(n1):
-            out[base + jj * nz] = row[jj]
+            row[jj] = (qx[jj] + qy[jj]) + qz[jj]
+    base = (i * ny + lo1) * nz + lo2
+    for jj in range(n1):
+        dst = out[base + jj * nz:base + jj * nz + n2]
+        for lk in range(n2):
+            dst[lk] = o[lk, jj]
 
 
 @njit(cache=True, inline="always")

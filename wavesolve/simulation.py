@@ -229,10 +229,15 @@ class Simulation:
     def _hold_solid_cells(self) -> None:
         """The boundary system's cells held at zero after each field update (``held_cells``), on
         the engine (``_hold_zero``); uploaded only when the system hands over another array (a
-        keyed system keeps one for a whole interval, a static one for the run)."""
-        solid = self.ghosts.held_cells()
-        if solid is not self._solid_cells:
-            self._solid_cells, self._hold_zero = solid, self.engine.asarray(solid)
+        keyed system keeps one for a whole interval, a static one for the run). A point source's
+        cell inside a static object is held too, so every solid cell but the ghosts stays 0."""
+        held = self.ghosts.held_cells()
+        if held is not self._solid_cells:
+            self._solid_cells = held
+            if self._sources and not self.ghosts.moving:
+                cells = [np.ravel_multi_index(idx, self.grid.shape) for idx, _, _ in self._sources]
+                held = np.union1d(held, np.intersect1d(cells, self.ghosts.solid_cells()))
+            self._hold_zero = self.engine.asarray(held)
 
     def _advance(self, accel, samples=None):
         """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:

@@ -163,6 +163,20 @@ def test_fused_step_flushes_subnormals_and_leaves_the_caller_ieee(dtype):
     assert np.count_nonzero(out_fast) == 0
     assert np.count_nonzero(lay_fast.p_aux) == np.count_nonzero(lay_fast.v_aux) == 0
     assert np.array([tiny], dtype)[0] * dtype(0.5) > 0                # NumPy here: still IEEE
+    # the pair on this very thread (the suite's workqueue threads never run a body here)
+    from numba import njit
+
+    from wavesolve.kernels.subnormals import flush_subnormals, restore_subnormals
+
+    @njit
+    def halve_flushed(x):
+        mode = flush_subnormals()
+        y = x[0] * x[1]
+        restore_subnormals(mode)
+        return y
+
+    assert halve_flushed(np.array([tiny, 0.5], dtype)) == 0
+    assert np.array([tiny], dtype)[0] * dtype(0.5) > 0
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])

@@ -214,7 +214,7 @@ def test_static_objects_hold_only_ghost_cells_and_the_solid_shell(backend):
     buried = [PointSource((-0.12, 0.0, 0.0), lambda t: 1e-3 * np.sin(2e4 * t))]
     shell, full = (Simulation(scene, backend=backend, sources=buried) for _ in range(2))
     full.ghosts.held_cells = full.ghosts.solid_cells
-    full._solid_cells = None
+    full._held_of = None
     full._hold_solid_cells()
     ghosts = shell.ghosts
     assert not ghosts.moving

@@ -777,21 +777,17 @@ def _window_to_global(local_flat: np.ndarray, wshape: tuple[int, int, int], lo: 
 
 
 def _next_to_others(cells: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """The flat indices ``cells`` (ascending) that have a face neighbour outside ``cells`` or lie on
-    the grid's edge, found in their bounding box."""
+    """The flat indices ``cells`` (ascending) that have a face neighbour outside ``cells``
+    (``_ghost_mask`` on their bounding box with one empty cell of margin all round, so nothing
+    wraps; a cell on the grid's edge is on the box's edge and so counts)."""
     if cells.size == 0:
         return cells
     ijk = np.stack(np.unravel_index(cells, shape), axis=1)
-    lo, hi = ijk.min(axis=0), ijk.max(axis=0) + 1
-    mask = np.zeros(tuple(hi - lo + 2), dtype=bool)             # one cell of margin: outside
-    local = ijk - lo + 1
-    mask[local[:, 0], local[:, 1], local[:, 2]] = True
-    inner = mask.copy()
-    for a in range(3):
-        for d in (1, -1):
-            inner &= np.roll(mask, d, axis=a)                       # the margin stops the wrap
-    edge = np.any((ijk == 0) | (ijk == np.asarray(shape) - 1), axis=1)
-    return cells[~inner[local[:, 0], local[:, 1], local[:, 2]] | edge]
+    lo = ijk.min(axis=0)
+    local = tuple((ijk - lo + 1).T)
+    mask = np.zeros(tuple(ijk.max(axis=0) - lo + 3), dtype=bool)
+    mask[local] = True
+    return cells[_ghost_mask(mask)[local]]
 
 
 def _mask_to_global(mask: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int],

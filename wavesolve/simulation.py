@@ -117,7 +117,7 @@ class Simulation:
         for src in sources:
             idx = np.rint(grid.fractional_index(np.asarray(src.position, dtype=np.float64)[None])[0]).astype(int)
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
-        self._solid_cells: np.ndarray | None = None
+        self._held_of: np.ndarray | None = None        # the held_cells array _hold_zero was made from
         self._hold_solid_cells()
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
@@ -232,8 +232,8 @@ class Simulation:
         keyed system keeps one for a whole interval, a static one for the run). A point source's
         cell inside a static object is held too, so every solid cell but the ghosts stays 0."""
         held = self.ghosts.held_cells()
-        if held is not self._solid_cells:
-            self._solid_cells = held
+        if held is not self._held_of:
+            self._held_of = held
             if self._sources and not self.ghosts.moving:
                 cells = [np.ravel_multi_index(idx, self.grid.shape) for idx, _, _ in self._sources]
                 held = np.union1d(held, np.intersect1d(cells, self.ghosts.solid_cells()))

@@ -43,9 +43,10 @@ WARP_KERNELS = ("ws_ghost",)
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel.
 BLOCK = 256
-#: Blocks the interior's marching tiles aim at (about 30 for each SM of an H100 or H200): the x
-#: chunks are as long as that many blocks allow, one plane at least (fdtd.cuh, ws_cell).
-MARCH_BLOCKS = 4096
+#: Blocks the interior's marching tiles aim at (about 60 for each SM of an H100 or H200): the x
+#: chunks are as long as that many blocks allow, one plane at least (fdtd.cuh, ws_cell). 8192 was the
+#: best of 2048, 4096 and 8192 on an H100 with the loads one plane ahead (bench/RESULTS.md).
+MARCH_BLOCKS = 8192
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.

@@ -114,7 +114,9 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
 // cells along z by block/32 along y, each tile's column of cells marched along x in chunks of
 // xchunk planes: a thread keeps the pressures of the planes before, at and after its cell in
 // registers, and its y and z neighbours were loaded by the tile's other threads one plane earlier
-// (cache hits), so each pressure comes from memory about once. Blocks are ordered z tile fastest,
+// (cache hits), so each pressure comes from memory about once. The loads of the next plane's p and
+// p⁻ are issued before this plane's sum, so two planes' loads are in flight (+9–13 % on 256³ and
+// 384³ in float32 and float64 on an H100, bench/RESULTS.md; the same 32 registers). Blocks are ordered z tile fastest,
 // then y tile, then x chunk. Segment 1 + s is layer slab s, its cells in their packed order,
 // ⌈cells/block⌉ blocks (none for the slab under a floor). The blocks after the last offset, segment
 // WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step
@@ -151,12 +153,17 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
         const I sx = ny * nz, sy = nz;
         I q = (i0 * ny + j) * nz + k;
         T prev = p[q - sx], cur = p[q];
+        T next = p[q + sx], o = out[q];
         WS_MARCH_PRAGMA
         for (I i = i0; i < i1; ++i, q += sx) {
-            const T next = p[q + sx];
-            out[q] = ws_leapfrog<T>(cur, prev, next, p[q - sy], p[q + sy], p[q - 1], p[q + 1], out[q], lam2, six);
+            const bool more = i + 1 < i1;
+            const T next2 = more ? p[q + 2 * sx] : next;
+            const T o2 = more ? out[q + sx] : o;
+            out[q] = ws_leapfrog<T>(cur, prev, next, p[q - sy], p[q + sy], p[q - 1], p[q + 1], o, lam2, six);
             prev = cur;
             cur = next;
+            next = next2;
+            o = o2;
         }
         return;
     }

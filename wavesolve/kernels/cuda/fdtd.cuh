@@ -115,9 +115,9 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
 // xchunk planes: a thread keeps the pressures of the planes before, at and after its cell in
 // registers, and its y and z neighbours were loaded by the tile's other threads one plane earlier
 // (cache hits), so each pressure comes from memory about once. The loads of the next plane's p and
-// p⁻ are issued before this plane's sum, so two planes' loads are in flight (+9–13 % on 256³ and
-// 384³ in float32 and float64 on an H100, bench/RESULTS.md; the same 32 registers). Blocks are ordered z tile fastest,
-// then y tile, then x chunk. Segment 1 + s is layer slab s, its cells in their packed order,
+// p⁻ are issued before this plane's sum, so two planes' loads are in flight (+4–13 % on 256³ and
+// 384³ on an H100, bench/RESULTS.md; the same registers). Blocks are ordered z tile fastest, then y
+// tile, then x chunk. Segment 1 + s is layer slab s, its cells in their packed order,
 // ⌈cells/block⌉ blocks (none for the slab under a floor). The blocks after the last offset, segment
 // WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step
 // samples them apart): the launch's block count alone says how many there are, so the offsets stay

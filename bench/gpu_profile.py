@@ -39,6 +39,15 @@ extern "C" __global__ void ws_spin(long long cycles) {
 """
 
 
+#: The cases: key → (label, scene maker).
+CASES = {"88": ("88³ modal bowl (real-time case)", lambda: parse_scene(scene_text(88, 0.05), "realtime.toml")),
+         "128": ("128³ free field", lambda: free_field(128, "float32")),
+         "200s": ("200³ with a sphere", lambda: free_field(200, "float32", sphere=True)),
+         "256": ("256³ free field", lambda: free_field(256, "float32")),
+         "384": ("384³ free field", lambda: free_field(384, "float32")),
+         "384d": ("384³ free field, float64", lambda: free_field(384, "float64"))}
+
+
 def ceilings() -> None:
     print("| ceiling (two 1 GiB float32 arrays) | GB/s, read + written |\n| --- | --- |")
     for name, value in gpu_bandwidth().items():
@@ -126,7 +135,7 @@ def cell_kernel_parts(cupy, module, sim: Simulation, repeats: int = 50) -> list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cases", default="88,256,384", help="which of the cases: 88, 256, 384, 384d")
+    ap.add_argument("--cases", default="88,256,384", help="which of the cases: " + ", ".join(CASES))
     ap.add_argument("--no-ceilings", action="store_true")
     ap.add_argument("--parts", action="store_true",
                     help="also time the cell kernel alone, 64- and 32-bit indices, whole and by part")
@@ -139,12 +148,8 @@ def main() -> None:
           f"{cupy.cuda.runtime.runtimeGetVersion()}\n")
     if not args.no_ceilings:
         ceilings()
-    cases = {"88": ("88³ modal bowl (real-time case)", lambda: parse_scene(scene_text(88, 0.05), "realtime.toml")),
-             "256": ("256³ free field", lambda: free_field(256, "float32")),
-             "384": ("384³ free field", lambda: free_field(384, "float32")),
-             "384d": ("384³ free field, float64", lambda: free_field(384, "float64"))}
     for key in args.cases.split(","):
-        label, scene = cases[key]
+        label, scene = CASES[key]
         sim = Simulation(scene(), backend="cupy")
         times = kernel_times(cupy, module, sim, args.steps)
         cells = sim.grid.cells

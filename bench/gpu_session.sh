@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
 #
-#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e,ab
-#                                           (default: all but ab)
+#   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e,ab,
+#                                           tiling,ncu (default: all but ab, tiling and ncu)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
@@ -67,6 +67,12 @@ if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (
         python3 bench/compare_results.py "/tmp/${name}_cupy.h5" "/tmp/${name}_numba.h5" | tee "$stage_log/e2e_$name.txt" \
             | tee -a "$log/session.txt"
     done
+fi
+has tiling && run 400 tiling python3 bench/gpu_tiling.py --cases 88,128,200s,256,384
+if has ncu; then   # the default cell kernel's interior and layer launches on 256³ under Nsight Compute
+    run 200 ncu ncu --target-processes all -k regex:ws_cell32 --launch-count 2 --section SpeedOfLight \
+        --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+        --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum python3 bench/gpu_tiling.py --ncu 256
 fi
 if has ab && [ -d .ab/base ]; then
     run 90 ab_realtime python3 .ab/base/bench/realtime.py --backend cupy --duration 1.0

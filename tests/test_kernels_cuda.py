@@ -23,6 +23,7 @@ from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, 
 from wavesolve import load_scene
 from wavesolve.absorbing import AbsorbingLayer
 from wavesolve.boundary import GhostCells, ghost_operator
+from wavesolve.kernels import cuda_backend
 from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate
 from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
 from wavesolve.kernels.reference import ReferenceUpdate
@@ -92,25 +93,38 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground, kernel
         fields_fast.reverse()
 
 
-@pytest.mark.parametrize("march_blocks", [1, 24])
+@pytest.mark.parametrize("block,xchunk", [(32, 12), (64, 5), (128, 1)])
 @pytest.mark.parametrize("kernel", ["ws_cell32", "ws_cell"])
-def test_interior_marched_in_chunks_equals_reference(launcher, monkeypatch, kernel, march_blocks):
-    """The interior's tiles marched along x in chunks of several planes (cuda_backend.MARCH_BLOCKS
-    small): the whole 12 planes in one chunk (1), or chunks of 5, 5 and 2 (24), against the
-    reference in float64 to 1e-12 (kernel_cases.assert_close): the same sums in the same order."""
-    from wavesolve.kernels import cuda_backend
-
-    monkeypatch.setattr(cuda_backend, "MARCH_BLOCKS", march_blocks)
+def test_interior_marched_in_chunks_equals_reference(launcher, kernel, block, xchunk):
+    """Other tilings of the cell kernel (``set_tiling``, as bench/gpu_tiling.py sweeps them): the
+    interior's 12 x planes in one chunk, in chunks of 5, 5 and 2, or one plane a thread, with 1, 2
+    or 4 rows along y a block, against the reference in float64 to 1e-12 (kernel_cases.assert_close):
+    the same sums in the same order. The layer's blocks change with the block size too."""
     grid = make_grid((20, 18, 16), 4)
     lay_ref, p, p_prev = random_state(grid, np.float64, seed=9)
     ref = ReferenceUpdate(grid, lay_ref, np.float64)
-    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, copy_layer(grid, lay_ref), np.float64)
-    assert fast.xchunk == {1: 12, 24: 5}[march_blocks]
+    lay_fast = copy_layer(grid, lay_ref)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, np.float64)
+    fast.set_tiling(block, xchunk)
     fast.kernel = kernel
     want, got = p_prev.copy(), p_prev.copy()          # (p⁻ is read, so not poisoned: a cell left
     ref(p, want)                                       # unwritten keeps p⁻, far from p⁺)
     fast(p, got)
     assert_close(got, want, "p⁺")
+    assert_close(fast.p_aux, lay_ref.p_aux, "split pressures")
+    assert_close(fast.v_aux, lay_ref.v_aux, "face velocities")
+
+
+@pytest.mark.parametrize("l2_bytes,xchunk", [(0, cuda_backend.XCHUNK), (2**30, cuda_backend.XCHUNK_IN_L2)])
+def test_default_tiling_follows_the_l2_cache(launcher, l2_bytes, xchunk):
+    """The driver's tiling: CELL_BLOCK threads (fewer for a narrow interior: 32 · ⌈8/32⌉ = 32 here)
+    and XCHUNK planes a thread, XCHUNK_IN_L2 where both fields fit in the device's L2 cache (capped
+    by the interior's planes)."""
+    backend = CudaBackend(np, launcher)
+    backend.l2_bytes = l2_bytes
+    grid = make_grid((40, 16, 16), 4)
+    fast = CudaFieldUpdate(backend, grid, AbsorbingLayer(grid, 1.2, np.float64), np.float64)
+    assert (fast.block, fast.xchunk) == (32, min(xchunk, 32))
 
 
 @pytest.mark.parametrize("ground", [False, True])

@@ -41,12 +41,18 @@ KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_close", "ws_mirror", "ws_prob
 WARP_KERNELS = ("ws_ghost",)
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
-#: Threads per block of every kernel.
+#: Threads per block of every kernel but the cell kernel.
 BLOCK = 256
-#: Blocks the interior's marching tiles aim at (about 60 for each SM of an H100 or H200): the x
-#: chunks are as long as that many blocks allow, one plane at least (fdtd.cuh, ws_cell). 8192 was the
-#: best of 2048, 4096 and 8192 on an H100 with the loads one plane ahead (bench/RESULTS.md).
-MARCH_BLOCKS = 8192
+#: The cell kernel's tiling (bench/gpu_tiling.py, fourteenth session on an H200, bench/RESULTS.md):
+#: CELL_BLOCK threads per block (fewer where the interior is narrower), and each interior thread
+#: marching XCHUNK x planes, or XCHUNK_IN_L2 where both fields fit in the GPU's L2 cache (the
+#: real-time grids, whose layer cells outweigh the interior: fewer, longer-marching interior blocks
+#: leave the SMs to the layer's). Best or within 2 % of the best of 96–512 threads and chunks of
+#: 1–32 planes on 88³, 256³ and 384³; 128 threads, 4 planes was 2–10 % faster than the 256 threads
+#: and 7–24 planes used before on 256³–384³, and 16 planes 22 % faster than 1 on 88³.
+CELL_BLOCK = 128
+XCHUNK = 4
+XCHUNK_IN_L2 = 16
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.
@@ -92,25 +98,31 @@ class CudaFieldUpdate:
         self.L = np.int64(grid.layer)
         self.lam2 = self.dtype.type(grid.courant ** 2)
         self.six = self.dtype.type(6)
-        # segments of blocks: the interior's tiles (whole warps along z, up to BLOCK threads per
-        # block), then each slab's cells; the slab under the interior has none with a ground
-        L = grid.layer
-        inner = [n - 2 * L for n in grid.shape]
-        self.block = min(BLOCK, 32 * -(-inner[2] // 32))
-        # interior tiles of 32 (z) × block/32 (y) cells, marched along x in chunks of xchunk planes:
-        # long chunks read each pressure about once, short ones give the GPU enough blocks
-        tiles = -(-inner[2] // 32) * -(-inner[1] // (self.block // 32))
-        self.xchunk = max(1, min(inner[0], inner[0] * tiles // MARCH_BLOCKS))
-        blocks = [tiles * -(-inner[0] // self.xchunk)]
-        for s, row in enumerate(layer.slab_desc):
-            cells = int(np.prod(row[4:7]))
-            blocks.append(0 if (s == 4 and grid.ground) else -(-cells // self.block))
-        self.seg_start = to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
-        self.n_blocks = int(sum(blocks))
+        self._grid, self._slab_cells = grid, [int(np.prod(row[4:7])) for row in layer.slab_desc]
+        self._to = to
+        inner = [n - 2 * grid.layer for n in grid.shape]
+        in_l2 = 2 * grid.cells * self.dtype.itemsize <= backend.l2_bytes
+        self.set_tiling(min(CELL_BLOCK, 32 * -(-inner[2] // 32)), min(inner[0], XCHUNK_IN_L2 if in_l2 else XCHUNK))
         self._no_probes = (backend.no_index, backend.no_values, backend.no_values, np.int64(0))
         # 32-bit indices where every flat index of the grid and the layer's arrays fits them
         largest = max(grid.cells, self.p_aux.size, self._v[0].size)
         self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
+
+    def set_tiling(self, block: int, xchunk: int) -> None:
+        """Threads per block (a multiple of 32) and x planes per interior chunk; sets the segments of
+        blocks: the interior's tiles of 32 (z) × block/32 (y) cells, marched along x in chunks of
+        ``xchunk`` planes (long chunks read each pressure about once, short ones give the GPU enough
+        blocks), then each slab's cells (none for the slab under the interior with a ground). The
+        driver's choice: CELL_BLOCK, XCHUNK and XCHUNK_IN_L2; bench/gpu_tiling.py sweeps others."""
+        grid = self._grid
+        inner = [n - 2 * grid.layer for n in grid.shape]
+        self.block, self.xchunk = block, xchunk
+        tiles = -(-inner[2] // 32) * -(-inner[1] // (block // 32))
+        blocks = [tiles * -(-inner[0] // xchunk)]
+        for s, cells in enumerate(self._slab_cells):
+            blocks.append(0 if (s == 4 and grid.ground) else -(-cells // block))
+        self.seg_start = self._to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
+        self.n_blocks = int(sum(blocks))
 
     @property
     def v_aux(self) -> Any:
@@ -300,6 +312,8 @@ class CudaBackend(Backend):
 
     name = "cuda-host"
     velocity_buffers = 2
+    #: L2 cache of the device (bytes; the cell kernel's tiling depends on whether the fields fit)
+    l2_bytes = 0
 
     def __init__(self, xp: Any, launch: Callable[..., None]) -> None:
         self.xp = xp
@@ -449,6 +463,7 @@ class CupyBackend(CudaBackend):
         except Exception as exc:
             raise BackendError(f"the cupy backend could not compile its CUDA kernels: {exc}") from exc
         super().__init__(cupy, launch)
+        self.l2_bytes = int(cupy.cuda.Device().attributes["L2CacheSize"])
 
     def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
         try:

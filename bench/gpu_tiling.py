@@ -1,0 +1,171 @@
+"""The cell kernel's tiling swept on a GPU: which is fastest, and are all equal.
+
+    python3 bench/gpu_tiling.py [--cases 88,128,200s,256,384,384d] [--rounds 2] [--repeats 30] [--top 12]
+    ncu ... python3 bench/gpu_tiling.py --ncu 256      (one interior launch, then one layer launch)
+
+Needs CuPy and a GPU. For each case of bench/gpu_profile.py (the 88³ real-time grid; free-field
+grids, float32; 384d: float64), each block size and each x chunk (planes an interior thread
+marches; kernels/cuda_backend.py, ``CudaFieldUpdate.set_tiling``), it
+
+- checks the launch bit for bit against the driver's default (same random fields and layer state:
+  p⁺, split pressures and the face velocities written, whose buffer is poisoned with NaN first);
+- times the cell kernel alone, all of its blocks and the interior's alone (mean device µs of
+  ``repeats`` back-to-back launches queued behind a spin kernel, median of 5), in ``rounds`` rounds.
+
+Prints a table per case, fastest first: block, x chunk, µs (each round), G cell updates/s, and the
+interior's bytes per second at 3 values a cell (its floor); the driver's default is marked. Random
+fields, never zeros (METHOD.md). In the fourteenth session (bench/RESULTS.md) the sweep also built
+the kernel with ``__restrict__`` on its arrays, and with launch bounds: neither was faster.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wavesolve.simulation import Simulation  # noqa: E402
+
+from gpu_profile import _SPIN, CASES  # noqa: E402  (bench/ is the script's folder)
+
+BLOCKS = (128, 256, 512)
+XCHUNKS = (1, 2, 4, 8, 16, 32)
+
+
+def random_state(cupy, sim: Simulation, seed: int = 1) -> dict:
+    """Random p, p⁻, split pressures and face velocities (float, never zeros) on the device."""
+    rng = np.random.default_rng(seed)
+    update = sim._update
+    state = {"p": rng.standard_normal(sim.p.shape) * 1e-3, "out": rng.standard_normal(sim.p.shape) * 1e-3,
+             "p_aux": rng.standard_normal(update.p_aux.shape) * 1e-3,
+             "v_old": rng.standard_normal(update._v[0].shape) * 1e-6}
+    state["scratch"] = state["out"]                 # the timed launches' p⁻ / p⁺, overwritten
+    return {k: cupy.asarray(v.astype(sim.dtype)) for k, v in state.items()}
+
+
+def one_launch(cupy, update, state: dict) -> tuple:
+    """The cell kernel once from ``state`` (copied): (p⁺, split pressures, face velocities written)."""
+    out, p_aux = state["out"].copy(), state["p_aux"].copy()
+    v_old = state["v_old"].copy()
+    v_new = cupy.full_like(v_old, np.nan)
+    saved = update.p_aux, update._v
+    update.p_aux, update._v = p_aux, [v_old, v_new]
+    try:
+        update.launch_blocks(state["p"], out, update.seg_start, update.n_blocks)
+    finally:
+        update.p_aux, update._v = saved
+    cupy.cuda.runtime.deviceSynchronize()
+    return out, p_aux, v_new
+
+
+def same_bits(cupy, a, b) -> bool:
+    unsigned = {4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    return bool(cupy.array_equal(a.view(unsigned), b.view(unsigned)))
+
+
+def timed(cupy, spin, update, state: dict, seg, blocks: int, repeats: int) -> float:
+    """Mean device µs of ``repeats`` launches over ``blocks`` blocks of segments ``seg``, median of 5."""
+    runs = []
+    for _ in range(5):
+        spin((1,), (1,), (np.int64(20_000_000),))
+        a, b = cupy.cuda.Event(), cupy.cuda.Event()
+        a.record()
+        for _ in range(repeats):
+            update.launch_blocks(state["p"], state["scratch"], seg, blocks)   # (the inputs stay as drawn)
+        b.record()
+        b.synchronize()
+        runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
+    return float(np.median(runs))
+
+
+def interior_only(cupy, update) -> tuple:
+    """Segments with the layer's empty: (seg_start, blocks) of the interior's blocks alone."""
+    start = cupy.asnumpy(update.seg_start)
+    return cupy.asarray(np.minimum(start, start[1]).astype(np.int64)), int(start[1])
+
+
+def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
+    label, scene = CASES[key]
+    sim = Simulation(scene(), backend="cupy")
+    update = sim._update
+    state = random_state(cupy, sim)
+    default = (update.block, update.xchunk)
+    reference = one_launch(cupy, update, state)
+    L = sim.grid.layer
+    interior_cells = int(np.prod([n - 2 * L for n in sim.grid.shape]))
+    item = sim.dtype.itemsize
+    tilings = [(b, x) for b in sorted(set(BLOCKS) | {default[0]}) for x in sorted(set(XCHUNKS) | {default[1]})]
+    rows: dict[tuple, list] = {}
+    failures = []
+    for r in range(rounds):
+        for block, xchunk in (tilings if r % 2 == 0 else tilings[::-1]):     # alternate the order
+            update.set_tiling(block, xchunk)
+            if r == 0:
+                got = one_launch(cupy, update, state)
+                if not all(same_bits(cupy, g, w) for g, w in zip(got, reference)):
+                    failures.append((block, xchunk))
+            t_all = timed(cupy, spin, update, state, update.seg_start, update.n_blocks, repeats)
+            seg, blocks = interior_only(cupy, update)
+            t_int = timed(cupy, spin, update, state, seg, blocks, repeats)
+            rows.setdefault((block, xchunk), []).append((t_all, t_int))
+    update.set_tiling(*default)
+    regs = update.launch.kernels[f"{update.kernel}_{'f32' if item == 4 else 'f64'}"].num_regs
+    print(f"\n{label}: {sim.grid.shape}, {sim.grid.cells / 1e6:.2f} M cells, {sim.dtype.name}, "
+          f"kernel {update.kernel} ({regs} registers); default block {default[0]}, x chunk {default[1]}")
+    print("bit-equal to the default tiling:", "all" if not failures else f"NOT {failures}")
+    print("| block | x chunk | all, µs | interior, µs | G updates/s | interior TB/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    order = sorted(rows.items(), key=lambda kv: min(t for t, _ in kv[1]))
+    shown = order[:top] + [kv for kv in order[top:] if kv[0] == default]
+    for (block, xchunk), times in shown:
+        best = min(t for t, _ in times)
+        bw = interior_cells * 3 * item / min(t for _, t in times) / 1e6
+        mark = " (default)" if (block, xchunk) == default else ""
+        print(f"| {block}{mark} | {xchunk} | {'/'.join(f'{t:.1f}' for t, _ in times)} | "
+              f"{'/'.join(f'{t:.1f}' for _, t in times)} | {sim.grid.cells / best / 1e3:.1f} | {bw:.2f} |")
+    del sim
+    cupy.get_default_memory_pool().free_all_blocks()
+
+
+def ncu_launches(cupy, key: str) -> None:
+    """The default tiling: one launch of the interior's blocks, then one of the layer's."""
+    sim = Simulation(CASES[key][1](), backend="cupy")
+    update = sim._update
+    state = random_state(cupy, sim)
+    seg, blocks = interior_only(cupy, update)
+    update.launch_blocks(state["p"], state["out"], seg, blocks)
+    start = cupy.asnumpy(update.seg_start)
+    layer = cupy.asarray(np.concatenate([[0, 0], start[2:] - start[1]]).astype(np.int64))
+    update.launch_blocks(state["p"], state["out"], layer, update.n_blocks - blocks)
+    cupy.cuda.runtime.deviceSynchronize()
+    L = sim.grid.layer
+    inner = int(np.prod([n - 2 * L for n in sim.grid.shape]))
+    print(f"{key}: interior {inner} cells, layer {sim.grid.cells - inner} cells, {sim.dtype.name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default="88,128,200s,256,384,384d")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--top", type=int, default=12, help="rows shown per case (and the default's)")
+    ap.add_argument("--ncu", metavar="CASE", help="only the two launches for a profiler, on CASE")
+    args = ap.parse_args()
+    import cupy
+
+    if args.ncu:
+        ncu_launches(cupy, args.ncu)
+        return
+    spin = cupy.RawModule(code=_SPIN).get_function("ws_spin")
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    print(f"device {props['name'].decode()}, CuPy {cupy.__version__}")
+    for key in args.cases.split(","):
+        sweep(cupy, spin, key, args.rounds, args.repeats, args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@
 # Both folders belong in .git/info/exclude. Logs go to $OUT (or ./gpu_logs) so a stage cut short
 # still leaves its output: all stages in session.txt (the device tool returns at most 8 files),
 # each stage also in /tmp/gpu_stage_logs.
+# WS_GRID_SIZES sets the grid and ab stages' sizes; WS_AB_REALTIME=0 leaves out ab's real-time run.
 # Stage ab times an earlier commit on the same machine (real time, and the 256³ and 384³ grids), from
 # a copy in .ab/base (also in .git/info/exclude), made beforehand with
 #   mkdir -p .ab/base && git archive COMMIT wavesolve bench scenes shaders pyproject.toml | tar -x -C .ab/base
@@ -50,14 +51,16 @@ fi
 has tests && run 240 tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/
 has realtime && run 150 realtime python3 bench/realtime.py --backend cupy --duration 1.0
 has profile && run 150 profile python3 bench/gpu_profile.py --cases 88,256,384,384d --steps 20 --parts
-has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes 256,256s,384,128,200,200s \
-    --grid-only
+grid_sizes="${WS_GRID_SIZES:-256,256s,384,128,200,200s}"      # the grid and ab stages' sizes
+has grid && run 240 grid python3 bench/throughput.py --backends cupy --steps 200 --sizes "$grid_sizes" --grid-only
 has memory && run 60 memory python3 bench/memory.py --gpu
 has showcases && run 400 showcases python3 bench/throughput.py --backends cupy --steps 256 --showcases-only
 if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (all cores here)
     # water_drops cut to its first bubble (0.03 s) and 0.05 s of ringing: the bubbles' block form
-    sed 's/^duration = 0.6/duration = 0.08/' scenes/showcase/water_drops.toml >scenes/showcase/water_drops_short.toml
-    for scene in scenes/showcase/water_drops_short.toml scenes/two_tone_sphere.toml \
+    # (outside the tree: in a folder of links to the showcase's files, which the scene names by relative paths)
+    short=/tmp/ws_showcase && mkdir -p $short && ln -sf "$PWD"/scenes/showcase/* $short/
+    sed 's/^duration = 0.6/duration = 0.08/' scenes/showcase/water_drops.toml >$short/water_drops_short.toml
+    for scene in $short/water_drops_short.toml scenes/two_tone_sphere.toml \
             scenes/showcase/bowl_on_table.toml; do
         name=$(basename "$scene" .toml)
         for backend in cupy numba; do
@@ -75,7 +78,8 @@ if has ncu; then   # the default cell kernel's interior and layer launches on 25
         --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum python3 bench/gpu_tiling.py --ncu 256
 fi
 if has ab && [ -d .ab/base ]; then
-    run 90 ab_realtime python3 .ab/base/bench/realtime.py --backend cupy --duration 1.0
-    run 150 ab_grid python3 .ab/base/bench/throughput.py --backends cupy --steps 200 --sizes 256,384 --grid-only
+    [ "${WS_AB_REALTIME:-1}" = 1 ] && run 90 ab_realtime python3 .ab/base/bench/realtime.py --backend cupy --duration 1.0
+    run 150 ab_grid python3 .ab/base/bench/throughput.py --backends cupy --steps 200 --sizes "${WS_GRID_SIZES:-256,384}" \
+        --grid-only
 fi
 exit 0

@@ -47,9 +47,8 @@ def copy_layer(grid: Grid, layer: AbsorbingLayer, z_slabs_y_fastest: bool = Fals
     other = AbsorbingLayer(grid, 1.2, layer.p_aux.dtype, z_slabs_y_fastest)
     for (p_dst, v_dst), (p_src, v_src) in zip(other.views(other.p_aux, other.v_aux),
                                               layer.views(layer.p_aux, layer.v_aux)):
-        for a in range(3):
-            p_dst[a][...] = p_src[a]
-            v_dst[a][...] = v_src[a]
+        for dst, src in zip(p_dst + v_dst, p_src + v_src):
+            dst[...] = src
     return other
 
 
@@ -58,7 +57,8 @@ def assert_layers_close(fast: AbsorbingLayer, ref: AbsorbingLayer, what: str) ->
     for s, ((p_f, v_f), (p_r, v_r)) in enumerate(zip(fast.views(fast.p_aux, fast.v_aux),
                                                      ref.views(ref.p_aux, ref.v_aux))):
         for a in range(3):
-            assert_close(p_f[a], p_r[a], f"{what}: split pressure {'xyz'[a]} of slab {s}")
+            if a < len(p_r):
+                assert_close(p_f[a], p_r[a], f"{what}: split pressure {'xyz'[a]} of slab {s}")
             assert_close(v_f[a], v_r[a], f"{what}: face velocity {'xyz'[a]} of slab {s}")
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .absorbing import STORED_SPLIT
 from .boundary_keys import boundary_system
 from .grid import Grid
 from .listeners import Probes
@@ -135,7 +136,7 @@ class FollowingSimulation(Simulation):
         xp = self.engine.xp
         grid = self.grid
         shape = grid.shape
-        split = [xp.zeros(shape, self.dtype) for _ in range(3)]
+        split = [xp.zeros(shape, self.dtype) for _ in range(STORED_SPLIT)]   # pₓ, p_y (p_z is derived)
         # the field update's own buffers on the GPU backend (device copies; the face velocities it
         # reads next are one of two it alternates between), else the layer's
         p_aux = getattr(self._update, "p_aux", self.layer.p_aux)
@@ -143,7 +144,8 @@ class FollowingSimulation(Simulation):
         views = _slab_views(self.layer, p_aux, v_aux)
         for slab in views:
             for a in range(3):
-                split[a][slab.cells] = slab.p_split[a]
+                if a < STORED_SPLIT:
+                    split[a][slab.cells] = slab.p_split[a]
                 self.velocity[a][slab.faces[a]] = slab.v[a]
         self._rebuild_velocity()
         for arr in (self.p, self.p_prev, *split, *self.velocity):
@@ -151,7 +153,8 @@ class FollowingSimulation(Simulation):
         self._enter_layer(axis, direction, split)
         for slab in views:
             for a in range(3):
-                slab.p_split[a][...] = split[a][slab.cells]
+                if a < STORED_SPLIT:
+                    slab.p_split[a][...] = split[a][slab.cells]
                 slab.v[a][...] = self.velocity[a][slab.faces[a]]
         origin = np.asarray(grid.origin, dtype=np.float64)
         origin[axis] += direction * grid.h
@@ -175,7 +178,7 @@ class FollowingSimulation(Simulation):
         window[axis] = plane
         window = tuple(window)
         p = self.p
-        for a in range(3):
+        for a in range(STORED_SPLIT):        # p_z = (p − pₓ) − p_y follows: p on axis z, else 0
             split[a][window] = p[window] if a == axis else 0
         div_others = 0
         for b in range(3):

@@ -6,7 +6,8 @@ One call per time step does
   2. each thread walks its chunk plane by plane, row by row: a layer row first updates the faces
      it owns in place (its upper x- and y-faces, all of its z-faces, and the lower ones at a slab's
      start), then its cells' split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i]) and
-     p⁺ = (pₓ + p_y) + p_z, reading faces the row before it (or step 1) has just updated; an
+     p⁺ = (pₓ + p_y) + p_z (p_z = (p − pₓ) − p_y before the step: only pₓ and p_y are stored,
+     absorbing.py), reading faces the row before it (or step 1) has just updated; an
      interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p. The plane's z-slab parts come last
      (below), after its rows have brought the next plane's pressures into cache.
 
@@ -68,28 +69,33 @@ def _split_pressure_along(q, A, C, v_hi, v_lo, n):
 
 
 @njit(cache=True, inline="always")
-def _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
-    """Split pressures and p⁺ of the slab row (i, j, all k of the slab): one loop per axis, then
-    their sum (a loop over all seven arrays at once did not vectorise as well: 10 % slower on the
-    x-slabs)."""
+def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
+    """Split pressures and p⁺ of the slab row (i, j, all k of the slab): p_z = (p − pₓ) − p_y into the
+    row of ``out`` first (absorbing.py: p_z is not stored; ``out``'s p⁻ is not needed in the layer),
+    then one loop per stored axis, then p⁺ = (pₓ + p_y) + p_z with p_z stepped in the same loop (a
+    loop over all the arrays at once did not vectorise as well: 10 % slower on the x-slabs)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
     lin = (li * n1 + lj) * n2
     qx = p_aux[p_off + lin:p_off + lin + n2]
     qy = p_aux[p_off + cells + lin:p_off + cells + lin + n2]
-    qz = p_aux[p_off + 2 * cells + lin:p_off + 2 * cells + lin + n2]
     vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
     vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
     vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
-    _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n1 * n2:vx + n1 * n2 + n2], v_aux[vx:vx + n2], n2)
-    _split_pressure(qy, cell_A[nx + j], cell_C[nx + j], v_aux[vy + n2:vy + 2 * n2], v_aux[vy:vy + n2], n2)
-    _split_pressure_along(qz, cell_A[nx + ny + lo2:nx + ny + lo2 + n2], cell_C[nx + ny + lo2:nx + ny + lo2 + n2],
-                          v_aux[vz + 1:vz + 1 + n2], v_aux[vz:vz + n2], n2)
     o0 = (i * ny + j) * nz + lo2
     o = out[o0:o0 + n2]
+    pc = p[o0:o0 + n2]
     for k in range(n2):
-        o[k] = (qx[k] + qy[k]) + qz[k]
+        o[k] = (pc[k] - qx[k]) - qy[k]
+    _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n1 * n2:vx + n1 * n2 + n2], v_aux[vx:vx + n2], n2)
+    _split_pressure(qy, cell_A[nx + j], cell_C[nx + j], v_aux[vy + n2:vy + 2 * n2], v_aux[vy:vy + n2], n2)
+    az = cell_A[nx + ny + lo2:nx + ny + lo2 + n2]
+    cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
+    vz_hi = v_aux[vz + 1:vz + 1 + n2]
+    vz_lo = v_aux[vz:vz + n2]
+    for k in range(n2):
+        o[k] = (qx[k] + qy[k]) + (o[k] * az[k] - cz[k] * (vz_hi[k] - vz_lo[k]))
 
 
 @njit(cache=True, inline="always")
@@ -208,10 +214,11 @@ def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
 
 
 @njit(cache=True)
-def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
+def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, t):
     """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into a
-    (z, y) tile; then the tile into ``out``, each y's run of z cells at once (a pass per z row,
-    each writing one value into each of the plane's lines, took 0.63 ms instead of 0.47 on 200³)."""
+    (z, y) tile, p_z = (p − pₓ) − p_y taken from the plane's pressure tile ``t`` (``_z_slab_tile``);
+    then the tile into ``out``, each y's run of z cells at once (a pass per z row, each writing one
+    value into each of the plane's lines, took 0.63 ms instead of 0.47 on 200³)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li = i - lo0
     cells = n0 * n1 * n2
@@ -222,17 +229,20 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i):
         r = (li * n2 + lk) * n1
         qx = p_aux[p_off + r:p_off + r + n1]
         qy = p_aux[p_off + cells + r:p_off + cells + r + n1]
-        qz = p_aux[p_off + 2 * cells + r:p_off + 2 * cells + r + n1]
         vx = sd[s, 7] + r                                       # faces li, li+1 of (n0+1, n2, n1)
         vy = sd[s, 8] + (li * n2 + lk) * (n1 + 1)               # (n0, n2, n1+1)
         vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
+        row = o[lk]
+        pc = t[lk + 1, 1:n1 + 1]
+        for jj in range(n1):
+            row[jj] = (pc[jj] - qx[jj]) - qy[jj]
         _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n2 * n1:vx + n2 * n1 + n1], v_aux[vx:vx + n1], n1)
         _split_pressure_along(qy, ay, cy, v_aux[vy + 1:vy + 1 + n1], v_aux[vy:vy + n1], n1)
-        _split_pressure(qz, cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk], v_aux[vz + n1:vz + 2 * n1],
-                        v_aux[vz:vz + n1], n1)
-        row = o[lk]
+        az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
+        vz_hi = v_aux[vz + n1:vz + 2 * n1]
+        vz_lo = v_aux[vz:vz + n1]
         for jj in range(n1):
-            row[jj] = (qx[jj] + qy[jj]) + qz[jj]
+            row[jj] = (qx[jj] + qy[jj]) + (row[jj] * az - cz * (vz_hi[jj] - vz_lo[jj]))
     base = (i * ny + lo1) * nz + lo2
     for jj in range(n1):
         dst = out[base + jj * nz:base + jj * nz + n2]
@@ -313,11 +323,11 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             middle = L <= i < nx - L                        # a plane between the x-slabs
             if not middle:
                 for j in range(ny):
-                    _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, i, j)
+                    _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, i, j)
             else:
                 for j in range(ny):
                     if j < L or j >= ny - L:
-                        _layer_row(p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
+                        _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
                         continue
                     c0 = (i * ny + j) * nz + L
                     m = nz - 2 * L
@@ -335,7 +345,7 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             if middle:                                      # the z-slabs' faces, then their cells
                 for s in range(first, 6):
                     _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
-                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i)
+                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, tiles[s - 4, i])
         restore_subnormals(mode)
 
 

@@ -9,7 +9,8 @@
 //
 // Data layout (wavesolve/absorbing.py, AbsorbingLayer):
 //   p, out        grid fields, C order (nx, ny, nz)
-//   p_aux         split pressures, slab by slab, axis by axis: slab s axis a at sd[s][0] + a·cells_s
+//   p_aux         stored split pressures pₓ, p_y, slab by slab, axis by axis: slab s axis a < 2 at
+//                 sd[s][0] + a·cells_s; p_z = (p − pₓ) − p_y is not stored
 //   v_old, v_new  face velocities v^{n−½} (read) and v^{n+½} (written), two buffers of the same
 //                 layout: slab by slab, axis by axis, slab s axis a at sd[s][7 + a], shaped
 //                 (n0+1, n1, n2), (n0, n1+1, n2), (n0, n1, n2+1)
@@ -60,10 +61,11 @@ WS_HD T ws_face_velocity(T v, T A, T B, const T* p, I q, I stride, I g, I n)
 }
 
 // Layer cell (i, j, k), flat index q, in slab row sd: its faces' velocities v⁺ along each axis from
-// v_old and p (the lower face, and the upper one too), then its three split pressures from them;
-// returns p⁺ = (px + py) + pz. Each face of the slab is written to v_new by exactly one cell: the
-// one above it along its axis, and for the slab's last face the cell below (no two threads write
-// one face, and no thread reads a face another writes: v_old and v_new are separate buffers).
+// v_old and p (the lower face, and the upper one too), then its three split pressures from them
+// (p_z from p and the stored two); returns p⁺ = (px + py) + pz. Each face of the slab is written to
+// v_new by exactly one cell: the one above it along its axis, and for the slab's last face the cell
+// below (no two threads write one face, and no thread reads a face another writes: v_old and v_new
+// are separate buffers).
 template <typename T, typename I>
 WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
                       const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I i, I j, I k, I q)
@@ -90,12 +92,13 @@ WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_i
     if (lj == n1 - 1) v_new[vy + n2] = yu;
     if (lk == n2 - 1) v_new[vz + 1] = zu;
     const I r = (I)sd[0] + lin;
-    const T px = p_aux[r] * cell_A[i] - cell_C[i] * (xu - xl);
-    const T py = p_aux[r + cells] * cell_A[nx + j] - cell_C[nx + j] * (yu - yl);
-    const T pz = p_aux[r + 2 * cells] * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (zu - zl);
+    const T qx = p_aux[r], qy = p_aux[r + cells];
+    const T qz = (p[q] - qx) - qy;                          // p_z is not stored (absorbing.py)
+    const T px = qx * cell_A[i] - cell_C[i] * (xu - xl);
+    const T py = qy * cell_A[nx + j] - cell_C[nx + j] * (yu - yl);
+    const T pz = qz * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (zu - zl);
     p_aux[r] = px;
     p_aux[r + cells] = py;
-    p_aux[r + 2 * cells] = pz;
     return (px + py) + pz;
 }
 

@@ -120,9 +120,10 @@ def test_box_shifts_are_silent(runs):
     """No clicks at the shifts: the residual against the large fixed box at 0.15 m from the path, in
     0.2 ms windows around the arrival of every one of the 17 shifts at the listener, stays under
     the quiet-motion bound of the animated-objects issue, 0.02 Pa RMS (signal peak ~0.9 Pa there).
-    Measured: at most 0.0077 Pa in the 16 windows heard within the run, 0.0044 Pa RMS over the whole
-    signal (the far-field fit's error at a moving source; a click would be a spike confined to the
-    shift windows)."""
+    Measured (fourteenth session; the same at e830fda, before p_z was derived): at most 0.0132 Pa in
+    the 16 windows heard within the run, 0.0060 Pa RMS over the whole signal (an earlier session
+    measured 0.0077 and 0.0044; the far-field fit's error at a moving source; a click would be a
+    spike confined to the shift windows)."""
     moving, fixed, scene = runs
     p, ref = moving.listener("near"), fixed.listener("near")
     rate = moving.sample_rate

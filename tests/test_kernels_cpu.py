@@ -186,6 +186,20 @@ def test_numba_travelling_box_matches_numpy(tmp_path, precision):
     compare_travelling(tmp_path, precision, "numba")
 
 
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 4099])
+def test_peak_finds_the_largest_magnitude_anywhere(size):
+    """max |p| is split into 64 chunks (some empty for small fields): the largest magnitude,
+    placed at every position in turn of a random field, is found exactly (float32 and float64)."""
+    numba_backend = resolve_backend("numba")
+    rng = np.random.default_rng(size)
+    for dtype in (np.float32, np.float64):
+        p = rng.uniform(-1, 1, size).astype(dtype)
+        for where in sorted({0, size // 3, size // 2, size - 1} | set(rng.integers(0, size, 5).tolist())):
+            q = p.copy()
+            q[where] = -7.5
+            assert numba_backend.peak(q) == 7.5
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_peak_zero_cells_and_mirror_floor_equal_numpy(dtype):
     """The numba backend's max |p| (the instability check), solid-cell zeroing and the floor's

@@ -372,8 +372,9 @@ def zero_cells(a, index):
 def _masked_max(bits, start, stop, magnitude):
     """max of bits[n] & magnitude over start <= n < stop (0 for an empty range)."""
     m = magnitude - magnitude
-    for n in range(start, stop):
-        v = bits[n] & magnitude
+    part = bits[start:stop]           # looped from 0: a run-time start would keep Numba's negative-index check
+    for n in range(stop - start):
+        v = part[n] & magnitude
         m = v if v > m else m
     return m
 

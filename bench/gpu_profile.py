@@ -86,11 +86,40 @@ def kernel_times(cupy, module, sim: Simulation, steps: int) -> dict[str, float]:
     return {name: t / steps for name, t in total.items()}
 
 
+def cell_kernel_segments(cupy, update) -> dict[str, tuple]:
+    """The cell kernel's parts as launch arguments: part → (segment offsets, blocks) for all of its
+    blocks, the interior's alone and the layer's alone. A part alone has the other segments empty
+    (so the host build, which loops over the segments rather than the launched blocks, runs the
+    same blocks)."""
+    start = cupy.asnumpy(update.seg_start)
+    interior = int(start[1])
+    return {"all": (update.seg_start, update.n_blocks),
+            "interior": (cupy.asarray(np.minimum(start, interior).astype(np.int64)), interior),
+            "layer": (cupy.asarray(np.concatenate([[0, 0], start[2:] - interior]).astype(np.int64)),
+                      update.n_blocks - interior)}
+
+
+def launch_time(cupy, spin, update, p, out, seg, blocks: int, repeats: int) -> float:
+    """Mean device µs of ``repeats`` back-to-back cell-kernel launches over ``blocks`` blocks of
+    segments ``seg``, queued behind the spin kernel ``spin`` (so the host's launch latency falls
+    outside them); median of 5."""
+    runs = []
+    for _ in range(5):
+        spin((1,), (1,), (np.int64(20_000_000),))
+        a, b = cupy.cuda.Event(), cupy.cuda.Event()
+        a.record()
+        for _ in range(repeats):
+            update.launch_blocks(p, out, seg, blocks)
+        b.record()
+        b.synchronize()
+        runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
+    return float(np.median(runs))
+
+
 def cell_kernel_parts(cupy, module, sim: Simulation, repeats: int = 50) -> list[tuple]:
     """The cell kernel alone, with 64- and 32-bit indices (ws_cell, ws_cell32), over all its
     blocks, the interior's alone and the layer's alone. Fields and layer state are random (not
-    zeros); each figure is the mean device µs of ``repeats`` back-to-back launches queued behind a
-    spin kernel, median of 5. Returns rows (kernel, registers, all, interior, layer)."""
+    zeros); each figure is ``launch_time``'s. Returns rows (kernel, registers, all, interior, layer)."""
     from wavesolve.kernels.cuda_backend import KERNEL_SUFFIX
 
     update = sim._update
@@ -99,33 +128,16 @@ def cell_kernel_parts(cupy, module, sim: Simulation, repeats: int = 50) -> list[
     update.p_aux[...] = cupy.asarray(rng.standard_normal(update.p_aux.shape) * 1e-3)
     for v in update._v:
         v[...] = cupy.asarray(rng.standard_normal(v.shape) * 1e-6)
-    start = cupy.asnumpy(update.seg_start)
-    interior = int(start[1])
-    # the segments of one part alone: the others empty (so the host build, which loops over the
-    # segments rather than the launched blocks, runs the same blocks)
-    interior_start = cupy.asarray(np.minimum(start, interior).astype(np.int64))
-    layer_start = cupy.asarray(np.concatenate([[0, 0], start[2:] - interior]).astype(np.int64))
-    parts = {"all": (update.seg_start, update.n_blocks), "interior": (interior_start, interior),
-             "layer": (layer_start, update.n_blocks - interior)}
+    parts = cell_kernel_segments(cupy, update)
+    spin = module.get_function("ws_spin")
     saved = update.kernel
     rows = []
     try:
         for kernel in ("ws_cell", "ws_cell32"):
             update.kernel = kernel
             regs = update.launch.kernels[f"{kernel}_{KERNEL_SUFFIX[sim.dtype]}"].num_regs
-            times = {}
-            for part, (seg, blocks) in parts.items():
-                runs = []
-                for _ in range(5):
-                    module.get_function("ws_spin")((1,), (1,), (np.int64(20_000_000),))
-                    a, b = cupy.cuda.Event(), cupy.cuda.Event()
-                    a.record()
-                    for _ in range(repeats):
-                        update.launch_blocks(p, out, seg, blocks)
-                    b.record()
-                    b.synchronize()
-                    runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
-                times[part] = float(np.median(runs))
+            times = {part: launch_time(cupy, spin, update, p, out, seg, blocks, repeats)
+                     for part, (seg, blocks) in parts.items()}
             rows.append((kernel, regs, times["all"], times["interior"], times["layer"]))
     finally:
         update.kernel = saved

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from wavesolve.simulation import Simulation  # noqa: E402
 
-from gpu_profile import _SPIN, CASES  # noqa: E402  (bench/ is the script's folder)
+from gpu_profile import _SPIN, CASES, cell_kernel_segments, launch_time  # noqa: E402  (bench/ is the script's folder)
 
 BLOCKS = (128, 256, 512)
 XCHUNKS = (1, 2, 4, 8, 16, 32)
@@ -67,27 +67,6 @@ def same_bits(cupy, a, b) -> bool:
     return bool(cupy.array_equal(a.view(unsigned), b.view(unsigned)))
 
 
-def timed(cupy, spin, update, state: dict, seg, blocks: int, repeats: int) -> float:
-    """Mean device µs of ``repeats`` launches over ``blocks`` blocks of segments ``seg``, median of 5."""
-    runs = []
-    for _ in range(5):
-        spin((1,), (1,), (np.int64(20_000_000),))
-        a, b = cupy.cuda.Event(), cupy.cuda.Event()
-        a.record()
-        for _ in range(repeats):
-            update.launch_blocks(state["p"], state["scratch"], seg, blocks)   # (the inputs stay as drawn)
-        b.record()
-        b.synchronize()
-        runs.append(cupy.cuda.get_elapsed_time(a, b) * 1e3 / repeats)
-    return float(np.median(runs))
-
-
-def interior_only(cupy, update) -> tuple:
-    """Segments with the layer's empty: (seg_start, blocks) of the interior's blocks alone."""
-    start = cupy.asnumpy(update.seg_start)
-    return cupy.asarray(np.minimum(start, start[1]).astype(np.int64)), int(start[1])
-
-
 def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
     label, scene = CASES[key]
     sim = Simulation(scene(), backend="cupy")
@@ -108,9 +87,10 @@ def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
                 got = one_launch(cupy, update, state)
                 if not all(same_bits(cupy, g, w) for g, w in zip(got, reference)):
                     failures.append((block, xchunk))
-            t_all = timed(cupy, spin, update, state, update.seg_start, update.n_blocks, repeats)
-            seg, blocks = interior_only(cupy, update)
-            t_int = timed(cupy, spin, update, state, seg, blocks, repeats)
+            parts = cell_kernel_segments(cupy, update)
+            # (the timed launches overwrite the scratch p⁻ / p⁺; the drawn inputs stay as they are)
+            t_all, t_int = (launch_time(cupy, spin, update, state["p"], state["scratch"], *parts[part], repeats)
+                            for part in ("all", "interior"))
             rows.setdefault((block, xchunk), []).append((t_all, t_int))
     update.set_tiling(*default)
     regs = update.launch.kernels[f"{update.kernel}_{'f32' if item == 4 else 'f64'}"].num_regs
@@ -136,11 +116,9 @@ def ncu_launches(cupy, key: str) -> None:
     sim = Simulation(CASES[key][1](), backend="cupy")
     update = sim._update
     state = random_state(cupy, sim)
-    seg, blocks = interior_only(cupy, update)
-    update.launch_blocks(state["p"], state["out"], seg, blocks)
-    start = cupy.asnumpy(update.seg_start)
-    layer = cupy.asarray(np.concatenate([[0, 0], start[2:] - start[1]]).astype(np.int64))
-    update.launch_blocks(state["p"], state["out"], layer, update.n_blocks - blocks)
+    parts = cell_kernel_segments(cupy, update)
+    for part in ("interior", "layer"):
+        update.launch_blocks(state["p"], state["out"], *parts[part])
     cupy.cuda.runtime.deviceSynchronize()
     L = sim.grid.layer
     inner = int(np.prod([n - 2 * L for n in sim.grid.shape]))

@@ -143,18 +143,18 @@ class FollowingSimulation(Simulation):
         v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
         views = _slab_views(self.layer, p_aux, v_aux)
         for slab in views:
+            for stored, view in zip(split, slab.p_split):
+                stored[slab.cells] = view
             for a in range(3):
-                if a < STORED_SPLIT:
-                    split[a][slab.cells] = slab.p_split[a]
                 self.velocity[a][slab.faces[a]] = slab.v[a]
         self._rebuild_velocity()
         for arr in (self.p, self.p_prev, *split, *self.velocity):
             _shift(arr, axis, direction)
         self._enter_layer(axis, direction, split)
         for slab in views:
+            for stored, view in zip(split, slab.p_split):
+                view[...] = stored[slab.cells]
             for a in range(3):
-                if a < STORED_SPLIT:
-                    slab.p_split[a][...] = split[a][slab.cells]
                 slab.v[a][...] = self.velocity[a][slab.faces[a]]
         origin = np.asarray(grid.origin, dtype=np.float64)
         origin[axis] += direction * grid.h

@@ -45,6 +45,7 @@ CASES = {"88": ("88³ modal bowl (real-time case)", lambda: parse_scene(scene_te
          "200s": ("200³ with a sphere", lambda: free_field(200, "float32", sphere=True)),
          "256": ("256³ free field", lambda: free_field(256, "float32")),
          "384": ("384³ free field", lambda: free_field(384, "float32")),
+         "256d": ("256³ free field, float64", lambda: free_field(256, "float64")),
          "384d": ("384³ free field, float64", lambda: free_field(384, "float64"))}
 
 

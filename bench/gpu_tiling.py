@@ -4,16 +4,19 @@
     ncu ... python3 bench/gpu_tiling.py --ncu 256      (one interior launch, then one layer launch)
 
 Needs CuPy and a GPU. For each case of bench/gpu_profile.py (the 88³ real-time grid; free-field
-grids, float32; 384d: float64), each block size and each x chunk (planes an interior thread
-marches; kernels/cuda_backend.py, ``CudaFieldUpdate.set_tiling``), it
+grids, float32; 256d, 384d: float64), each block size, x chunk (planes an interior thread marches),
+z width (cells an interior thread updates along z, one access of up to 16 bytes) and tile width
+(threads along z; kernels/cuda_backend.py, ``CudaFieldUpdate.set_tiling``), and for z width 1 also
+with the kernel built for width 1 alone (``-DWS_ZVEC_MAX=1``: fewer registers), it
 
 - checks the launch bit for bit against the driver's default (same random fields and layer state:
   p⁺, split pressures and the face velocities written, whose buffer is poisoned with NaN first);
 - times the cell kernel alone, all of its blocks and the interior's alone (mean device µs of
   ``repeats`` back-to-back launches queued behind a spin kernel, median of 5), in ``rounds`` rounds.
 
-Prints a table per case, fastest first: block, x chunk, µs (each round), G cell updates/s, and the
-interior's bytes per second at 3 values a cell (its floor); the driver's default is marked. Random
+Prints a table per case, fastest first: build, block, x chunk, z width, tile width, µs (each round),
+G cell updates/s, and the interior's bytes per second at 3 values a cell (its floor); the driver's
+default is marked. Random
 fields, never zeros (METHOD.md). In the fourteenth session (bench/RESULTS.md) the sweep also built
 the kernel with ``__restrict__`` on its arrays, and with launch bounds: neither was faster.
 """
@@ -32,8 +35,10 @@ from wavesolve.simulation import Simulation  # noqa: E402
 
 from gpu_profile import _SPIN, CASES, cell_kernel_segments, launch_time  # noqa: E402  (bench/ is the script's folder)
 
-BLOCKS = (128, 256, 512)
-XCHUNKS = (1, 2, 4, 8, 16, 32)
+BLOCKS = (128, 256)
+XCHUNKS = (1, 2, 4, 8, 16)
+#: The kernel builds compared: the package's, and one with only the width-1 interior (its registers).
+BUILDS = {"all": (), "z1": ("-DWS_ZVEC_MAX=1",)}
 
 
 def random_state(cupy, sim: Simulation, seed: int = 1) -> dict:
@@ -67,45 +72,66 @@ def same_bits(cupy, a, b) -> bool:
     return bool(cupy.array_equal(a.view(unsigned), b.view(unsigned)))
 
 
+def builds(cupy, update) -> dict:
+    """Each build's cell kernel for the update's kernel name and precision."""
+    from wavesolve.kernels.cuda_backend import KERNEL_SUFFIX, NVRTC_OPTIONS, kernel_source
+
+    name = f"{update.kernel}_{KERNEL_SUFFIX[update.dtype]}"
+    out = {"all": update.launch.kernels[name]}
+    for build, options in BUILDS.items():
+        if options:
+            module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS + options)
+            out[build] = module.get_function(name)
+    return out
+
+
 def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
     label, scene = CASES[key]
     sim = Simulation(scene(), backend="cupy")
     update = sim._update
     state = random_state(cupy, sim)
-    default = (update.block, update.xchunk)
+    default = ("all", update.block, update.xchunk, update.zvec, update.lanes)
     reference = one_launch(cupy, update, state)
     L = sim.grid.layer
     interior_cells = int(np.prod([n - 2 * L for n in sim.grid.shape]))
     item = sim.dtype.itemsize
-    tilings = [(b, x) for b in sorted(set(BLOCKS) | {default[0]}) for x in sorted(set(XCHUNKS) | {default[1]})]
+    kernels = builds(cupy, update)
+    name = f"{update.kernel}_{'f32' if item == 4 else 'f64'}"
+    tilings = sorted({(b, x, z, n) for b in BLOCKS + (default[1],) for x in XCHUNKS + (default[2],)
+                      for z in update.z_widths for n in (8, 16, 32)})
+    tilings = [("all", *t) for t in tilings] + [("z1", *t) for t in tilings if t[2] == 1]
     rows: dict[tuple, list] = {}
     failures = []
     for r in range(rounds):
-        for block, xchunk in (tilings if r % 2 == 0 else tilings[::-1]):     # alternate the order
-            update.set_tiling(block, xchunk)
+        for tiling in (tilings if r % 2 == 0 else tilings[::-1]):     # alternate the order
+            build, *shape = tiling
+            update.set_tiling(*shape)
+            update.launch.kernels[name] = kernels[build]
             if r == 0:
                 got = one_launch(cupy, update, state)
                 if not all(same_bits(cupy, g, w) for g, w in zip(got, reference)):
-                    failures.append((block, xchunk))
+                    failures.append(tiling)
             parts = cell_kernel_segments(cupy, update)
             # (the timed launches overwrite the scratch p⁻ / p⁺; the drawn inputs stay as they are)
             t_all, t_int = (launch_time(cupy, spin, update, state["p"], state["scratch"], *parts[part], repeats)
                             for part in ("all", "interior"))
-            rows.setdefault((block, xchunk), []).append((t_all, t_int))
-    update.set_tiling(*default)
-    regs = update.launch.kernels[f"{update.kernel}_{'f32' if item == 4 else 'f64'}"].num_regs
+            rows.setdefault(tiling, []).append((t_all, t_int))
+    update.set_tiling(*default[1:])
+    update.launch.kernels[name] = kernels["all"]
+    regs = {build: k.num_regs for build, k in kernels.items()}
     print(f"\n{label}: {sim.grid.shape}, {sim.grid.cells / 1e6:.2f} M cells, {sim.dtype.name}, "
-          f"kernel {update.kernel} ({regs} registers); default block {default[0]}, x chunk {default[1]}")
+          f"kernel {update.kernel} (registers: {regs}); default {default}")
     print("bit-equal to the default tiling:", "all" if not failures else f"NOT {failures}")
-    print("| block | x chunk | all, µs | interior, µs | G updates/s | interior TB/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| build | block | x chunk | z width | tile lanes | all, µs | interior, µs | G updates/s | interior TB/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     order = sorted(rows.items(), key=lambda kv: min(t for t, _ in kv[1]))
     shown = order[:top] + [kv for kv in order[top:] if kv[0] == default]
-    for (block, xchunk), times in shown:
+    for tiling, times in shown:
         best = min(t for t, _ in times)
         bw = interior_cells * 3 * item / min(t for _, t in times) / 1e6
-        mark = " (default)" if (block, xchunk) == default else ""
-        print(f"| {block}{mark} | {xchunk} | {'/'.join(f'{t:.1f}' for t, _ in times)} | "
+        mark = " (default)" if tiling == default else ""
+        print(f"| {tiling[0]}{mark} | {' | '.join(str(v) for v in tiling[1:])} | "
+              f"{'/'.join(f'{t:.1f}' for t, _ in times)} | "
               f"{'/'.join(f'{t:.1f}' for _, t in times)} | {sim.grid.cells / best / 1e3:.1f} | {bw:.2f} |")
     del sim
     cupy.get_default_memory_pool().free_all_blocks()

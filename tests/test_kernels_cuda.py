@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import types
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, 
 
 from wavesolve import load_scene
 from wavesolve.absorbing import AbsorbingLayer
+from wavesolve.backend import BackendError
 from wavesolve.boundary import GhostCells, ghost_operator
 from wavesolve.kernels import cuda_backend
 from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate
@@ -93,19 +95,23 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground, kernel
         fields_fast.reverse()
 
 
-@pytest.mark.parametrize("block,xchunk", [(32, 12), (64, 5), (128, 1)])
+@pytest.mark.parametrize("dtype,block,xchunk,zvec,lanes", [
+    (np.float64, 32, 12, 1, 32), (np.float64, 64, 5, 1, 32), (np.float64, 128, 1, 1, 32),
+    (np.float64, 64, 5, 2, 8), (np.float64, 32, 12, 2, 16), (np.float32, 128, 1, 4, 8),
+    (np.float32, 64, 5, 4, 32), (np.float32, 32, 3, 2, 16)])
 @pytest.mark.parametrize("kernel", ["ws_cell32", "ws_cell"])
-def test_interior_marched_in_chunks_equals_reference(launcher, kernel, block, xchunk):
+def test_interior_tilings_equal_reference(launcher, kernel, dtype, block, xchunk, zvec, lanes):
     """Other tilings of the cell kernel (``set_tiling``, as bench/gpu_tiling.py sweeps them): the
-    interior's 12 x planes in one chunk, in chunks of 5, 5 and 2, or one plane a thread, with 1, 2
-    or 4 rows along y a block, against the reference in float64 to 1e-12 (kernel_cases.assert_close):
+    interior's 12 x planes in one chunk, in chunks of 5, 5 and 2, or one plane a thread; 1, 2 or 4
+    cells a thread along z (the device's one access of 16 bytes at most), in tiles of 8, 16 or 32
+    threads along z, against the reference to kernel_cases.assert_close's tolerance (float64 1e-12):
     the same sums in the same order. The layer's blocks change with the block size too."""
-    grid = make_grid((20, 18, 16), 4)
-    lay_ref, p, p_prev = random_state(grid, np.float64, seed=9)
-    ref = ReferenceUpdate(grid, lay_ref, np.float64)
+    grid = make_grid((20, 18, 24), 4)                 # 16 interior cells along z: 16, 8 or 4 lanes
+    lay_ref, p, p_prev = random_state(grid, dtype, seed=9)
+    ref = ReferenceUpdate(grid, lay_ref, dtype)
     lay_fast = copy_layer(grid, lay_ref)
-    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, np.float64)
-    fast.set_tiling(block, xchunk)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, dtype)
+    fast.set_tiling(block, xchunk, zvec, lanes)
     fast.kernel = kernel
     want, got = p_prev.copy(), p_prev.copy()          # (p⁻ is read, so not poisoned: a cell left
     ref(p, want)                                       # unwritten keeps p⁻, far from p⁺)
@@ -113,6 +119,41 @@ def test_interior_marched_in_chunks_equals_reference(launcher, kernel, block, xc
     assert_close(got, want, "p⁺")
     assert_close(fast.p_aux, lay_ref.p_aux, "split pressures")
     assert_close(fast.v_aux, lay_ref.v_aux, "face velocities")
+
+
+@pytest.mark.parametrize("shape,L,dtype,zvec", [
+    ((20, 18, 24), 4, np.float32, 4), ((20, 18, 24), 4, np.float64, 2), ((20, 18, 22), 4, np.float32, 2),
+    ((20, 18, 24), 6, np.float32, 2), ((20, 18, 23), 4, np.float32, 1), ((20, 18, 24), 5, np.float64, 1)])
+def test_default_z_width_is_the_widest_aligned_access(launcher, shape, L, dtype, zvec):
+    """The interior's cells a thread along z: the widest of 4, 2, 1 whose access is at most 16 bytes
+    and starts aligned in every row (it divides nz and the layer's width); a wider one is refused."""
+    grid = make_grid(shape, L)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, AbsorbingLayer(grid, 1.2, dtype), dtype)
+    assert fast.zvec == zvec
+    with pytest.raises(ValueError, match="zvec"):
+        fast.set_tiling(fast.block, fast.xchunk, 2 * zvec if zvec < 4 else 8)
+
+
+@pytest.mark.parametrize("row_lanes,lanes", [(60, 32), (240, 32), (18, 8), (48, 16), (36, 8), (4, 8), (96, 32)])
+def test_interior_tile_width_leaves_few_threads_idle(row_lanes, lanes):
+    """Threads along z per interior tile: the most of 32, 16, 8 that leave at most an eighth of the
+    tiles' threads idle (60 lanes: 64 threads, 4 idle), else the fewest idle (18 lanes: 24 threads)."""
+    assert cuda_backend.z_lanes(row_lanes) == lanes
+
+
+def test_misaligned_device_fields_are_refused(launcher):
+    """A device field whose address is not a multiple of the interior's access (a view into a larger
+    array, say) stops the launch with a message instead of faulting on the GPU."""
+    grid = make_grid((20, 18, 24), 4)
+    dtype = np.float32
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, AbsorbingLayer(grid, 1.2, dtype), dtype)
+    assert fast.zvec == 4
+
+    class Misaligned:                                  # what a CuPy view 4 bytes in would report
+        data = types.SimpleNamespace(ptr=(1 << 20) + 4)
+
+    with pytest.raises(BackendError, match="aligned to 16 bytes"):
+        fast(Misaligned(), Misaligned())
 
 
 @pytest.mark.parametrize("l2_bytes,xchunk", [(0, cuda_backend.XCHUNK), (2**30, cuda_backend.XCHUNK_IN_L2)])

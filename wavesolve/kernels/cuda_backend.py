@@ -43,20 +43,34 @@ WARP_KERNELS = ("ws_ghost",)
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel but the cell kernel.
 BLOCK = 256
-#: The cell kernel's tiling (bench/gpu_tiling.py, fourteenth session on an H200, bench/RESULTS.md):
-#: CELL_BLOCK threads per block (fewer where the interior is narrower), and each interior thread
-#: marching XCHUNK x planes, or XCHUNK_IN_L2 where both fields fit in the GPU's L2 cache (the
-#: real-time grids, whose layer cells outweigh the interior: fewer, longer-marching interior blocks
-#: leave the SMs to the layer's). Best or within 2 % of the best of 96–512 threads and chunks of
-#: 1–32 planes on 88³, 256³ and 384³; 128 threads, 4 planes was 2–10 % faster than the 256 threads
-#: and 7–24 planes used before on 256³–384³, and 16 planes 22 % faster than 1 on 88³.
+#: The cell kernel's tiling (bench/gpu_tiling.py on H200s, fourteenth and fifteenth sessions,
+#: bench/RESULTS.md): CELL_BLOCK threads per block (fewer where the interior is narrower), each
+#: interior thread marching XCHUNK x planes, or XCHUNK_IN_L2 where both fields fit in the GPU's L2
+#: cache (the real-time grids, whose layer cells outweigh the interior: fewer, longer-marching
+#: interior blocks leave the SMs to the layer's), and updating ZVEC cells along z (the widest the
+#: grid allows) in tiles of Z_LANES threads along z (``z_lanes``). With 4 cells a thread (float32),
+#: 128 threads and 4 planes were the best or within 3 % of the best on 256³ and 384³, 8 planes
+#: within 1 % on 88³ (16, the best with 1 cell a thread, was 12 % slower there).
 CELL_BLOCK = 128
 XCHUNK = 4
-XCHUNK_IN_L2 = 16
+XCHUNK_IN_L2 = 8
+#: Cells an interior thread updates along z, loaded and stored as one access (widest first; 16 bytes
+#: at most, the widest load a CUDA thread issues): 4 instead of 1 made the float32 interior 18 %
+#: faster on 256³ and 384³ (H200), no faster in float64 (2). Threads along z of an interior tile.
+ZVEC = (4, 2, 1)
+Z_LANES = (32, 16, 8)
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.
 SAMPLE_BLOCK = 4096
+
+
+def z_lanes(row_lanes: int) -> int:
+    """Threads along z of an interior tile for rows of ``row_lanes`` threads: the most (of Z_LANES)
+    that leave at most an eighth of the tiles' threads idle, else the fewest idle."""
+    idle = {n: -(-row_lanes // n) * n - row_lanes for n in Z_LANES}
+    fits = [n for n in Z_LANES if 8 * idle[n] <= -(-row_lanes // n) * n]
+    return fits[0] if fits else min(Z_LANES, key=lambda n: (idle[n], -n))
 
 
 def kernel_source() -> str:
@@ -108,21 +122,40 @@ class CudaFieldUpdate:
         largest = max(grid.cells, self.p_aux.size, self._v[0].size)
         self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
 
-    def set_tiling(self, block: int, xchunk: int) -> None:
-        """Threads per block (a multiple of 32) and x planes per interior chunk; sets the segments of
-        blocks: the interior's tiles of 32 (z) × block/32 (y) cells, marched along x in chunks of
-        ``xchunk`` planes (long chunks read each pressure about once, short ones give the GPU enough
-        blocks), then each slab's cells (none for the slab under the interior with a ground). The
-        driver's choice: CELL_BLOCK, XCHUNK and XCHUNK_IN_L2; bench/gpu_tiling.py sweeps others."""
+    def set_tiling(self, block: int, xchunk: int, zvec: int | None = None, lanes: int | None = None) -> None:
+        """Threads per block (a multiple of 32), x planes per interior chunk, cells per interior
+        thread along z (``zvec``: 1, 2 or 4, at most 16 bytes, dividing nz and the layer's width;
+        default the widest such) and threads along z per interior tile (``lanes``: 8, 16 or 32;
+        default ``z_lanes``). Sets the segments of blocks: the interior's tiles of ``lanes`` (z) ×
+        block/lanes (y) threads, marched along x in chunks of ``xchunk`` planes (long chunks read
+        each pressure about once, short ones give the GPU enough blocks), then each slab's cells
+        (none for the slab under the interior with a ground). The driver's choice: CELL_BLOCK,
+        XCHUNK and XCHUNK_IN_L2, and the defaults above; bench/gpu_tiling.py sweeps others."""
         grid = self._grid
         inner = [n - 2 * grid.layer for n in grid.shape]
-        self.block, self.xchunk = block, xchunk
-        tiles = -(-inner[2] // 32) * -(-inner[1] // (block // 32))
+        widths = self.z_widths
+        zvec = widths[0] if zvec is None else zvec
+        if zvec not in widths:
+            raise ValueError(f"zvec {zvec}: must be one of {widths} on a {grid.shape} grid with a layer of "
+                             f"{grid.layer} cells in {self.dtype.name}")
+        row_lanes = inner[2] // zvec
+        lanes = z_lanes(row_lanes) if lanes is None else lanes
+        if lanes not in Z_LANES or block % lanes:
+            raise ValueError(f"lanes {lanes}: must be one of {Z_LANES} and divide the block ({block})")
+        self.block, self.xchunk, self.zvec, self.lanes = block, xchunk, zvec, lanes
+        tiles = -(-row_lanes // lanes) * -(-inner[1] // (block // lanes))
         blocks = [tiles * -(-inner[0] // xchunk)]
         for s, cells in enumerate(self._slab_cells):
             blocks.append(0 if (s == 4 and grid.ground) else -(-cells // block))
         self.seg_start = self._to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
         self.n_blocks = int(sum(blocks))
+
+    @property
+    def z_widths(self) -> list[int]:
+        """The interior's possible cells a thread along z (of ZVEC, widest first): an access of 16
+        bytes at most, aligned in every row (dividing nz and the layer's width)."""
+        g = self._grid
+        return [w for w in ZVEC if w * self.dtype.itemsize <= 16 and g.shape[2] % w == 0 and g.layer % w == 0]
 
     @property
     def v_aux(self) -> Any:
@@ -150,14 +183,25 @@ class CudaFieldUpdate:
         """One launch of the cell kernel over ``n_blocks`` blocks in the segments ``seg_start``
         (WS_SEGMENTS + 1 block offsets; a subset of this update's blocks times one part alone), the
         blocks past the last offset sampling ``probes`` = (cells, weights, samples, count), without
-        swapping the velocity buffers."""
+        swapping the velocity buffers. The interior's accesses of zvec cells need p and out aligned
+        to them (device allocations are)."""
+        if self.zvec > 1 and any(_device_address(a) % (self.zvec * self.dtype.itemsize) for a in (p, out)):
+            raise BackendError(f"the cell kernel's fields must be aligned to {self.zvec * self.dtype.itemsize} "
+                               "bytes (a view into a larger array is not)")
         nx, ny, nz = self.dims
         v_old, v_new = self._v
         self.launch(self.kernel, self.dtype, self.n_cells,
                     (p, out, self.p_aux, v_old, v_new, self.slab_desc, seg_start, np.int64(self.block),
                      self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
-                     *(probes or self._no_probes), np.int64(self.xchunk)),
+                     *(probes or self._no_probes), np.int64(self.xchunk), np.int64(self.zvec),
+                     np.int64(self.lanes)),
                     blocks=(n_blocks, self.block))
+
+
+def _device_address(a: Any) -> int:
+    """The device address of a CuPy array's first element; 0 for host arrays (whose host build
+    accesses elements one by one)."""
+    return int(getattr(getattr(a, "data", None), "ptr", 0))
 
 
 class _HostAttributes:

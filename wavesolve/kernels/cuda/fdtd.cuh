@@ -31,6 +31,12 @@ typedef long long ws_idx;
 // Segments of the cell kernel's cells (ws_cell): the interior and six layer slabs; the listeners'
 // blocks follow them.
 #define WS_SEGMENTS 7
+// The widest interior access built (cells along z a thread updates, ws_interior): each width's march
+// holds its own registers, and the kernel runs with the most any of its paths needs (float32: 32 with
+// width 1 alone, 48 with 4). bench/gpu_tiling.py builds 1 alone to compare.
+#ifndef WS_ZVEC_MAX
+#define WS_ZVEC_MAX 4
+#endif
 // The interior's march along x stays a rolled loop on the device: unrolled, the cell kernel held 48
 // registers instead of 32 (float32) and ran 18–19 % slower on 256³ and 384³ on an H200
 // (bench/RESULTS.md).
@@ -102,6 +108,84 @@ WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_i
     return (px + py) + pz;
 }
 
+// W consecutive pressures along z, loaded and stored as one access on the device (W·sizeof(T) ≤ 16
+// bytes, aligned: the driver picks W dividing nz and L, so every interior row's first cell k = L and
+// each lane's k = L + W·lane sit on multiples of W), element by element on the host.
+template <typename T, int W>
+struct alignas(sizeof(T) * W) ws_pack {
+    T e[W];
+};
+
+template <typename T, int W, typename I>
+WS_HD ws_pack<T, W> ws_load(const T* p, I q)
+{
+#ifdef __CUDA_ARCH__
+    return *reinterpret_cast<const ws_pack<T, W>*>(p + q);
+#else
+    ws_pack<T, W> v;
+    for (int m = 0; m < W; ++m) v.e[m] = p[q + m];
+    return v;
+#endif
+}
+
+template <typename T, int W, typename I>
+WS_HD void ws_store(T* p, I q, const ws_pack<T, W>& v)
+{
+#ifdef __CUDA_ARCH__
+    *reinterpret_cast<ws_pack<T, W>*>(p + q) = v;
+#else
+    for (int m = 0; m < W; ++m) p[q + m] = v.e[m];
+#endif
+}
+
+// The interior's tile of block lb: `lanes` threads along z, each W cells wide, by ty = block/lanes
+// rows along y, its columns marched along x through a chunk of xchunk planes. A thread keeps the
+// pressures of the planes before, at and after its W cells in registers; its y and z neighbours were
+// loaded by the tile's other threads one plane earlier (cache hits), so each pressure comes from
+// memory about once. The loads of the next plane's p and p⁻ are issued before this plane's sums, so
+// two planes' loads are in flight (+4–13 % on 256³ and 384³ on an H100, bench/RESULTS.md). Each
+// cell's sum is the reference's, in its order (ws_leapfrog): the z neighbours inside the W cells come
+// from the same registers. Blocks are ordered z tile fastest, then y tile, then x chunk; fewer than
+// 2³² blocks, 32-bit divisions.
+template <typename T, typename I, int W>
+WS_HD void ws_interior(ws_idx lb, ws_idx th, unsigned int lanes, unsigned int ty, const T* p, T* out, I nx, I ny,
+                       I nz, I L, T lam2, T six, I xchunk)
+{
+    const unsigned int row_lanes = (unsigned int)(nz - 2 * L) / W;
+    const unsigned int tiles_z = (row_lanes + lanes - 1) / lanes;
+    const unsigned int tiles_y = (unsigned int)(ny - 2 * L + (I)ty - 1) / ty;
+    const unsigned int ub = (unsigned int)lb, zt = ub % tiles_z, rest = ub / tiles_z;
+    const unsigned int yt = rest % tiles_y, chunk = rest / tiles_y;
+    const unsigned int lane = zt * lanes + (unsigned int)th % lanes;
+    const I j = L + (I)(yt * ty + (unsigned int)th / lanes);
+    if (lane >= row_lanes || j >= ny - L) return;
+    const I k = L + (I)lane * W;
+    const I i0 = L + (I)chunk * xchunk;
+    const I i1 = (i0 + xchunk < nx - L) ? i0 + xchunk : nx - L;
+    const I sx = ny * nz, sy = nz;
+    I q = (i0 * ny + j) * nz + k;
+    ws_pack<T, W> prev = ws_load<T, W>(p, q - sx), cur = ws_load<T, W>(p, q);
+    ws_pack<T, W> next = ws_load<T, W>(p, q + sx), o = ws_load<T, W>(out, q);
+    WS_MARCH_PRAGMA
+    for (I i = i0; i < i1; ++i, q += sx) {
+        const bool more = i + 1 < i1;
+        const ws_pack<T, W> next2 = more ? ws_load<T, W>(p, q + 2 * sx) : next;
+        const ws_pack<T, W> o2 = more ? ws_load<T, W>(out, q + sx) : o;
+        const ws_pack<T, W> ym = ws_load<T, W>(p, q - sy), yp = ws_load<T, W>(p, q + sy);
+        const T zm = p[q - 1], zp = p[q + W];
+        ws_pack<T, W> r;
+#pragma unroll
+        for (int m = 0; m < W; ++m)
+            r.e[m] = ws_leapfrog<T>(cur.e[m], prev.e[m], next.e[m], ym.e[m], yp.e[m], m > 0 ? cur.e[m - 1] : zm,
+                                    m < W - 1 ? cur.e[m + 1] : zp, o.e[m], lam2, six);
+        ws_store<T, W>(out, q, r);
+        prev = cur;
+        cur = next;
+        next = next2;
+        o = o2;
+    }
+}
+
 // Work item l = listener: trilinear sample (float64) of p over its 8 cells, into samples[l].
 // Summed as NumPy's pairwise sum of 8 terms: ((0+1)+(2+3)) + ((4+5)+(6+7)).
 template <typename T>
@@ -112,28 +196,22 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
     samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
 }
 
-// The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1
-// block offsets, made by the driver). Segment 0 is the interior box [L, n − L)³ in tiles of 32
-// cells along z by block/32 along y, each tile's column of cells marched along x in chunks of
-// xchunk planes: a thread keeps the pressures of the planes before, at and after its cell in
-// registers, and its y and z neighbours were loaded by the tile's other threads one plane earlier
-// (cache hits), so each pressure comes from memory about once. The loads of the next plane's p and
-// p⁻ are issued before this plane's sum, so two planes' loads are in flight (+4–13 % on 256³ and
-// 384³ on an H100, bench/RESULTS.md; the same registers). Blocks are ordered z tile fastest, then y
-// tile, then x chunk. Segment 1 + s is layer slab s, its cells in their packed order,
+// The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1 block
+// offsets, made by the driver). Segment 0 is the interior box [L, n − L)³ in tiles of `lanes` threads along
+// z, each zvec cells wide (1, 2 or 4: 16 bytes at most), by block/lanes rows along y, marched along x in
+// chunks of xchunk planes (ws_interior). Segment 1 + s is layer slab s, its cells in their packed order,
 // ⌈cells/block⌉ blocks (none for the slab under a floor). The blocks after the last offset, segment
-// WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step
-// samples them apart): the launch's block count alone says how many there are, so the offsets stay
-// the same device array with or without listeners (nothing to copy up inside a recorded graph).
-// A block's branch is the same for all of its threads, so the interior runs the plain leapfrog
-// without divergence and the layer cells run together. Thread th of block lb (counted from its
-// segment's first block) of segment g:
+// WS_SEGMENTS, sample the n_probes listeners (ws_probe, one thread each; none where the step samples them
+// apart): the launch's block count alone says how many there are, so the offsets stay the same device array
+// with or without listeners (nothing to copy up inside a recorded graph). A block's branch is the same for
+// all of its threads, so the interior runs the plain leapfrog without divergence and the layer cells run
+// together. Thread th of block lb (counted from its segment's first block) of segment g:
 template <typename T, typename I>
 WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out, T* p_aux, const T* v_old,
                    T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
                    const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
                    const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes,
-                   ws_idx xchunk)
+                   ws_idx xchunk, ws_idx zvec, ws_idx lanes)
 {
     if (g == WS_SEGMENTS) {                                  // listeners, sampled from p (read only here)
         const ws_idx l = lb * block + th;
@@ -142,32 +220,15 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
     }
     const I nx = (I)nx_, ny = (I)ny_, nz = (I)nz_, L = (I)L_;
     if (g == 0) {
-        // interior tile (z tile, y tile, x chunk) of block lb: fewer than 2³² blocks, 32-bit divisions
-        const unsigned int ty = (unsigned int)block / 32u;
-        const unsigned int tiles_z = (unsigned int)(nz - 2 * L + 31) / 32u;
-        const unsigned int tiles_y = (unsigned int)(ny - 2 * L + (I)ty - 1) / ty;
-        const unsigned int ub = (unsigned int)lb, zt = ub % tiles_z, rest = ub / tiles_z;
-        const unsigned int yt = rest % tiles_y, chunk = rest / tiles_y;
-        const I k = L + (I)(zt * 32u + (unsigned int)th % 32u);
-        const I j = L + (I)(yt * ty + (unsigned int)th / 32u);
-        if (k >= nz - L || j >= ny - L) return;
-        const I i0 = L + (I)chunk * (I)xchunk;
-        const I i1 = (i0 + (I)xchunk < nx - L) ? i0 + (I)xchunk : nx - L;
-        const I sx = ny * nz, sy = nz;
-        I q = (i0 * ny + j) * nz + k;
-        T prev = p[q - sx], cur = p[q];
-        T next = p[q + sx], o = out[q];
-        WS_MARCH_PRAGMA
-        for (I i = i0; i < i1; ++i, q += sx) {
-            const bool more = i + 1 < i1;
-            const T next2 = more ? p[q + 2 * sx] : next;
-            const T o2 = more ? out[q + sx] : o;
-            out[q] = ws_leapfrog<T>(cur, prev, next, p[q - sy], p[q + sy], p[q - 1], p[q + 1], o, lam2, six);
-            prev = cur;
-            cur = next;
-            next = next2;
-            o = o2;
-        }
+        const unsigned int ln = (unsigned int)lanes;
+        const unsigned int ty = (unsigned int)block / ln;
+        // zvec: 16 bytes at most (the driver's rule), so 4 only in float; above WS_ZVEC_MAX not built
+        if (WS_ZVEC_MAX >= 4 && sizeof(T) == 4 && zvec == 4)
+            ws_interior<T, I, 16 / sizeof(T)>(lb, th, ln, ty, p, out, nx, ny, nz, L, lam2, six, (I)xchunk);
+        else if (WS_ZVEC_MAX >= 2 && zvec == 2)
+            ws_interior<T, I, 2>(lb, th, ln, ty, p, out, nx, ny, nz, L, lam2, six, (I)xchunk);
+        else
+            ws_interior<T, I, 1>(lb, th, ln, ty, p, out, nx, ny, nz, L, lam2, six, (I)xchunk);
         return;
     }
     const ws_idx* sd = slab_desc + (g - 1) * WS_SLAB_COLS;

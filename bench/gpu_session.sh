@@ -71,7 +71,7 @@ if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (
             | tee -a "$log/session.txt"
     done
 fi
-has tiling && run 400 tiling python3 bench/gpu_tiling.py --cases 88,128,200s,256,384
+has tiling && run 400 tiling python3 bench/gpu_tiling.py --cases 256,88,384,256d --repeats 20 --top 16
 if has ncu; then   # the default cell kernel's interior and layer launches on 256³ under Nsight Compute
     run 200 ncu ncu --target-processes all -k regex:ws_cell32 --launch-count 2 --section SpeedOfLight \
         --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \

@@ -7,18 +7,21 @@ Needs CuPy and a GPU. For each case of bench/gpu_profile.py (the 88³ real-time 
 grids, float32; 256d, 384d: float64), each block size, x chunk (planes an interior thread marches),
 z width (cells an interior thread updates along z, one access of up to 16 bytes) and tile width
 (threads along z; kernels/cuda_backend.py, ``CudaFieldUpdate.set_tiling``), and for z width 1 also
-with the kernel built for width 1 alone (``-DWS_ZVEC_MAX=1``: fewer registers), it
+with the kernel built for width 1 alone (``-DWS_ZVEC_MAX=1``: fewer registers), and with the
+default interior each layer group (cells a layer thread updates along z) with the kernel built for
+groups of up to 4 (``-DWS_LAYER_VEC_MAX=4``, not in the package's build until measured), it
 
 - checks the launch bit for bit against the driver's default (same random fields and layer state:
   p⁺, split pressures and the face velocities written, whose buffer is poisoned with NaN first);
-- times the cell kernel alone, all of its blocks and the interior's alone (mean device µs of
-  ``repeats`` back-to-back launches queued behind a spin kernel, median of 5), in ``rounds`` rounds.
+- times the cell kernel alone, all of its blocks, the interior's alone and the layer's alone (mean
+  device µs of ``repeats`` back-to-back launches queued behind a spin kernel, median of 5), in
+  ``rounds`` rounds.
 
-Prints a table per case, fastest first: build, block, x chunk, z width, tile width, µs (each round),
-G cell updates/s, and the interior's bytes per second at 3 values a cell (its floor); the driver's
-default is marked. Random
-fields, never zeros (METHOD.md). In the fourteenth session (bench/RESULTS.md) the sweep also built
-the kernel with ``__restrict__`` on its arrays, and with launch bounds: neither was faster.
+Prints a table per case, fastest first: build, block, x chunk, z width, tile width, layer group, µs
+(each round), G cell updates/s, and the interior's bytes per second at 3 values a cell (its floor);
+the driver's default is marked. Random fields, never zeros (METHOD.md). In the fourteenth session
+(bench/RESULTS.md) the sweep also built the kernel with ``__restrict__`` on its arrays, and with
+launch bounds: neither was faster.
 """
 from __future__ import annotations
 
@@ -37,8 +40,10 @@ from gpu_profile import _SPIN, CASES, cell_kernel_segments, launch_time  # noqa:
 
 BLOCKS = (128, 256)
 XCHUNKS = (1, 2, 4, 8, 16)
-#: The kernel builds compared: the package's, and one with only the width-1 interior (its registers).
-BUILDS = {"all": (), "z1": ("-DWS_ZVEC_MAX=1",)}
+#: The kernel builds compared: the package's ("all"), one with only the width-1 interior (its
+#: registers), and one with layer groups of up to 4 cells (not in the package's build until measured:
+#: kernels/cuda_backend.py, LAYER_VEC_BUILT). Each: its NVRTC options and its widest layer group.
+BUILDS = {"all": ((), None), "z1": (("-DWS_ZVEC_MAX=1",), None), "layer": (("-DWS_LAYER_VEC_MAX=4",), 4)}
 
 
 def random_state(cupy, sim: Simulation, seed: int = 1) -> dict:
@@ -73,15 +78,20 @@ def same_bits(cupy, a, b) -> bool:
 
 
 def builds(cupy, update) -> dict:
-    """Each build's cell kernel for the update's kernel name and precision."""
+    """Each build's cell kernel for the update's kernel name and precision, with its widest layer
+    group."""
     from wavesolve.kernels.cuda_backend import KERNEL_SUFFIX, NVRTC_OPTIONS, kernel_source
 
     name = f"{update.kernel}_{KERNEL_SUFFIX[update.dtype]}"
-    out = {"all": update.launch.kernels[name]}
-    for build, options in BUILDS.items():
-        if options:
-            module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS + options)
-            out[build] = module.get_function(name)
+    out = {}
+    for build, (options, layer_max) in BUILDS.items():
+        if not options:
+            out[build] = (update.launch.kernels[name], update.launch.layer_vec_max)
+        else:
+            # the package's options and layer groups, unless this build sets its own
+            package = () if layer_max else (f"-DWS_LAYER_VEC_MAX={update.launch.layer_vec_max}",)
+            module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS + package + options)
+            out[build] = (module.get_function(name), layer_max or update.launch.layer_vec_max)
     return out
 
 
@@ -90,49 +100,52 @@ def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
     sim = Simulation(scene(), backend="cupy")
     update = sim._update
     state = random_state(cupy, sim)
-    default = ("all", update.block, update.xchunk, update.zvec, update.lanes)
+    default = ("all", update.block, update.xchunk, update.zvec, update.lanes, update.lvec)
     reference = one_launch(cupy, update, state)
     L = sim.grid.layer
     interior_cells = int(np.prod([n - 2 * L for n in sim.grid.shape]))
     item = sim.dtype.itemsize
     kernels = builds(cupy, update)
     name = f"{update.kernel}_{'f32' if item == 4 else 'f64'}"
-    tilings = sorted({(b, x, z, n) for b in BLOCKS + (default[1],) for x in XCHUNKS + (default[2],)
-                      for z in update.z_widths for n in (8, 16, 32)})
-    tilings = [("all", *t) for t in tilings] + [("z1", *t) for t in tilings if t[2] == 1]
+    shapes = sorted({(b, x, z, n) for b in BLOCKS + (default[1],) for x in XCHUNKS + (default[2],)
+                     for z in update.z_widths for n in (8, 16, 32)})
+    tilings = ([("all", *t, 1) for t in shapes] + [("z1", *t, 1) for t in shapes if t[2] == 1]
+               + [("layer", *t, lv) for t in shapes if t[2] == update.zvec and t[3] == update.lanes
+                  for lv in update.z_widths])
     rows: dict[tuple, list] = {}
     failures = []
     for r in range(rounds):
         for tiling in (tilings if r % 2 == 0 else tilings[::-1]):     # alternate the order
             build, *shape = tiling
+            update.launch.kernels[name], update.launch.layer_vec_max = kernels[build]
             update.set_tiling(*shape)
-            update.launch.kernels[name] = kernels[build]
             if r == 0:
                 got = one_launch(cupy, update, state)
                 if not all(same_bits(cupy, g, w) for g, w in zip(got, reference)):
                     failures.append(tiling)
             parts = cell_kernel_segments(cupy, update)
             # (the timed launches overwrite the scratch p⁻ / p⁺; the drawn inputs stay as they are)
-            t_all, t_int = (launch_time(cupy, spin, update, state["p"], state["scratch"], *parts[part], repeats)
-                            for part in ("all", "interior"))
-            rows.setdefault(tiling, []).append((t_all, t_int))
+            rows.setdefault(tiling, []).append(tuple(
+                launch_time(cupy, spin, update, state["p"], state["scratch"], *parts[part], repeats)
+                for part in ("all", "interior", "layer")))
+    update.launch.kernels[name], update.launch.layer_vec_max = kernels["all"]
     update.set_tiling(*default[1:])
-    update.launch.kernels[name] = kernels["all"]
-    regs = {build: k.num_regs for build, k in kernels.items()}
+    regs = {build: k.num_regs for build, (k, _) in kernels.items()}
     print(f"\n{label}: {sim.grid.shape}, {sim.grid.cells / 1e6:.2f} M cells, {sim.dtype.name}, "
           f"kernel {update.kernel} (registers: {regs}); default {default}")
     print("bit-equal to the default tiling:", "all" if not failures else f"NOT {failures}")
-    print("| build | block | x chunk | z width | tile lanes | all, µs | interior, µs | G updates/s | interior TB/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    order = sorted(rows.items(), key=lambda kv: min(t for t, _ in kv[1]))
+    print("| build | block | x chunk | z width | tile lanes | layer group | all, µs | interior, µs | layer, µs | "
+          "G updates/s | interior TB/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    order = sorted(rows.items(), key=lambda kv: min(t[0] for t in kv[1]))
     shown = order[:top] + [kv for kv in order[top:] if kv[0] == default]
     for tiling, times in shown:
-        best = min(t for t, _ in times)
-        bw = interior_cells * 3 * item / min(t for _, t in times) / 1e6
+        best = min(t[0] for t in times)
+        bw = interior_cells * 3 * item / min(t[1] for t in times) / 1e6
         mark = " (default)" if tiling == default else ""
-        print(f"| {tiling[0]}{mark} | {' | '.join(str(v) for v in tiling[1:])} | "
-              f"{'/'.join(f'{t:.1f}' for t, _ in times)} | "
-              f"{'/'.join(f'{t:.1f}' for _, t in times)} | {sim.grid.cells / best / 1e3:.1f} | {bw:.2f} |")
+        each = " | ".join("/".join(f"{t[part]:.1f}" for t in times) for part in range(3))
+        print(f"| {tiling[0]}{mark} | {' | '.join(str(v) for v in tiling[1:])} | {each} | "
+              f"{sim.grid.cells / best / 1e3:.1f} | {bw:.2f} |")
     del sim
     cupy.get_default_memory_pool().free_all_blocks()
 

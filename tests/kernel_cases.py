@@ -45,6 +45,8 @@ def random_state(grid: Grid, dtype, seed: int = 0):
 def copy_layer(grid: Grid, layer: AbsorbingLayer, z_slabs_y_fastest: bool = False) -> AbsorbingLayer:
     """A layer with ``layer``'s state, stored in the given order (copied through the slab views)."""
     other = AbsorbingLayer(grid, 1.2, layer.p_aux.dtype, z_slabs_y_fastest)
+    other.p_aux[:] = layer.p_aux           # the blocks' padding too (absorbing.PACK_ALIGN: same places)
+    other.v_aux[:] = layer.v_aux
     for (p_dst, v_dst), (p_src, v_src) in zip(other.views(other.p_aux, other.v_aux),
                                               layer.views(layer.p_aux, layer.v_aux)):
         for dst, src in zip(p_dst + v_dst, p_src + v_src):

@@ -121,6 +121,59 @@ def test_interior_tilings_equal_reference(launcher, kernel, dtype, block, xchunk
     assert_close(fast.v_aux, lay_ref.v_aux, "face velocities")
 
 
+@pytest.mark.parametrize("lvec", [1, 2, 4])
+@pytest.mark.parametrize("kernel", ["ws_cell32", "ws_cell"])
+@pytest.mark.parametrize("ground", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,L", [((21, 19, 24), 4), ((19, 27, 32), 8)])
+def test_layer_groups_equal_reference(launcher, shape, L, dtype, ground, kernel, lvec):
+    """Layer threads updating groups of 1, 2 or 4 cells along z (``lvec``; 4 only in float32, whose
+    group is 16 bytes) over three steps, every slab (with a ground, the one under the floor skipped),
+    against the reference: p⁺, the stored split pressures and every face velocity, to
+    kernel_cases.assert_close's tolerance (float64 1e-12): the same sums in the same order."""
+    if lvec * np.dtype(dtype).itemsize > 16:
+        pytest.skip("a group of 4 float64 values is wider than one access")
+    grid = make_grid(shape, L, ground=ground)
+    lay_ref, p, p_prev = random_state(grid, dtype, seed=sum(shape) + lvec)
+    lay_fast = copy_layer(grid, lay_ref)
+    ref = ReferenceUpdate(grid, lay_ref, dtype)
+    fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, lay_fast, dtype)
+    fast.set_tiling(64, 3, lvec=lvec)
+    fast.kernel = kernel
+    fields_ref = [p.copy(), p_prev.copy()]
+    fields_fast = [p.copy(), p_prev.copy()]
+    for step in range(3):
+        ref(fields_ref[0], fields_ref[1])
+        poison_layer_cells(fields_fast[1], L, L if ground else 0)
+        fast(fields_fast[0], fields_fast[1])
+        assert_close(fields_fast[1], fields_ref[1], f"p⁺ step {step}")
+        assert_close(fast.p_aux, lay_ref.p_aux, f"split pressures step {step}")
+        assert_close(fast.v_aux, lay_ref.v_aux, f"face velocities step {step}")
+        fields_ref.reverse()
+        fields_fast.reverse()
+
+
+def test_layer_groups_need_the_build_and_the_grid(launcher):
+    """A layer group wider than the launcher's build holds, or than nz and the layer's width allow,
+    is refused; the driver's default is the package's GPU build's (LAYER_VEC_BUILT)."""
+    grid = make_grid((20, 18, 24), 4)
+    backend = CudaBackend(np, launcher)
+    fast = CudaFieldUpdate(backend, grid, AbsorbingLayer(grid, 1.2, np.float32), np.float32)
+    assert fast.lvec == cuda_backend.LAYER_VEC_BUILT
+    fast.set_tiling(64, 3, lvec=4)
+    launcher_max = launcher.layer_vec_max
+    try:
+        launcher.layer_vec_max = 2
+        with pytest.raises(ValueError, match="lvec 4"):
+            fast.set_tiling(64, 3, lvec=4)
+    finally:
+        launcher.layer_vec_max = launcher_max
+    odd = make_grid((20, 18, 22), 4)
+    fast = CudaFieldUpdate(backend, odd, AbsorbingLayer(odd, 1.2, np.float32), np.float32)
+    with pytest.raises(ValueError, match="lvec 4"):
+        fast.set_tiling(64, 3, lvec=4)
+
+
 @pytest.mark.parametrize("shape,L,dtype,zvec", [
     ((20, 18, 24), 4, np.float32, 4), ((20, 18, 24), 4, np.float64, 2), ((20, 18, 22), 4, np.float32, 2),
     ((20, 18, 24), 6, np.float32, 2), ((20, 18, 23), 4, np.float32, 1), ((20, 18, 24), 5, np.float64, 1)])
@@ -169,24 +222,27 @@ def test_default_tiling_follows_the_l2_cache(launcher, l2_bytes, xchunk):
 
 
 @pytest.mark.parametrize("ground", [False, True])
-def test_cell_kernel_writes_every_face(launcher, ground):
+@pytest.mark.parametrize("lvec", [1, 2])
+def test_cell_kernel_writes_every_face(launcher, ground, lvec):
     """With A = 0 a face's new velocity does not depend on its old one, so a sentinel (1e30; NaN
     would survive 0·NaN) in the buffer the kernel writes must disappear from every face: each
-    face has a cell that writes it. With a ground the slab under the floor is skipped, faces too."""
-    grid = make_grid((17, 15, 13), 4, ground=ground)
+    face has a cell that writes it, with layer threads of one cell or groups of 2 along z. With a
+    ground the slab under the floor is skipped, faces too; the blocks' padding is never written."""
+    grid = make_grid((17, 15, 16), 4, ground=ground)
     layer, p, p_prev = random_state(grid, np.float64, seed=3)
     layer.face_A[:] = 0.0
     fast = CudaFieldUpdate(CudaBackend(np, launcher), grid, layer, np.float64)
+    fast.set_tiling(fast.block, fast.xchunk, lvec=lvec)
     fast._v[1][:] = 1e30
     fast(p, p_prev)
     written = fast.v_aux
-    skipped = np.zeros(written.size, dtype=bool)
-    if ground:                               # slab 4 (under the interior): its three face rows
-        for a in range(3):
-            off, m = layer.face_desc[12 + a, 0], np.prod(layer.face_desc[12 + a, 4:7])
-            skipped[off:off + m] = True
-    assert np.max(np.abs(written[~skipped])) < 1.0
-    assert np.all(written[skipped] == 1e30)
+    faces, skipped = np.zeros(written.size, dtype=bool), np.zeros(written.size, dtype=bool)
+    for row, desc in enumerate(layer.face_desc):
+        off, m = desc[0], np.prod(desc[4:7])
+        faces[off:off + m] = True
+        skipped[off:off + m] = ground and row // 3 == 4   # slab 4 (under the interior): its three face rows
+    assert np.max(np.abs(written[faces & ~skipped])) < 1.0
+    assert np.all(written[~faces | skipped] == 1e30)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

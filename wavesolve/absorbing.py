@@ -72,6 +72,17 @@ class _Slab:
 
 #: Split pressures stored per layer cell: pₓ and p_y (p_z is derived; module docstring).
 STORED_SPLIT = 2
+#: Every block of the packed buffers (a slab's split pressures, a slab's face velocities along one
+#: axis) starts at a multiple of this many elements, so that the GPU's layer cells can load and store
+#: up to 4 values along z at once (kernels/cuda/fdtd.cuh); the few elements of padding are never read.
+PACK_ALIGN = 4
+
+
+def _padded(n: int) -> int:
+    """n rounded up to a multiple of PACK_ALIGN."""
+    return -(-n // PACK_ALIGN) * PACK_ALIGN
+
+
 #: Columns of ``AbsorbingLayer.slab_desc``: offset of the slab's stored split pressures in ``p_aux``
 #: (axis a < STORED_SPLIT at + a·cells), lo (3), extent (3), offset of its face velocities along each axis in ``v_aux`` (3).
 SLAB_DESC_COLUMNS = ("p_off", "lo0", "lo1", "lo2", "n0", "n1", "n2", "v_off0", "v_off1", "v_off2")
@@ -95,8 +106,9 @@ class AbsorbingLayer:
 
     Attributes:
         p_aux: (Σ 2·cells,) stored split pressures pₓ, p_y of all slabs, slab by slab, axis by axis
-            (p_z = (p − pₓ) − p_y: module docstring).
-        v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis.
+            (p_z = (p − pₓ) − p_y: module docstring); each slab's block padded to PACK_ALIGN.
+        v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis, each block
+            padded to PACK_ALIGN.
         y_fastest: (6,) bool per slab: its arrays are stored in (x, z, y) order (y fastest) instead
             of C order (z fastest). With ``z_slabs_y_fastest`` the two z-slabs are, so that the CPU
             kernel runs their short z rows (one layer thick) as long y rows (kernels/cpu.py).
@@ -152,9 +164,9 @@ class AbsorbingLayer:
                 vshape[a] += 1
                 face_desc.append((v_total, *lo, *vshape, a))
                 v_offs.append(v_total)
-                v_total += cells // ext[a] * (ext[a] + 1)
+                v_total += _padded(cells // ext[a] * (ext[a] + 1))
             slab_desc.append((p_total, *lo, *ext, *v_offs))
-            p_total += STORED_SPLIT * cells
+            p_total += _padded(STORED_SPLIT * cells)
         self.slab_desc = np.array(slab_desc, dtype=np.int64)
         self.face_desc = np.array(face_desc, dtype=np.int64)
         self.p_aux = np.zeros(p_total, dtype=dtype)
@@ -206,7 +218,8 @@ class AbsorbingLayer:
         total = 0
         for ext in [(L, ny, nz)] * 2 + [(nx - 2 * L, L, nz)] * 2 + [(nx - 2 * L, ny - 2 * L, L)] * 2:
             cells = ext[0] * ext[1] * ext[2]
-            total += STORED_SPLIT * cells + velocity_buffers * sum(cells // ext[a] * (ext[a] + 1) for a in range(3))
+            total += _padded(STORED_SPLIT * cells) + velocity_buffers * sum(
+                _padded(cells // ext[a] * (ext[a] + 1)) for a in range(3))
         return total * itemsize
 
     @property

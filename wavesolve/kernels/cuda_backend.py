@@ -59,6 +59,11 @@ XCHUNK_IN_L2 = 8
 #: faster on 256³ and 384³ (H200), no faster in float64 (2). Threads along z of an interior tile.
 ZVEC = (4, 2, 1)
 Z_LANES = (32, 16, 8)
+#: The widest group of layer cells along z a thread updates (16-byte accesses like the interior's,
+#: kernels/cuda/fdtd.cuh, ws_layer_cells) that CupyLauncher builds into the kernel, and the driver's
+#: default group. Wider groups cost every path of the kernel registers (float32: 40 → 64) and are not
+#: yet measured on a GPU; the host build and bench/gpu_tiling.py build them (``layer_vec_max``).
+LAYER_VEC_BUILT = 1
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.
@@ -122,15 +127,18 @@ class CudaFieldUpdate:
         largest = max(grid.cells, self.p_aux.size, self._v[0].size)
         self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
 
-    def set_tiling(self, block: int, xchunk: int, zvec: int | None = None, lanes: int | None = None) -> None:
+    def set_tiling(self, block: int, xchunk: int, zvec: int | None = None, lanes: int | None = None,
+                   lvec: int = LAYER_VEC_BUILT) -> None:
         """Threads per block (a multiple of 32), x planes per interior chunk, cells per interior
         thread along z (``zvec``: 1, 2 or 4, at most 16 bytes, dividing nz and the layer's width;
-        default the widest such) and threads along z per interior tile (``lanes``: 8, 16 or 32;
-        default ``z_lanes``). Sets the segments of blocks: the interior's tiles of ``lanes`` (z) ×
-        block/lanes (y) threads, marched along x in chunks of ``xchunk`` planes (long chunks read
-        each pressure about once, short ones give the GPU enough blocks), then each slab's cells
-        (none for the slab under the interior with a ground). The driver's choice: CELL_BLOCK,
-        XCHUNK and XCHUNK_IN_L2, and the defaults above; bench/gpu_tiling.py sweeps others."""
+        default the widest such), threads along z per interior tile (``lanes``: 8, 16 or 32;
+        default ``z_lanes``) and cells per layer thread along z (``lvec``: as ``zvec``, and at most
+        what the launcher's build holds, ``layer_vec_max``). Sets the segments of blocks: the
+        interior's tiles of ``lanes`` (z) × block/lanes (y) threads, marched along x in chunks of
+        ``xchunk`` planes (long chunks read each pressure about once, short ones give the GPU
+        enough blocks), then each slab's groups of ``lvec`` cells (none for the slab under the
+        interior with a ground). The driver's choice: CELL_BLOCK, XCHUNK and XCHUNK_IN_L2, and the
+        defaults above; bench/gpu_tiling.py sweeps others."""
         grid = self._grid
         inner = [n - 2 * grid.layer for n in grid.shape]
         widths = self.z_widths
@@ -142,11 +150,15 @@ class CudaFieldUpdate:
         lanes = z_lanes(row_lanes) if lanes is None else lanes
         if lanes not in Z_LANES or block % lanes:
             raise ValueError(f"lanes {lanes}: must be one of {Z_LANES} and divide the block ({block})")
-        self.block, self.xchunk, self.zvec, self.lanes = block, xchunk, zvec, lanes
+        built = getattr(self.launch, "layer_vec_max", 1)
+        if lvec not in widths or lvec > built:
+            raise ValueError(f"lvec {lvec}: must be one of {[w for w in widths if w <= built]} on a {grid.shape} "
+                             f"grid with a layer of {grid.layer} cells in {self.dtype.name} with this build")
+        self.block, self.xchunk, self.zvec, self.lanes, self.lvec = block, xchunk, zvec, lanes, lvec
         tiles = -(-row_lanes // lanes) * -(-inner[1] // (block // lanes))
         blocks = [tiles * -(-inner[0] // xchunk)]
         for s, cells in enumerate(self._slab_cells):
-            blocks.append(0 if (s == 4 and grid.ground) else -(-cells // block))
+            blocks.append(0 if (s == 4 and grid.ground) else -(-cells // (lvec * block)))
         self.seg_start = self._to(np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64))
         self.n_blocks = int(sum(blocks))
 
@@ -183,18 +195,19 @@ class CudaFieldUpdate:
         """One launch of the cell kernel over ``n_blocks`` blocks in the segments ``seg_start``
         (WS_SEGMENTS + 1 block offsets; a subset of this update's blocks times one part alone), the
         blocks past the last offset sampling ``probes`` = (cells, weights, samples, count), without
-        swapping the velocity buffers. The interior's accesses of zvec cells need p and out aligned
-        to them (device allocations are)."""
-        if self.zvec > 1 and any(_device_address(a) % (self.zvec * self.dtype.itemsize) for a in (p, out)):
-            raise BackendError(f"the cell kernel's fields must be aligned to {self.zvec * self.dtype.itemsize} "
-                               "bytes (a view into a larger array is not)")
+        swapping the velocity buffers. Accesses of zvec (lvec) cells need p and out aligned to them
+        (device allocations are)."""
+        access = max(self.zvec, self.lvec) * self.dtype.itemsize
+        if access > self.dtype.itemsize and any(_device_address(a) % access for a in (p, out)):
+            raise BackendError(f"the cell kernel's fields must be aligned to {access} bytes (a view into a "
+                               "larger array is not)")
         nx, ny, nz = self.dims
         v_old, v_new = self._v
         self.launch(self.kernel, self.dtype, self.n_cells,
                     (p, out, self.p_aux, v_old, v_new, self.slab_desc, seg_start, np.int64(self.block),
                      self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
                      *(probes or self._no_probes), np.int64(self.xchunk), np.int64(self.zvec),
-                     np.int64(self.lanes)),
+                     np.int64(self.lanes), np.int64(self.lvec)),
                     blocks=(n_blocks, self.block))
 
 
@@ -426,8 +439,12 @@ class CupyLauncher:
     """Compiles fdtd.cu once with NVRTC (cupy.RawModule) and launches its kernels: one thread per
     item; a warp per item for WARP_KERNELS; the cell kernel as the blocks its driver asks for."""
 
+    #: The widest layer group its build holds (fdtd.cuh, WS_LAYER_VEC_MAX).
+    layer_vec_max = LAYER_VEC_BUILT
+
     def __init__(self, cupy: Any) -> None:
-        self.module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
+        self.module = cupy.RawModule(code=kernel_source(),
+                                     options=NVRTC_OPTIONS + (f"-DWS_LAYER_VEC_MAX={LAYER_VEC_BUILT}",))
         # every kernel loaded now: none may be loaded while a CUDA graph is being captured
         self.kernels: dict[str, Any] = {f"{name}_{suffix}": self.module.get_function(f"{name}_{suffix}")
                                         for name in KERNELS for suffix in KERNEL_SUFFIX.values()}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .cuda_backend import CUDA_DIR, KERNEL_SUFFIX
+from .cuda_backend import CUDA_DIR, KERNEL_SUFFIX, ZVEC
 
 #: Host compiler flags: no FMA contraction and no fast-math, so rounding follows the reference.
 HOST_FLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-x", "c++", "-std=c++14")
@@ -37,7 +37,8 @@ def build_host_library(directory: Path) -> Path:
     if compiler is None:
         raise RuntimeError("no host C++ compiler (g++, c++ or clang++) on PATH")
     out = Path(directory) / "libwavesolve_fdtd_host.so"
-    cmd = [compiler, *HOST_FLAGS, f"-I{CUDA_DIR}", "-o", str(out), str(CUDA_DIR / "fdtd.cu")]
+    cmd = [compiler, *HOST_FLAGS, f"-DWS_LAYER_VEC_MAX={HostLauncher.layer_vec_max}", f"-I{CUDA_DIR}", "-o",
+           str(out), str(CUDA_DIR / "fdtd.cu")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"host build of fdtd.cu failed:\n{' '.join(cmd)}\n{proc.stderr}")
@@ -60,6 +61,9 @@ def _c_arg(a: Any) -> Any:
 
 class HostLauncher:
     """``launch(name, dtype, n, args)`` runs kernel ``name`` of the host build over n work items."""
+
+    #: The widest layer group the host build holds: all of them, so the tests check each.
+    layer_vec_max = ZVEC[0]
 
     def __init__(self, library: Path) -> None:
         self.lib = ctypes.CDLL(str(library))

@@ -31,11 +31,17 @@ typedef long long ws_idx;
 // Segments of the cell kernel's cells (ws_cell): the interior and six layer slabs; the listeners'
 // blocks follow them.
 #define WS_SEGMENTS 7
-// The widest interior access built (cells along z a thread updates, ws_interior): each width's march
-// holds its own registers, and the kernel runs with the most any of its paths needs (float32: 32 with
-// width 1 alone, 48 with 4). bench/gpu_tiling.py builds 1 alone to compare.
+// The widest interior access built (cells along z a thread updates, ws_interior), and the widest
+// layer group (ws_layer_cells): each width's code holds its own registers, and the kernel runs with
+// the most any of its paths needs (nvcc -Xptxas -v, sm_90, float32 / float64: 40 / 48 with interior
+// widths up to 4 and layer groups of 1; 48 / 64 with layer groups up to 2, 64 / 64 up to 4). The
+// package's GPU build leaves wider layer groups out until they are measured
+// (cuda_backend.LAYER_VEC_BUILT); the host build has them all; bench/gpu_tiling.py builds both.
 #ifndef WS_ZVEC_MAX
 #define WS_ZVEC_MAX 4
+#endif
+#ifndef WS_LAYER_VEC_MAX
+#define WS_LAYER_VEC_MAX 4
 #endif
 // The interior's march along x stays a rolled loop on the device: unrolled, the cell kernel held 48
 // registers instead of 32 (float32) and ran 18–19 % slower on 256³ and 384³ on an H200
@@ -53,59 +59,6 @@ WS_HD T ws_leapfrog(T c, T xm, T xp, T ym, T yp, T zm, T zp, T o, T lam2, T six)
 {
     const T lap = xm + xp + ym + yp + zm + zp - six * c;
     return (c + c) - o + lam2 * lap;
-}
-
-// Face velocity v⁺ = A v − B (p[q] − p[q − stride]) on face g of an axis with n cells; the outer
-// walls (g = 0, g = n) have A = B = 0 and a zero difference, as in the reference (whose order of
-// operations this follows), and read no pressure outside the grid.
-template <typename T, typename I>
-WS_HD T ws_face_velocity(T v, T A, T B, const T* p, I q, I stride, I g, I n)
-{
-    T dp = B - B;
-    if (g != 0 && g != n) dp = p[q] - p[q - stride];
-    return v * A - B * dp;
-}
-
-// Layer cell (i, j, k), flat index q, in slab row sd: its faces' velocities v⁺ along each axis from
-// v_old and p (the lower face, and the upper one too), then its three split pressures from them
-// (p_z from p and the stored two); returns p⁺ = (px + py) + pz. Each face of the slab is written to
-// v_new by exactly one cell: the one above it along its axis, and for the slab's last face the cell
-// below (no two threads write one face, and no thread reads a face another writes: v_old and v_new
-// are separate buffers).
-template <typename T, typename I>
-WS_HD T ws_layer_cell(const T* p, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
-                      const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I i, I j, I k, I q)
-{
-    const I n0 = (I)sd[4], n1 = (I)sd[5], n2 = (I)sd[6];
-    const I li = i - (I)sd[1], lj = j - (I)sd[2], lk = k - (I)sd[3];
-    const I cells = n0 * n1 * n2;
-    const I lin = (li * n1 + lj) * n2 + lk;
-    const I sy = nz, sx = ny * nz;
-    const I fy = nx + 1, fz = nx + ny + 2;                  // face profiles of y and z
-    const I vx = (I)sd[7] + lin;                                     // (n0+1, n1, n2)
-    const I vy = (I)sd[8] + (li * (n1 + 1) + lj) * n2 + lk;          // (n0, n1+1, n2)
-    const I vz = (I)sd[9] + (li * n1 + lj) * (n2 + 1) + lk;          // (n0, n1, n2+1)
-    const T xl = ws_face_velocity<T, I>(v_old[vx], face_A[i], face_B[i], p, q, sx, i, nx);
-    const T xu = ws_face_velocity<T, I>(v_old[vx + n1 * n2], face_A[i + 1], face_B[i + 1], p, q + sx, sx, i + 1, nx);
-    const T yl = ws_face_velocity<T, I>(v_old[vy], face_A[fy + j], face_B[fy + j], p, q, sy, j, ny);
-    const T yu = ws_face_velocity<T, I>(v_old[vy + n2], face_A[fy + j + 1], face_B[fy + j + 1], p, q + sy, sy, j + 1, ny);
-    const T zl = ws_face_velocity<T, I>(v_old[vz], face_A[fz + k], face_B[fz + k], p, q, (I)1, k, nz);
-    const T zu = ws_face_velocity<T, I>(v_old[vz + 1], face_A[fz + k + 1], face_B[fz + k + 1], p, q + 1, (I)1, k + 1, nz);
-    v_new[vx] = xl;
-    v_new[vy] = yl;
-    v_new[vz] = zl;
-    if (li == n0 - 1) v_new[vx + n1 * n2] = xu;
-    if (lj == n1 - 1) v_new[vy + n2] = yu;
-    if (lk == n2 - 1) v_new[vz + 1] = zu;
-    const I r = (I)sd[0] + lin;
-    const T qx = p_aux[r], qy = p_aux[r + cells];
-    const T qz = (p[q] - qx) - qy;                          // p_z is not stored (absorbing.py)
-    const T px = qx * cell_A[i] - cell_C[i] * (xu - xl);
-    const T py = qy * cell_A[nx + j] - cell_C[nx + j] * (yu - yl);
-    const T pz = qz * cell_A[nx + ny + k] - cell_C[nx + ny + k] * (zu - zl);
-    p_aux[r] = px;
-    p_aux[r + cells] = py;
-    return (px + py) + pz;
 }
 
 // W consecutive pressures along z, loaded and stored as one access on the device (W·sizeof(T) ≤ 16
@@ -136,6 +89,92 @@ WS_HD void ws_store(T* p, I q, const ws_pack<T, W>& v)
 #else
     for (int m = 0; m < W; ++m) p[q + m] = v.e[m];
 #endif
+}
+
+// Face velocity v⁺ = A v − B (hi − lo) across a face with pressures lo below and hi above it; an
+// outer wall (open = false: faces 0 and n of an axis of n cells) has A = B = 0 and a zero
+// difference, as in the reference (whose order of operations this follows), and its hi and lo are
+// not read.
+template <typename T>
+WS_HD T ws_face_velocity(T v, T A, T B, T hi, T lo, bool open)
+{
+    T dp = B - B;
+    if (open) dp = hi - lo;
+    return v * A - B * dp;
+}
+
+// Layer cells (i, j, k … k+W−1), flat index q of the first, in slab row sd: W = 1, or a group of W
+// cells along z that starts at a multiple of W in a slab whose rows along z are too (the driver's
+// rule: W divides nz and the layer's width, and the packed buffers' blocks start at multiples of 4,
+// absorbing.py), so that p, the stored split pressures and the x and y face velocities are loaded
+// and stored W at a time. Each cell's faces' velocities v⁺ along each axis from v_old and p (the
+// lower face, and the upper one too), then its split pressures from them (p_z from p and the stored
+// two), and p⁺ = (px + py) + pz into out. Each face of the slab is written to v_new by exactly one
+// cell: the one above it along its axis, and for the slab's last face the cell below (no two threads
+// write one face, and no thread reads a face another writes: v_old and v_new are separate buffers).
+template <typename T, typename I, int W>
+WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
+                          const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I i, I j, I k, I q)
+{
+    const I n0 = (I)sd[4], n1 = (I)sd[5], n2 = (I)sd[6];
+    const I li = i - (I)sd[1], lj = j - (I)sd[2], lk = k - (I)sd[3];
+    const I cells = n0 * n1 * n2;
+    const I lin = (li * n1 + lj) * n2 + lk;
+    const I sy = nz, sx = ny * nz;
+    const I fy = nx + 1, fz = nx + ny + 2, cz = nx + ny;     // y and z profiles
+    const I vx = (I)sd[7] + lin;                                     // (n0+1, n1, n2)
+    const I vy = (I)sd[8] + (li * (n1 + 1) + lj) * n2 + lk;          // (n0, n1+1, n2)
+    const I vz = (I)sd[9] + (li * n1 + lj) * (n2 + 1) + lk;          // (n0, n1, n2+1)
+    const I r = (I)sd[0] + lin;
+    const ws_pack<T, W> pc = ws_load<T, W>(p, q);
+    // the pressures across the x and y faces (the cell's own in place of an outer wall's, unread)
+    const ws_pack<T, W> pxm = ws_load<T, W>(p, i > 0 ? q - sx : q);
+    const ws_pack<T, W> pxp = ws_load<T, W>(p, i + 1 < nx ? q + sx : q);
+    const ws_pack<T, W> pym = ws_load<T, W>(p, j > 0 ? q - sy : q);
+    const ws_pack<T, W> pyp = ws_load<T, W>(p, j + 1 < ny ? q + sy : q);
+    const ws_pack<T, W> vxl = ws_load<T, W>(v_old, vx), vxu = ws_load<T, W>(v_old, vx + n1 * n2);
+    const ws_pack<T, W> vyl = ws_load<T, W>(v_old, vy), vyu = ws_load<T, W>(v_old, vy + n2);
+    // the W + 1 z faces k … k+W
+    T zf[W + 1];
+#pragma unroll
+    for (int m = 0; m <= W; ++m) {
+        const I g = k + m;
+        const T lo = m > 0 ? pc.e[m - 1] : p[g > 0 ? q - 1 : q];
+        const T hi = m < W ? pc.e[m] : p[g < nz ? q + W : q];
+        zf[m] = ws_face_velocity<T>(v_old[vz + m], face_A[fz + g], face_B[fz + g], hi, lo, g != 0 && g != nz);
+    }
+    const T Axl = face_A[i], Bxl = face_B[i], Axu = face_A[i + 1], Bxu = face_B[i + 1];
+    const T Ayl = face_A[fy + j], Byl = face_B[fy + j], Ayu = face_A[fy + j + 1], Byu = face_B[fy + j + 1];
+    ws_pack<T, W> xl, xu, yl, yu, res;
+#pragma unroll
+    for (int m = 0; m < W; ++m) {
+        xl.e[m] = ws_face_velocity<T>(vxl.e[m], Axl, Bxl, pc.e[m], pxm.e[m], i != 0);
+        xu.e[m] = ws_face_velocity<T>(vxu.e[m], Axu, Bxu, pxp.e[m], pc.e[m], i + 1 != nx);
+        yl.e[m] = ws_face_velocity<T>(vyl.e[m], Ayl, Byl, pc.e[m], pym.e[m], j != 0);
+        yu.e[m] = ws_face_velocity<T>(vyu.e[m], Ayu, Byu, pyp.e[m], pc.e[m], j + 1 != ny);
+    }
+    ws_store<T, W>(v_new, vx, xl);
+    ws_store<T, W>(v_new, vy, yl);
+#pragma unroll
+    for (int m = 0; m < W; ++m) v_new[vz + m] = zf[m];
+    if (li == n0 - 1) ws_store<T, W>(v_new, vx + n1 * n2, xu);
+    if (lj == n1 - 1) ws_store<T, W>(v_new, vy + n2, yu);
+    if (lk + W == n2) v_new[vz + W] = zf[W];
+    ws_pack<T, W> qx = ws_load<T, W>(p_aux, r), qy = ws_load<T, W>(p_aux, r + cells);
+    const T ax = cell_A[i], cx = cell_C[i], ay = cell_A[nx + j], cy = cell_C[nx + j];
+#pragma unroll
+    for (int m = 0; m < W; ++m) {
+        const T qz = (pc.e[m] - qx.e[m]) - qy.e[m];          // p_z is not stored (absorbing.py)
+        const T px = qx.e[m] * ax - cx * (xu.e[m] - xl.e[m]);
+        const T py = qy.e[m] * ay - cy * (yu.e[m] - yl.e[m]);
+        const T pz = qz * cell_A[cz + k + m] - cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
+        qx.e[m] = px;
+        qy.e[m] = py;
+        res.e[m] = (px + py) + pz;
+    }
+    ws_store<T, W>(p_aux, r, qx);
+    ws_store<T, W>(p_aux, r + cells, qy);
+    ws_store<T, W>(out, q, res);
 }
 
 // The interior's tile of block lb: `lanes` threads along z, each W cells wide, by ty = block/lanes
@@ -211,7 +250,7 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
                    T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
                    const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
                    const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes,
-                   ws_idx xchunk, ws_idx zvec, ws_idx lanes)
+                   ws_idx xchunk, ws_idx zvec, ws_idx lanes, ws_idx lvec)
 {
     if (g == WS_SEGMENTS) {                                  // listeners, sampled from p (read only here)
         const ws_idx l = lb * block + th;
@@ -232,14 +271,22 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
         return;
     }
     const ws_idx* sd = slab_desc + (g - 1) * WS_SLAB_COLS;
-    const ws_idx u = lb * block + th;                        // the cell's index in the slab
-    if (u >= sd[4] * sd[5] * sd[6]) return;
+    const ws_idx u = lb * block + th;                        // the cell group's index in the slab
     // a slab holds fewer than 2³² cells (an n³ grid's, L·n²: n up to about 20000): 32-bit divisions
-    const unsigned int n1 = (unsigned int)sd[5], n2 = (unsigned int)sd[6], uu = (unsigned int)u;
-    const unsigned int row = uu / n2;
-    const I i = (I)sd[1] + (I)(row / n1), j = (I)sd[2] + (I)(row % n1), k = (I)sd[3] + (I)(uu - row * n2);
+    const unsigned int n1 = (unsigned int)sd[5], row_groups = (unsigned int)sd[6] / (unsigned int)lvec;
+    if (u >= sd[4] * sd[5] * (ws_idx)row_groups) return;
+    const unsigned int uu = (unsigned int)u, row = uu / row_groups;
+    const I i = (I)sd[1] + (I)(row / n1), j = (I)sd[2] + (I)(row % n1);
+    const I k = (I)sd[3] + (I)((uu - row * row_groups) * (unsigned int)lvec);
     const I t = (i * ny + j) * nz + k;
-    out[t] = ws_layer_cell<T, I>(p, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
+    // lvec: as zvec, 16 bytes at most; above WS_LAYER_VEC_MAX not built
+    if (WS_LAYER_VEC_MAX >= 4 && sizeof(T) == 4 && lvec == 4)
+        ws_layer_cells<T, I, 16 / sizeof(T)>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny,
+                                             nz, i, j, k, t);
+    else if (WS_LAYER_VEC_MAX >= 2 && lvec == 2)
+        ws_layer_cells<T, I, 2>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
+    else
+        ws_layer_cells<T, I, 1>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
 }
 
 // Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,

@@ -128,17 +128,17 @@ class CudaFieldUpdate:
         self.kernel = "ws_cell32" if largest <= INDEX32_LIMIT else "ws_cell"
 
     def set_tiling(self, block: int, xchunk: int, zvec: int | None = None, lanes: int | None = None,
-                   lvec: int = LAYER_VEC_BUILT) -> None:
-        """Threads per block (a multiple of 32), x planes per interior chunk, cells per interior
-        thread along z (``zvec``: 1, 2 or 4, at most 16 bytes, dividing nz and the layer's width;
-        default the widest such), threads along z per interior tile (``lanes``: 8, 16 or 32;
-        default ``z_lanes``) and cells per layer thread along z (``lvec``: as ``zvec``, and at most
-        what the launcher's build holds, ``layer_vec_max``). Sets the segments of blocks: the
-        interior's tiles of ``lanes`` (z) × block/lanes (y) threads, marched along x in chunks of
-        ``xchunk`` planes (long chunks read each pressure about once, short ones give the GPU
-        enough blocks), then each slab's groups of ``lvec`` cells (none for the slab under the
-        interior with a ground). The driver's choice: CELL_BLOCK, XCHUNK and XCHUNK_IN_L2, and the
-        defaults above; bench/gpu_tiling.py sweeps others."""
+                   lvec: int | None = None) -> None:
+        """Threads per block (a multiple of 32), x planes per interior chunk, cells per interior thread
+        along z (``zvec``: 1, 2 or 4, at most 16 bytes, dividing nz and the layer's width; default
+        the widest such), threads along z per interior tile (``lanes``: 8, 16 or 32; default
+        ``z_lanes``) and cells per layer thread along z (``lvec``: as ``zvec``, and at most what the
+        launcher's build holds, ``layer_vec_max``; default the widest up to LAYER_VEC_BUILT). Sets
+        the segments of blocks: the interior's tiles of ``lanes`` (z) × block/lanes (y) threads,
+        marched along x in chunks of ``xchunk`` planes (long chunks read each pressure about once,
+        short ones give the GPU enough blocks), then each slab's groups of ``lvec`` cells (none for
+        the slab under the interior with a ground). The driver's choice: CELL_BLOCK, XCHUNK and
+        XCHUNK_IN_L2, and the defaults above; bench/gpu_tiling.py sweeps others."""
         grid = self._grid
         inner = [n - 2 * grid.layer for n in grid.shape]
         widths = self.z_widths
@@ -151,6 +151,7 @@ class CudaFieldUpdate:
         if lanes not in Z_LANES or block % lanes:
             raise ValueError(f"lanes {lanes}: must be one of {Z_LANES} and divide the block ({block})")
         built = getattr(self.launch, "layer_vec_max", 1)
+        lvec = max(w for w in widths if w <= LAYER_VEC_BUILT) if lvec is None else lvec
         if lvec not in widths or lvec > built:
             raise ValueError(f"lvec {lvec}: must be one of {[w for w in widths if w <= built]} on a {grid.shape} "
                              f"grid with a layer of {grid.layer} cells in {self.dtype.name} with this build")

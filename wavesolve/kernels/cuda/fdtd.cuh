@@ -61,9 +61,10 @@ WS_HD T ws_leapfrog(T c, T xm, T xp, T ym, T yp, T zm, T zp, T o, T lam2, T six)
     return (c + c) - o + lam2 * lap;
 }
 
-// W consecutive pressures along z, loaded and stored as one access on the device (W·sizeof(T) ≤ 16
+// W consecutive values along z, loaded and stored as one access on the device (W·sizeof(T) ≤ 16
 // bytes, aligned: the driver picks W dividing nz and L, so every interior row's first cell k = L and
-// each lane's k = L + W·lane sit on multiples of W), element by element on the host.
+// each lane's k = L + W·lane sit on multiples of W, as do the layer's groups, whose packed blocks
+// start at multiples of 4 elements), element by element on the host.
 template <typename T, int W>
 struct alignas(sizeof(T) * W) ws_pack {
     T e[W];

@@ -1,0 +1,128 @@
+"""The compiled CPU field update of this checkout against another version, in one process.
+
+    mkdir -p .ab/base && git archive COMMIT wavesolve | tar -x -C .ab/base
+    python3 bench/cpu_ab.py .ab/base [--sizes 200,280] [--precisions float32,float64] [--calls 100]
+
+On a shared or cache-rich machine, separate runs of bench/throughput.py scatter by ±25 % (the
+development VM's 300 MiB L3 holds a 200³ float32 run), more than most changes to the step move it.
+Here both versions live in one process: the other one's package (a folder holding ``wavesolve/``,
+made as above) is imported under the name ``wavesolve_base`` (the package imports itself by
+relative imports only). For each grid and precision, both build the Numba backend's field update
+(``Backend.field_update``: leapfrog interior and absorbing layer, no object) on the same random p,
+p⁻ and layer state (the stored split pressures and face velocities drawn slab by slab through
+each layer's own views, never zeros, so storage orders may differ). The two then run alternately,
+``calls`` times each, the order swapped every call. The first call's p⁺ of both are compared
+(max |difference| / max |p⁺|): 0 when the versions store the same quantities and compute alike,
+of order 1 when they store different ones (the same draws then mean different states; the
+timings still compare).
+
+Prints per case: ms per call for each version (min, 10th percentile, median), the ratio of the
+medians, and the updates per second of each version's best call. Each version's first call
+compiles its step (Numba's cache, per folder), outside the timing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import wavesolve  # noqa: E402
+from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
+
+
+def load_other(folder: Path):
+    """The package in ``folder``/wavesolve, imported as ``wavesolve_base``."""
+    init = folder / "wavesolve" / "__init__.py"
+    if not init.is_file():
+        sys.exit(f"{folder}: no wavesolve/__init__.py there (make it with git archive COMMIT wavesolve | tar -x -C DIR)")
+    spec = importlib.util.spec_from_file_location("wavesolve_base", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["wavesolve_base"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Version:
+    """One version's numba field update on ``n``³ cells, its state drawn from ``seed``."""
+
+    def __init__(self, package, n: int, dtype: np.dtype, seed: int) -> None:
+        grid_mod = importlib.import_module(f"{package.__name__}.grid")
+        absorbing = importlib.import_module(f"{package.__name__}.absorbing")
+        backend = importlib.import_module(f"{package.__name__}.backend")
+        h, c = 0.005, 343.0
+        self.grid = grid_mod.Grid(h=h, dt=0.5 * h / c, sound_speed=c, shape=(n, n, n), layer=DEFAULT_LAYER_CELLS,
+                                  origin=(0.0, 0.0, 0.0))
+        engine = backend.resolve_backend("numba")
+        # the layout the numba step reads (its z-slabs stored y fastest)
+        self.layer = absorbing.AbsorbingLayer(self.grid, 1.2, dtype, z_slabs_y_fastest=True)
+        rng = np.random.default_rng(seed)
+        for p_split, v in self.layer.views(self.layer.p_aux, self.layer.v_aux):
+            for a in p_split:
+                a[...] = rng.uniform(-1e-3, 1e-3, a.shape)
+            for a in v:
+                a[...] = rng.uniform(-1e-6, 1e-6, a.shape)
+        self.update = engine.field_update(self.grid, self.layer, dtype)
+        self.p = rng.uniform(-1e-3, 1e-3, self.grid.shape).astype(dtype)
+        self.out = rng.uniform(-1e-3, 1e-3, self.grid.shape).astype(dtype)
+        self.first = None
+        self.times: list[float] = []
+
+    def call(self) -> float:
+        t = time.perf_counter()
+        self.update(self.p, self.out)
+        return time.perf_counter() - t
+
+
+def compare(base, n: int, precision: str, calls: int) -> None:
+    dtype = np.dtype(precision)
+    versions = {"this": Version(wavesolve, n, dtype, seed=n), "base": Version(base, n, dtype, seed=n)}
+    for v in versions.values():          # compile, and keep the first p⁺ from the shared state
+        v.call()
+        v.first = v.out.copy()
+    a, b = versions["this"].first, versions["base"].first
+    diff = float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(a))), 1e-300)
+    order = list(versions.values())
+    for k in range(calls):
+        for v in (order if k % 2 == 0 else order[::-1]):
+            v.times.append(v.call())
+    rows = []
+    for name, v in versions.items():
+        ms = np.array(v.times) * 1e3
+        rows.append((name, ms.min(), np.percentile(ms, 10), np.median(ms), n ** 3 / ms.min() / 1e6))
+    ratio = rows[0][3] / rows[1][3]
+    for name, lo, p10, med, rate in rows:
+        print(f"| {n}³ | {precision} | {name} | {lo:.2f} / {p10:.2f} / {med:.2f} | {rate:.2f} G | "
+              f"{ratio:.3f} | {diff:.1e} |" if name == "this" else
+              f"| {n}³ | {precision} | {name} | {lo:.2f} / {p10:.2f} / {med:.2f} | {rate:.2f} G | | |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("base", type=Path, help="folder holding the other version's wavesolve/")
+    ap.add_argument("--sizes", default="200", help="grid cells per axis, layer included")
+    ap.add_argument("--precisions", default="float32,float64")
+    ap.add_argument("--calls", type=int, default=100, help="calls of each version")
+    args = ap.parse_args()
+    base = load_other(args.base.resolve())
+    import numba
+
+    print(f"this: {REPO}; base: {args.base.resolve()}; Numba {numba.__version__}, "
+          f"{numba.get_num_threads()} threads")
+    print("| grid | precision | version | ms a call: min / 10th percentile / median | updates/s (best) | "
+          "median this / base | first p⁺ apart (of max) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n in (int(s) for s in args.sizes.split(",")):
+        for precision in args.precisions.split(","):
+            compare(base, n, precision, args.calls)
+
+
+if __name__ == "__main__":
+    main()

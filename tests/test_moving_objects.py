@@ -21,6 +21,8 @@ from conftest import SCENES
 from exact import pulsating_sphere, rel_l2, translating_sphere
 
 import wavesolve
+from wavesolve.grid import Grid
+from wavesolve.meshes import Geometry
 from wavesolve.motion import Keyframes, Oscillate, Spin, read_keyframes
 
 
@@ -241,3 +243,46 @@ def test_motion_leaving_the_box_is_refused(write_scene):
                                     motion='{ type = "constant_velocity", velocity = [1.0, 0.0, 0.0] }'))
     with pytest.raises(wavesolve.SceneError, match="over its motion"):
         wavesolve.load_scene(path)
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_deforming_classification_reuses_its_last_box_only_where_no_side_can_change(closed):
+    """A deforming mesh's cells are classified every step; for a closed surface only a band around
+    the last full evaluation is re-evaluated (``Body._refresh_deformed``) until a vertex has moved a
+    cell. Against a full evaluation at every step of a wobbling icosphere (radius 5 cm, h = 5 mm,
+    a 3 mm lopsided swell: the largest vertex displacement passes a cell, so both paths run): the
+    sign of every cell of the box is the same, and every distance within 3 mm (the largest
+    displacement) of the full one, or both beyond the band (4 cells, less 3 mm) where one of them
+    is marked far (±inf). An open surface (the sphere less a cap) is evaluated in full
+    every step: its winding number is not an integer."""
+    from wavesolve.boundary import Body, _region_box
+    from wavesolve.motion import Deforming, VertexTrack
+
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.05)
+    if not closed:
+        mesh = trimesh.Trimesh(mesh.vertices, mesh.faces[mesh.triangles_center[:, 2] < 0.04], process=False)
+    x = mesh.vertices
+    times = np.linspace(0.0, 0.01, 21)
+    swell = 0.003 * np.sin(2 * np.pi * 100 * times)[:, None, None] * (1 + x[None, :, :1] / 0.05) / 2
+    frames = x[None] * (1 + swell / 0.05)
+    geometry = Geometry(mesh, np.zeros(3), np.eye(3))
+    grid = Grid(h=0.005, dt=1e-5, sound_speed=343.0, shape=(40, 40, 40), layer=4, origin=(-0.1, -0.1, -0.1))
+    body = Body(geometry, Deforming(np.zeros(3), np.eye(3), VertexTrack(times, frames)))
+    body.prepare(grid)
+    refreshed = 0
+    for t in np.linspace(0.0, 0.01, 41):
+        state = body.at(t)
+        lo, hi = _region_box(grid, body, state, 2)
+        cached = body._region_cache
+        d = body.region_distance(grid, lo, hi, state)
+        refreshed += body._region_cache is cached and cached is not None
+        full = Body(Geometry(mesh, np.zeros(3), np.eye(3)), Deforming(np.zeros(3), np.eye(3), VertexTrack(times, frames)))
+        full.prepare(grid)
+        full.at(t)
+        want = full.region_distance(grid, lo, hi, state)
+        np.testing.assert_array_equal(d < 0, want < 0)
+        finite = np.isfinite(want) & np.isfinite(d)
+        assert np.all(np.abs(d[finite] - want[finite]) <= 0.003 + 1e-12)
+        far = np.isinf(d) != np.isinf(want)          # beyond the 4-cell band (±inf) in one of them
+        assert np.all(np.minimum(np.abs(d[far]), np.abs(want[far])) >= 4 * grid.h - 0.003)
+    assert (refreshed > 10) if closed else (refreshed == 0 and body._region_cache is None)

@@ -72,6 +72,7 @@ class Body:
         self._band = np.inf
         self._region_cache: tuple | None = None   # (key, state, distances) of the last full evaluation
         self._box_corners: tuple | None = None    # (vertices, (8, 3) corners of their bounding box)
+        self._closed: bool | None = None           # the mesh is watertight (its faces never change)
 
     def prepare(self, grid: Grid) -> None:
         """Precompute what per-step classification needs (the SDF lattice of a moving rigid body)."""
@@ -106,7 +107,9 @@ class Body:
 
         Reuses the last full evaluation of the same box (same world cells): a static body's as it
         is; a moving rigid body's outside the band |d| < δ + h, δ the largest displacement of its
-        bounding box since then (those cells cannot have changed side), until δ reaches a cell.
+        bounding box since then (those cells cannot have changed side), until δ reaches a cell; a
+        deforming closed surface's likewise, δ its vertices' largest displacement
+        (``_refresh_deformed``).
         ``sign_only``: the caller reads only the signs (one object: nothing to pick an owner
         between), so the band is |d| < √3·δ. The lattice is read trilinearly from exact distance
         samples, whose differences along a lattice edge are at most the edge's length, so each
@@ -126,10 +129,14 @@ class Body:
                 np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)[sel if sel is not None else slice(None)])
             centres_d = lambda sel=None: self.signed_distance(centres(sel), state)  # noqa: E731
         cache = self._region_cache
-        if cache is not None and cache[0] == key and not self.motion.deforms:
-            if not self.motion.moves:
+        if cache is not None and cache[0] == key:
+            if self.motion.deforms:
+                d = self._refresh_deformed(cache, grid, state, sign_only, centres_d)
+                if d is not None:
+                    return d
+            elif not self.motion.moves:
                 return cache[2]
-            if self._lattice is not None:
+            elif self._lattice is not None:
                 delta = self._displacement(cache[1], state)
                 if delta < grid.h:
                     band = np.sqrt(3.0) * delta * (1 + 1e-9) + 1e-9 * grid.h if sign_only else delta + grid.h
@@ -137,7 +144,40 @@ class Body:
         d = centres_d().reshape(shape)
         if not self.motion.deforms:
             self._region_cache = (key, state, d)
+        elif self._closed_surface():
+            world = self.geometry.to_world(self.geometry.vertices, state)
+            self._region_cache = (key, world, d, _longest_edge(world, self.geometry.mesh.faces))
         return d
+
+    def _refresh_deformed(self, cache: tuple, grid: Grid, state: RigidState, sign_only: bool,
+                          centres_d) -> np.ndarray | None:
+        """A deforming closed surface's distances on the cached box, re-evaluated only in a band
+        around the cached surface; None once a vertex has moved a cell since the cache was made.
+
+        The cached values are signed nearest-vertex distances d₀ (``approximate_signed_distance_local``:
+        the sign from the winding number, the magnitude at most e₀, the longest edge then, above
+        the distance to the surface). If no vertex moved more than δ, every surface between the
+        two (vertices moved along straight lines) lies within δ of the cached one, so a cell with
+        |d₀| > δ + e₀ never met the surface, and a closed surface's winding number about it, an
+        integer, did not change: its sign stands. Its magnitude is off by at most δ, which only
+        picks owners between objects: as for rigid bodies, a cell beyond δ + e₀ + h keeps it.
+        (Slack 1e-9 for rounding.)"""
+        world = self.geometry.to_world(self.geometry.vertices, state)
+        _, before, d0, e0 = cache
+        delta = float(np.sqrt(np.max(np.sum((world - before) ** 2, axis=1))))
+        if delta >= grid.h:
+            return None
+        band = (delta + e0) * (1 + 1e-9) + 1e-9 * grid.h + (0.0 if sign_only else grid.h)
+        sel = np.flatnonzero(np.abs(d0.reshape(-1)) < band)
+        d = d0.copy()
+        d.reshape(-1)[sel] = centres_d(sel)
+        return d
+
+    def _closed_surface(self) -> bool:
+        """Whether the mesh is closed (watertight; its faces, and so this, never change)."""
+        if self._closed is None:
+            self._closed = bool(self.geometry.mesh.is_watertight)
+        return self._closed
 
     def _displacement(self, a: RigidState, b: RigidState) -> float:
         """Largest distance any point of the body's bounding box moved between states a and b (m)."""
@@ -157,6 +197,12 @@ class Body:
         if self.motion.deforms:
             return self.geometry.approximate_signed_distance_local(local, band=self._band)
         return self.geometry.signed_distance_local(local)[0]
+
+
+def _longest_edge(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """The longest triangle edge (m) of a mesh with these vertices (n, 3) and faces (m, 3)."""
+    tri = vertices[faces]
+    return float(np.sqrt(np.max(np.sum((tri - np.roll(tri, 1, axis=1)) ** 2, axis=2))))
 
 
 @dataclass

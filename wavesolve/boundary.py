@@ -212,7 +212,9 @@ class Classification:
     Attributes:
         solid: True inside an object. owner: index of the object a cell belongs to (−1: none).
         distance: signed distance to the owning (nearest) object; +inf far from all objects
-            (empty from ``GhostCells._locate_one_rigid``, which needs only the signs).
+            (empty from ``GhostCells._locate_one_rigid``, which needs only the signs; with one
+            moving object, the magnitudes away from its surface may be those of an earlier pose:
+            ``Body.region_distance``'s ``sign_only``).
     """
 
     solid: np.ndarray
@@ -232,7 +234,8 @@ def classify(grid: Grid, bodies: list[Body], states: list[RigidState], margin_ce
     for k, (body, state) in enumerate(zip(bodies, states)):
         lo, hi = _region_box(grid, body, state, margin_cells)
         region = tuple(slice(lo[a], hi[a]) for a in range(3))
-        d = body.region_distance(grid, lo, hi, state)
+        # a lone object owns every cell near it: only the signs count
+        d = body.region_distance(grid, lo, hi, state, sign_only=len(bodies) == 1)
         if compiled:
             from .geometry_kernels import merge_region
 

@@ -245,15 +245,15 @@ def test_motion_leaving_the_box_is_refused(write_scene):
         wavesolve.load_scene(path)
 
 
-@pytest.mark.parametrize("closed", [True, False])
-def test_deforming_classification_reuses_its_last_box_only_where_no_side_can_change(closed):
+@pytest.mark.parametrize("closed,sign_only", [(True, False), (True, True), (False, False)])
+def test_deforming_classification_reuses_its_last_box_only_where_no_side_can_change(closed, sign_only):
     """A deforming mesh's cells are classified every step; for a closed surface only a band around
     the last full evaluation is re-evaluated (``Body._refresh_deformed``) until a vertex has moved a
     cell. Against a full evaluation at every step of a wobbling icosphere (radius 5 cm, h = 5 mm,
     a 3 mm lopsided swell: the largest vertex displacement passes a cell, so both paths run): the
     sign of every cell of the box is the same, and every distance within 3 mm (the largest
     displacement) of the full one, or both beyond the band (4 cells, less 3 mm) where one of them
-    is marked far (±inf). An open surface (the sphere less a cap) is evaluated in full
+    is marked far (±inf); asked for signs only (a lone object), the signs. An open surface (the sphere less a cap) is evaluated in full
     every step: its winding number is not an integer."""
     from wavesolve.boundary import Body, _region_box
     from wavesolve.motion import Deforming, VertexTrack
@@ -274,13 +274,15 @@ def test_deforming_classification_reuses_its_last_box_only_where_no_side_can_cha
         state = body.at(t)
         lo, hi = _region_box(grid, body, state, 2)
         cached = body._region_cache
-        d = body.region_distance(grid, lo, hi, state)
+        d = body.region_distance(grid, lo, hi, state, sign_only=sign_only)
         refreshed += body._region_cache is cached and cached is not None
         full = Body(Geometry(mesh, np.zeros(3), np.eye(3)), Deforming(np.zeros(3), np.eye(3), VertexTrack(times, frames)))
         full.prepare(grid)
         full.at(t)
         want = full.region_distance(grid, lo, hi, state)
         np.testing.assert_array_equal(d < 0, want < 0)
+        if sign_only:
+            continue
         finite = np.isfinite(want) & np.isfinite(d)
         assert np.all(np.abs(d[finite] - want[finite]) <= 0.003 + 1e-12)
         far = np.isinf(d) != np.isinf(want)          # beyond the 4-cell band (±inf) in one of them

@@ -165,8 +165,8 @@ class Body:
         world = self.geometry.to_world(self.geometry.vertices, state)
         _, before, d0, e0 = cache
         delta = float(np.sqrt(np.max(np.sum((world - before) ** 2, axis=1))))
-        if delta >= grid.h:
-            return None
+        if delta >= grid.h or delta + e0 >= self._band:   # (±inf marks a nearest vertex beyond _band:
+            return None                                   # such a cell lies more than _band − e₀ away)
         band = (delta + e0) * (1 + 1e-9) + 1e-9 * grid.h + (0.0 if sign_only else grid.h)
         sel = np.flatnonzero(np.abs(d0.reshape(-1)) < band)
         d = d0.copy()

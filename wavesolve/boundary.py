@@ -161,12 +161,13 @@ class Body:
         |d₀| > δ + e₀ never met the surface, and a closed surface's winding number about it, an
         integer, did not change: its sign stands. Its magnitude is off by at most δ, which only
         picks owners between objects: as for rigid bodies, a cell beyond δ + e₀ + h keeps it.
-        (Slack 1e-9 for rounding.)"""
+        A cell marked ±inf (nearest vertex beyond ``_band``) lies more than ``_band`` − e₀ away, so
+        where δ + e₀ reaches ``_band`` the whole box is evaluated again. (Slack 1e-9 for rounding.)"""
         world = self.geometry.to_world(self.geometry.vertices, state)
         _, before, d0, e0 = cache
         delta = float(np.sqrt(np.max(np.sum((world - before) ** 2, axis=1))))
-        if delta >= grid.h or delta + e0 >= self._band:   # (±inf marks a nearest vertex beyond _band:
-            return None                                   # such a cell lies more than _band − e₀ away)
+        if delta >= grid.h or delta + e0 >= self._band:
+            return None
         band = (delta + e0) * (1 + 1e-9) + 1e-9 * grid.h + (0.0 if sign_only else grid.h)
         sel = np.flatnonzero(np.abs(d0.reshape(-1)) < band)
         d = d0.copy()

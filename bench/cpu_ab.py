@@ -97,11 +97,10 @@ def compare(base, n: int, precision: str, calls: int) -> None:
     for name, v in versions.items():
         ms = np.array(v.times) * 1e3
         rows.append((name, ms.min(), np.percentile(ms, 10), np.median(ms), n ** 3 / ms.min() / 1e6))
-    ratio = rows[0][3] / rows[1][3]
+    comparison = {"this": f"{rows[0][3] / rows[1][3]:.3f} | {diff:.1e}", "base": " | "}
     for name, lo, p10, med, rate in rows:
         print(f"| {n}³ | {precision} | {name} | {lo:.2f} / {p10:.2f} / {med:.2f} | {rate:.2f} G | "
-              f"{ratio:.3f} | {diff:.1e} |" if name == "this" else
-              f"| {n}³ | {precision} | {name} | {lo:.2f} / {p10:.2f} / {med:.2f} | {rate:.2f} G | | |")
+              f"{comparison[name]} |")
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 # One lent-GPU session's checks and figures, in order of value, each stage under its own time limit.
 #
 #   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e,ab,
-#                                           tiling,ncu,lvec (default: all but ab, tiling, ncu and lvec)
+#                                           tiling,ncu (default: all but ab, tiling and ncu)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
@@ -76,14 +76,6 @@ if has ncu; then   # the default cell kernel's interior and layer launches on 25
     run 200 ncu ncu --target-processes all -k regex:ws_cell32 --launch-count 2 --section SpeedOfLight \
         --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
         --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum python3 bench/gpu_tiling.py --ncu 256
-fi
-if has lvec; then   # a copy of the package built with layer groups (LAYER_VEC_BUILT = 4): whole steps and real time
-    rm -rf /tmp/ws_lvec && mkdir -p /tmp/ws_lvec && cp -r wavesolve bench scenes shaders /tmp/ws_lvec/ \
-        && sed -i 's/^LAYER_VEC_BUILT = 1$/LAYER_VEC_BUILT = 4/' /tmp/ws_lvec/wavesolve/kernels/cuda_backend.py \
-        && grep -q '^LAYER_VEC_BUILT = 4$' /tmp/ws_lvec/wavesolve/kernels/cuda_backend.py \
-        && run 240 lvec_grid python3 /tmp/ws_lvec/bench/throughput.py --backends cupy --steps 200 --sizes "$grid_sizes" \
-            --grid-only \
-        && run 90 lvec_realtime python3 /tmp/ws_lvec/bench/realtime.py --backend cupy --duration 1.0
 fi
 if has ab && [ -d .ab/base ]; then
     [ "${WS_AB_REALTIME:-1}" = 1 ] && run 90 ab_realtime python3 .ab/base/bench/realtime.py --backend cupy --duration 1.0

@@ -7,9 +7,10 @@ Needs CuPy and a GPU. For each case of bench/gpu_profile.py (the 88³ real-time 
 grids, float32; 256d, 384d: float64), each block size, x chunk (planes an interior thread marches),
 z width (cells an interior thread updates along z, one access of up to 16 bytes) and tile width
 (threads along z; kernels/cuda_backend.py, ``CudaFieldUpdate.set_tiling``), and for z width 1 also
-with the kernel built for width 1 alone (``-DWS_ZVEC_MAX=1``: fewer registers), and with the
-default interior each layer group (cells a layer thread updates along z) with the kernel built for
-groups of up to 4 (``-DWS_LAYER_VEC_MAX=4``, not in the package's build until measured), it
+with the kernel built for width 1 alone (``-DWS_ZVEC_MAX=1``), each with the default layer group
+(cells a layer thread updates along z), and with the default interior each other layer group, and
+the kernel built for groups of 1 alone (``-DWS_LAYER_VEC_MAX=1``: 40 registers instead of 64 in
+float32; the package's build until the sixteenth session), it
 
 - checks the launch bit for bit against the driver's default (same random fields and layer state:
   p⁺, split pressures and the face velocities written, whose buffer is poisoned with NaN first);
@@ -40,10 +41,10 @@ from gpu_profile import _SPIN, CASES, cell_kernel_segments, launch_time  # noqa:
 
 BLOCKS = (128, 256)
 XCHUNKS = (1, 2, 4, 8, 16)
-#: The kernel builds compared: the package's ("all"), one with only the width-1 interior (its
-#: registers), and one with layer groups of up to 4 cells (not in the package's build until measured:
-#: kernels/cuda_backend.py, LAYER_VEC_BUILT). Each: its NVRTC options and its widest layer group.
-BUILDS = {"all": ((), None), "z1": (("-DWS_ZVEC_MAX=1",), None), "layer": (("-DWS_LAYER_VEC_MAX=4",), 4)}
+#: The kernel builds compared: the package's ("all"; layer groups up to kernels/cuda_backend.py's
+#: LAYER_VEC_BUILT), one with only the width-1 interior, and one with only layer groups of 1 (each
+#: fewer registers). Each: its NVRTC options and its widest layer group (None: the package's).
+BUILDS = {"all": ((), None), "z1": (("-DWS_ZVEC_MAX=1",), None), "layer1": (("-DWS_LAYER_VEC_MAX=1",), 1)}
 
 
 def random_state(cupy, sim: Simulation, seed: int = 1) -> dict:
@@ -109,9 +110,11 @@ def sweep(cupy, spin, key: str, rounds: int, repeats: int, top: int) -> None:
     name = f"{update.kernel}_{'f32' if item == 4 else 'f64'}"
     shapes = sorted({(b, x, z, n) for b in BLOCKS + (default[1],) for x in XCHUNKS + (default[2],)
                      for z in update.z_widths for n in (8, 16, 32)})
-    tilings = ([("all", *t, 1) for t in shapes] + [("z1", *t, 1) for t in shapes if t[2] == 1]
-               + [("layer", *t, lv) for t in shapes if t[2] == update.zvec and t[3] == update.lanes
-                  for lv in update.z_widths])
+    lvec = update.lvec
+    usual = [t for t in shapes if t[2] == update.zvec and t[3] == update.lanes]   # the default interior
+    tilings = ([("all", *t, lvec) for t in shapes] + [("z1", *t, lvec) for t in shapes if t[2] == 1]
+               + [("all", *t, lv) for t in usual for lv in update.z_widths if lv != lvec
+                  and lv <= update.launch.layer_vec_max] + [("layer1", *t, 1) for t in usual])
     rows: dict[tuple, list] = {}
     failures = []
     for r in range(rounds):

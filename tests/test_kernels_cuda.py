@@ -132,25 +132,25 @@ def test_field_kernels_equal_reference(launcher, shape, L, dtype, ground, kernel
 def test_layer_groups_need_the_build_and_the_grid(launcher, monkeypatch):
     """A layer group wider than the launcher's build holds, or than nz and the layer's width allow,
     is refused. The driver's default is the widest the grid allows up to the package's GPU build's
-    (LAYER_VEC_BUILT): 1 as shipped; were the build to hold 4, float32 on nz = 24 would get 4,
-    float64 2 (16 bytes), and nz = 22 (not a multiple of 4) 2."""
+    (LAYER_VEC_BUILT, 4 as shipped): float32 on nz = 24 gets 4, float64 2 (16 bytes), and nz = 22
+    (not a multiple of 4) 2; a build of 1 would get 1."""
     grid = make_grid((20, 18, 24), 4)
+    odd = make_grid((20, 18, 22), 4)
     backend = CudaBackend(np, launcher)
+    assert cuda_backend.LAYER_VEC_BUILT == 4
+    for g, dtype, want in ((grid, np.float32, 4), (grid, np.float64, 2), (odd, np.float32, 2)):
+        fast = CudaFieldUpdate(backend, g, AbsorbingLayer(g, 1.2, dtype), dtype)
+        assert fast.lvec == want
+    fast = CudaFieldUpdate(backend, odd, AbsorbingLayer(odd, 1.2, np.float32), np.float32)
+    with pytest.raises(ValueError, match="lvec 4"):
+        fast.set_tiling(64, 3, lvec=4)
     fast = CudaFieldUpdate(backend, grid, AbsorbingLayer(grid, 1.2, np.float32), np.float32)
-    assert fast.lvec == cuda_backend.LAYER_VEC_BUILT == 1
     fast.set_tiling(64, 3, lvec=4)
     monkeypatch.setattr(launcher, "layer_vec_max", 2)
     with pytest.raises(ValueError, match="lvec 4"):
         fast.set_tiling(64, 3, lvec=4)
-    monkeypatch.undo()
-    odd = make_grid((20, 18, 22), 4)
-    fast = CudaFieldUpdate(backend, odd, AbsorbingLayer(odd, 1.2, np.float32), np.float32)
-    with pytest.raises(ValueError, match="lvec 4"):
-        fast.set_tiling(64, 3, lvec=4)
-    monkeypatch.setattr(cuda_backend, "LAYER_VEC_BUILT", 4)
-    for g, dtype, want in ((grid, np.float32, 4), (grid, np.float64, 2), (odd, np.float32, 2)):
-        fast = CudaFieldUpdate(backend, g, AbsorbingLayer(g, 1.2, dtype), dtype)
-        assert fast.lvec == want
+    monkeypatch.setattr(cuda_backend, "LAYER_VEC_BUILT", 1)
+    assert CudaFieldUpdate(backend, grid, AbsorbingLayer(grid, 1.2, np.float32), np.float32).lvec == 1
 
 
 @pytest.mark.parametrize("shape,L,dtype,zvec", [

@@ -60,10 +60,11 @@ XCHUNK_IN_L2 = 8
 ZVEC = (4, 2, 1)
 Z_LANES = (32, 16, 8)
 #: The widest group of layer cells along z a thread updates (16-byte accesses like the interior's,
-#: kernels/cuda/fdtd.cuh, ws_layer_cells) that CupyLauncher builds into the kernel, and the driver's
-#: default group. Wider groups cost every path of the kernel registers (float32: 40 → 64) and are not
-#: yet measured on a GPU; the host build and bench/gpu_tiling.py build them (``layer_vec_max``).
-LAYER_VEC_BUILT = 1
+#: kernels/cuda/fdtd.cuh, ws_layer_cells) that CupyLauncher builds into the kernel; the driver's
+#: default group is the widest the grid allows up to it. Groups of 4 cost every path of the kernel
+#: registers (float32: 40 → 64) but took a quarter off the layer and made whole steps 14–17 % (float32) and
+#: 5–6 % (float64) faster on 256³ and 384³ (H200, bench/RESULTS.md); bench/gpu_tiling.py builds 1 too.
+LAYER_VEC_BUILT = 4
 #: Largest element count the 32-bit cell kernel (ws_cell32) indexes.
 INDEX32_LIMIT = 2**31 - 1
 #: Listener samples kept on the device before one copy back to the host.

@@ -35,8 +35,8 @@ typedef long long ws_idx;
 // layer group (ws_layer_cells): each width's code holds its own registers, and the kernel runs with
 // the most any of its paths needs (nvcc -Xptxas -v, sm_90, float32 / float64: 40 / 48 with interior
 // widths up to 4 and layer groups of 1; 48 / 64 with layer groups up to 2, 64 / 64 up to 4). The
-// package's GPU build leaves wider layer groups out until they are measured
-// (cuda_backend.LAYER_VEC_BUILT); the host build has them all; bench/gpu_tiling.py builds both.
+// package's GPU build has groups up to 4 (cuda_backend.LAYER_VEC_BUILT: faster on an H200 despite the
+// registers), as has the host build; bench/gpu_tiling.py also builds 1.
 #ifndef WS_ZVEC_MAX
 #define WS_ZVEC_MAX 4
 #endif

@@ -200,6 +200,66 @@ def test_peak_finds_the_largest_magnitude_anywhere(size):
             assert numba_backend.peak(q) == 7.5
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_close_update_equals_numpy(tmp_path, precision):
+    """The numba backend's closing pass in one compiled call (the thin-part correction
+    out += λ²(p_back − p_g) at a plate one cell thick, then the solid cells held at zero) against
+    NumPy's (np.add.at, then the zeroing): bit for bit, as both round λ²(p_back − p_g) from float64
+    to the field's dtype and add in link order; random fields and back values. Then the same links
+    with each fluid cell listed twice more (a cell between two thin parts is corrected once per
+    link: np.add.at accumulates)."""
+    (tmp_path / "plate.toml").write_text(f"""
+[simulation]
+duration = 0.001
+cell_size = 0.005
+precision = "{precision}"
+[domain]
+size = 0.2
+[[objects]]
+name = "plate"
+mesh = {{ primitive = "box", size = [0.1, 0.1, 0.005] }}
+position = [0.0013, 0.0017, 0.0011]
+[[objects.shaders]]
+type = "prescribed"
+pattern = "translate"
+direction = [0.0, 0.0, 1.0]
+signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
+[[listeners]]
+name = "above"
+position = [0.02, 0.01, 0.05]
+""")
+    from wavesolve import load_scene
+
+    sim = Simulation(load_scene(tmp_path / "plate.toml"), backend="numpy")
+    ghosts = sim.ghosts
+    fluid, _, _, back_values = ghosts.thin_links()
+    assert len(fluid) > 50
+    rng = np.random.default_rng(8)
+    back_values[:] = rng.normal(size=back_values.shape)
+    p = rng.normal(size=sim.p.shape).astype(sim.dtype)
+    before = rng.normal(size=sim.p.shape).astype(sim.dtype)
+    solid = sim._hold_zero
+    assert len(solid) > 0
+    outs = []
+    for backend in ("numba", "numpy"):
+        out = before.copy()
+        resolve_backend(backend).close_update(ghosts, p, out, sim._lam2, solid)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert np.count_nonzero(outs[0] != before) > len(solid)     # corrected cells besides the zeroed
+    # repeated links: three per fluid cell, through different ghost cells and back values
+    order = rng.permutation(3 * len(fluid))
+    ghosts._link_fluid = np.tile(fluid, 3)[order]
+    ghosts._link_row = np.tile(ghosts._link_row, 3)[order]
+    ghosts._link_cell = rng.permutation(np.tile(ghosts._link_cell, 3))
+    outs = []
+    for backend in ("numba", "numpy"):
+        out = before.copy()
+        resolve_backend(backend).close_update(ghosts, p, out, sim._lam2, solid)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_peak_zero_cells_and_mirror_floor_equal_numpy(dtype):
     """The numba backend's max |p| (the instability check), solid-cell zeroing and the floor's

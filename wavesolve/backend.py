@@ -153,6 +153,11 @@ class NumbaBackend(Backend):
 
         zero_cells(a.reshape(-1), index)
 
+    def close_update(self, ghosts, p: Any, out: Any, lam2: float, solid: Any) -> None:
+        from .kernels.cpu import close_cells
+
+        close_cells(out.reshape(-1), p.reshape(-1), *ghosts.thin_links(), float(lam2), solid)
+
     def mirror_floor(self, p: Any, grid) -> None:
         from .kernels.cpu import mirror_floor
 

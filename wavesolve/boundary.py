@@ -572,12 +572,20 @@ class GhostCells:
                 p.reshape(-1)[self.index] = values[:n]
             self._back_values = values[n:]
 
+    def thin_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The one-cell-thick parts' links, (l,) each: the flat fluid cells to correct, the index of
+        each one's back value in ``back_values`` (the last step's far-side pressures, (n_back,) Pa),
+        and the flat ghost cell whose front value its stencil read; then ``back_values``."""
+        return self._link_fluid, self._link_row - len(self.index), self._link_cell, self._back_values
+
     def correct_thin_parts(self, p: np.ndarray, out: np.ndarray, lam2: float) -> None:
         """After the field update: far-side neighbours of one-cell-thick parts saw the cell's
-        front value in their 7-point stencil; replace it by the back value: out += λ²(p_back − p_g)."""
-        if len(self._link_fluid):
-            delta = lam2 * (self._back_values[self._link_row - len(self.index)] - p.reshape(-1)[self._link_cell])
-            np.add.at(out.reshape(-1), self._link_fluid, delta.astype(out.dtype))
+        front value in their 7-point stencil; replace it by the back value: out += λ²(p_back − p_g),
+        in float64 rounded to out's dtype, added in link order."""
+        fluid, back_row, cell, back_values = self.thin_links()
+        if len(fluid):
+            delta = lam2 * (back_values[back_row] - p.reshape(-1)[cell])
+            np.add.at(out.reshape(-1), fluid, delta.astype(out.dtype))
 
     def apply_fresh_previous(self, p_prev: np.ndarray, accel_prev: np.ndarray, density: float) -> None:
         """Give fresh cells their previous-step pressure, extrapolated from ``p_prev`` the same way."""

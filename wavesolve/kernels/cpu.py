@@ -368,6 +368,19 @@ def zero_cells(a, index):
         a[index[n]] = 0
 
 
+@njit(parallel=True, cache=True)
+def close_cells(out, p, fluid, back_row, cell, back_values, lam2, solid):
+    """On flat fields: out[fluid[r]] += λ²(back_values[back_row[r]] − p[cell[r]]) for each link r in
+    order, in float64 rounded to out's dtype (GhostCells.correct_thin_parts), then out[solid] = 0
+    (Backend.close_update in one call)."""
+    delta = np.empty(1, out.dtype)
+    for r in range(fluid.size):
+        delta[0] = lam2 * (back_values[back_row[r]] - p[cell[r]])
+        out[fluid[r]] += delta[0]
+    for n in prange(solid.size):
+        out[solid[n]] = 0
+
+
 @njit(cache=True)
 def _masked_max(bits, start, stop, magnitude):
     """max of bits[n] & magnitude over start <= n < stop (0 for an empty range)."""

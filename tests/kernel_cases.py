@@ -112,3 +112,32 @@ def compare_travelling(tmp_path, precision: str, backend) -> None:
     np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.max(np.abs(a)))
     p = sims[1].engine.to_host(sims[1].p)
     np.testing.assert_allclose(p, sims[0].p, rtol=0, atol=tol * np.max(np.abs(sims[0].p)))
+
+
+def plate_scene(precision: str, motion: str = "") -> str:
+    """Scene text: a plate one cell thick (5 mm at h = 5 mm) shaken along its normal, off the
+    grid's planes, with listeners above and below it; ``motion`` an optional motion line (a spin)."""
+    return f"""
+[simulation]
+duration = 0.001
+cell_size = 0.005
+precision = "{precision}"
+[domain]
+size = 0.24
+[[objects]]
+name = "plate"
+mesh = {{ primitive = "box", size = [0.12, 0.12, 0.005] }}
+position = [0.0013, 0.0017, 0.0011]
+{motion}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "translate"
+direction = [0.0, 0.0, 1.0]
+signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
+[[listeners]]
+name = "above"
+position = [0.02, 0.01, 0.05]
+[[listeners]]
+name = "below"
+position = [0.02, 0.01, -0.05]
+"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from kernel_cases import (SHAPES, assert_close, assert_layers_close, compare_travelling, copy_layer, make_grid,
-                          poison_layer_cells, random_state)
+                          plate_scene, poison_layer_cells, random_state)
 
 from wavesolve.backend import BACKENDS, BackendError, resolve_backend
 from wavesolve.kernels.reference import ReferenceUpdate
@@ -208,26 +208,7 @@ def test_close_update_equals_numpy(tmp_path, precision):
     to the field's dtype and add in link order; random fields and back values. Then the same links
     with each fluid cell listed twice more (a cell between two thin parts is corrected once per
     link: np.add.at accumulates)."""
-    (tmp_path / "plate.toml").write_text(f"""
-[simulation]
-duration = 0.001
-cell_size = 0.005
-precision = "{precision}"
-[domain]
-size = 0.2
-[[objects]]
-name = "plate"
-mesh = {{ primitive = "box", size = [0.1, 0.1, 0.005] }}
-position = [0.0013, 0.0017, 0.0011]
-[[objects.shaders]]
-type = "prescribed"
-pattern = "translate"
-direction = [0.0, 0.0, 1.0]
-signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
-[[listeners]]
-name = "above"
-position = [0.02, 0.01, 0.05]
-""")
+    (tmp_path / "plate.toml").write_text(plate_scene(precision))
     from wavesolve import load_scene
 
     sim = Simulation(load_scene(tmp_path / "plate.toml"), backend="numpy")
@@ -240,24 +221,21 @@ position = [0.02, 0.01, 0.05]
     before = rng.normal(size=sim.p.shape).astype(sim.dtype)
     solid = sim._hold_zero
     assert len(solid) > 0
-    outs = []
-    for backend in ("numba", "numpy"):
+
+    def closed(backend: str) -> np.ndarray:
         out = before.copy()
         resolve_backend(backend).close_update(ghosts, p, out, sim._lam2, solid)
-        outs.append(out)
-    np.testing.assert_array_equal(outs[0], outs[1])
-    assert np.count_nonzero(outs[0] != before) > len(solid)     # corrected cells besides the zeroed
+        return out
+
+    fast = closed("numba")
+    np.testing.assert_array_equal(fast, closed("numpy"))
+    assert np.count_nonzero(fast != before) > len(solid)     # corrected cells besides the zeroed
     # repeated links: three per fluid cell, through different ghost cells and back values
     order = rng.permutation(3 * len(fluid))
     ghosts._link_fluid = np.tile(fluid, 3)[order]
     ghosts._link_row = np.tile(ghosts._link_row, 3)[order]
     ghosts._link_cell = rng.permutation(np.tile(ghosts._link_cell, 3))
-    outs = []
-    for backend in ("numba", "numpy"):
-        out = before.copy()
-        resolve_backend(backend).close_update(ghosts, p, out, sim._lam2, solid)
-        outs.append(out)
-    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(closed("numba"), closed("numpy"))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -18,8 +18,8 @@ import types
 import numpy as np
 import pytest
 from conftest import SCENES
-from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, make_grid, poison_layer_cells,
-                          random_state)
+from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, make_grid, plate_scene,
+                          poison_layer_cells, random_state)
 
 from wavesolve import load_scene
 from wavesolve.absorbing import AbsorbingLayer
@@ -438,32 +438,8 @@ def test_cuda_driver_handles_one_cell_thick_parts(request, where, precision, mov
     through the device kernels (host build, or CuPy on a GPU) and must match the NumPy reference; tolerances as in
     test_cuda_driver_follows_moving_objects (the links' adds may differ in order on a GPU)."""
     motion = 'motion = { type = "spin", axis = [0.3, 1.0, 0.2], rate = 20.0 }' if moving else ""
-    text = f"""
-[simulation]
-duration = 0.001
-cell_size = 0.005
-precision = "{precision}"
-[domain]
-size = 0.24
-[[objects]]
-name = "plate"
-mesh = {{ primitive = "box", size = [0.12, 0.12, 0.005] }}
-position = [0.0013, 0.0017, 0.0011]
-{motion}
-[[objects.shaders]]
-type = "prescribed"
-pattern = "translate"
-direction = [0.0, 0.0, 1.0]
-signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
-[[listeners]]
-name = "above"
-position = [0.02, 0.01, 0.05]
-[[listeners]]
-name = "below"
-position = [0.02, 0.01, -0.05]
-"""
     path = tmp_path / "plate.toml"
-    path.write_text(text)
+    path.write_text(plate_scene(precision, motion))
     ref, _ = _compare_step_by_step(load_scene(path), _driver(request, where), precision, 60)
     assert ref.ghosts.n_back > 50 and len(ref.ghosts._link_fluid) > 50
 

@@ -8,6 +8,7 @@ from scipy.io import wavfile
 
 import wavesolve
 from wavesolve.constants import DEFAULT_LAYER_CELLS, WAV_PEAK_DBFS
+from wavesolve.grid import Z_CELLS_MULTIPLE
 
 SCENE = """
 [simulation]
@@ -107,7 +108,8 @@ def test_info_prints_cost_without_running(ran, cli):
     for word in ("grid", "steps", "memory", "estimate"):
         assert word in proc.stdout
     n = 30 + 2 * DEFAULT_LAYER_CELLS                # 0.3 m / 1 cm = 30 cells, plus the layer on both sides
-    assert f"{n} x {n} x {n}" in proc.stdout
+    nz = -(-n // Z_CELLS_MULTIPLE) * Z_CELLS_MULTIPLE   # along z padded at the top (wavesolve.grid)
+    assert f"{n} x {n} x {nz}" in proc.stdout
 
 
 def test_python_api_round_trip(ran, tmp_path):

@@ -13,6 +13,13 @@ import numpy as np
 
 from .constants import DEFAULT_COURANT
 
+#: A scene's grid has a multiple of this many cells along z, the interior padded with up to 3
+#: cells of air at its top (``Grid.build``): then every row of the field starts on a 16-byte
+#: boundary, which the GPU's cell kernel needs for its widest accesses (kernels/cuda_backend.py,
+#: ZVEC and LAYER_VEC_BUILT; 1 cell a thread instead of 4 made float32 steps about a fifth slower
+#: on an H200, bench/RESULTS.md, fifteenth and sixteenth sessions).
+Z_CELLS_MULTIPLE = 4
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -48,14 +55,19 @@ class Grid:
         courant: float | None = None,
         step_rate: float | None = None,
         ground_height: float | None = None,
+        z_multiple: int = 1,
     ) -> "Grid":
         """Grid whose interior covers ``size`` (m, rounded up to whole cells) around ``center``.
 
         With ``ground_height`` the interior's bottom face is placed exactly at that z (a rigid floor).
+        With ``z_multiple`` the grid's cells along z are padded to a multiple of it by cells of air
+        added at the interior's top: the cells (and so every object's) stay where the unpadded grid
+        has them.
         """
         interior = np.maximum(np.ceil(np.asarray(size, dtype=np.float64) / h - 1e-9).astype(int), 4)
-        shape = tuple(int(n) + 2 * layer for n in interior)
         origin = np.asarray(center, dtype=np.float64) - (interior / 2.0 + layer - 0.5) * h
+        interior[2] += -(interior[2] + 2 * layer) % z_multiple
+        shape = tuple(int(n) + 2 * layer for n in interior)
         if ground_height is not None:
             origin[2] = ground_height + (0.5 - layer) * h
         if step_rate is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
 from .errors import SceneError, SceneErrors
-from .grid import Grid
+from .grid import Z_CELLS_MULTIPLE, Grid
 from .meshes import Geometry, mesh_for_key, quaternion_matrix
 from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
                      read_keyframes, read_vertex_frames)
@@ -248,7 +248,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                 "half the box's z size)"))
     grid = Grid.build(np.asarray(config.domain.center), size, h, c, config.domain.absorbing_layer,
                       courant=sim.courant if sim.step_rate is None else None,
-                      step_rate=sim.step_rate, ground_height=ground)
+                      step_rate=sim.step_rate, ground_height=ground, z_multiple=Z_CELLS_MULTIPLE)
     if sim.sample_rate / 2 > grid.step_rate / 2:
         errors.append(SceneError(file, "simulation.sample_rate",
                                  f"output rate {sim.sample_rate:g} Hz is above the step rate {grid.step_rate:.1f} Hz",

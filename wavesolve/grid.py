@@ -16,8 +16,8 @@ from .constants import DEFAULT_COURANT
 #: A scene's grid has a multiple of this many cells along z, the interior padded with up to 3
 #: cells of air at its top (``Grid.build``): then every row of the field starts on a 16-byte
 #: boundary, which the GPU's cell kernel needs for its widest accesses (kernels/cuda_backend.py,
-#: ZVEC and LAYER_VEC_BUILT; 1 cell a thread instead of 4 made float32 steps about a fifth slower
-#: on an H200, bench/RESULTS.md, fifteenth and sixteenth sessions).
+#: ZVEC and LAYER_VEC_BUILT; on an H200, 4 cells a thread instead of 1 made the float32 interior
+#: about 18 % and the layer about 25 % faster, bench/RESULTS.md, fifteenth and sixteenth sessions).
 Z_CELLS_MULTIPLE = 4
 
 
@@ -61,8 +61,8 @@ class Grid:
 
         With ``ground_height`` the interior's bottom face is placed exactly at that z (a rigid floor).
         With ``z_multiple`` the grid's cells along z are padded to a multiple of it by cells of air
-        added at the interior's top: the cells (and so every object's) stay where the unpadded grid
-        has them.
+        added at the interior's top: every cell, and so every object's discretisation, stays where
+        the unpadded grid has it.
         """
         interior = np.maximum(np.ceil(np.asarray(size, dtype=np.float64) / h - 1e-9).astype(int), 4)
         origin = np.asarray(center, dtype=np.float64) - (interior / 2.0 + layer - 0.5) * h

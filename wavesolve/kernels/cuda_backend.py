@@ -255,9 +255,9 @@ class DeviceGhostCells(_HostAttributes):
         to = backend.asarray
         i64 = np.int64
         self.back = backend.xp.zeros(max(ghosts.n_back, 1), dtype=np.float64)
-        links = len(ghosts._link_fluid)
-        self._links = (to(ghosts._link_fluid.astype(i64)), to((ghosts._link_row - n_front).astype(i64)),
-                       to(ghosts._link_cell.astype(i64)), links) if links else None
+        fluid, back_row, cell, _ = ghosts.thin_links()
+        self._links = (to(fluid.astype(i64)), to(back_row.astype(i64)), to(cell.astype(i64)),
+                       len(fluid)) if len(fluid) else None
         if ghosts.moving:
             # rebuilt every step: the host solves the system (as on the CPU) from the fluid values its
             # stencils read, copied down, and the solution goes back up; inverting it for the

@@ -34,12 +34,19 @@ changes a value by less than the smallest normal number. Constants are passed in
 dtype so float32 stays float32.
 The data layout is the layer's packed form (``AbsorbingLayer.p_aux``, ``v_aux``, ``slab_desc``,
 ``face_desc``, coefficient profiles), the CUDA kernels' too, but for the z-slabs' storage order.
+
+The loops index the flat arrays at offsets cast to ``uint64``, not through slices. A slice is a new
+array object: Numba counts references to its buffer (an atomic add on creation, another on release,
+on a counter both threads share), and a layer row made about twenty of them. An unsigned index also
+spares the check for negative indices, which would keep the loops from vectorising. Bit for bit the
+same result; on the 2-core VM the field update took 6–16 % less (88³ and 200³, bench/RESULTS.md,
+seventeenth session). Which of the two effects weighs more was not isolated.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 # Threads: Numba's own choice of threading layer (TBB if installed, else OpenMP, else workqueue;
 # NUMBA_THREADING_LAYER overrides). OpenMP's threads wait for the next parallel call by spinning a
@@ -54,18 +61,12 @@ from .subnormals import flush_subnormals, restore_subnormals
 
 
 @njit(cache=True, inline="always")
-def _split_pressure(q, A, C, v_hi, v_lo, n):
-    """pₐ⁺ = A pₐ − C (v[i+1] − v[i]) in place on n split pressures ``q`` (A, C scalars: the
-    coefficients of an axis across the row)."""
+def _split_pressure(p_aux, q, A, C, v_aux, hi, lo, n):
+    """pₐ⁺ = A pₐ − C (v[i+1] − v[i]) in place on the n split pressures p_aux[q…] (A, C scalars:
+    the coefficients of an axis across the row), from the faces v_aux[hi…] and v_aux[lo…]."""
     for k in range(n):
-        q[k] = q[k] * A - C * (v_hi[k] - v_lo[k])
-
-
-@njit(cache=True, inline="always")
-def _split_pressure_along(q, A, C, v_hi, v_lo, n):
-    """As :func:`_split_pressure`, with per-cell coefficients ``A``, ``C`` (n,) (the axis along the row)."""
-    for k in range(n):
-        q[k] = q[k] * A[k] - C[k] * (v_hi[k] - v_lo[k])
+        e = uint64(q + k)
+        p_aux[e] = p_aux[e] * A - C * (v_aux[uint64(hi + k)] - v_aux[uint64(lo + k)])
 
 
 @njit(cache=True, inline="always")
@@ -78,40 +79,36 @@ def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
     lin = (li * n1 + lj) * n2
-    qx = p_aux[p_off + lin:p_off + lin + n2]
-    qy = p_aux[p_off + cells + lin:p_off + cells + lin + n2]
+    qx = p_off + lin
+    qy = p_off + cells + lin
     vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
     vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
     vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
-    o0 = (i * ny + j) * nz + lo2
-    o = out[o0:o0 + n2]
-    pc = p[o0:o0 + n2]
+    o = (i * ny + j) * nz + lo2
     for k in range(n2):
-        o[k] = (pc[k] - qx[k]) - qy[k]
-    _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n1 * n2:vx + n1 * n2 + n2], v_aux[vx:vx + n2], n2)
-    _split_pressure(qy, cell_A[nx + j], cell_C[nx + j], v_aux[vy + n2:vy + 2 * n2], v_aux[vy:vy + n2], n2)
-    az = cell_A[nx + ny + lo2:nx + ny + lo2 + n2]
-    cz = cell_C[nx + ny + lo2:nx + ny + lo2 + n2]
-    vz_hi = v_aux[vz + 1:vz + 1 + n2]
-    vz_lo = v_aux[vz:vz + n2]
+        out[uint64(o + k)] = (p[uint64(o + k)] - p_aux[uint64(qx + k)]) - p_aux[uint64(qy + k)]
+    _split_pressure(p_aux, qx, cell_A[i], cell_C[i], v_aux, vx + n1 * n2, vx, n2)
+    _split_pressure(p_aux, qy, cell_A[nx + j], cell_C[nx + j], v_aux, vy + n2, vy, n2)
+    a = nx + ny + lo2
     for k in range(n2):
-        o[k] = (qx[k] + qy[k]) + (o[k] * az[k] - cz[k] * (vz_hi[k] - vz_lo[k]))
+        e = uint64(o + k)
+        out[e] = (p_aux[uint64(qx + k)] + p_aux[uint64(qy + k)]) + (
+            out[e] * cell_A[uint64(a + k)] - cell_C[uint64(a + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
 
 
 @njit(cache=True, inline="always")
 def _faces_across(p, v_aux, q, A, B, c, stride, rigid, m):
     """v⁺ on m faces v_aux[q…] between cells p[c…] and p[c − stride…]; a rigid wall (A = B = 0)
     takes a zero pressure difference, as in the reference."""
-    v = v_aux[q:q + m]
     if rigid:
         zero = B - B
         for f in range(m):
-            v[f] = v[f] * A - B * zero
+            e = uint64(q + f)
+            v_aux[e] = v_aux[e] * A - B * zero
         return
-    pc = p[c:c + m]
-    pb = p[c - stride:c - stride + m]
     for f in range(m):
-        v[f] = v[f] * A - B * (pc[f] - pb[f])
+        e = uint64(q + f)
+        v_aux[e] = v_aux[e] * A - B * (p[uint64(c + f)] - p[uint64(c - stride + f)])
 
 
 @njit(cache=True, inline="always")
@@ -143,111 +140,114 @@ def _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, upper_x, rest):
     if first == 1:
         v_aux[q] = v_aux[q] * face_A[fz] - face_B[fz] * (face_B[fz] - face_B[fz])
     # interior z-faces f = first … last−1: between cells c + f − 1 and c + f
-    v = v_aux[q + first:q + last]
-    fa = face_A[fz + first:fz + last]
-    fb = face_B[fz + first:fz + last]
-    pc = p[c + first:c + last]
-    pb = p[c + first - 1:c + last - 1]
-    for f in range(last - first):
-        v[f] = v[f] * fa[f] - fb[f] * (pc[f] - pb[f])
+    for f in range(first, last):
+        e = uint64(q + f)
+        v_aux[e] = v_aux[e] * face_A[uint64(fz + f)] - face_B[uint64(fz + f)] * (p[uint64(c + f)] - p[uint64(c + f - 1)])
     if last == n2:
         v_aux[q + n2] = v_aux[q + n2] * face_A[fz + n2] - face_B[fz + n2] * (face_B[fz + n2] - face_B[fz + n2])
 
 
+@njit(cache=True, inline="always")
+def _tile_row(nx, L, W, s, g, kk):
+    """Flat offset of row kk of z-slab s's tile of x-plane g in ``FusedUpdate.tiles`` (2, nx, L + 2, W)."""
+    return (((s - 4) * nx + g) * (L + 2) + kk) * W
+
+
 @njit(cache=True)
-def _z_slab_tile(p, t, nx, ny, nz, i, j0, k0):
-    """t[kk, jj] = p[i, j0 + jj, k0 + kk] for the (nk, nj) buffer ``t``, from the flat field ``p``,
-    k clamped to [0, nz): a row past a rigid outer face repeats its neighbour (zero difference
-    across the face). Rows along y are strided reads (k outer: measured fastest)."""
-    nk, nj = t.shape
-    for kk in range(nk):
+def _z_slab_tile(p, tiles, nx, ny, nz, L, s, i, k0):
+    """Tile row kk of z-slab s and x-plane i: p[i, L − 1 + jj, k0 + kk] for jj < W = ny − 2L + 2, from
+    the flat field ``p``, k clamped to [0, nz): a row past a rigid outer face repeats its neighbour
+    (zero difference across the face). Rows along y are strided reads (k outer: measured fastest)."""
+    W = ny - 2 * L + 2
+    for kk in range(L + 2):
         k = min(max(k0 + kk, 0), nz - 1)
-        row = t[kk]
-        base = (i * ny + j0) * nz + k
-        for jj in range(nj):
-            row[jj] = p[base + jj * nz]
+        row = _tile_row(nx, L, W, s, i, kk)
+        base = (i * ny + L - 1) * nz + k
+        for jj in range(W):
+            tiles[uint64(row + jj)] = p[uint64(base + jj * nz)]
 
 
 @njit(cache=True)
-def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest):
+def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, L, i, upper_x, rest):
     """v⁺ in place on faces of x-plane i of z-slab s (stored y fastest), as rows along y: its upper
     x-faces if ``upper_x``; with ``rest``, its lower x-faces on the slab's first plane and all of
-    its y- and z-faces. ``tiles[g]`` holds plane g's pressures (z, y) with one extra row on each
-    side (``_z_slab_tile``)."""
+    its y- and z-faces. ``tiles`` holds each plane's pressures (z, y) with one extra row and column
+    on each side (``_z_slab_tile``)."""
     lo0, lo1, lo2, n1, n2 = sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 5], sd[s, 6]
     li = i - lo0
-    t = tiles[i]
+    W = ny - 2 * L + 2
     for u in range(2):                                          # x-faces li, li + 1: (n0+1, n2, n1)
         if (u == 0 and not (rest and li == 0)) or (u == 1 and not upper_x):
             continue
         g = i + u
         a, b = face_A[g], face_B[g]
-        hi, lo = tiles[g], tiles[g - 1]
         for lk in range(n2):
             q = sd[s, 7] + ((li + u) * n2 + lk) * n1
-            v = v_aux[q:q + n1]
-            pc = hi[lk + 1, 1:n1 + 1]
-            pb = lo[lk + 1, 1:n1 + 1]
+            hi = _tile_row(nx, L, W, s, g, lk + 1) + 1
+            lo = _tile_row(nx, L, W, s, g - 1, lk + 1) + 1
             for jj in range(n1):
-                v[jj] = v[jj] * a - b * (pc[jj] - pb[jj])
+                e = uint64(q + jj)
+                v_aux[e] = v_aux[e] * a - b * (tiles[uint64(hi + jj)] - tiles[uint64(lo + jj)])
     if not rest:
         return
-    fy = nx + 1
-    fa = face_A[fy + lo1:fy + lo1 + n1 + 1]
-    fb = face_B[fy + lo1:fy + lo1 + n1 + 1]
+    fy = nx + 1 + lo1
     for lk in range(n2):                                        # y-faces: (n0, n2, n1+1)
         q = sd[s, 8] + (li * n2 + lk) * (n1 + 1)
-        v = v_aux[q:q + n1 + 1]
-        pc = t[lk + 1, 1:n1 + 2]
-        pb = t[lk + 1, 0:n1 + 1]
+        r = _tile_row(nx, L, W, s, i, lk + 1)
         for jj in range(n1 + 1):
-            v[jj] = v[jj] * fa[jj] - fb[jj] * (pc[jj] - pb[jj])
+            e = uint64(q + jj)
+            v_aux[e] = v_aux[e] * face_A[uint64(fy + jj)] - face_B[uint64(fy + jj)] * (
+                tiles[uint64(r + 1 + jj)] - tiles[uint64(r + jj)])
     fz = nx + ny + 2 + lo2
     for lk in range(n2 + 1):                                    # z-faces: (n0, n2+1, n1)
         q = sd[s, 9] + (li * (n2 + 1) + lk) * n1
-        v = v_aux[q:q + n1]
         a, b = face_A[fz + lk], face_B[fz + lk]
-        pc = t[lk + 1, 1:n1 + 1]
-        pb = t[lk, 1:n1 + 1]
+        hi = _tile_row(nx, L, W, s, i, lk + 1) + 1
+        lo = _tile_row(nx, L, W, s, i, lk) + 1
         for jj in range(n1):
-            v[jj] = v[jj] * a - b * (pc[jj] - pb[jj])
+            e = uint64(q + jj)
+            v_aux[e] = v_aux[e] * a - b * (tiles[uint64(hi + jj)] - tiles[uint64(lo + jj)])
 
 
 @njit(cache=True)
-def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, t):
-    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into a
-    (z, y) tile, p_z = (p − pₓ) − p_y taken from the plane's pressure tile ``t`` (``_z_slab_tile``);
-    then the tile into ``out``, each y's run of z cells at once (a pass per z row, each writing one
-    value into each of the plane's lines, took 0.63 ms instead of 0.47 on 200³)."""
+def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tiles, scratch):
+    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into
+    plane i's (z, y) block of ``scratch`` (nx, L, ny − 2L), p_z = (p − pₓ) − p_y taken from the
+    plane's pressure tile (``_z_slab_tile``); then the block into ``out``, each y's run of z cells at
+    once (a pass per z row, each writing one value into each of the plane's lines, took 0.63 ms
+    instead of 0.47 on 200³)."""
     p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
     li = i - lo0
     cells = n0 * n1 * n2
-    ay = cell_A[nx + lo1:nx + lo1 + n1]
-    cy = cell_C[nx + lo1:nx + lo1 + n1]
-    o = np.empty((n2, n1), out.dtype)
+    W = ny - 2 * L + 2
+    ay = nx + lo1
     for lk in range(n2):
         r = (li * n2 + lk) * n1
-        qx = p_aux[p_off + r:p_off + r + n1]
-        qy = p_aux[p_off + cells + r:p_off + cells + r + n1]
+        qx = p_off + r
+        qy = p_off + cells + r
         vx = sd[s, 7] + r                                       # faces li, li+1 of (n0+1, n2, n1)
         vy = sd[s, 8] + (li * n2 + lk) * (n1 + 1)               # (n0, n2, n1+1)
         vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
-        row = o[lk]
-        pc = t[lk + 1, 1:n1 + 1]
+        o = (i * L + lk) * n1
+        t = _tile_row(nx, L, W, s, i, lk + 1) + 1
         for jj in range(n1):
-            row[jj] = (pc[jj] - qx[jj]) - qy[jj]
-        _split_pressure(qx, cell_A[i], cell_C[i], v_aux[vx + n2 * n1:vx + n2 * n1 + n1], v_aux[vx:vx + n1], n1)
-        _split_pressure_along(qy, ay, cy, v_aux[vy + 1:vy + 1 + n1], v_aux[vy:vy + n1], n1)
+            scratch[uint64(o + jj)] = (tiles[uint64(t + jj)] - p_aux[uint64(qx + jj)]) - p_aux[uint64(qy + jj)]
+        _split_pressure(p_aux, qx, cell_A[i], cell_C[i], v_aux, vx + n2 * n1, vx, n1)
+        for jj in range(n1):
+            e = uint64(qy + jj)
+            p_aux[e] = p_aux[e] * cell_A[uint64(ay + jj)] - cell_C[uint64(ay + jj)] * (
+                v_aux[uint64(vy + 1 + jj)] - v_aux[uint64(vy + jj)])
         az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
-        vz_hi = v_aux[vz + n1:vz + 2 * n1]
-        vz_lo = v_aux[vz:vz + n1]
         for jj in range(n1):
-            row[jj] = (qx[jj] + qy[jj]) + (row[jj] * az - cz * (vz_hi[jj] - vz_lo[jj]))
+            e = uint64(o + jj)
+            scratch[e] = (p_aux[uint64(qx + jj)] + p_aux[uint64(qy + jj)]) + (
+                scratch[e] * az - cz * (v_aux[uint64(vz + n1 + jj)] - v_aux[uint64(vz + jj)]))
     base = (i * ny + lo1) * nz + lo2
+    block = i * L * n1
     for jj in range(n1):
-        dst = out[base + jj * nz:base + jj * nz + n2]
+        dst = base + jj * nz
         for lk in range(n2):
-            dst[lk] = o[lk, jj]
+            out[uint64(dst + lk)] = scratch[uint64(block + lk * n1 + jj)]
 
 
 @njit(cache=True, inline="always")
@@ -273,7 +273,7 @@ def _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, u
         _face_row(p, v_aux, face_A, face_B, sd, s, nx, ny, nz, i, j, upper_x, rest)
     if z_slabs and not x_slab:
         for s in range(first, 6):
-            _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, upper_x, rest)
+            _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, L, i, upper_x, rest)
 
 
 @njit(cache=True, inline="always")
@@ -282,19 +282,23 @@ def _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i):
     L − 1 … nx − L (the z-slabs' planes and one on each side, for their x-faces)."""
     if L - 1 <= i <= nx - L:
         for s in range(first, 6):
-            _z_slab_tile(p, tiles[s - 4, i], nx, ny, nz, i, L - 1, sd[s, 3] - 1)
+            _z_slab_tile(p, tiles, nx, ny, nz, L, s, i, sd[s, 3] - 1)
 
 
 @njit(parallel=True, cache=True)
 def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor, tiles,
-               chunks):
+               scratch, chunks):
     """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
     With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
-    the reference: it holds the floor's mirror rows. ``chunks``: the x-planes' split among the
-    threads (first plane of each chunk, then nx; strictly increasing: no chunk empty)."""
+    the reference: it holds the floor's mirror rows. ``tiles`` (2, nx, L + 2, ny − 2L + 2) and
+    ``scratch`` (nx, L, ny − 2L): the z-slabs' working space (``FusedUpdate``). ``chunks``: the
+    x-planes' split among the threads (first plane of each chunk, then nx; strictly increasing: no
+    chunk empty)."""
     nx, ny, nz = p3.shape
     p = p3.reshape(nx * ny * nz)
     out = out3.reshape(nx * ny * nz)
+    tile = tiles.reshape(tiles.size)
+    work = scratch.reshape(scratch.size)
     L = layer
     sx, sy = ny * nz, nz
     first = 4 if floor == 0 else 5
@@ -303,49 +307,46 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
     for t in prange(1, n_chunks):                           # 1. the x-faces between two chunks
         mode = flush_subnormals()
         i = chunks[t] - 1
-        _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i)
-        _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
+        _plane_tiles(p, tile, sd, nx, ny, nz, L, first, i)
+        _plane_tiles(p, tile, sd, nx, ny, nz, L, first, i + 1)
         if _slab_goes_on(i, nx, L):
-            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False, True)
+            _plane_faces(p, tile, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, True, False, True)
         restore_subnormals(mode)
     for t in prange(n_chunks):                              # 2. faces, then cells, plane by plane
         mode = flush_subnormals()
         if t == 0:
-            _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0] - 1)
-            _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, chunks[0])
+            _plane_tiles(p, tile, sd, nx, ny, nz, L, first, chunks[0] - 1)
+            _plane_tiles(p, tile, sd, nx, ny, nz, L, first, chunks[0])
         for i in range(chunks[t], chunks[t + 1]):
             # the upper x-faces of a chunk's last plane were done in 1 (where the slab goes on)
             shared = i == chunks[t + 1] - 1 and t < n_chunks - 1 and _slab_goes_on(i, nx, L)
             # tiles i − 1 and i exist; tile i + 1 is made after the rows, unless step 1 made it
             # (the last two planes before the next chunk)
             next_tile = t == n_chunks - 1 or i + 1 < chunks[t + 1] - 1
-            _plane_faces(p, tiles, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True, False)
+            _plane_faces(p, tile, v_aux, face_A, face_B, sd, nx, ny, nz, L, first, i, not shared, True, False)
             middle = L <= i < nx - L                        # a plane between the x-slabs
             if not middle:
                 for j in range(ny):
                     _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, i, j)
             else:
+                m = nz - 2 * L
                 for j in range(ny):
                     if j < L or j >= ny - L:
                         _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
                         continue
-                    c0 = (i * ny + j) * nz + L
-                    m = nz - 2 * L
-                    c = p[c0:c0 + m]
-                    xm, xp = p[c0 - sx:c0 - sx + m], p[c0 + sx:c0 + sx + m]
-                    ym, yp = p[c0 - sy:c0 - sy + m], p[c0 + sy:c0 + sy + m]
-                    zm, zp = p[c0 - 1:c0 - 1 + m], p[c0 + 1:c0 + 1 + m]
-                    o = out[c0:c0 + m]
+                    c = (i * ny + j) * nz + L
                     for k in range(m):
-                        ck = c[k]
-                        lap = xm[k] + xp[k] + ym[k] + yp[k] + zm[k] + zp[k] - six * ck
-                        o[k] = (ck + ck) - o[k] + lam2 * lap
+                        e = uint64(c + k)
+                        ck = p[e]
+                        lap = (p[uint64(c - sx + k)] + p[uint64(c + sx + k)] + p[uint64(c - sy + k)]
+                               + p[uint64(c + sy + k)] + p[uint64(c - 1 + k)] + p[uint64(c + 1 + k)] - six * ck)
+                        out[e] = (ck + ck) - out[e] + lam2 * lap
             if next_tile:
-                _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i + 1)
+                _plane_tiles(p, tile, sd, nx, ny, nz, L, first, i + 1)
             if middle:                                      # the z-slabs' faces, then their cells
                 for s in range(first, 6):
-                    _z_slab_faces(tiles[s - 4], v_aux, face_A, face_B, sd, s, nx, ny, i, not shared, True)
-                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, tiles[s - 4, i])
+                    _z_slab_faces(tile, v_aux, face_A, face_B, sd, s, nx, ny, L, i, not shared, True)
+                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tile, work)
         restore_subnormals(mode)
 
 
@@ -443,18 +444,26 @@ class FusedUpdate:
         L = grid.layer
         # per z-slab and x-plane: its pressures as a (z, y) tile, one extra row on each side
         self.tiles = np.empty((2, nx, L + 2, ny - 2 * L + 2), dtype)
+        # per x-plane: its z-slab cells' p⁺ as (z, y) before they go into the field
+        self.scratch = np.empty((nx, L, ny - 2 * L), dtype)
         #: the x-planes' split among the threads (first plane of each chunk, then nx, strictly
         #: increasing); None: even (``even_chunks``)
         self.chunks: np.ndarray | None = None
         self._threads, self._even = 0, np.zeros(0, dtype=np.int64)
 
+    def chunk_split(self, nx: int) -> np.ndarray:
+        """The x-planes' split among the threads for a field of ``nx`` planes: ``chunks``, or one
+        even chunk per Numba thread."""
+        if self.chunks is not None:
+            return self.chunks
+        threads = numba.get_num_threads()
+        if self._threads != threads:
+            self._threads, self._even = threads, even_chunks(nx, threads)
+        return self._even
+
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
         lay = self.layer
-        chunks = self.chunks
-        if chunks is None:                          # one chunk of x-planes per thread
-            threads = numba.get_num_threads()
-            if self._threads != threads:
-                self._threads, self._even = threads, even_chunks(p.shape[0], threads)
-            chunks = self._even
+        chunks = self.chunk_split(p.shape[0])
         fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
-                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles, chunks)
+                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles,
+                   self.scratch, chunks)

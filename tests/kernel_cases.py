@@ -141,3 +141,37 @@ position = [0.02, 0.01, 0.05]
 name = "below"
 position = [0.02, 0.01, -0.05]
 """
+
+
+def blocks_scene(precision: str) -> str:
+    """Scene text: a pulsating ball beside a plate one cell thick, above a ground: ghost cells, back
+    values, solid cells, the floor's mirror rows and two listeners (the block runners' tests)."""
+    return f"""
+[simulation]
+duration = 0.001
+cell_size = 0.005
+precision = "{precision}"
+[domain]
+size = [0.24, 0.24, 0.16]
+center = [0.0, 0.0, 0.08]
+[ground]
+height = 0.0
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 3 }}
+position = [-0.04, 0.0, 0.05]
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
+[[objects]]
+name = "plate"
+mesh = {{ primitive = "box", size = [0.06, 0.12, 0.005] }}
+position = [0.05, 0.0013, 0.0411]
+[[listeners]]
+name = "above"
+position = [0.02, 0.01, 0.1]
+[[listeners]]
+name = "low"
+position = [0.06, -0.03, 0.012]
+"""

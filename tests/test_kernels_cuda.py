@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 from conftest import SCENES
-from kernel_cases import (SHAPES, assert_close, compare_travelling, copy_layer, make_grid, plate_scene,
+from kernel_cases import (SHAPES, assert_close, blocks_scene, compare_travelling, copy_layer, make_grid, plate_scene,
                           poison_layer_cells, random_state)
 
 from wavesolve import load_scene
@@ -445,39 +445,9 @@ def test_cuda_driver_handles_one_cell_thick_parts(request, where, precision, mov
 
 
 def _blocks_scene(tmp_path, precision: str):
-    """A pulsating ball beside a plate one cell thick, above a ground: ghost cells, back values,
-    solid cells, the floor's mirror rows and two listeners."""
-    text = f"""
-[simulation]
-duration = 0.001
-cell_size = 0.005
-precision = "{precision}"
-[domain]
-size = [0.24, 0.24, 0.16]
-center = [0.0, 0.0, 0.08]
-[ground]
-height = 0.0
-[[objects]]
-name = "ball"
-mesh = {{ primitive = "icosphere", radius = 0.03, subdivisions = 3 }}
-position = [-0.04, 0.0, 0.05]
-[[objects.shaders]]
-type = "prescribed"
-pattern = "pulsate"
-signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
-[[objects]]
-name = "plate"
-mesh = {{ primitive = "box", size = [0.06, 0.12, 0.005] }}
-position = [0.05, 0.0013, 0.0411]
-[[listeners]]
-name = "above"
-position = [0.02, 0.01, 0.1]
-[[listeners]]
-name = "low"
-position = [0.06, -0.03, 0.012]
-"""
+    """``kernel_cases.blocks_scene`` loaded from a file."""
     path = tmp_path / f"blocks_{precision}.toml"
-    path.write_text(text)
+    path.write_text(blocks_scene(precision))
     return load_scene(path)
 
 

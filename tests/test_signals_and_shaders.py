@@ -126,12 +126,17 @@ def test_steps_take_their_accelerations_from_blocks_with_blas_on_one_thread(writ
     that starts inside the first (blocks equal step-by-step values to 1e-13: the test above).
     With the numba backend the shaders run with BLAS held to one thread (threadpoolctl), in run()
     and in steps called on their own: OpenBLAS's spinning threads would take the cores from the
-    compiled step."""
+    compiled step. (The numba backend's runs go through its compiled blocks, which read the same
+    kept blocks without Simulation._advance: tests/test_cpu_blocks.py. Here its steps run one at a
+    time, so that the spy below sees each.)"""
     from threadpoolctl import threadpool_info
 
     from wavesolve import load_scene
+    from wavesolve.backend import Backend, NumbaBackend
     from wavesolve.constants import MOTION_BLOCK
     from wavesolve.simulation import Simulation
+
+    monkeypatch.setattr(NumbaBackend, "block_runner", Backend.block_runner)
 
     path = write_scene("""
 [simulation]

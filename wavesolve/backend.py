@@ -163,6 +163,14 @@ class NumbaBackend(Backend):
 
         mirror_floor(p, grid.layer, min(grid.layer, grid.shape[2] - 2 * grid.layer))
 
+    def block_runner(self, sim) -> Any:
+        """Compiled blocks of steps (kernels/cpu_blocks.py) where the ghost cells have a static
+        operator; else None."""
+        from .kernels.cpu_blocks import CompiledBlocks
+
+        operator = sim.ghosts.compiled_operator()
+        return None if operator is None else CompiledBlocks(sim, operator)
+
     def peak(self, a: Any) -> float:
         from .kernels.cpu import peak
 

@@ -514,6 +514,16 @@ class GhostCells:
             self._operator_of = self.W_gg
         return self._operator_mn
 
+    def compiled_operator(self) -> tuple | None:
+        """The static operator's arrays as ``geometry_kernels.operator_apply`` reads them: M's CSR
+        (indptr, grid cells as columns, values), then N's; empty ones where there are no rows. None
+        where the ghost values come from another solver (moving geometry, or a coupled group too
+        large for a dense inverse: the LU)."""
+        if not self._has_system:
+            empty_ptr, empty = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            return empty_ptr, empty, np.zeros(0), empty_ptr, empty, np.zeros(0)
+        return self._operator
+
     def _factorise(self) -> None:
         n = self.W_gg.shape[0]
         self._lu = splu((sp.identity(n, format="csc") - self.W_gg).tocsc())

@@ -39,5 +39,12 @@ class Probes:
         return part
 
     def sample(self, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Pressure (n,) in Pa at the probe positions (into ``out`` when given)."""
-        return np.sum(p.reshape(-1)[self.cells] * self.weights, axis=1, out=out)
+        """Pressure (n,) in Pa at the probe positions (into ``out`` when given), in float64: the
+        8 weighted corners summed in pairs, ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)), the order
+        the compiled samplers use too (``kernels/cpu_blocks.py``, the GPU's ``ws_probe``)."""
+        w = p.reshape(-1)[self.cells] * self.weights
+        total = ((w[:, 0] + w[:, 1]) + (w[:, 2] + w[:, 3])) + ((w[:, 4] + w[:, 5]) + (w[:, 6] + w[:, 7]))
+        if out is None:
+            return total
+        out[...] = total
+        return out

@@ -162,17 +162,23 @@ class Simulation:
         return (self.n + np.arange(MOTION_BLOCK)) * self.grid.dt
 
     def _step_acceleration(self) -> np.ndarray:
-        """aₙ at this step's time. Where nothing moves and the engine runs every step on its own
-        (no block runner), the shaders are asked for MOTION_BLOCK steps at once
-        (:meth:`boundary_acceleration_block`: vectorised shaders answer a block in about the time of
-        one step) and the block is kept; otherwise :meth:`boundary_acceleration` at this time."""
-        if self.ghosts.moving or not len(self.ghosts) or self._block_runner() is not None:
+        """aₙ at this step's time. Where nothing moves, the shaders are asked for MOTION_BLOCK
+        steps at once (:meth:`boundary_acceleration_block`: vectorised shaders answer a block in
+        about the time of one step) and the block is kept (:meth:`accelerations_ahead`); otherwise
+        :meth:`boundary_acceleration` at this time."""
+        if self.ghosts.moving or not len(self.ghosts):
             return self.boundary_acceleration(self.time)
+        return self.accelerations_ahead()[0]
+
+    def accelerations_ahead(self) -> np.ndarray:
+        """aₙ (m/s²) of the kept block from this step on, (k, g) with k ≥ 1, for static geometry
+        (a new block of MOTION_BLOCK steps is asked for where none is kept for this step): what
+        :meth:`_step_acceleration` and the CPU's compiled blocks (kernels/cpu_blocks.py) read."""
         k = self.n - self._accel_first
         if not 0 <= k < len(self._accel_block):
             self._accel_block = self.boundary_acceleration_block(self._coming_times())
             self._accel_first, k = self.n, 0
-        return self._accel_block[k]
+        return self._accel_block[k:]
 
     def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,

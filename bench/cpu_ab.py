@@ -1,7 +1,8 @@
-"""The compiled CPU field update of this checkout against another version, in one process.
+"""The compiled CPU field update (or whole step) of this checkout against another version, in one process.
 
     mkdir -p .ab/base && git archive COMMIT wavesolve | tar -x -C .ab/base
     python3 bench/cpu_ab.py .ab/base [--sizes 200,280] [--precisions float32,float64] [--calls 100]
+    python3 bench/cpu_ab.py .ab/base --whole [--piece 64] [--start 160] ...
 
 On a shared or cache-rich machine, separate runs of bench/throughput.py scatter by ±25 % (the
 development VM's 300 MiB L3 holds a 200³ float32 run), more than most changes to the step move it.
@@ -19,6 +20,12 @@ timings still compare).
 Prints per case: ms per call for each version (min, 10th percentile, median), the ratio of the
 medians, and the updates per second of each version's best call. Each version's first call
 compiles its step (Numba's cache, per folder), outside the timing.
+
+``--whole``: whole steps instead (``Simulation.run`` pieces of ``--piece`` steps, ghost cells,
+listeners and all), on bench/throughput.py's grid with the pulsating sphere, both simulations
+started from rest and first run ``--start`` steps; a "call" is then one piece, its time given per
+step. The fields are compared after the last piece (max |difference| / max |p|). The shaders come
+from this checkout's entry points for both versions.
 """
 from __future__ import annotations
 
@@ -103,24 +110,72 @@ def compare(base, n: int, precision: str, calls: int) -> None:
               f"{comparison[name]} |")
 
 
+def _sphere_scene_text(n: int, precision: str) -> str:
+    """bench/throughput.py's ``free_field(n, precision, sphere=True)`` as scene text."""
+    L, h = DEFAULT_LAYER_CELLS, 0.01
+    side = (n - 2 * L) * h
+    return (f"[simulation]\nduration = 1.0\ncell_size = {h}\nprecision = \"{precision}\"\n"
+            f"[domain]\nsize = {side}\nabsorbing_layer = {L}\n"
+            f"[[objects]]\nname = \"ball\"\nmesh = {{ primitive = \"icosphere\", radius = {0.2 * side}, "
+            "subdivisions = 3 }\nposition = [0.0, 0.0, 0.0]\n[[objects.shaders]]\ntype = \"prescribed\"\n"
+            "pattern = \"pulsate\"\nsignal = { waveform = \"sine_burst\", frequency = 500.0, amplitude = 10.0, "
+            f"cycles = 400 }}\n[[listeners]]\nname = \"l\"\nposition = [{0.35 * side}, 0.0, 0.0]\n")
+
+
+def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: int) -> None:
+    """Whole steps of both versions on the sphere scene, alternating pieces (``--whole``)."""
+    # the shaders' entry points give this checkout's classes: let the other version accept them
+    importlib.import_module(f"{base.__name__}.shading").Shader = importlib.import_module("wavesolve.shading").Shader
+    sims = {}
+    for name, package in (("this", wavesolve), ("base", base)):
+        scene = importlib.import_module(f"{package.__name__}.scene").parse_scene(
+            _sphere_scene_text(n, precision), f"cpu_ab_{n}.toml")
+        sim = importlib.import_module(f"{package.__name__}.simulation").Simulation(scene, backend="numba")
+        sim.run(start, progress=False)
+        sims[name] = sim
+    times: dict[str, list[float]] = {name: [] for name in sims}
+    order = list(sims)
+    for k in range(calls):
+        for name in (order if k % 2 == 0 else order[::-1]):
+            t = time.perf_counter()
+            sims[name].run(piece, progress=False)
+            times[name].append((time.perf_counter() - t) / piece)
+    a, b = sims["this"].p, sims["base"].p
+    diff = float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(a))), 1e-300)
+    rows = [(name, np.array(ts) * 1e3) for name, ts in times.items()]
+    ratio = np.median(rows[0][1]) / np.median(rows[1][1])
+    comparison = {"this": f"{ratio:.3f} | {diff:.1e}", "base": " | "}
+    for name, ms in rows:
+        print(f"| {n}³ + sphere, whole steps | {precision} | {name} | {ms.min():.2f} / {np.percentile(ms, 10):.2f} / "
+              f"{np.median(ms):.2f} | {n ** 3 / ms.min() / 1e6:.2f} G | {comparison[name]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("base", type=Path, help="folder holding the other version's wavesolve/")
     ap.add_argument("--sizes", default="200", help="grid cells per axis, layer included")
     ap.add_argument("--precisions", default="float32,float64")
     ap.add_argument("--calls", type=int, default=100, help="calls of each version")
+    ap.add_argument("--whole", action="store_true", help="whole steps on the sphere scene (module docstring)")
+    ap.add_argument("--piece", type=int, default=64, help="--whole: steps a call")
+    ap.add_argument("--start", type=int, default=160, help="--whole: steps run before the timing")
     args = ap.parse_args()
     base = load_other(args.base.resolve())
     import numba
 
     print(f"this: {REPO}; base: {args.base.resolve()}; Numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads")
-    print("| grid | precision | version | ms a call: min / 10th percentile / median | updates/s (best) | "
-          "median this / base | first p⁺ apart (of max) |")
+    what = "ms a step" if args.whole else "ms a call"
+    apart = "fields apart at the end (of max)" if args.whole else "first p⁺ apart (of max)"
+    print(f"| grid | precision | version | {what}: min / 10th percentile / median | updates/s (best) | "
+          f"median this / base | {apart} |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(s) for s in args.sizes.split(",")):
         for precision in args.precisions.split(","):
-            compare(base, n, precision, args.calls)
+            if args.whole:
+                compare_whole(base, n, precision, args.calls, args.piece, args.start)
+            else:
+                compare(base, n, precision, args.calls)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ from numba import njit, prange, uint64
 
 from ..absorbing import AbsorbingLayer
 from ..grid import Grid
+from . import subnormals
+from .numba_cache import key_on_sources
 from .subnormals import flush_subnormals, restore_subnormals
 
 
@@ -348,6 +350,10 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
                     _z_slab_faces(tile, v_aux, face_A, face_B, sd, s, nx, ny, L, i, not shared, True)
                     _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tile, work)
         restore_subnormals(mode)
+
+
+# the step compiles the subnormal switches (another file) into its own code
+key_on_sources(fused_step, subnormals)
 
 
 @njit(parallel=True, cache=True)

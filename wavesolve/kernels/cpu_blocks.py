@@ -24,9 +24,12 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from .. import geometry_kernels
 from ..constants import INSTABILITY_CHECK_INTERVAL
 from ..geometry_kernels import operator_apply
+from . import cpu, subnormals
 from .cpu import close_cells, fused_step, mirror_floor
+from .numba_cache import key_on_sources
 
 
 @njit(cache=True)
@@ -73,6 +76,10 @@ def run_block(p3, out3, accel, samples, op, density, ghost_cells, links, probe_c
                    tiles, scratch, chunks)
         close_cells(out.reshape(out.size), flat, fluid, back_row, cell, back, close_lam2, solid)
         p, out = out, p
+
+
+# run_block compiles the kernels it calls into its own code: its cache must follow their files
+key_on_sources(run_block, cpu, subnormals, geometry_kernels)
 
 
 class CompiledBlocks:

@@ -251,6 +251,13 @@ def grid_table(backends: list, args) -> None:
                       f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} | "
                       f"{alone / 1e9:.3f} G ({alone / roof:.1%}) |", flush=True)
                 del sim
+    if any(backend.name != "cupy" for backend in backends):
+        # a shared VM's bandwidth drifts within minutes (bench/RESULTS.md, seventeenth session):
+        # measured again after the table, so that a drift shows
+        after = host_bandwidth()
+        print()
+        print(f"bandwidth after the table (host roof above: {host_bw / 1e9:.1f} GB/s): "
+              + ", ".join(f"{name} {value / 1e9:.1f} GB/s" for name, value in after.items()))
 
 
 def showcase_table(backends: list, args) -> None:

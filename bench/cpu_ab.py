@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import wavesolve  # noqa: E402
+from throughput import free_field_text  # noqa: E402  (bench/ is the script's folder)
 from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
 
 
@@ -110,18 +111,6 @@ def compare(base, n: int, precision: str, calls: int) -> None:
               f"{comparison[name]} |")
 
 
-def _sphere_scene_text(n: int, precision: str) -> str:
-    """bench/throughput.py's ``free_field(n, precision, sphere=True)`` as scene text."""
-    L, h = DEFAULT_LAYER_CELLS, 0.01
-    side = (n - 2 * L) * h
-    return (f"[simulation]\nduration = 1.0\ncell_size = {h}\nprecision = \"{precision}\"\n"
-            f"[domain]\nsize = {side}\nabsorbing_layer = {L}\n"
-            f"[[objects]]\nname = \"ball\"\nmesh = {{ primitive = \"icosphere\", radius = {0.2 * side}, "
-            "subdivisions = 3 }\nposition = [0.0, 0.0, 0.0]\n[[objects.shaders]]\ntype = \"prescribed\"\n"
-            "pattern = \"pulsate\"\nsignal = { waveform = \"sine_burst\", frequency = 500.0, amplitude = 10.0, "
-            f"cycles = 400 }}\n[[listeners]]\nname = \"l\"\nposition = [{0.35 * side}, 0.0, 0.0]\n")
-
-
 def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: int) -> None:
     """Whole steps of both versions on the sphere scene, alternating pieces (``--whole``)."""
     # the shaders' entry points give this checkout's classes: let the other version accept them
@@ -129,7 +118,7 @@ def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: i
     sims = {}
     for name, package in (("this", wavesolve), ("base", base)):
         scene = importlib.import_module(f"{package.__name__}.scene").parse_scene(
-            _sphere_scene_text(n, precision), f"cpu_ab_{n}.toml")
+            free_field_text(n, precision, sphere=True), f"cpu_ab_{n}.toml")
         sim = importlib.import_module(f"{package.__name__}.simulation").Simulation(scene, backend="numba")
         sim.run(start, progress=False)
         sims[name] = sim

@@ -141,6 +141,13 @@ def gpu_bandwidth() -> dict[str, float] | None:
 
 
 def free_field(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sphere: bool = False):
+    """The bench grid: a box of n³ cells (layer included) at h = 1 cm, with a pulsating sphere if
+    ``sphere``, and one listener."""
+    return parse_scene(free_field_text(n, precision, layer, sphere), f"bench_{n}{'_sphere' if sphere else ''}.toml")
+
+
+def free_field_text(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sphere: bool = False) -> str:
+    """:func:`free_field`'s scene as TOML text (bench/cpu_ab.py parses it with another version)."""
     h = 0.01
     text = (f"[simulation]\nduration = 1.0\ncell_size = {h}\nprecision = \"{precision}\"\n"
             f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n")
@@ -151,7 +158,7 @@ def free_field(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sphere:
                  "signal = { waveform = \"sine_burst\", frequency = 500.0, amplitude = 10.0, cycles = 400 }\n")
     pos = 0.0 if not sphere else 0.35 * (n - 2 * layer) * h
     text += f"[[listeners]]\nname = \"l\"\nposition = [{pos}, 0.0, 0.0]\n"
-    return parse_scene(text, f"bench_{n}{'_sphere' if sphere else ''}.toml")
+    return text
 
 
 def time_steps(sim: Simulation, steps: int, start: int = 0) -> float:

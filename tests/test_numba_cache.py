@@ -48,3 +48,11 @@ def test_cache_follows_the_files_a_function_calls_into(tmp_path):
     keyed, unkeyed = _run(tmp_path)
     assert keyed == 20
     print(f"Numba's own key after the change: {unkeyed} ({'stale' if unkeyed == 10 else 'fresh'})")
+
+
+def test_kernels_import_with_the_jit_disabled():
+    """NUMBA_DISABLE_JIT=1 (Numba's switch for stepping through kernels in a debugger) makes the
+    decorators hand back plain functions; the kernels' modules must still import."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", "import wavesolve.kernels.cpu_blocks"], env=env, check=True,
+                   capture_output=True)

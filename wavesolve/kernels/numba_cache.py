@@ -32,7 +32,10 @@ def key_on_sources(dispatcher: Any, *modules: ModuleType) -> None:
     """Key the cache of the jitted ``dispatcher`` on its own file and the files of ``modules`` (those
     whose jitted functions it calls, directly or through others). Call it where the function is
     defined, before its first call. Where this Numba's cache is not built as expected (another
-    version), caching is turned off for the function rather than risk stale code."""
+    version), caching is turned off for the function rather than risk stale code. With
+    ``NUMBA_DISABLE_JIT`` the decorator hands back the plain Python function: nothing to key."""
+    if not hasattr(dispatcher, "py_func"):
+        return
     paths = [Path(inspect.getfile(dispatcher.py_func)), *(Path(inspect.getfile(m)) for m in modules)]
     index = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if index is not None and hasattr(index, "_source_stamp"):

@@ -112,9 +112,8 @@ class Backend:
         rows above (p(z) = p(−z) about the floor). The first row gives ∂p/∂z = 0 at the face, exact
         for the 7-point stencil (the layer has v_z = 0 there); the deeper ones are what image-point
         stencils of a body near the floor read. The layer below the floor is not stepped."""
-        L = grid.layer
-        nx, ny, nz = grid.shape
-        m = min(L, nz - 2 * L)
+        L, m = grid.layer, grid.mirror_rows
+        nx, ny, _ = grid.shape
         p[L:nx - L, L:ny - L, L - m:L] = p[L:nx - L, L:ny - L, L + m - 1:L - 1:-1]
 
     def block_runner(self, sim) -> Any:
@@ -161,7 +160,7 @@ class NumbaBackend(Backend):
     def mirror_floor(self, p: Any, grid) -> None:
         from .kernels.cpu import mirror_floor
 
-        mirror_floor(p, grid.layer, min(grid.layer, grid.shape[2] - 2 * grid.layer))
+        mirror_floor(p, grid.layer, grid.mirror_rows)
 
     def block_runner(self, sim) -> Any:
         """Compiled blocks of steps (kernels/cpu_blocks.py) where the ghost cells have a static

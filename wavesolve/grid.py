@@ -88,6 +88,12 @@ class Grid:
         return 1.0 / self.dt
 
     @property
+    def mirror_rows(self) -> int:
+        """Rows under a ground's floor that mirror the rows above it (``Backend.mirror_floor``):
+        min(layer, nz − 2·layer), 0 without a ground."""
+        return min(self.layer, self.shape[2] - 2 * self.layer) if self.ground else 0
+
+    @property
     def cells(self) -> int:
         return int(np.prod(self.shape))
 

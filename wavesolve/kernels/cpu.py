@@ -457,19 +457,19 @@ class FusedUpdate:
         self.chunks: np.ndarray | None = None
         self._threads, self._even = 0, np.zeros(0, dtype=np.int64)
 
-    def chunk_split(self, nx: int) -> np.ndarray:
-        """The x-planes' split among the threads for a field of ``nx`` planes: ``chunks``, or one
-        even chunk per Numba thread."""
-        if self.chunks is not None:
-            return self.chunks
-        threads = numba.get_num_threads()
-        if self._threads != threads:
-            self._threads, self._even = threads, even_chunks(nx, threads)
-        return self._even
+    def arguments(self, nx: int) -> tuple:
+        """``fused_step``'s arguments after p and out, for a field of ``nx`` x-planes (the split
+        among the threads: ``chunks``, or one even chunk per Numba thread); the compiled blocks
+        (kernels/cpu_blocks.py) pass them on as they are."""
+        chunks = self.chunks
+        if chunks is None:
+            threads = numba.get_num_threads()
+            if self._threads != threads:
+                self._threads, self._even = threads, even_chunks(nx, threads)
+            chunks = self._even
+        lay = self.layer
+        return (self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc, lay.face_A, lay.face_B,
+                lay.cell_A, lay.cell_C, self.floor, self.tiles, self.scratch, chunks)
 
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
-        lay = self.layer
-        chunks = self.chunk_split(p.shape[0])
-        fused_step(p, out, self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc,
-                   lay.face_A, lay.face_B, lay.cell_A, lay.cell_C, self.floor, self.tiles,
-                   self.scratch, chunks)
+        fused_step(p, out, *self.arguments(p.shape[0]))

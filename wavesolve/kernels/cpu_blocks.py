@@ -51,18 +51,17 @@ def probe_samples(p, cells, weights, out):
 
 @njit(cache=True)
 def run_block(p3, out3, accel, samples, op, density, ghost_cells, links, probe_cells, probe_weights,
-              lam2, six, layer, aux, floor, tiles, scratch, chunks, close_lam2, solid, mirror_rows):
+              step_args, close_lam2, solid, layer, mirror_rows):
     """K = accel.shape[0] steps from p3 = pⁿ (out3 = pⁿ⁻¹); after an even K the fields are back in
     the arrays they started in (after an odd K, out3 holds pⁿ⁺ᴷ and p3 pⁿ⁺ᴷ⁻¹). Per step k:
-    the floor's mirror rows (``mirror_rows`` > 0), the static ghost operator x = M p + ρ N aₖ
-    (``op``: M's and N's CSR arrays; ``accel`` (K, g) m/s², ``density`` ρ) written into the ghost
-    cells ``ghost_cells``, listener samples into ``samples[k]`` (Pa), the field update
-    (``fused_step`` with ``lam2``, ``six``, ``layer``, ``aux`` = the layer's arrays, ``floor``,
-    ``tiles``, ``scratch``, ``chunks``), the thin-part correction from the back values x[len(ghost_cells):]
-    (``links`` = fluid, back_row, cell) and ``solid`` cells set to zero."""
+    the floor's ``mirror_rows`` mirror rows under a ``layer``-cell layer (where > 0), the static ghost
+    operator x = M p + ρ N aₖ (``op``: M's and N's CSR arrays; ``accel`` (K, g) m/s², ``density`` ρ)
+    written into the ghost cells ``ghost_cells``, listener samples into ``samples[k]`` (Pa), the field
+    update (``fused_step`` with ``step_args``: ``FusedUpdate.arguments``), the thin-part correction
+    from the back values x[len(ghost_cells):] (``links`` = fluid, back_row, cell) and ``solid`` cells
+    set to zero."""
     m_ptr, m_cell, m_val, n_ptr, n_idx, n_val = op
     fluid, back_row, cell = links
-    p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C = aux
     n_ghost = ghost_cells.size
     p, out = p3, out3
     for k in range(accel.shape[0]):
@@ -72,8 +71,7 @@ def run_block(p3, out3, accel, samples, op, density, ghost_cells, links, probe_c
         x = operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, flat, accel[k], density, ghost_cells)
         back = x[n_ghost:]
         probe_samples(flat, probe_cells, probe_weights, samples[k])
-        fused_step(p, out, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor,
-                   tiles, scratch, chunks)
+        fused_step(p, out, *step_args)
         close_cells(out.reshape(out.size), flat, fluid, back_row, cell, back, close_lam2, solid)
         p, out = out, p
 
@@ -94,7 +92,7 @@ class CompiledBlocks:
     K = 1
 
     def __init__(self, sim: Any, operator: tuple) -> None:
-        ghosts, grid = sim.ghosts, sim.grid
+        ghosts = sim.ghosts
         self.g = len(ghosts)
         self.op = operator
         self.ghost_cells = ghosts.index
@@ -102,15 +100,13 @@ class CompiledBlocks:
         self.links = (fluid, back_row, cell)
         self.no_accel = np.zeros((INSTABILITY_CHECK_INTERVAL, 1))
         self.samples = np.zeros((INSTABILITY_CHECK_INTERVAL, len(sim.probes.weights)))
-        self.mirror_rows = min(grid.layer, grid.shape[2] - 2 * grid.layer) if grid.ground else 0
 
     def run(self, sim: Any, out: np.ndarray, bar: Any) -> int:
         """Advance ``sim`` by ``out.shape[1]`` steps, writing their listener samples (Pa) into
         ``out`` (listeners × steps); returns that number of steps."""
         C = INSTABILITY_CHECK_INTERVAL
-        update, lay, probes = sim._update, sim._update.layer, sim.probes
-        aux = (lay.p_aux, lay.v_aux, lay.slab_desc, lay.face_A, lay.face_B, lay.cell_A, lay.cell_C)
-        chunks = update.chunk_split(sim.p.shape[0])
+        probes, grid = sim.probes, sim.grid
+        step_args = sim._update.arguments(sim.p.shape[0])
         density, lam2 = float(sim.scene.density), float(sim._lam2)
         steps, done = out.shape[1], 0
         while done < steps:
@@ -123,8 +119,7 @@ class CompiledBlocks:
                 accel = self.no_accel[:count]
             samples = self.samples[:count]
             run_block(sim.p, sim.p_prev, accel, samples, self.op, density, self.ghost_cells, self.links,
-                      probes.cells, probes.weights, update.lam2, update.six, update.cells, aux, update.floor,
-                      update.tiles, update.scratch, chunks, lam2, sim._hold_zero, self.mirror_rows)
+                      probes.cells, probes.weights, step_args, lam2, sim._hold_zero, grid.layer, grid.mirror_rows)
             if count % 2:
                 sim.p, sim.p_prev = sim.p_prev, sim.p
             out[:, done:done + count] = samples.T

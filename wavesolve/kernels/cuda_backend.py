@@ -419,9 +419,8 @@ class CudaBackend(Backend):
         ghosts.correct_thin_parts(p, out, lam2, solid=solid if len(solid) else None)
 
     def mirror_floor(self, p: Any, grid) -> None:
-        L = grid.layer
+        L, m = grid.layer, grid.mirror_rows
         nx, ny, nz = grid.shape
-        m = min(L, nz - 2 * L)
         self.launch("ws_mirror", p.dtype, (nx - 2 * L) * (ny - 2 * L) * m,
                     (p, np.int64(nx), np.int64(ny), np.int64(nz), np.int64(L), np.int64(m)))
 

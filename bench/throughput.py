@@ -1,6 +1,6 @@
 """Throughput of each backend against the memory-bandwidth roof.
 
-    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--sizes 128,200,200s] [--start 0] [--quick]
+    python3 bench/throughput.py [--backends numpy,numba] [--steps 10] [--sizes 128,200,200s] [--start 0] [--rounds 5] [--quick]
 
 Prints the machine, the measured memory bandwidth, then a table: backend, grid, precision, cell
 updates per second (whole Simulation.step: ghost cells, listener sample, layer and interior
@@ -17,6 +17,11 @@ once with a Numba ``prange`` loop (all cores); the larger is the roof's bandwidt
 largest of a device-to-device memcpy and the same update with 16-byte loads or with CuPy's
 element-wise kernel (``gpu_bandwidth``). The roof is not a promise: a real step also moves the
 layer's auxiliary fields, so stays below it.
+
+On a host backend the last column pairs the two in time (``paired_fraction``): ``--rounds`` rounds
+of the bandwidth run followed at once by ``--steps`` whole steps, each round's steps against its own
+roof, median over the rounds. A shared VM's speed drifts within minutes, which the roof measured
+once before the table does not follow.
 """
 from __future__ import annotations
 
@@ -63,10 +68,30 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
+def _numba_stream():
+    """b = 2a − b over float32 arrays with Numba ``prange`` (all cores), or None without Numba."""
+    try:
+        from numba import njit, prange
+    except ImportError:
+        return None
+
+    @njit(parallel=True, cache=True)
+    def stream(x, y):
+        for i in prange(x.size):
+            y[i] = (x[i] + x[i]) - y[i]
+
+    return stream
+
+
+def _stream_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The two 512 MiB float32 arrays a, b of the bandwidth runs."""
+    a = np.random.default_rng(0).standard_normal(BANDWIDTH_ELEMENTS).astype(np.float32)
+    return a, np.ones_like(a)
+
+
 def host_bandwidth() -> dict[str, float]:
     """Bytes/s of b = 2a − b (12 bytes per float32 element) with NumPy and with Numba prange."""
-    a = np.random.default_rng(0).standard_normal(BANDWIDTH_ELEMENTS).astype(np.float32)
-    b = np.ones_like(a)
+    a, b = _stream_arrays()
     nbytes = 3 * a.nbytes
     tmp = np.empty_like(a)
 
@@ -76,18 +101,41 @@ def host_bandwidth() -> dict[str, float]:
 
     result = {"numpy copy (1 thread)": 2 * a.nbytes / _best(lambda: np.copyto(tmp, a), 5),
               "numpy b = 2a - b (1 thread, 2 passes)": 2 * nbytes / _best(numpy_update, 3)}
-    try:
-        from numba import njit, prange
-
-        @njit(parallel=True, cache=True)
-        def stream(x, y):
-            for i in prange(x.size):
-                y[i] = (x[i] + x[i]) - y[i]
-
+    stream = _numba_stream()
+    if stream is not None:
         result["numba b = 2a - b (all cores)"] = nbytes / _best(lambda: stream(a, b), 5)
-    except ImportError:
-        pass
     return result
+
+
+def paired_fraction(sim: Simulation, steps: int, rounds: int) -> tuple[float, float, float]:
+    """(median fraction of the roof, median updates/s, median bandwidth in bytes/s) over ``rounds``
+    rounds, each the host's b = 2a − b bandwidth (best of 3, Numba on all cores, else NumPy's two
+    passes) and then ``steps`` whole steps of ``sim`` (``Simulation.run``), its roof taken from the
+    bandwidth of its own round. A shared VM's speed drifts by up to 1.5× within minutes, bandwidth
+    and step alike (bench/RESULTS.md, seventeenth and eighteenth sessions): a roof measured minutes
+    away from the steps mixes two machine states, each round's ratio does not."""
+    a, b = _stream_arrays()
+    stream = _numba_stream()
+    if stream is None:
+        def update():
+            np.subtract(a, b, out=b)
+            np.add(a, b, out=b)
+        nbytes = 6 * a.nbytes
+    else:
+        def update():
+            stream(a, b)
+        nbytes = 3 * a.nbytes
+    itemsize = sim.p.dtype.itemsize
+    fractions, rates, bandwidths = [], [], []
+    for _ in range(rounds):
+        bandwidth = nbytes / _best(update, 3)
+        t = time.perf_counter()
+        sim.run(steps, progress=False)
+        rate = sim.grid.cells * steps / (time.perf_counter() - t)
+        fractions.append(rate / (bandwidth / (3 * itemsize)))
+        rates.append(rate)
+        bandwidths.append(bandwidth)
+    return float(np.median(fractions)), float(np.median(rates)), float(np.median(bandwidths))
 
 
 _STREAM4 = r"""
@@ -210,6 +258,9 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0,
                     help="grid table: steps run before timing, after the warm-up (a window with the wave "
                          "front well into the grid; default 0)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="grid table, host backends: rounds of (bandwidth, steps) for the paired fraction "
+                         "(paired_fraction; 0: off; default 5)")
     ap.add_argument("--showcase-steps", type=int, default=None,
                     help="steps timed per showcase (default 256, 1/8 of that on numpy; 40 gave ±40 %% on the 2-core VM)")
     args = ap.parse_args()
@@ -241,8 +292,8 @@ def grid_table(backends: list, args) -> None:
     cases = [(int(c.rstrip("s")), c.endswith("s")) for c in sizes.split(",")]
     print()
     print("| backend | grid | objects | precision | updates/s | roof (updates/s) | fraction of roof | "
-          "field update alone (fraction) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "field update alone (fraction) | paired rounds: fraction (updates/s, bandwidth) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for backend in backends:
         bandwidth = gpu_bw if backend.name == "cupy" else host_bw
         for n, sphere in cases:
@@ -254,9 +305,13 @@ def grid_table(backends: list, args) -> None:
                 rate = scene.grid.cells / seconds
                 roof = bandwidth / (3 * np.dtype(precision).itemsize)
                 alone = scene.grid.cells / time_field_update(sim, steps)
+                paired = "-"
+                if backend.name != "cupy" and args.rounds > 0:
+                    fraction, median_rate, median_bw = paired_fraction(sim, steps, args.rounds)
+                    paired = f"{fraction:.1%} ({median_rate / 1e9:.3f} G, {median_bw / 1e9:.1f} GB/s)"
                 print(f"| {backend.name} | {n}³ | {'sphere' if sphere else 'none'} | {precision} | "
                       f"{rate / 1e9:.3f} G | {roof / 1e9:.2f} G | {rate / roof:.1%} | "
-                      f"{alone / 1e9:.3f} G ({alone / roof:.1%}) |", flush=True)
+                      f"{alone / 1e9:.3f} G ({alone / roof:.1%}) | {paired} |", flush=True)
                 del sim
     if any(backend.name != "cupy" for backend in backends):
         # a shared VM's bandwidth drifts within minutes (bench/RESULTS.md, seventeenth session):

@@ -25,6 +25,7 @@ from wavesolve import load_scene
 from wavesolve.absorbing import AbsorbingLayer
 from wavesolve.backend import BackendError
 from wavesolve.boundary import GhostCells, ghost_operator
+from wavesolve.constants import MOTION_BLOCK
 from wavesolve.kernels import cuda_backend
 from wavesolve.kernels.cuda_backend import CUDA_DIR, KERNELS, CudaBackend, CudaFieldUpdate
 from wavesolve.kernels.cuda_host import HostLauncher, build_host_library, host_compiler
@@ -478,6 +479,43 @@ def test_block_runner_matches_reference(launcher, precision, tmp_path, monkeypat
     np.testing.assert_allclose(b, a, rtol=0, atol=tol * scale)
     for x, y in ((fast.p, ref.p), (fast.p_prev, ref.p_prev)):
         np.testing.assert_allclose(x, y, rtol=0, atol=tol * np.max(np.abs(ref.p)))
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_block_runner_takes_the_accelerations_of_single_steps(launcher, precision, tmp_path, monkeypatch):
+    """A run in recorded blocks (host build; blocks of 8 steps, over runs of 27 and 33 steps, so
+    that blocks start at steps that are not multiples of 8) takes its boundary accelerations from
+    the same kept blocks of MOTION_BLOCK steps as the same run step by step: the shaders are asked
+    for the same blocks (first step, length), and listener samples and fields are bit-equal. Until
+    the eighteenth session the runner asked the shaders for its own 8 steps at each block's start,
+    which a shader whose block values depend on where the block starts (the modal shader steps its
+    modes from the block's first time) rounds differently."""
+    from wavesolve.kernels import cuda_blocks
+
+    monkeypatch.setattr(cuda_blocks, "BLOCK_STEPS", 8)
+    scene = _blocks_scene(tmp_path, precision)
+    runs = {}
+    for name in ("blocks", "steps"):
+        sim = Simulation(scene, backend=CudaBackend(np, launcher))
+        if name == "steps":
+            sim._blocks = None                       # no block runner: every step on its own
+        asked = []
+        block = sim.boundary_acceleration_block
+
+        def spy(times, out=None, block=block, asked=asked, dt=sim.grid.dt):
+            asked.append((int(round(times[0] / dt)), len(times)))
+            return block(times, out)
+
+        sim.boundary_acceleration_block = spy
+        samples = np.hstack([sim.run(27, progress=False), sim.run(33, progress=False)])
+        runs[name] = (sim, samples, asked)
+    (fast, a, asked_fast), (ref, b, asked_ref) = runs["blocks"], runs["steps"]
+    assert fast._block_runner() is not None and ref._block_runner() is None
+    assert asked_fast == asked_ref == [(0, MOTION_BLOCK)]
+    assert np.max(np.abs(a)) > 0
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast.p, ref.p)
+    np.testing.assert_array_equal(fast.p_prev, ref.p_prev)
 
 
 def test_block_runner_stops_on_instability(launcher, tmp_path, monkeypatch):

@@ -125,8 +125,8 @@ class Simulation:
         # (Motion.prefetch: one vectorised call where the states are costly)
         self._motions = [o.motion for o in scene.objects if o.motion.moves]
         self._prefetched = start_step
-        # static geometry on an engine without block runner: the shaders' accelerations of the
-        # coming MOTION_BLOCK steps, (K, g), from step ``_accel_first`` (``_step_acceleration``)
+        # static geometry: the shaders' accelerations of the coming MOTION_BLOCK steps, (K, g),
+        # from step ``_accel_first`` (``accelerations_ahead``)
         self._accel_first, self._accel_block = start_step, np.zeros((0, 0))
         self._in_run = False             # inside run(), which holds BLAS once for all its steps
         log.info("grid %s, h = %g m, dt = %g s, %d ghost cells", grid.shape, grid.h, grid.dt, len(self.ghosts))
@@ -156,10 +156,11 @@ class Simulation:
                 accel[rows] += shader.normal_acceleration(t, points)
         return accel
 
-    def _coming_times(self) -> np.ndarray:
-        """The times (MOTION_BLOCK,) s of this step and the next ones, each as ``time`` gives it
-        (n·Δt, to the bit), so that what is computed ahead for them is found again."""
-        return (self.n + np.arange(MOTION_BLOCK)) * self.grid.dt
+    def _coming_times(self, first: int | None = None) -> np.ndarray:
+        """The times (MOTION_BLOCK,) s of step ``first`` (default: this step) and the next ones,
+        each as ``time`` gives it (n·Δt, to the bit), so that what is computed ahead for them is
+        found again."""
+        return ((self.n if first is None else first) + np.arange(MOTION_BLOCK)) * self.grid.dt
 
     def _step_acceleration(self) -> np.ndarray:
         """aₙ at this step's time. Where nothing moves, the shaders are asked for MOTION_BLOCK
@@ -170,15 +171,28 @@ class Simulation:
             return self.boundary_acceleration(self.time)
         return self.accelerations_ahead()[0]
 
-    def accelerations_ahead(self) -> np.ndarray:
-        """aₙ (m/s²) of the kept block from this step on, (k, g) with k ≥ 1, for static geometry
-        (a new block of MOTION_BLOCK steps is asked for where none is kept for this step): what
-        :meth:`_step_acceleration` and the CPU's compiled blocks (kernels/cpu_blocks.py) read."""
-        k = self.n - self._accel_first
+    def accelerations_ahead(self, first: int | None = None) -> np.ndarray:
+        """aₙ (m/s²) of the kept block from step ``first`` (default: this step) on, (k, g) with
+        k ≥ 1, for static geometry (a new block of MOTION_BLOCK steps from ``first`` is asked for
+        where none is kept for it): what :meth:`_step_acceleration`, the CPU's compiled blocks
+        (kernels/cpu_blocks.py) and the GPU's recorded ones (:meth:`accelerations_into`) read, so
+        that a step takes the same values however a run is cut into steps and blocks."""
+        first = self.n if first is None else first
+        k = first - self._accel_first
         if not 0 <= k < len(self._accel_block):
-            self._accel_block = self.boundary_acceleration_block(self._coming_times())
-            self._accel_first, k = self.n, 0
+            self._accel_block = self.boundary_acceleration_block(self._coming_times(first))
+            self._accel_first, k = first, 0
         return self._accel_block[k:]
+
+    def accelerations_into(self, out: np.ndarray) -> None:
+        """aₙ (m/s²) of the steps from this one on into ``out`` (K, g), from the kept blocks
+        (:meth:`accelerations_ahead`; those ahead of this step are asked for as they are reached)."""
+        done = 0
+        while done < len(out):
+            ahead = self.accelerations_ahead(self.n + done)
+            count = min(len(out) - done, len(ahead))
+            out[done:done + count] = ahead[:count]
+            done += count
 
     def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,

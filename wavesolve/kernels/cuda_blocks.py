@@ -6,8 +6,10 @@ geometry does not move and there are no point sources, the host's only per-step 
 shaders' boundary accelerations, which do not depend on the field. So :class:`BlockRunner` runs
 the steps in blocks of ``BLOCK_STEPS``:
 
-1. the host evaluates the shaders at the block's times into a pinned (K, g) buffer (one
-   ``normal_acceleration_block`` call per shader: vectorised by the built-in shaders);
+1. the host copies the block's boundary accelerations into a pinned (K, g) buffer from the blocks
+   of ``MOTION_BLOCK`` steps that ``Simulation`` keeps (``Simulation.accelerations_into``; one
+   ``normal_acceleration_block`` call per shader a kept block, vectorised by the built-in shaders),
+   so that each step takes the values a step run on its own would;
 2. one copy takes it to the device, one launch runs the block's K steps — K calls of
    ``Simulation._advance`` recorded once per buffer slot as a CUDA graph — and one copy brings
    the (K, listeners) samples back;
@@ -166,14 +168,13 @@ class BlockRunner:
             self.programs[key] = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
         programs = self.programs[key]
         g = len(sim.ghosts)
-        dt = sim.grid.dt
         try:
             for b in range(blocks):
                 slot = b % 2
                 self._finish(sim, out, slot)
                 host = self.host_accel[slot]
                 if g:
-                    sim.boundary_acceleration_block((sim.n + np.arange(K)) * dt, out=host)
+                    sim.accelerations_into(host)
                 queue.upload(self.accel[slot], host)
                 queue.launch(programs[slot])
                 peak = queue.peak(sim.p)

@@ -109,6 +109,11 @@ class ModalShader(Shader):
             self.weights = np.zeros((0, len(omega)))
         self._cache: tuple[BoundaryPoints, np.ndarray] | None = None
         self._first_sample = (int(math.floor(self.impacts[0].t0 * rate)) - 1) if self.impacts else None
+        # per impact, the samples whose impulse it may reach (``_impulse``: those k with
+        # t0 < (k + ½)Δt and end > (k − ½)Δt), widened by one on each side: outside them the
+        # oscillators ring freely
+        self._forced = np.array([[math.floor(imp.t0 * rate - 0.5) - 1, math.ceil(imp.end * rate + 0.5) + 1]
+                                 for imp in self.impacts], dtype=np.int64).reshape(-1, 2)
 
     def _body_properties(self, config: Config, context: ShaderContext
                          ) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -167,7 +172,18 @@ class ModalShader(Shader):
         if bank.k < self._first_sample:  # at rest until the first impact
             bank.k = min(k, self._first_sample)
         while bank.k < k:
+            if k - bank.k > 1:              # a stretch no impact reaches: one exact free motion
+                stop = min(k, self._next_forced(bank.k))
+                if stop - bank.k > 1:
+                    bank.jump(stop - bank.k)
+                    continue
             bank.advance(self._impulse(bank.k))
+
+    def _next_forced(self, k: int) -> int:
+        """The first sample from k on that an impact's impulse may reach (a large number if none)."""
+        lo, hi = self._forced[:, 0], self._forced[:, 1]
+        ahead = hi >= k
+        return max(k, int(lo[ahead].min())) if ahead.any() else np.iinfo(np.int64).max
 
     def modal_acceleration(self, t: float) -> np.ndarray:
         """q̈ (M,) at time t (s)."""
@@ -202,7 +218,8 @@ class ModalShader(Shader):
         return self.bank.at(t - k * dt, self._impulse(k))[0]
 
     def reset(self, t: float) -> None:
-        """Restart at t: the recursion is rerun from 0 to t (exact ringing state)."""
+        """Restart at t: the recursion is rerun from 0 to t (exact ringing state), jumping over the
+        stretches between impacts by the exact free motion."""
         self.bank.restart()
         self._advance_to(int(math.floor(t / self.bank.dt + 1e-9)))
 

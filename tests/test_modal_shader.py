@@ -123,6 +123,35 @@ def test_block_evaluation_equals_time_by_time(tmp_path, sphere):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * peak)
 
 
+def test_late_start_jumps_the_free_ringing(tmp_path, sphere):
+    """A shader first asked at a late time (a time-parallel chunk's start, or the bench's start in a
+    scene's middle) steps its oscillators only at the samples an impact reaches, and jumps the
+    stretches between by the exact free motion: its accelerations from 20 to 30 ms equal those of a
+    shader stepped there sample by sample to 1e-10 of their peak. Rounding alone separates the two:
+    the jump's cosine and sine of a phase of up to ω_d·t ≈ 470 rad carry about 470 · 1.1e-16 = 5e-14
+    relative error, the stepped recursion about √6000 · 1.1e-16 = 1e-14."""
+    mesh, _, _ = sphere
+    table = dict(TABLE, impacts=[*TABLE["impacts"], {"time": 0.0071, "position": [0.0, 0.0, 0.05],
+                                                       "impulse": [0.0, 0.0, -0.2], "duration": 1e-4}])
+    stepped, late = _shader(tmp_path, table, mesh), _shader(tmp_path, table, mesh)
+    dt = stepped.bank.dt
+    for k in range(int(0.02 / dt)):                          # sample by sample, impulses included
+        stepped.modal_acceleration(k * dt)
+    calls = []
+    advance = late.bank.advance
+    late.bank.advance = lambda g=0.0: (calls.append(1), advance(g))
+    times = np.linspace(0.02, 0.03, 64)
+    want = np.array([stepped.modal_acceleration(float(t)) for t in times])
+    got = np.array([late.modal_acceleration(float(t)) for t in times])
+    forced = int(np.sum(late._forced[:, 1] - late._forced[:, 0] + 1))
+    print("samples to 20 ms", int(0.02 / dt), "advanced", len(calls), "forced", forced)
+    assert forced < 100 and len(calls) <= forced + 2 * len(times)
+    peak = np.max(np.abs(want))
+    assert peak > 0
+    print("max difference / peak", np.max(np.abs(got - want)) / peak)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * peak)
+
+
 SCENE = """
 [simulation]
 duration = 0.006

@@ -110,8 +110,9 @@ def host_bandwidth() -> dict[str, float]:
 def paired_fraction(sim: Simulation, steps: int, rounds: int) -> tuple[float, float, float]:
     """(median fraction of the roof, median updates/s, median bandwidth in bytes/s) over ``rounds``
     rounds, each the host's b = 2a − b bandwidth (best of 3, Numba on all cores, else NumPy's two
-    passes) and then ``steps`` whole steps of ``sim`` (``Simulation.run``), its roof taken from the
-    bandwidth of its own round. A shared VM's speed drifts by up to 1.5× within minutes, bandwidth
+    passes) and then ``steps`` whole steps of ``sim`` (``Simulation.run``, after two untimed ones
+    that bring the run's arrays back into the caches), its roof taken from the bandwidth of its own
+    round. A shared VM's speed drifts by up to 1.5× within minutes, bandwidth
     and step alike (bench/RESULTS.md, seventeenth and eighteenth sessions): a roof measured minutes
     away from the steps mixes two machine states, each round's ratio does not."""
     a, b = _stream_arrays()
@@ -129,6 +130,7 @@ def paired_fraction(sim: Simulation, steps: int, rounds: int) -> tuple[float, fl
     fractions, rates, bandwidths = [], [], []
     for _ in range(rounds):
         bandwidth = nbytes / _best(update, 3)
+        sim.run(2, progress=False)             # the stream's 1.5 GB left the caches cold: refill
         t = time.perf_counter()
         sim.run(steps, progress=False)
         rate = sim.grid.cells * steps / (time.perf_counter() - t)

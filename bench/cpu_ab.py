@@ -81,12 +81,37 @@ class Version:
         self.p = rng.uniform(-1e-3, 1e-3, self.grid.shape).astype(dtype)
         self.out = rng.uniform(-1e-3, 1e-3, self.grid.shape).astype(dtype)
         self.first = None
-        self.times: list[float] = []
 
     def call(self) -> float:
         t = time.perf_counter()
         self.update(self.p, self.out)
         return time.perf_counter() - t
+
+
+def apart(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b| / max |a| (float64)."""
+    return float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(a))), 1e-300)
+
+
+def alternate(calls: int, timed: dict) -> dict[str, np.ndarray]:
+    """``calls`` timings (ms) of each of ``timed``'s functions (each returns its own seconds),
+    alternating, every other round in reverse order."""
+    order = list(timed)
+    times: dict[str, list[float]] = {name: [] for name in order}
+    for k in range(calls):
+        for name in (order if k % 2 == 0 else order[::-1]):
+            times[name].append(timed[name]())
+    return {name: np.array(t) * 1e3 for name, t in times.items()}
+
+
+def report(label: str, precision: str, n: int, ms: dict[str, np.ndarray], diff: float) -> None:
+    """One table row per version: ms (min / 10th percentile / median), updates/s of the best, and
+    on "this" the ratio of the medians and how far apart the results are."""
+    ratio = np.median(ms["this"]) / np.median(ms["base"])
+    comparison = {"this": f"{ratio:.3f} | {diff:.1e}", "base": " | "}
+    for name, t in ms.items():
+        print(f"| {label} | {precision} | {name} | {t.min():.2f} / {np.percentile(t, 10):.2f} / "
+              f"{np.median(t):.2f} | {n ** 3 / t.min() / 1e6:.2f} G | {comparison[name]} |")
 
 
 def compare(base, n: int, precision: str, calls: int) -> None:
@@ -95,20 +120,8 @@ def compare(base, n: int, precision: str, calls: int) -> None:
     for v in versions.values():          # compile, and keep the first p⁺ from the shared state
         v.call()
         v.first = v.out.copy()
-    a, b = versions["this"].first, versions["base"].first
-    diff = float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(a))), 1e-300)
-    order = list(versions.values())
-    for k in range(calls):
-        for v in (order if k % 2 == 0 else order[::-1]):
-            v.times.append(v.call())
-    rows = []
-    for name, v in versions.items():
-        ms = np.array(v.times) * 1e3
-        rows.append((name, ms.min(), np.percentile(ms, 10), np.median(ms), n ** 3 / ms.min() / 1e6))
-    comparison = {"this": f"{rows[0][3] / rows[1][3]:.3f} | {diff:.1e}", "base": " | "}
-    for name, lo, p10, med, rate in rows:
-        print(f"| {n}³ | {precision} | {name} | {lo:.2f} / {p10:.2f} / {med:.2f} | {rate:.2f} G | "
-              f"{comparison[name]} |")
+    diff = apart(versions["this"].first, versions["base"].first)
+    report(f"{n}³", precision, n, alternate(calls, {name: v.call for name, v in versions.items()}), diff)
 
 
 def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: int) -> None:
@@ -122,21 +135,16 @@ def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: i
         sim = importlib.import_module(f"{package.__name__}.simulation").Simulation(scene, backend="numba")
         sim.run(start, progress=False)
         sims[name] = sim
-    times: dict[str, list[float]] = {name: [] for name in sims}
-    order = list(sims)
-    for k in range(calls):
-        for name in (order if k % 2 == 0 else order[::-1]):
+
+    def per_step(sim):
+        def run() -> float:
             t = time.perf_counter()
-            sims[name].run(piece, progress=False)
-            times[name].append((time.perf_counter() - t) / piece)
-    a, b = sims["this"].p, sims["base"].p
-    diff = float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(a))), 1e-300)
-    rows = [(name, np.array(ts) * 1e3) for name, ts in times.items()]
-    ratio = np.median(rows[0][1]) / np.median(rows[1][1])
-    comparison = {"this": f"{ratio:.3f} | {diff:.1e}", "base": " | "}
-    for name, ms in rows:
-        print(f"| {n}³ + sphere, whole steps | {precision} | {name} | {ms.min():.2f} / {np.percentile(ms, 10):.2f} / "
-              f"{np.median(ms):.2f} | {n ** 3 / ms.min() / 1e6:.2f} G | {comparison[name]} |")
+            sim.run(piece, progress=False)
+            return (time.perf_counter() - t) / piece
+        return run
+
+    ms = alternate(calls, {name: per_step(sim) for name, sim in sims.items()})
+    report(f"{n}³ + sphere, whole steps", precision, n, ms, apart(sims["this"].p, sims["base"].p))
 
 
 def main() -> None:
@@ -155,9 +163,9 @@ def main() -> None:
     print(f"this: {REPO}; base: {args.base.resolve()}; Numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads")
     what = "ms a step" if args.whole else "ms a call"
-    apart = "fields apart at the end (of max)" if args.whole else "first p⁺ apart (of max)"
+    results = "fields apart at the end (of max)" if args.whole else "first p⁺ apart (of max)"
     print(f"| grid | precision | version | {what}: min / 10th percentile / median | updates/s (best) | "
-          f"median this / base | {apart} |")
+          f"median this / base | {results} |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(s) for s in args.sizes.split(",")):
         for precision in args.precisions.split(","):

@@ -26,6 +26,7 @@ once before the table does not follow.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -68,8 +69,10 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
+@functools.lru_cache(maxsize=None)
 def _numba_stream():
-    """b = 2a − b over float32 arrays with Numba ``prange`` (all cores), or None without Numba."""
+    """b = 2a − b over float32 arrays with Numba ``prange`` (all cores), or None without Numba
+    (made once: each paired round and bandwidth table reuses it)."""
     try:
         from numba import njit, prange
     except ImportError:
@@ -89,18 +92,22 @@ def _stream_arrays() -> tuple[np.ndarray, np.ndarray]:
     return a, np.ones_like(a)
 
 
+def _numpy_update(a: np.ndarray, b: np.ndarray):
+    """b = 2a − b with NumPy on one thread, in two passes (b ← a − b, then b ← a + b: 24 bytes an
+    element moved); the fair single-thread figure is the copy in ``host_bandwidth``."""
+    def update():
+        np.subtract(a, b, out=b)
+        np.add(a, b, out=b)
+    return update
+
+
 def host_bandwidth() -> dict[str, float]:
     """Bytes/s of b = 2a − b (12 bytes per float32 element) with NumPy and with Numba prange."""
     a, b = _stream_arrays()
     nbytes = 3 * a.nbytes
     tmp = np.empty_like(a)
-
-    def numpy_update():           # two passes: the fair single-thread figure is the copy below
-        np.subtract(a, b, out=b)
-        np.add(a, b, out=b)
-
     result = {"numpy copy (1 thread)": 2 * a.nbytes / _best(lambda: np.copyto(tmp, a), 5),
-              "numpy b = 2a - b (1 thread, 2 passes)": 2 * nbytes / _best(numpy_update, 3)}
+              "numpy b = 2a - b (1 thread, 2 passes)": 2 * nbytes / _best(_numpy_update(a, b), 3)}
     stream = _numba_stream()
     if stream is not None:
         result["numba b = 2a - b (all cores)"] = nbytes / _best(lambda: stream(a, b), 5)
@@ -112,20 +119,15 @@ def paired_fraction(sim: Simulation, steps: int, rounds: int) -> tuple[float, fl
     rounds, each the host's b = 2a − b bandwidth (best of 3, Numba on all cores, else NumPy's two
     passes) and then ``steps`` whole steps of ``sim`` (``Simulation.run``, after two untimed ones
     that bring the run's arrays back into the caches), its roof taken from the bandwidth of its own
-    round. A shared VM's speed drifts by up to 1.5× within minutes, bandwidth
+    round. A shared VM's speed drifts by up to 1.6× within a minute, bandwidth
     and step alike (bench/RESULTS.md, seventeenth and eighteenth sessions): a roof measured minutes
     away from the steps mixes two machine states, each round's ratio does not."""
     a, b = _stream_arrays()
     stream = _numba_stream()
     if stream is None:
-        def update():
-            np.subtract(a, b, out=b)
-            np.add(a, b, out=b)
-        nbytes = 6 * a.nbytes
+        update, nbytes = _numpy_update(a, b), 6 * a.nbytes
     else:
-        def update():
-            stream(a, b)
-        nbytes = 3 * a.nbytes
+        update, nbytes = (lambda: stream(a, b)), 3 * a.nbytes
     itemsize = sim.p.dtype.itemsize
     fractions, rates, bandwidths = [], [], []
     for _ in range(rounds):

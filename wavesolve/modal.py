@@ -94,8 +94,7 @@ class ModalOscillators:
         """Move the state ``samples`` samples on with no impulses, by the exact free motion over
         samples·dt in one transition: equal to ``samples`` calls of ``advance()`` up to rounding
         (relative 1e-16 times the phase ω_d·samples·dt in radians, from the cosine and sine)."""
-        cqq, cqv, cvq, cvv = self._transition(samples * self.dt)
-        self.q, self.v = cqq * self.q + cqv * self.v, cvq * self.q + cvv * self.v
+        self.q, self.v = self.at(samples * self.dt)
         self.k += int(samples)
 
     def at(self, s: float, g: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:

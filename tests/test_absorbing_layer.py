@@ -124,14 +124,15 @@ def _classic_split_step(layer, state, p, p_next) -> None:
 
 @pytest.mark.parametrize("shape,L,ground", [((23, 19, 27), 4, False), ((30, 26, 21), 7, False),
                                             ((24, 22, 20), 5, True)])
-def test_derived_z_split_equals_three_stored_splits(shape, L, ground):
-    """The layer stores pₓ and p_y only and takes p_z = (p − pₓ) − p_y from the field
-    (absorbing.py). That is a change of variables of the three-split scheme, so both must give the
-    same pressure up to rounding: a pulse (a random field in the interior, with p⁻ = p) stepped 300
-    times in float64 by the whole reference update and by the same update with a three-split layer,
-    max |difference| ≤ 1e-13 · max |p| over the run (measured 3.6e-16 to 4.2e-16: a few roundings of
-    intermediates up to 8 max |p|, accumulated over 300 steps of a scheme that does not amplify).
-    The floor rows of a ground are mirrored each step by both (Backend.mirror_floor's rule)."""
+def test_stored_slots_equal_three_stored_splits(shape, L, ground):
+    """The layer stores split pressures only along the axes each cell absorbs along, in two slots,
+    and steps the rest p − slots as one (absorbing.py). That is a change of variables of the
+    three-split scheme, so both must give the same pressure up to rounding: a pulse (a random field
+    in the interior, with p⁻ = p) stepped 300 times in float64 by the whole reference update and by
+    the same update with a three-split layer, max |difference| ≤ 1e-13 · max |p| over the run
+    (measured about 4e-16: a few roundings of intermediates up to 8 max |p|, accumulated over 300
+    steps of a scheme that does not amplify). The floor rows of a ground are mirrored each step by
+    both (Backend.mirror_floor's rule)."""
     from kernel_cases import make_grid
 
     from wavesolve.absorbing import AbsorbingLayer

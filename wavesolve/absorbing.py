@@ -14,11 +14,23 @@ are rigid (v = 0), and so is the floor face (z face ``layer``) when the grid has
 variables exist only in the layer: six slabs, each with its own
 copy of the face velocities it touches (copies on shared faces follow identical recursions).
 
-Only pₓ and p_y are stored: p_z is the rest of the pressure, p_z = (p − pₓ) − p_y, taken from the
-field before each step. The state (p, pₓ, p_y, v) is an invertible linear change of variables of
-(pₓ, p_y, p_z, v), so the scheme is the same; in floating point the two differ by rounding (about
-1e-16 of max |p| in float64 over hundreds of steps, tests/test_absorbing_layer.py). It saves a
-layer cell 8 of its about 56 bytes a step in float32, and a third of the split pressures' memory.
+Split pressures are stored only along the axes a cell absorbs along (σ > 0), in two slots a cell
+(``slot_axes``). Slab s's normal axis n = s // 2 (x for the x-slabs, then y, then z) absorbs in all
+of its cells; let b₁ < b₂ be the other two axes, and a cell "in b's layer" if its index along b lies
+within ``layer`` of either end:
+
+- slot 0 holds p_n;
+- slot 1 holds p_{b₁} in b₁'s layer, else p_{b₂} in b₂'s layer, else nothing (a face region: the
+  cell absorbs along n only; slot 1 is neither read nor written);
+- the rest R = (p − slot 0) − slot 1 is the sum of the split pressures not stored, taken from the
+  field before each step: one axis (p_{b₂} or p_{b₁}), or in a face region both, which are free
+  there (σ = 0, A = 1), so R⁺ = (A_{b₁} R − C_{b₁} Δv_{b₁}) − C_{b₂} Δv_{b₂} steps their sum.
+
+This is an invertible linear change of variables of (pₓ, p_y, p_z, v), so the scheme is the same;
+in floating point they differ by rounding (about 4e-16 of max |p| in float64 over 300 steps,
+tests/test_absorbing_layer.py). A face-region cell, most of the layer, moves about 40 bytes a step
+in float32 (slot 0, three face velocities, p, p⁺), an edge or corner cell 48, against about 60 with
+three split pressures stored.
 """
 from __future__ import annotations
 
@@ -64,17 +76,18 @@ class _Slab:
 
     lo: tuple[int, int, int]
     hi: tuple[int, int, int]
-    p_split: list[np.ndarray]        # the stored pₓ, p_y: 2 × (nx, ny, nz)
+    p_split: list[np.ndarray]        # slots 0 and 1 (module docstring): 2 × (nx, ny, nz)
     v: list[np.ndarray]              # axis a: shape with n_a + 1 along a
     v_coef: list[tuple[np.ndarray, np.ndarray]]   # per axis (A, B) broadcastable to v[a]
     p_coef: list[tuple[np.ndarray, np.ndarray]]   # per axis (A, C) broadcastable to the slab's cells
+    in_layer: tuple[np.ndarray, np.ndarray]       # whether cells lie in b₁'s, b₂'s layer (broadcastable)
 
 
-#: Split pressures stored per layer cell: pₓ and p_y (p_z is derived; module docstring).
+#: Slots of split pressure per layer cell (module docstring).
 STORED_SPLIT = 2
-#: Every block of the packed buffers (a slab's split pressures, a slab's face velocities along one
-#: axis) starts at a multiple of this many elements, so that the GPU's layer cells can load and store
-#: up to 4 values along z at once (kernels/cuda/fdtd.cuh); the few elements of padding are never read.
+#: Every block of the packed buffers (a slab's split-pressure slots, a slab's face velocities along
+#: one axis) starts at a multiple of this many elements, so that the GPU's layer cells can load and
+#: store up to 4 values along z at once (kernels/cuda/fdtd.cuh); the few elements of padding are never read.
 PACK_ALIGN = 4
 
 
@@ -83,8 +96,8 @@ def _padded(n: int) -> int:
     return -(-n // PACK_ALIGN) * PACK_ALIGN
 
 
-#: Columns of ``AbsorbingLayer.slab_desc``: offset of the slab's stored split pressures in ``p_aux``
-#: (axis a < STORED_SPLIT at + a·cells), lo (3), extent (3), offset of its face velocities along each axis in ``v_aux`` (3).
+#: Columns of ``AbsorbingLayer.slab_desc``: offset of the slab's split-pressure slots in ``p_aux``
+#: (slot u at + u·cells), lo (3), extent (3), offset of its face velocities along each axis in ``v_aux`` (3).
 SLAB_DESC_COLUMNS = ("p_off", "lo0", "lo1", "lo2", "n0", "n1", "n2", "v_off0", "v_off1", "v_off2")
 #: Columns of ``AbsorbingLayer.face_desc`` (one row per slab and axis, in ``v_aux`` order): offset,
 #: lo (3), shape of the face array (3), axis.
@@ -105,8 +118,8 @@ class AbsorbingLayer:
     made by :meth:`views`):
 
     Attributes:
-        p_aux: (Σ 2·cells,) stored split pressures pₓ, p_y of all slabs, slab by slab, axis by axis
-            (p_z = (p − pₓ) − p_y: module docstring); each slab's block padded to PACK_ALIGN.
+        p_aux: (Σ 2·cells,) the split-pressure slots of all slabs, slab by slab, slot by slot
+            (module docstring); each slab's block padded to PACK_ALIGN.
         v_aux: (Σ faces,) face velocities of all slabs, slab by slab, axis by axis, each block
             padded to PACK_ALIGN.
         y_fastest: (6,) bool per slab: its arrays are stored in (x, z, y) order (y fastest) instead
@@ -187,7 +200,12 @@ class AbsorbingLayer:
                                self.face_B[fo + lo[a]:fo + hi[a] + 1].reshape(bshape)))
                 p_coef.append((self.cell_A[co + lo[a]:co + hi[a]].reshape(bshape),
                                self.cell_C[co + lo[a]:co + hi[a]].reshape(bshape)))
-            self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef))
+            in_layer = []
+            for b in slot_axes(s)[1:]:
+                idx = np.arange(lo[b], hi[b])
+                mask = (idx < L) | (idx >= shape[b] - L)
+                in_layer.append(mask.reshape([-1 if c == b else 1 for c in range(3)]))
+            self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef, (in_layer[0], in_layer[1])))
 
     def views(self, p_aux, v_aux) -> list[tuple[list, list]]:
         """Per slab, (stored split pressures, face velocities): pₓ and p_y as (n0, n1, n2) views, and three views
@@ -228,20 +246,21 @@ class AbsorbingLayer:
         return self.p_aux.nbytes + self.v_aux.nbytes
 
     def step(self, p: np.ndarray, p_next: np.ndarray) -> None:
-        """v^{n+½} from p^n, then p^{n+1} = (pₓ^{n+1} + p_y^{n+1}) + p_z^{n+1} written into ``p_next`` on
-        layer cells, with p_z^n = (p^n − pₓ^n) − p_y^n (module docstring).
+        """v^{n+½} from p^n, then p^{n+1} written into ``p_next`` on layer cells: the slots and the
+        rest of the pressure stepped as the module docstring says, p⁺ = (slot 0 + slot 1) + rest
+        where slot 1 is used, else slot 0 + rest.
 
         With a ground the slab under the interior (z below the floor) is skipped: the rigid floor
         face (v_z = 0) cuts it off, and its cells hold the floor's mirror rows
         (``Backend.mirror_floor``).
         """
         floor = self.grid.layer if self.grid.ground else 0
-        for s in self.slabs:
+        for k, s in enumerate(self.slabs):
             if s.hi[2] <= floor:
                 continue
+            n, b1, b2 = slot_axes(k)
             box = p[s.lo[0]:s.hi[0], s.lo[1]:s.hi[1], s.lo[2]:s.hi[2]]
-            pz = (box - s.p_split[0]) - s.p_split[1]          # from the stored ones, before they step
-            total = None
+            D = []
             for a in range(3):
                 # pressure differences across the slab's faces along axis a (outer faces: rigid)
                 lo = list(s.lo)
@@ -260,9 +279,23 @@ class AbsorbingLayer:
                 v = s.v[a]
                 v *= A_v
                 v -= B_v * dp
-                A_p, C_p = s.p_coef[a]
-                pa = s.p_split[a] if a < STORED_SPLIT else pz
-                pa *= A_p
-                pa -= C_p * np.diff(v, axis=a)
-                total = pa.copy() if total is None else total + pa
-            p_next[s.lo[0]:s.hi[0], s.lo[1]:s.hi[1], s.lo[2]:s.hi[2]] = total
+                D.append(s.p_coef[a][1] * np.diff(v, axis=a))      # C_a Δv_a on the cells
+            A = [s.p_coef[a][0] for a in range(3)]
+            s0, s1 = s.p_split
+            first = np.broadcast_to(s.in_layer[0], box.shape)           # slot 1 holds p_{b₁}
+            second = np.broadcast_to(~s.in_layer[0] & s.in_layer[1], box.shape)   # slot 1 holds p_{b₂}
+            used = first | second
+            rest = np.where(used, (box - s0) - s1, box - s0)
+            s0 *= A[n]
+            s0 -= D[n]
+            s1[...] = np.where(first, s1 * A[b1] - D[b1], np.where(second, s1 * A[b2] - D[b2], s1))
+            rest = np.where(first, rest * A[b2] - D[b2],
+                            np.where(second, rest * A[b1] - D[b1], (rest * A[b1] - D[b1]) - D[b2]))
+            p_next[s.lo[0]:s.hi[0], s.lo[1]:s.hi[1], s.lo[2]:s.hi[2]] = np.where(used, (s0 + s1) + rest, s0 + rest)
+
+
+def slot_axes(s: int) -> tuple[int, int, int]:
+    """(n, b₁, b₂) of slab s: its normal axis, then the other two in order (module docstring)."""
+    n = s // 2
+    b1, b2 = (b for b in range(3) if b != n)
+    return n, b1, b2

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .absorbing import STORED_SPLIT
+from .absorbing import slot_axes
 from .boundary_keys import boundary_system
 from .grid import Grid
 from .listeners import Probes
@@ -136,24 +136,23 @@ class FollowingSimulation(Simulation):
         xp = self.engine.xp
         grid = self.grid
         shape = grid.shape
-        split = [xp.zeros(shape, self.dtype) for _ in range(STORED_SPLIT)]   # pₓ, p_y (p_z is derived)
+        split = [xp.zeros(shape, self.dtype) for _ in range(3)]             # pₓ, p_y, p_z
         # the field update's own buffers on the GPU backend (device copies; the face velocities it
         # reads next are one of two it alternates between), else the layer's
         p_aux = getattr(self._update, "p_aux", self.layer.p_aux)
         v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
         views = _slab_views(self.layer, p_aux, v_aux)
-        for slab in views:
-            for stored, view in zip(split, slab.p_split):
-                stored[slab.cells] = view
+        slots = [_SlotMasks(xp, k, slab, self.layer.slabs[k].in_layer) for k, slab in enumerate(views)]
+        for slab, m in zip(views, slots):
+            m.unpack(slab, self.p, split, axis)
             for a in range(3):
                 self.velocity[a][slab.faces[a]] = slab.v[a]
         self._rebuild_velocity()
         for arr in (self.p, self.p_prev, *split, *self.velocity):
             _shift(arr, axis, direction)
         self._enter_layer(axis, direction, split)
-        for slab in views:
-            for stored, view in zip(split, slab.p_split):
-                view[...] = stored[slab.cells]
+        for slab, m in zip(views, slots):
+            m.pack(slab, split)
             for a in range(3):
                 slab.v[a][...] = self.velocity[a][slab.faces[a]]
         origin = np.asarray(grid.origin, dtype=np.float64)
@@ -178,7 +177,7 @@ class FollowingSimulation(Simulation):
         window[axis] = plane
         window = tuple(window)
         p = self.p
-        for a in range(STORED_SPLIT):        # p_z = (p − pₓ) − p_y follows: p on axis z, else 0
+        for a in range(3):
             split[a][window] = p[window] if a == axis else 0
         div_others = 0
         for b in range(3):
@@ -230,6 +229,41 @@ def _shift(arr: Any, axis: int, direction: int) -> None:
         dst[axis], src[axis], end[axis] = slice(1, n), slice(0, n - 1), slice(0, 1)
     arr[tuple(dst)] = arr[tuple(src)].copy()
     arr[tuple(end)] = 0
+
+
+class _SlotMasks:
+    """Slab k's split-pressure slots (absorbing.py) against whole per-axis split pressures: in each
+    cell slot 0 is p_n, slot 1 is p_{b₁} (``first``), p_{b₂} (``second``) or unused, and the rest
+    p − slots is the sum of the others."""
+
+    def __init__(self, xp: Any, k: int, slab: "_SlabView", in_layer: tuple) -> None:
+        self.xp = xp
+        self.axes = slot_axes(k)
+        shape = slab.p_split[0].shape
+        in1, in2 = (np.broadcast_to(m, shape) for m in in_layer)
+        self.first = xp.asarray(in1)
+        self.second = xp.asarray(~in1 & in2)
+
+    def unpack(self, slab: "_SlabView", p: Any, split: list, axis: int) -> None:
+        """The slab's cells of ``split`` (three whole-grid arrays) from its slots and p. Where both
+        other axes are in the rest (a face region), the rest goes to the shift axis's component if
+        that is one of them (a cell that the shift takes into an edge then holds it as that axis's
+        split pressure, as the plane entering the layer does), else to b₁'s."""
+        xp, (n, b1, b2) = self.xp, self.axes
+        s0, s1 = slab.p_split
+        used = self.first | self.second
+        rest = xp.where(used, (p[slab.cells] - s0) - s1, p[slab.cells] - s0)
+        to_b2 = axis == b2
+        split[n][slab.cells] = s0
+        split[b1][slab.cells] = xp.where(self.first, s1, xp.where(self.second, rest, 0 if to_b2 else rest))
+        split[b2][slab.cells] = xp.where(self.first, rest, xp.where(self.second, s1, rest if to_b2 else 0))
+
+    def pack(self, slab: "_SlabView", split: list) -> None:
+        """The slab's slots from ``split`` (the rest follows from p)."""
+        xp, (n, b1, b2) = self.xp, self.axes
+        slab.p_split[0][...] = split[n][slab.cells]
+        slab.p_split[1][...] = xp.where(self.first, split[b1][slab.cells],
+                                        xp.where(self.second, split[b2][slab.cells], 0))
 
 
 @dataclasses.dataclass

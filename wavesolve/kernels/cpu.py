@@ -6,8 +6,9 @@ One call per time step does
   2. each thread walks its chunk plane by plane, row by row: a layer row first updates the faces
      it owns in place (its upper x- and y-faces, all of its z-faces, and the lower ones at a slab's
      start), then its cells' split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i]) and
-     p⁺ = (pₓ + p_y) + p_z (p_z = (p − pₓ) − p_y before the step: only pₓ and p_y are stored,
-     absorbing.py), reading faces the row before it (or step 1) has just updated; an
+     p⁺ from them (split pressures are stored only along the axes a cell absorbs along, the
+     rest p − stored steps as one: absorbing.py), reading faces the row before it (or step 1)
+     has just updated; an
      interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p. The plane's z-slab parts come last
      (below), after its rows have brought the next plane's pressures into cache.
 
@@ -72,30 +73,72 @@ def _split_pressure(p_aux, q, A, C, v_aux, hi, lo, n):
 
 
 @njit(cache=True, inline="always")
-def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, i, j):
-    """Split pressures and p⁺ of the slab row (i, j, all k of the slab): p_z = (p − pₓ) − p_y into the
-    row of ``out`` first (absorbing.py: p_z is not stored; ``out``'s p⁻ is not needed in the layer),
-    then one loop per stored axis, then p⁺ = (pₓ + p_y) + p_z with p_z stepped in the same loop (a
-    loop over all the arrays at once did not vectorise as well: 10 % slower on the x-slabs)."""
-    p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, j):
+    """Split-pressure slots and p⁺ of the row (i, j, all k) of x- or y-slab s (absorbing.py): slot 0
+    holds the slab's axis n (x, or y), b₁ is the other of x and y, b₂ is z. In a row within b₁'s
+    layer (an x-slab's first or last rows along y) slot 1 holds p_{b₁} and the rest is p_z; else
+    slot 1 holds p_z at the z ends (k < L, k ≥ nz − L) and the rest is p_{b₁}, and between them slot
+    1 is unused and the rest, both free axes, steps as one. The rest (p − slots, before they step)
+    goes into the row of ``out`` first (its p⁻ is not needed in the layer); each part is a loop of
+    its own (a loop over all the arrays at once did not vectorise as well: 10 % slower on the
+    x-slabs, with three split pressures)."""
+    p_off, lo0, lo1, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 4], sd[s, 5], sd[s, 6]
     li, lj = i - lo0, j - lo1
     cells = n0 * n1 * n2
     lin = (li * n1 + lj) * n2
-    qx = p_off + lin
-    qy = p_off + cells + lin
+    q0 = p_off + lin
+    q1 = p_off + cells + lin
     vx = sd[s, 7] + lin                                     # faces li, li+1 of (n0+1, n1, n2)
     vy = sd[s, 8] + (li * (n1 + 1) + lj) * n2               # (n0, n1+1, n2)
-    vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1)
-    o = (i * ny + j) * nz + lo2
-    for k in range(n2):
-        out[uint64(o + k)] = (p[uint64(o + k)] - p_aux[uint64(qx + k)]) - p_aux[uint64(qy + k)]
-    _split_pressure(p_aux, qx, cell_A[i], cell_C[i], v_aux, vx + n1 * n2, vx, n2)
-    _split_pressure(p_aux, qy, cell_A[nx + j], cell_C[nx + j], v_aux, vy + n2, vy, n2)
-    a = nx + ny + lo2
-    for k in range(n2):
+    vz = sd[s, 9] + (li * n1 + lj) * (n2 + 1)               # (n0, n1, n2+1); rows span z: lo2 = 0
+    if s < 2:                                               # x-slab: n = x, b₁ = y
+        fn, fn_up, fb, fb_up, cn_at, cb_at = vx, n1 * n2, vy, n2, i, nx + j
+        in1 = j < L or j >= ny - L
+    else:                                                   # y-slab: n = y, b₁ = x (never in x's layer)
+        fn, fn_up, fb, fb_up, cn_at, cb_at = vy, n2, vx, n1 * n2, nx + j, i
+        in1 = False
+    an, cn, a1, c1 = cell_A[cn_at], cell_C[cn_at], cell_A[cb_at], cell_C[cb_at]
+    az = nx + ny                                            # z's coefficients of cell k
+    o = (i * ny + j) * nz
+    if in1:                                                 # slot 1: p_{b₁}; the rest: p_z
+        for k in range(n2):
+            out[uint64(o + k)] = (p[uint64(o + k)] - p_aux[uint64(q0 + k)]) - p_aux[uint64(q1 + k)]
+        _split_pressure(p_aux, q0, an, cn, v_aux, fn + fn_up, fn, n2)
+        _split_pressure(p_aux, q1, a1, c1, v_aux, fb + fb_up, fb, n2)
+        for k in range(n2):
+            e = uint64(o + k)
+            out[e] = (p_aux[uint64(q0 + k)] + p_aux[uint64(q1 + k)]) + (
+                out[e] * cell_A[uint64(az + k)] - cell_C[uint64(az + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
+        return
+    m1 = n2 - L                                             # the z ends: k < L and k ≥ m1
+    for k in range(n2):                                     # the rest, p − slot 0 (− slot 1 at the ends)
+        out[uint64(o + k)] = p[uint64(o + k)] - p_aux[uint64(q0 + k)]
+    for k in range(L):
+        out[uint64(o + k)] = out[uint64(o + k)] - p_aux[uint64(q1 + k)]
+    for k in range(m1, n2):
+        out[uint64(o + k)] = out[uint64(o + k)] - p_aux[uint64(q1 + k)]
+    _split_pressure(p_aux, q0, an, cn, v_aux, fn + fn_up, fn, n2)
+    for k in range(n2):                                     # the rest's b₁ part: A R − C Δv along b₁
         e = uint64(o + k)
-        out[e] = (p_aux[uint64(qx + k)] + p_aux[uint64(qy + k)]) + (
-            out[e] * cell_A[uint64(a + k)] - cell_C[uint64(a + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
+        out[e] = out[e] * a1 - c1 * (v_aux[uint64(fb + fb_up + k)] - v_aux[uint64(fb + k)])
+    for k in range(L):                                      # lower z end: slot 1 is p_z
+        _z_end(p_aux, v_aux, cell_A, cell_C, out, o, q0, q1, az, vz, k)
+    for k in range(L, m1):                                  # the face region: the rest's z part
+        e = uint64(o + k)
+        out[e] = p_aux[uint64(q0 + k)] + (out[e] - cell_C[uint64(az + k)] * (
+            v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
+    for k in range(m1, n2):                                 # upper z end
+        _z_end(p_aux, v_aux, cell_A, cell_C, out, o, q0, q1, az, vz, k)
+
+
+@njit(cache=True, inline="always")
+def _z_end(p_aux, v_aux, cell_A, cell_C, out, o, q0, q1, az, vz, k):
+    """Cell k at a z end of a row (``_layer_row``): slot 1 (p_z) steps, and ``out`` (the rest p_{b₁},
+    stepped) becomes p⁺ = (slot 0 + slot 1) + rest."""
+    f = uint64(q1 + k)
+    p_aux[f] = p_aux[f] * cell_A[uint64(az + k)] - cell_C[uint64(az + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)])
+    e = uint64(o + k)
+    out[e] = (p_aux[uint64(q0 + k)] + p_aux[f]) + out[e]
 
 
 @njit(cache=True, inline="always")
@@ -213,37 +256,32 @@ def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, L, i, upper_x, re
 
 @njit(cache=True)
 def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tiles, scratch):
-    """Split pressures and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into
-    plane i's (z, y) block of ``scratch`` (nx, L, ny − 2L), p_z = (p − pₓ) − p_y taken from the
-    plane's pressure tile (``_z_slab_tile``); then the block into ``out``, each y's run of z cells at
-    once (a pass per z row, each writing one value into each of the plane's lines, took 0.63 ms
-    instead of 0.47 on 200³)."""
-    p_off, lo0, lo1, lo2, n0, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 4], sd[s, 5], sd[s, 6]
+    """Split pressure and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into
+    plane i's (z, y) block of ``scratch`` (nx, L, ny − 2L): slot 0 holds p_z and the rest p − p_z
+    (p from the plane's pressure tile, ``_z_slab_tile``) is pₓ + p_y, both free here (absorbing.py;
+    slot 1 is unused); then the block into ``out``, each y's run of z cells at once (a pass per z row,
+    each writing one value into each of the plane's lines, took 0.63 ms instead of 0.47 on 200³)."""
+    p_off, lo0, lo1, lo2, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 5], sd[s, 6]
     li = i - lo0
-    cells = n0 * n1 * n2
     W = ny - 2 * L + 2
-    ay = nx + lo1
+    ax, cx = cell_A[i], cell_C[i]
+    cy = nx + lo1
     for lk in range(n2):
         r = (li * n2 + lk) * n1
-        qx = p_off + r
-        qy = p_off + cells + r
+        q0 = p_off + r
         vx = sd[s, 7] + r                                       # faces li, li+1 of (n0+1, n2, n1)
         vy = sd[s, 8] + (li * n2 + lk) * (n1 + 1)               # (n0, n2, n1+1)
         vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
         o = (i * L + lk) * n1
         t = _tile_row(nx, L, W, s, i, lk + 1) + 1
         for jj in range(n1):
-            scratch[uint64(o + jj)] = (tiles[uint64(t + jj)] - p_aux[uint64(qx + jj)]) - p_aux[uint64(qy + jj)]
-        _split_pressure(p_aux, qx, cell_A[i], cell_C[i], v_aux, vx + n2 * n1, vx, n1)
-        for jj in range(n1):
-            e = uint64(qy + jj)
-            p_aux[e] = p_aux[e] * cell_A[uint64(ay + jj)] - cell_C[uint64(ay + jj)] * (
-                v_aux[uint64(vy + 1 + jj)] - v_aux[uint64(vy + jj)])
-        az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
+            scratch[uint64(o + jj)] = tiles[uint64(t + jj)] - p_aux[uint64(q0 + jj)]
+        _split_pressure(p_aux, q0, cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk], v_aux, vz + n1, vz, n1)
         for jj in range(n1):
             e = uint64(o + jj)
-            scratch[e] = (p_aux[uint64(qx + jj)] + p_aux[uint64(qy + jj)]) + (
-                scratch[e] * az - cz * (v_aux[uint64(vz + n1 + jj)] - v_aux[uint64(vz + jj)]))
+            scratch[e] = p_aux[uint64(q0 + jj)] + (
+                (scratch[e] * ax - cx * (v_aux[uint64(vx + n2 * n1 + jj)] - v_aux[uint64(vx + jj)]))
+                - cell_C[uint64(cy + jj)] * (v_aux[uint64(vy + 1 + jj)] - v_aux[uint64(vy + jj)]))
     base = (i * ny + lo1) * nz + lo2
     block = i * L * n1
     for jj in range(n1):
@@ -329,12 +367,12 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             middle = L <= i < nx - L                        # a plane between the x-slabs
             if not middle:
                 for j in range(ny):
-                    _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, i, j)
+                    _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, L, i, j)
             else:
                 m = nz - 2 * L
                 for j in range(ny):
                     if j < L or j >= ny - L:
-                        _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, i, j)
+                        _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, L, i, j)
                         continue
                     c = (i * ny + j) * nz + L
                     for k in range(m):

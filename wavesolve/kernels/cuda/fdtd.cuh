@@ -9,8 +9,8 @@
 //
 // Data layout (wavesolve/absorbing.py, AbsorbingLayer):
 //   p, out        grid fields, C order (nx, ny, nz)
-//   p_aux         stored split pressures pₓ, p_y, slab by slab, axis by axis: slab s axis a < 2 at
-//                 sd[s][0] + a·cells_s; p_z = (p − pₓ) − p_y is not stored
+//   p_aux         split-pressure slots, slab by slab, slot by slot: slab s slot u at sd[s][0] + u·cells_s
+//                 (wavesolve/absorbing.py; ws_layer_cells)
 //   v_old, v_new  face velocities v^{n−½} (read) and v^{n+½} (written), two buffers of the same
 //                 layout: slab by slab, axis by axis, slab s axis a at sd[s][7 + a], shaped
 //                 (n0+1, n1, n2), (n0, n1+1, n2), (n0, n1, n2+1)
@@ -109,13 +109,17 @@ WS_HD T ws_face_velocity(T v, T A, T B, T hi, T lo, bool open)
 // rule: W divides nz and the layer's width, and the packed buffers' blocks start at multiples of 4,
 // absorbing.py), so that p, the stored split pressures and the x and y face velocities are loaded
 // and stored W at a time. Each cell's faces' velocities v⁺ along each axis from v_old and p (the
-// lower face, and the upper one too), then its split pressures from them (p_z from p and the stored
-// two), and p⁺ = (px + py) + pz into out. Each face of the slab is written to v_new by exactly one
-// cell: the one above it along its axis, and for the slab's last face the cell below (no two threads
-// write one face, and no thread reads a face another writes: v_old and v_new are separate buffers).
+// lower face, and the upper one too), then from them its split-pressure slots and the rest of its
+// pressure (wavesolve/absorbing.py: in slab s, slot 0 the normal axis n = s / 2, slot 1 the first
+// other axis b₁ in b₁'s layer, else b₂ in b₂'s, else unused and untouched; the rest p − slots), and
+// p⁺ into out. Whether slot 1 is used is the same for the whole group: along z it changes only at
+// z = L and nz − L, multiples of W. Each face of the slab is written to v_new by exactly one cell: the
+// one above it along its axis, and for the slab's last face the cell below (no two threads write one
+// face, and no thread reads a face another writes: v_old and v_new are separate buffers).
 template <typename T, typename I, int W>
-WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, const T* cell_A,
-                          const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I i, I j, I k, I q)
+WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, int s,
+                          const T* cell_A, const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I L,
+                          I i, I j, I k, I q)
 {
     const I n0 = (I)sd[4], n1 = (I)sd[5], n2 = (I)sd[6];
     const I li = i - (I)sd[1], lj = j - (I)sd[2], lk = k - (I)sd[3];
@@ -161,20 +165,46 @@ WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new
     if (li == n0 - 1) ws_store<T, W>(v_new, vx + n1 * n2, xu);
     if (lj == n1 - 1) ws_store<T, W>(v_new, vy + n2, yu);
     if (lk + W == n2) v_new[vz + W] = zf[W];
-    ws_pack<T, W> qx = ws_load<T, W>(p_aux, r), qy = ws_load<T, W>(p_aux, r + cells);
+    // the slab's axes: n, then b₁ (y for the x-slabs, else x), b₂ (y for the z-slabs, else z)
+    const int n = s / 2;
+    const I c1 = n == 0 ? j : i, m1 = n == 0 ? ny : nx, c2 = n == 2 ? j : k, m2 = n == 2 ? ny : nz;
+    const bool in1 = c1 < L || c1 >= m1 - L, in2 = c2 < L || c2 >= m2 - L;
     const T ax = cell_A[i], cx = cell_C[i], ay = cell_A[nx + j], cy = cell_C[nx + j];
+    ws_pack<T, W> s0 = ws_load<T, W>(p_aux, r);
+    if (in1 || in2) {
+        ws_pack<T, W> s1 = ws_load<T, W>(p_aux, r + cells);
 #pragma unroll
-    for (int m = 0; m < W; ++m) {
-        const T qz = (pc.e[m] - qx.e[m]) - qy.e[m];          // p_z is not stored (absorbing.py)
-        const T px = qx.e[m] * ax - cx * (xu.e[m] - xl.e[m]);
-        const T py = qy.e[m] * ay - cy * (yu.e[m] - yl.e[m]);
-        const T pz = qz * cell_A[cz + k + m] - cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
-        qx.e[m] = px;
-        qy.e[m] = py;
-        res.e[m] = (px + py) + pz;
+        for (int m = 0; m < W; ++m) {
+            // per axis A and D = C Δv on this cell
+            const T Dx = cx * (xu.e[m] - xl.e[m]), Dy = cy * (yu.e[m] - yl.e[m]);
+            const T az = cell_A[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
+            const T An = n == 0 ? ax : (n == 1 ? ay : az), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
+            const T A1 = n == 0 ? ay : ax, D1 = n == 0 ? Dy : Dx;
+            const T A2 = n == 2 ? ay : az, D2 = n == 2 ? Dy : Dz;
+            const T rest = (pc.e[m] - s0.e[m]) - s1.e[m];
+            const T s0n = s0.e[m] * An - Dn;
+            const T s1n = in1 ? s1.e[m] * A1 - D1 : s1.e[m] * A2 - D2;
+            const T restn = in1 ? rest * A2 - D2 : rest * A1 - D1;
+            s0.e[m] = s0n;
+            s1.e[m] = s1n;
+            res.e[m] = (s0n + s1n) + restn;
+        }
+        ws_store<T, W>(p_aux, r + cells, s1);
+    } else {                                                  // a face region: both other axes free
+#pragma unroll
+        for (int m = 0; m < W; ++m) {
+            const T Dx = cx * (xu.e[m] - xl.e[m]), Dy = cy * (yu.e[m] - yl.e[m]);
+            const T az = cell_A[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
+            const T An = n == 0 ? ax : (n == 1 ? ay : az), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
+            const T A1 = n == 0 ? ay : ax, D1 = n == 0 ? Dy : Dx;
+            const T D2 = n == 2 ? Dy : Dz;
+            const T rest = pc.e[m] - s0.e[m];
+            const T s0n = s0.e[m] * An - Dn;
+            s0.e[m] = s0n;
+            res.e[m] = s0n + ((rest * A1 - D1) - D2);
+        }
     }
-    ws_store<T, W>(p_aux, r, qx);
-    ws_store<T, W>(p_aux, r + cells, qy);
+    ws_store<T, W>(p_aux, r, s0);
     ws_store<T, W>(out, q, res);
 }
 
@@ -282,12 +312,14 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
     const I t = (i * ny + j) * nz + k;
     // lvec: as zvec, 16 bytes at most; above WS_LAYER_VEC_MAX not built
     if (WS_LAYER_VEC_MAX >= 4 && sizeof(T) == 4 && lvec == 4)
-        ws_layer_cells<T, I, 16 / sizeof(T)>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny,
-                                             nz, i, j, k, t);
+        ws_layer_cells<T, I, 16 / sizeof(T)>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx,
+                                             ny, nz, L, i, j, k, t);
     else if (WS_LAYER_VEC_MAX >= 2 && lvec == 2)
-        ws_layer_cells<T, I, 2>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
+        ws_layer_cells<T, I, 2>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx, ny, nz, L, i,
+                                j, k, t);
     else
-        ws_layer_cells<T, I, 1>(p, out, p_aux, v_old, v_new, sd, cell_A, cell_C, face_A, face_B, nx, ny, nz, i, j, k, t);
+        ws_layer_cells<T, I, 1>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx, ny, nz, L, i,
+                                j, k, t);
 }
 
 // Boundary row r, one warp of 32 lanes per row: v = Σ M[r,·] p[fluid cells] + ρ Σ N[r,·] aₙ (CSR,

@@ -23,7 +23,7 @@ from kernel_cases import (SHAPES, assert_close, blocks_scene, compare_travelling
 
 from wavesolve import load_scene
 from wavesolve.absorbing import AbsorbingLayer
-from wavesolve.backend import BackendError
+from wavesolve.backend import BackendError, resolve_backend
 from wavesolve.boundary import GhostCells, ghost_operator
 from wavesolve.constants import MOTION_BLOCK
 from wavesolve.kernels import cuda_backend
@@ -283,6 +283,55 @@ def test_probe_kernel_equals_reference(launcher, dtype):
     want = probes.sample(p)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-15 * np.max(np.abs(want)))
+
+
+def _peak_cases(dtype) -> list:
+    """Fields for the peak kernel: sizes below, at and above PEAK_PARTS (some threads with no
+    element, one each, several), the largest magnitude negative or positive, then ±inf and NaN
+    placed in different partial maxima."""
+    from wavesolve.kernels.cuda_backend import PEAK_PARTS
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for size in (1, 7, 1000, PEAK_PARTS, 3 * PEAK_PARTS + 5):
+        a = rng.uniform(-1, 1, size).astype(dtype)
+        a[rng.integers(size)] = -2.5                       # the largest magnitude, negative
+        cases.append(a)
+    b = rng.uniform(-1, 1, 2 * PEAK_PARTS + 3).astype(dtype)
+    b[17] = 3.0
+    cases.append(b)
+    for specials in ((-np.inf,), (np.inf, np.nan), (np.nan,), (np.nan, -np.inf)):
+        c = rng.uniform(-1, 1, 2 * PEAK_PARTS + 3).astype(dtype)
+        for k, value in enumerate(specials):
+            c[11 + 1000 * k] = value
+        cases.append(c)
+    cases.append(np.zeros((6, 5, 4), dtype))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_peak_kernel_equals_numpy(launcher, dtype):
+    """max |a| of ws_peak (the block runner's instability check) equals NumPy's exactly (a maximum
+    rounds nothing), NaN where a holds one, inf where an inf and no NaN."""
+    backend = CudaBackend(np, launcher)
+    for a in _peak_cases(dtype):
+        got = backend.device_peak(a)
+        want = np.max(np.abs(a))
+        assert got.dtype == a.dtype
+        np.testing.assert_array_equal(got, want)
+        assert backend.peak(a) == float(want) or (np.isnan(want) and np.isnan(backend.peak(a)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cupy_peak_kernel_equals_numpy(dtype):
+    """On a GPU: ws_peak and CuPy's max of its partial maxima, as the host test above."""
+    import cupy
+
+    backend = resolve_backend("cupy")
+    for a in _peak_cases(dtype):
+        got = cupy.asnumpy(backend.device_peak(cupy.asarray(a)))
+        np.testing.assert_array_equal(got, np.max(np.abs(a)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -36,13 +36,16 @@ from ..backend import Backend, BackendError, Recorder
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 #: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
-KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_close", "ws_mirror", "ws_probe")
+KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_close", "ws_mirror", "ws_probe", "ws_peak")
 #: Kernels run with one warp (32 threads) per work item (fdtd.cuh, WS_WARP_SUM_KERNEL).
 WARP_KERNELS = ("ws_ghost",)
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel but the cell kernel.
 BLOCK = 256
+#: Partial maxima of the peak kernel (ws_peak): as many threads as an H100's 132 SMs hold about
+#: twice over, enough loads in flight for one read of the field at the copy rate.
+PEAK_PARTS = 1 << 18
 #: The cell kernel's tiling (bench/gpu_tiling.py on H200s, fourteenth and fifteenth sessions,
 #: bench/RESULTS.md): CELL_BLOCK threads per block (fewer where the interior is narrower), each
 #: interior thread marching XCHUNK x planes, or XCHUNK_IN_L2 where both fields fit in the GPU's L2
@@ -398,6 +401,19 @@ class CudaBackend(Backend):
     def probes(self, probes) -> DeviceProbes:
         return DeviceProbes(self, probes)
 
+    def device_peak(self, a: Any) -> Any:
+        """max |a| over the (non-empty, contiguous) array a, as a 0-d array of its dtype on the
+        device, NaN if a holds a NaN: ws_peak reads a once into partial maxima, then their max
+        (NumPy's and CuPy's max keep a NaN)."""
+        flat = a.reshape(-1)
+        parts = min(PEAK_PARTS, flat.size)
+        part = self.xp.empty(parts, dtype=flat.dtype)
+        self.launch("ws_peak", flat.dtype, parts, (flat, np.int64(flat.size), part))
+        return self.xp.max(part)
+
+    def peak(self, a: Any) -> float:
+        return float(self.device_peak(a))
+
     def zero_cells(self, a: Any, index: Any) -> None:
         none = self.no_index
         self.launch("ws_close", a.dtype, len(index), (a, a, np.int64(0), none, none, none, self.no_values,
@@ -428,7 +444,7 @@ class CudaBackend(Backend):
         """The host build's stand-in for a stream (kernels/cuda_blocks.py): recorded blocks replay in Python."""
         from .cuda_blocks import HostQueue
 
-        return HostQueue()
+        return HostQueue(self.device_peak)
 
     def block_runner(self, sim) -> Any:
         from .cuda_blocks import BlockRunner
@@ -550,4 +566,4 @@ class CupyBackend(CudaBackend):
     def queue(self) -> Any:
         from .cuda_blocks import CupyQueue
 
-        return CupyQueue(self.xp)
+        return CupyQueue(self.xp, self.device_peak)

@@ -36,7 +36,9 @@
               ws_mirror<T>(t, p, nx, ny, nz, L, m))                                                  \
     WS_KERNEL(ws_probe_##SUF, n,                                                                     \
               (ws_idx n, const T* p, const ws_idx* cells, const double* weights, double* samples),   \
-              ws_probe<T>(t, p, cells, weights, samples))
+              ws_probe<T>(t, p, cells, weights, samples))                                           \
+    WS_KERNEL(ws_peak_##SUF, n, (ws_idx n, const T* a, ws_idx count, T* part),                      \
+              ws_peak_part<T>(t, a, count, n, part))
 
 WS_DEFINE_KERNELS(float, f32)
 WS_DEFINE_KERNELS(double, f64)

@@ -266,6 +266,24 @@ WS_HD void ws_probe(ws_idx l, const T* p, const ws_idx* cells, const double* wei
     samples[l] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
 }
 
+// The larger of best and |x|, where a NaN, in either, wins (as NumPy's max of an array holding one).
+template <typename T>
+WS_HD T ws_larger_magnitude(T best, T x)
+{
+    const T m = x < 0 ? -x : x;
+    return (m > best || m != m) ? m : best;
+}
+
+// Work item t < parts: the largest |a[i]| over i = t, t + parts, … < count into part[t] (0 for none;
+// a NaN if one is met). One read of a, coalesced: the step's instability check after each block.
+template <typename T>
+WS_HD void ws_peak_part(ws_idx t, const T* a, ws_idx count, ws_idx parts, T* part)
+{
+    T best = 0;
+    for (ws_idx i = t; i < count; i += parts) best = ws_larger_magnitude<T>(best, a[i]);
+    part[t] = best;
+}
+
 // The cell kernel's work comes in segments, each a range of its blocks (seg_start, WS_SEGMENTS + 1 block
 // offsets, made by the driver). Segment 0 is the interior box [L, n − L)³ in tiles of `lanes` threads along
 // z, each zvec cells wide (1, 2 or 4: 16 bytes at most), by block/lanes rows along y, marched along x in

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pybullet")  # in the test extra; skip only where someone installed without it
+pytest.importorskip("pybullet")  # in the test extra up to Python 3.11 (no wheels after it: pyproject.toml)
 
 from wavesolve.motion import Keyframes, read_keyframes
 from wavesolve.physics import GROUND, body_impacts, extract_events, load_setup, run_engine
@@ -285,19 +285,26 @@ def test_loading_the_engine_prints_nothing():
     assert out == "done\n"
 
 
-def test_showcase_setups_validate_and_the_spinning_disk_speeds_up():
+def test_showcase_setups_validate_and_the_spinning_disk_speeds_up(tmp_path):
     """The showcase setups load; the spinning disk (scenes/physics/coin_spin.toml, engine only,
-    about 1 s) settles like Euler's disk: its rim impacts come faster as it tilts towards flat
-    (the precession rate grows as the tilt angle falls, Moffatt, Nature 404, 2000). Measured 25
-    impacts in 0.5–1.5 s, 474 in 2.5–3.5 s, none after 3.5 s (lying flat); bound: ≥ 5× more."""
+    run to 4.5 s instead of its 3.8) settles like Euler's disk: its rim impacts come faster as it
+    tilts towards flat (the precession rate grows as the tilt angle falls, Moffatt, Nature 404,
+    2000), then it lies still. Bound: ≥ 5× more impacts in 2.5–3.5 s than in 0.5–1.5 s, and none
+    after 4.0 s. When it lands depends on rounding (the collapse is singular): measured 25 and 468
+    impacts, the last at 3.86 s, with PyBullet 3.2.7's wheel on Python 3.11; 29 and 450, the last at
+    3.78 s, with the same version built from source on Python 3.12.1 (so no bound on the landing
+    time itself)."""
     from conftest import SCENES
 
     for name in ("bowl_drop", "dice"):
         assert load_setup(SCENES / "physics" / f"{name}.toml").bodies
-    setup = load_setup(SCENES / "physics" / "coin_spin.toml")
+    text = (SCENES / "physics" / "coin_spin.toml").read_text()
+    assert "duration = 3.8\n" in text
+    (tmp_path / "coin_spin.toml").write_text(text.replace("duration = 3.8\n", "duration = 4.5\n", 1))
+    setup = load_setup(tmp_path / "coin_spin.toml")
     rec = run_engine(setup)
     t = np.array([e.time for e in extract_events(rec, setup.config.physics.min_impact_speed)])
     early = np.count_nonzero((t >= 0.5) & (t < 1.5))
     late = np.count_nonzero((t >= 2.5) & (t < 3.5))
     assert early > 0 and late >= 5 * early
-    assert np.count_nonzero(t > 3.6) == 0, "the disk should lie still at the end"
+    assert np.count_nonzero(t > 4.0) == 0, "the disk should lie still at the end"

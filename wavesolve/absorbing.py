@@ -80,7 +80,7 @@ class _Slab:
     v: list[np.ndarray]              # axis a: shape with n_a + 1 along a
     v_coef: list[tuple[np.ndarray, np.ndarray]]   # per axis (A, B) broadcastable to v[a]
     p_coef: list[tuple[np.ndarray, np.ndarray]]   # per axis (A, C) broadcastable to the slab's cells
-    in_layer: tuple[np.ndarray, np.ndarray]       # whether cells lie in b₁'s, b₂'s layer (broadcastable)
+    slot1: tuple[np.ndarray, np.ndarray]          # where slot 1 holds p_{b₁}, where p_{b₂} (broadcastable)
 
 
 #: Slots of split pressure per layer cell (module docstring).
@@ -205,7 +205,8 @@ class AbsorbingLayer:
                 idx = np.arange(lo[b], hi[b])
                 mask = (idx < L) | (idx >= shape[b] - L)
                 in_layer.append(mask.reshape([-1 if c == b else 1 for c in range(3)]))
-            self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef, (in_layer[0], in_layer[1])))
+            in1, in2 = in_layer
+            self.slabs.append(_Slab(lo, hi, p_split, v, v_coef, p_coef, (in1, ~in1 & in2)))
 
     def views(self, p_aux, v_aux) -> list[tuple[list, list]]:
         """Per slab, (stored split pressures, face velocities): pₓ and p_y as (n0, n1, n2) views, and three views
@@ -282,8 +283,7 @@ class AbsorbingLayer:
                 D.append(s.p_coef[a][1] * np.diff(v, axis=a))      # C_a Δv_a on the cells
             A = [s.p_coef[a][0] for a in range(3)]
             s0, s1 = s.p_split
-            first = np.broadcast_to(s.in_layer[0], box.shape)           # slot 1 holds p_{b₁}
-            second = np.broadcast_to(~s.in_layer[0] & s.in_layer[1], box.shape)   # slot 1 holds p_{b₂}
+            first, second = (np.broadcast_to(m, box.shape) for m in s.slot1)   # slot 1: p_{b₁}, p_{b₂}
             used = first | second
             rest = np.where(used, (box - s0) - s1, box - s0)
             s0 *= A[n]

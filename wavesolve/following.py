@@ -142,7 +142,7 @@ class FollowingSimulation(Simulation):
         p_aux = getattr(self._update, "p_aux", self.layer.p_aux)
         v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
         views = _slab_views(self.layer, p_aux, v_aux)
-        slots = [_SlotMasks(xp, k, slab, self.layer.slabs[k].in_layer) for k, slab in enumerate(views)]
+        slots = [_SlotMasks(xp, k, slab, self.layer.slabs[k].slot1) for k, slab in enumerate(views)]
         for slab, m in zip(views, slots):
             m.unpack(slab, self.p, split, axis)
             for a in range(3):
@@ -236,13 +236,11 @@ class _SlotMasks:
     cell slot 0 is p_n, slot 1 is p_{b₁} (``first``), p_{b₂} (``second``) or unused, and the rest
     p − slots is the sum of the others."""
 
-    def __init__(self, xp: Any, k: int, slab: "_SlabView", in_layer: tuple) -> None:
+    def __init__(self, xp: Any, k: int, slab: "_SlabView", slot1: tuple) -> None:
         self.xp = xp
         self.axes = slot_axes(k)
         shape = slab.p_split[0].shape
-        in1, in2 = (np.broadcast_to(m, shape) for m in in_layer)
-        self.first = xp.asarray(in1)
-        self.second = xp.asarray(~in1 & in2)
+        self.first, self.second = (xp.asarray(np.broadcast_to(m, shape)) for m in slot1)
 
     def unpack(self, slab: "_SlabView", p: Any, split: list, axis: int) -> None:
         """The slab's cells of ``split`` (three whole-grid arrays) from its slots and p. Where both

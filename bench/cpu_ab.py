@@ -2,7 +2,7 @@
 
     mkdir -p .ab/base && git archive COMMIT wavesolve | tar -x -C .ab/base
     python3 bench/cpu_ab.py .ab/base [--sizes 200,280] [--precisions float32,float64] [--calls 100]
-    python3 bench/cpu_ab.py .ab/base --whole [--piece 64] [--start 160] ...
+    python3 bench/cpu_ab.py .ab/base --whole [--piece 64] [--start 160] [--scene FILE] ...
 
 On a shared or cache-rich machine, separate runs of bench/throughput.py scatter by ±25 % (the
 development VM's 300 MiB L3 holds a 200³ float32 run), more than most changes to the step move it.
@@ -25,7 +25,9 @@ compiles its step (Numba's cache, per folder), outside the timing.
 listeners and all), on bench/throughput.py's grid with the pulsating sphere, both simulations
 started from rest and first run ``--start`` steps; a "call" is then one piece, its time given per
 step. The fields are compared after the last piece (max |difference| / max |p|). The shaders come
-from this checkout's entry points for both versions.
+from this checkout's entry points for both versions. ``--scene FILE``: that scene instead (a
+showcase, say), in its own precision and grid (``--sizes`` and ``--precisions`` are then unused);
+where an object with shaders travels, its travelling box (``FollowingSimulation``) from t = 0.
 """
 from __future__ import annotations
 
@@ -104,14 +106,14 @@ def alternate(calls: int, timed: dict) -> dict[str, np.ndarray]:
     return {name: np.array(t) * 1e3 for name, t in times.items()}
 
 
-def report(label: str, precision: str, n: int, ms: dict[str, np.ndarray], diff: float) -> None:
+def report(label: str, precision: str, cells: int, ms: dict[str, np.ndarray], diff: float) -> None:
     """One table row per version: ms (min / 10th percentile / median), updates/s of the best, and
     on "this" the ratio of the medians and how far apart the results are."""
     ratio = np.median(ms["this"]) / np.median(ms["base"])
     comparison = {"this": f"{ratio:.3f} | {diff:.1e}", "base": " | "}
     for name, t in ms.items():
         print(f"| {label} | {precision} | {name} | {t.min():.2f} / {np.percentile(t, 10):.2f} / "
-              f"{np.median(t):.2f} | {n ** 3 / t.min() / 1e6:.2f} G | {comparison[name]} |")
+              f"{np.median(t):.2f} | {cells / t.min() / 1e6:.2f} G | {comparison[name]} |")
 
 
 def compare(base, n: int, precision: str, calls: int) -> None:
@@ -121,18 +123,37 @@ def compare(base, n: int, precision: str, calls: int) -> None:
         v.call()
         v.first = v.out.copy()
     diff = apart(versions["this"].first, versions["base"].first)
-    report(f"{n}³", precision, n, alternate(calls, {name: v.call for name, v in versions.items()}), diff)
+    report(f"{n}³", precision, n ** 3, alternate(calls, {name: v.call for name, v in versions.items()}), diff)
 
 
-def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: int) -> None:
-    """Whole steps of both versions on the sphere scene, alternating pieces (``--whole``)."""
+def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: int,
+                  scene_file: Path | None = None) -> None:
+    """Whole steps of both versions on the sphere scene, or on ``scene_file``, alternating pieces
+    (``--whole``)."""
     # the shaders' entry points give this checkout's classes: let the other version accept them
     importlib.import_module(f"{base.__name__}.shading").Shader = importlib.import_module("wavesolve.shading").Shader
+    if scene_file is None:
+        text, path, label = free_field_text(n, precision, sphere=True), f"cpu_ab_{n}.toml", f"{n}³ + sphere"
+        cells = n ** 3
+    else:
+        text, path = scene_file.read_text(encoding="utf-8"), scene_file
     sims = {}
     for name, package in (("this", wavesolve), ("base", base)):
-        scene = importlib.import_module(f"{package.__name__}.scene").parse_scene(
-            free_field_text(n, precision, sphere=True), f"cpu_ab_{n}.toml")
-        sim = importlib.import_module(f"{package.__name__}.simulation").Simulation(scene, backend="numba")
+        scene = importlib.import_module(f"{package.__name__}.scene").parse_scene(text, path)
+        if scene_file is not None:
+            precision = scene.dtype.name
+            label = f"{scene_file.name} ({' × '.join(map(str, scene.grid.shape))})"
+            cells = int(np.prod(scene.grid.shape))
+        travelling = [t for t in importlib.import_module(f"{package.__name__}.travelling").travellers(scene)
+                      if t.obj.shaders] if scene_file is not None else []
+        if travelling:                   # the first travelling box, as bench/throughput.py's showcases
+            t = travelling[0]
+            sim = importlib.import_module(f"{package.__name__}.following").FollowingSimulation(
+                scene, t.obj, t.grid(scene), t.centre, t.probe_points, backend="numba")
+            label = f"{scene_file.name}, its travelling box ({' × '.join(map(str, sim.grid.shape))})"
+            cells = int(np.prod(sim.grid.shape))
+        else:
+            sim = importlib.import_module(f"{package.__name__}.simulation").Simulation(scene, backend="numba")
         sim.run(start, progress=False)
         sims[name] = sim
 
@@ -144,7 +165,7 @@ def compare_whole(base, n: int, precision: str, calls: int, piece: int, start: i
         return run
 
     ms = alternate(calls, {name: per_step(sim) for name, sim in sims.items()})
-    report(f"{n}³ + sphere, whole steps", precision, n, ms, apart(sims["this"].p, sims["base"].p))
+    report(f"{label}, whole steps", precision, cells, ms, apart(sims["this"].p, sims["base"].p))
 
 
 def main() -> None:
@@ -156,6 +177,7 @@ def main() -> None:
     ap.add_argument("--whole", action="store_true", help="whole steps on the sphere scene (module docstring)")
     ap.add_argument("--piece", type=int, default=64, help="--whole: steps a call")
     ap.add_argument("--start", type=int, default=160, help="--whole: steps run before the timing")
+    ap.add_argument("--scene", type=Path, default=None, help="--whole: this scene file instead of the sphere grid")
     args = ap.parse_args()
     base = load_other(args.base.resolve())
     import numba
@@ -167,6 +189,9 @@ def main() -> None:
     print(f"| grid | precision | version | {what}: min / 10th percentile / median | updates/s (best) | "
           f"median this / base | {results} |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    if args.whole and args.scene is not None:
+        compare_whole(base, 0, "", args.calls, args.piece, args.start, args.scene.resolve())
+        return
     for n in (int(s) for s in args.sizes.split(",")):
         for precision in args.precisions.split(","):
             if args.whole:

@@ -382,20 +382,23 @@ key_on_sources(fused_step, subnormals)
 @njit(parallel=True, cache=True)
 def mirror_floor(p3, L, m):
     """p[i, j, L − 1 − r] = p[i, j, L + r] for r < m, L ≤ i < nx − L, L ≤ j < ny − L (the floor's
-    mirror rows: Backend.mirror_floor), over x-planes in parallel."""
+    mirror rows: Backend.mirror_floor), over x-planes in parallel. Flat ``uint64`` offsets, no
+    column views (the step's module docstring): 17 → 6 µs a call on bowl_on_table's 60 × 60 × 48
+    cells (twentieth session)."""
     nx, ny, nz = p3.shape
+    p = p3.reshape(nx * ny * nz)
     for i in prange(L, nx - L):
         for j in range(L, ny - L):
-            col = p3[i, j]
+            c = (i * ny + j) * nz + L
             for r in range(m):
-                col[L - 1 - r] = col[L + r]
+                p[uint64(c - 1 - r)] = p[uint64(c + r)]
 
 
 @njit(parallel=True, cache=True)
 def zero_cells(a, index):
     """a[index] = 0 on the flat array ``a`` (the solid cells after the update)."""
     for n in prange(index.size):
-        a[index[n]] = 0
+        a[uint64(index[n])] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -405,10 +408,10 @@ def close_cells(out, p, fluid, back_row, cell, back_values, lam2, solid):
     (Backend.close_update in one call)."""
     delta = np.empty(1, out.dtype)
     for r in range(fluid.size):
-        delta[0] = lam2 * (back_values[back_row[r]] - p[cell[r]])
-        out[fluid[r]] += delta[0]
+        delta[0] = lam2 * (back_values[uint64(back_row[r])] - p[uint64(cell[r])])
+        out[uint64(fluid[r])] += delta[0]
     for n in prange(solid.size):
-        out[solid[n]] = 0
+        out[uint64(solid[n])] = 0
 
 
 @njit(cache=True)

@@ -2,14 +2,16 @@
 
     python3 bench/memory.py [--gib 80] [--layer 8] [--gpu]
 
-Counts the bytes that grow with the grid: the two pressure fields and the absorbing layer's split
-pressures and face velocities (only in the layer). This script first checks that count against
-everything a real NumPy `Simulation` allocates on small grids (tracemalloc sees NumPy's buffers;
+Counts the bytes that grow with the grid (``Backend.field_bytes``): the two pressure fields, the
+absorbing layer's split pressures and face velocities (only in the layer), and the field update's
+own working space. This script first checks that count against everything a real `Simulation`
+allocates on small grids, for the NumPy and the Numba backends (tracemalloc sees NumPy's buffers;
 the rest — ghost cells of objects, probes, index arrays — does not grow with the grid), then
-solves for the largest cube of cells (layer included) that fits the given memory. The GPU's field
-update keeps two copies of the face velocities (it reads one and writes the other), so its count
-has one more: the "GPU" columns. `wavesolve info` prints the same count, for the backend it would
-use, plus one byte per cell of margin (`wavesolve.plan.estimate`).
+solves for the largest cube of cells (layer included) that fits the given memory. The Numba step
+adds the z-slabs' tiles and scratch (about L/n of a field: 0.05 B a cell at 2048³ in float32); the
+GPU's field update keeps two copies of the face velocities (it reads one and writes the other): the
+"GPU" columns. `wavesolve info` prints the same count, for the backend it would use, plus one byte
+per cell (the solid mask; `wavesolve.plan.estimate`).
 """
 from __future__ import annotations
 
@@ -23,31 +25,34 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from wavesolve.absorbing import AbsorbingLayer  # noqa: E402
+from wavesolve.backend import Backend, NumbaBackend  # noqa: E402
 from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
 from wavesolve.grid import Grid  # noqa: E402
+from wavesolve.kernels.cuda_backend import CudaBackend  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 
 
-def formula_bytes(n: int, layer: int, itemsize: int, velocity_buffers: int = 1) -> int:
-    """Bytes of an n³-cell grid (layer included): 2 fields + layer auxiliaries, with
-    ``velocity_buffers`` copies of the face velocities (2 on the GPU)."""
-    grid = Grid(h=0.01, dt=1e-5, sound_speed=343.0, shape=(n, n, n), layer=layer, origin=(0.0, 0.0, 0.0))
-    return 2 * grid.cells * itemsize + AbsorbingLayer.estimate_bytes(grid, itemsize, velocity_buffers)
+def cube(n: int, layer: int) -> Grid:
+    return Grid(h=0.01, dt=1e-5, sound_speed=343.0, shape=(n, n, n), layer=layer, origin=(0.0, 0.0, 0.0))
 
 
-def measured_bytes(n: int, layer: int, precision: str) -> int:
+def formula_bytes(n: int, layer: int, itemsize: int, backend: Backend) -> int:
+    """Bytes of an n³-cell grid (layer included) on ``backend`` (``Backend.field_bytes``)."""
+    return backend.field_bytes(cube(n, layer), itemsize)
+
+
+def measured_bytes(n: int, layer: int, precision: str, backend: str) -> int:
     """Bytes NumPy holds after building a free-field Simulation with an n³-cell grid (tracemalloc)."""
     h = 0.01
     scene = parse_scene(
         f"[simulation]\nduration = 1e-3\ncell_size = {h}\nprecision = \"{precision}\"\n"
         f"[domain]\nsize = {(n - 2 * layer) * h}\nabsorbing_layer = {layer}\n"
         "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<memory>")
-    Simulation(scene, backend="numpy")      # first: module imports and caches, which do not grow with n
+    Simulation(scene, backend=backend)      # first: module imports and caches, which do not grow with n
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    sim = Simulation(scene, backend="numpy")
+    sim = Simulation(scene, backend=backend)
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert sim.grid.shape == (n, n, n), sim.grid.shape
@@ -73,14 +78,14 @@ def gpu_bytes(n: int, layer: int, precision: str) -> int:
     return held
 
 
-def largest_cube(limit: float, layer: int, itemsize: int, velocity_buffers: int = 1) -> int:
+def largest_cube(limit: float, layer: int, itemsize: int, backend: Backend) -> int:
     """Largest n with formula_bytes(n) ≤ limit (bisection)."""
     lo, hi = 2 * layer + 1, 2 * layer + 2
-    while formula_bytes(hi, layer, itemsize, velocity_buffers) <= limit:
+    while formula_bytes(hi, layer, itemsize, backend) <= limit:
         lo, hi = hi, 2 * hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if formula_bytes(mid, layer, itemsize, velocity_buffers) <= limit else (lo, mid)
+        lo, hi = (mid, hi) if formula_bytes(mid, layer, itemsize, backend) <= limit else (lo, mid)
     return lo
 
 
@@ -92,21 +97,27 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="also check the count against CuPy's pool on a GPU")
     args = ap.parse_args()
     limit = args.gib * 2 ** 30
-    print(f"| precision | count vs allocated, 60³ / 100³ (MB) | bytes per cell, 128³ / 512³ / 2048³ | "
-          f"largest cube in {args.gib:g} GiB | cells | GPU: bytes per cell | GPU: largest cube | cells |")
+    host = {"numpy": Backend(), "numba": NumbaBackend()}
+    gpu = CudaBackend(np, launch=None)       # its counts only: no device needed
+    print(f"| precision | count vs allocated, 60³ / 100³ (MB): NumPy; Numba | "
+          f"Numba: bytes per cell, 128³ / 512³ / 2048³ | largest cube in {args.gib:g} GiB | cells | "
+          "GPU: bytes per cell | GPU: largest cube | cells |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for precision in ("float32", "float64"):
         item = np.dtype(precision).itemsize
         checks = []
-        for n in (60, 100):
-            count, real = formula_bytes(n, args.layer, item), measured_bytes(n, args.layer, precision)
-            if not count <= real <= count + 2 ** 20:   # the rest must not grow with the grid
-                raise SystemExit(f"{n}³ {precision}: counted {count} B, allocated {real} B")
-            checks.append(f"{count / 1e6:.2f} / {real / 1e6:.2f}")
+        for name, backend in host.items():
+            pair = []
+            for n in (60, 100):
+                count, real = formula_bytes(n, args.layer, item, backend), measured_bytes(n, args.layer, precision, name)
+                if not count <= real <= count + 2 ** 20:   # the rest must not grow with the grid
+                    raise SystemExit(f"{n}³ {precision} {name}: counted {count} B, allocated {real} B")
+                pair.append(f"{count / 1e6:.2f} / {real / 1e6:.2f}")
+            checks.append(", ".join(pair))
         row = [precision, "; ".join(checks)]
-        for buffers in (1, 2):
-            per_cell = [formula_bytes(n, args.layer, item, buffers) / n ** 3 for n in (128, 512, 2048)]
-            n = largest_cube(limit, args.layer, item, buffers)
+        for backend in (host["numba"], gpu):
+            per_cell = [formula_bytes(n, args.layer, item, backend) / n ** 3 for n in (128, 512, 2048)]
+            n = largest_cube(limit, args.layer, item, backend)
             row += [" / ".join(f"{b:.2f}" for b in per_cell), f"{n}³", f"{n ** 3 / 1e9:.2f} G"]
         print("| " + " | ".join(row) + " |")
     if args.gpu:
@@ -115,7 +126,7 @@ def main() -> None:
         print("| --- | --- | --- | --- |")
         for precision in ("float32", "float64"):
             for n in (128, 512):
-                count = formula_bytes(n, args.layer, np.dtype(precision).itemsize, velocity_buffers=2)
+                count = formula_bytes(n, args.layer, np.dtype(precision).itemsize, gpu)
                 print(f"| {precision} | {n}³ | {count / 1e6:.1f} | {gpu_bytes(n, args.layer, precision) / 1e6:.1f} |",
                       flush=True)
 

@@ -273,3 +273,19 @@ def test_peak_zero_cells_and_mirror_floor_equal_numpy(dtype):
         numpy_backend.mirror_floor(b, grid)
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, before)                  # rows were written
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_memory_count_matches_what_a_simulation_holds(backend, precision):
+    """Backend.field_bytes (what `wavesolve info` and bench/memory.py count) equals, byte for byte,
+    the arrays of a free-field Simulation that grow with the grid: p, p⁻, the layer's auxiliaries and
+    the Numba step's z-slab tiles and scratch."""
+    scene = parse_scene(f"[simulation]\nduration = 1e-3\ncell_size = 0.01\nprecision = \"{precision}\"\n"
+                        "[domain]\nsize = [0.3, 0.25, 0.2]\nabsorbing_layer = 4\n"
+                        "[[listeners]]\nname = \"c\"\nposition = [0.0, 0.0, 0.0]\n", "<memory>")
+    sim = Simulation(scene, backend=backend)
+    held = sim.p.nbytes + sim.p_prev.nbytes + sim.layer.nbytes
+    if isinstance(sim._update, FusedUpdate):
+        held += sim._update.tiles.nbytes + sim._update.scratch.nbytes
+    assert sim.engine.field_bytes(sim.grid, np.dtype(precision).itemsize) == held

@@ -234,8 +234,10 @@ def test_memory_count_matches_the_field_updates_buffers(dtype):
     layer = AbsorbingLayer(grid, 1.2, dtype)
     item = np.dtype(dtype).itemsize
     assert AbsorbingLayer.estimate_bytes(grid, item, 1) == layer.nbytes
-    fast = CudaFieldUpdate(CudaBackend(np, launch=None), grid, layer, dtype)
+    backend = CudaBackend(np, launch=None)
+    fast = CudaFieldUpdate(backend, grid, layer, dtype)
     assert AbsorbingLayer.estimate_bytes(grid, item, CudaBackend.velocity_buffers) == fast.nbytes
+    assert backend.field_bytes(grid, item) == 2 * grid.cells * item + fast.nbytes
 
 
 def _scene_ghosts(name: str):

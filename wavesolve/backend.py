@@ -66,6 +66,14 @@ class Backend:
         """A backend array as a NumPy array."""
         return np.asarray(a)
 
+    def field_bytes(self, grid, itemsize: int) -> int:
+        """Bytes that grow with the grid: the two pressure fields, the absorbing layer's split
+        pressures and ``velocity_buffers`` copies of its face velocities, and the field update's
+        own working space (``plan.estimate``, bench/memory.py)."""
+        from .absorbing import AbsorbingLayer
+
+        return 2 * grid.cells * itemsize + AbsorbingLayer.estimate_bytes(grid, itemsize, self.velocity_buffers)
+
     def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
         """The step's field update (leapfrog interior + absorbing layer)."""
         from .kernels.reference import ReferenceUpdate
@@ -141,6 +149,11 @@ class NumbaBackend(Backend):
     name = "numba"
     z_slabs_y_fastest = True
     host_threads = True
+
+    def field_bytes(self, grid, itemsize: int) -> int:
+        from .kernels.cpu import FusedUpdate
+
+        return super().field_bytes(grid, itemsize) + FusedUpdate.working_bytes(grid, itemsize)
 
     def field_update(self, grid, layer, dtype: np.dtype) -> FieldUpdate:
         from .kernels.cpu import FusedUpdate

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .absorbing import AbsorbingLayer
 from .backend import Backend, resolve_backend
 from .scene import Scene, parse_scene
 
@@ -56,8 +55,7 @@ def estimate(scene: Scene, backend: "str | Backend" = "auto") -> RunEstimate:
     grid = scene.grid
     item = scene.dtype.itemsize
     engine = resolve_backend(backend)
-    memory = (2 * grid.cells * item + AbsorbingLayer.estimate_bytes(grid, item, engine.velocity_buffers)
-              + grid.cells)  # + solid mask
+    memory = engine.field_bytes(grid, item) + grid.cells  # + solid mask
     rate = calibrate(scene.config.simulation.precision, grid.layer, engine)
     return RunEstimate(shape=grid.shape, cells=grid.cells, steps=grid.steps_for(scene.duration),
                        step_rate=grid.step_rate, courant=grid.courant, memory_bytes=memory,

@@ -472,16 +472,27 @@ class FusedUpdate:
         self.floor = grid.layer if grid.ground else 0
         self.lam2 = dtype.type(grid.courant ** 2)
         self.six = dtype.type(6)
-        nx, ny, _ = grid.shape
-        L = grid.layer
-        # per z-slab and x-plane: its pressures as a (z, y) tile, one extra row on each side
-        self.tiles = np.empty((2, nx, L + 2, ny - 2 * L + 2), dtype)
-        # per x-plane: its z-slab cells' p⁺ as (z, y) before they go into the field
-        self.scratch = np.empty((nx, L, ny - 2 * L), dtype)
+        tiles, scratch = self.working_shapes(grid)
+        self.tiles = np.empty(tiles, dtype)
+        self.scratch = np.empty(scratch, dtype)
         #: the x-planes' split among the threads (first plane of each chunk, then nx, strictly
         #: increasing); None: even (``even_chunks``)
         self.chunks: np.ndarray | None = None
         self._threads, self._even = 0, np.zeros(0, dtype=np.int64)
+
+    @staticmethod
+    def working_shapes(grid: Grid) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shapes of the z-slabs' working space: ``tiles``, per z-slab and x-plane its pressures as a
+        (z, y) tile with one extra row on each side, (2, nx, L + 2, ny − 2L + 2); ``scratch``, per
+        x-plane its z-slab cells' p⁺ as (z, y) before they go into the field, (nx, L, ny − 2L)."""
+        nx, ny, _ = grid.shape
+        L = grid.layer
+        return (2, nx, L + 2, ny - 2 * L + 2), (nx, L, ny - 2 * L)
+
+    @staticmethod
+    def working_bytes(grid: Grid, itemsize: int) -> int:
+        """Bytes of the working space (``working_shapes``) for fields of ``itemsize`` bytes."""
+        return sum(int(np.prod(shape)) for shape in FusedUpdate.working_shapes(grid)) * itemsize
 
     def arguments(self, nx: int) -> tuple:
         """``fused_step``'s arguments after p and out, for a field of ``nx`` x-planes (the split

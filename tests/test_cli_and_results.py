@@ -146,3 +146,56 @@ def test_runaway_pressure_stops_with_a_clear_message(write_scene, cli, tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert "unstable" in proc.stderr and "t = " in proc.stderr and "cell" in proc.stderr
     assert not (tmp_path / "result.h5").exists() and not (tmp_path / "sound.wav").exists()
+
+
+def test_grid_larger_than_memory_is_refused_before_it_runs(write_scene, cli, tmp_path):
+    """A 100 m box at h = 1 cm (10 016³ cells, about 8.5 TB in float32) fits no machine: `run` stops
+    with exit status 2 before allocating, naming the key, the memory needed and available and the
+    fix, and writes nothing; `info` shows both figures and says so."""
+    path = write_scene(SCENE.replace("size = 0.3", "size = 100.0"))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    assert "[simulation.cell_size]" in proc.stderr and "GiB available" in proc.stderr
+    assert "fix: raise simulation.cell_size" in proc.stderr
+    assert not (tmp_path / "result.h5").exists() and not (tmp_path / "sound.wav").exists()
+    info = cli("info", path)
+    assert info.returncode == 0 and "too large to run here" in info.stdout
+
+
+def test_memory_check_counts_what_the_run_holds(write_scene, monkeypatch):
+    """Simulation refuses exactly when the memory it would hold (plan.memory_bytes: fields, layer,
+    working space, solid mask) exceeds what the backend reports available; a float64 scene is told
+    that float32 halves it."""
+    from wavesolve.backend import Backend, resolve_backend
+    from wavesolve.errors import SceneError
+    from wavesolve.plan import memory_bytes
+    from wavesolve.simulation import Simulation
+
+    scene = wavesolve.load_scene(write_scene(SCENE.replace("cell_size = 0.01", "cell_size = 0.01\nprecision = \"float64\"")))
+    engine = resolve_backend("numpy")
+    need = memory_bytes(scene.grid, 8, engine)
+    monkeypatch.setattr(Backend, "available_bytes", lambda self: need)
+    Simulation(scene, backend="numpy")                              # exactly enough: runs
+    monkeypatch.setattr(Backend, "available_bytes", lambda self: need - 1)
+    with pytest.raises(SceneError) as err:
+        Simulation(scene, backend="numpy")
+    assert err.value.key == "simulation.cell_size" and 'precision = "float32"' in err.value.fix
+
+
+def test_local_workers_must_fit_together(write_scene, monkeypatch, tmp_path):
+    """Time-parallel chunks on local workers run at once on one machine: two workers whose chunks
+    fit one at a time but not together are refused before any worker starts, with fewer workers as
+    the first fix."""
+    from wavesolve.backend import Backend, resolve_backend
+    from wavesolve.chunks import plan_chunks
+    from wavesolve.errors import SceneError
+    from wavesolve.plan import memory_bytes
+    from wavesolve.runners import run_chunks
+
+    scene = wavesolve.load_scene(write_scene(SCENE))
+    need = memory_bytes(scene.grid, 4, resolve_backend("numpy"))
+    monkeypatch.setattr(Backend, "available_bytes", lambda self: int(1.5 * need))
+    with pytest.raises(SceneError, match="each of 2 chunks run at once") as err:
+        run_chunks(scene, plan_chunks(scene, 2), tmp_path / "parts", workers=2, backend="numpy")
+    assert err.value.fix.startswith("use fewer workers")
+    assert not list((tmp_path / "parts").glob("*.h5"))

@@ -66,6 +66,13 @@ class Backend:
         """A backend array as a NumPy array."""
         return np.asarray(a)
 
+    def available_bytes(self) -> int:
+        """Memory this backend's arrays can still take now (bytes): the host's available memory
+        (free plus reclaimable caches, ``psutil.virtual_memory().available``)."""
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+
     def field_bytes(self, grid, itemsize: int) -> int:
         """Bytes that grow with the grid: the two pressure fields, the absorbing layer's split
         pressures and ``velocity_buffers`` copies of its face velocities, and the field update's

@@ -256,7 +256,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"time step    {g.dt * 1e6:.4g} µs (step rate {est.step_rate / 1e3:.4g} kHz, Courant {est.courant:.4f})")
     print(f"steps        {est.steps} for {scene.duration:g} s")
     print(f"objects      {len(scene.objects)}; listeners {len(scene.listeners)}")
-    print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision})")
+    print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision}); "
+          f"{est.available_bytes / 2**20:.1f} MiB available{'' if est.fits else ': too large to run here'}")
     print(f"estimate     {est.seconds:.1f} s on this machine "
           f"({1 / est.seconds_per_cell_step / 1e6:.0f} M cell updates/s measured)")
     if scene.travellers:

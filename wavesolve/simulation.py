@@ -30,6 +30,7 @@ from .boundary_keys import boundary_system
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
 from .errors import InstabilityError
 from .listeners import Probes
+from .plan import check_memory
 from .scene import Scene
 
 log = logging.getLogger("wavesolve")
@@ -97,6 +98,7 @@ class Simulation:
         self.scene = scene
         grid = self.grid = scene.grid
         self.dtype = scene.dtype
+        check_memory(scene, self.engine)      # SceneError before anything is allocated
         self.p = self.engine.zeros(grid.shape, self.dtype)
         self.p_prev = self.engine.zeros(grid.shape, self.dtype)
         self.ghosts = self.engine.ghost_cells(

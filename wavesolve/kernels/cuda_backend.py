@@ -554,6 +554,11 @@ class CupyBackend(CudaBackend):
                 f"{free / 1e9:.2f} of {total / 1e9:.2f} GB free): raise simulation.cell_size, shrink "
                 "domain.size, or use precision = \"float32\"") from exc
 
+    def available_bytes(self) -> int:
+        """The current device's free memory plus what CuPy's pool holds unused (bytes)."""
+        free, _ = self.xp.cuda.runtime.memGetInfo()
+        return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
+
     def to_host(self, a: Any) -> np.ndarray:
         return self.xp.asnumpy(a)
 

@@ -199,3 +199,21 @@ def test_local_workers_must_fit_together(write_scene, monkeypatch, tmp_path):
         run_chunks(scene, plan_chunks(scene, 2), tmp_path / "parts", workers=2, backend="numpy")
     assert err.value.fix.startswith("use fewer workers")
     assert not list((tmp_path / "parts").glob("*.h5"))
+
+
+@pytest.mark.parametrize("files, free", [
+    ({"memory.max": "8589934592\n", "memory.current": "1073741824\n"}, 7 * 2 ** 30),        # cgroup v2, 8 GiB limit
+    ({"memory.max": "max\n", "memory.current": "1073741824\n"}, None),                     # v2, no limit
+    ({"memory/memory.limit_in_bytes": "4294967296\n", "memory/memory.usage_in_bytes": "5368709120\n"}, 0),  # v1, over
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n", "memory/memory.usage_in_bytes": "1\n"}, None),
+    ({}, None),                                                                             # no cgroup files
+])
+def test_container_memory_limit_caps_what_is_available(tmp_path, files, free):
+    """Inside a container /proc/meminfo shows the host's memory: the cgroup's limit less its usage is
+    what a run can take (cgroup v2 and v1 files; "max" and v1's 2⁶³ − 4096 mean no limit)."""
+    from wavesolve.backend import cgroup_free
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_free(tmp_path) == free

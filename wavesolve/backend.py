@@ -15,6 +15,7 @@ Numba and CuPy are imported only when their backend is chosen.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -33,6 +34,24 @@ class BackendError(WavesolveError):
 class FieldUpdate(Protocol):
     def __call__(self, p: Any, out: Any) -> None:
         """Write p⁺ into ``out`` (which holds p⁻) on every cell, absorbing layer included."""
+
+
+def cgroup_free(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes left under this machine's or container's cgroup memory limit (v2: ``memory.max`` −
+    ``memory.current``; v1: ``memory/memory.limit_in_bytes`` − ``memory/memory.usage_in_bytes``), or
+    None where there is no limit (or no cgroup files: not Linux). A container sees the host's
+    memory in /proc/meminfo, so without this a run could pass the check and be killed at the limit."""
+    for limit, usage in (("memory.max", "memory.current"),
+                         ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            cap = (root / limit).read_text().strip()
+            used = int((root / usage).read_text())
+        except (OSError, ValueError):
+            continue
+        if cap == "max" or int(cap) >= 2 ** 60:       # v1 writes "no limit" as about 2⁶³
+            return None
+        return max(0, int(cap) - used)
+    return None
 
 
 class Backend:
@@ -68,10 +87,13 @@ class Backend:
 
     def available_bytes(self) -> int:
         """Memory this backend's arrays can still take now (bytes): the host's available memory
-        (free plus reclaimable caches, ``psutil.virtual_memory().available``)."""
+        (free plus reclaimable caches, ``psutil.virtual_memory().available``), or less where a
+        container's memory limit leaves less (``cgroup_free``)."""
         import psutil
 
-        return int(psutil.virtual_memory().available)
+        free = int(psutil.virtual_memory().available)
+        capped = cgroup_free()
+        return free if capped is None else min(free, capped)
 
     def field_bytes(self, grid, itemsize: int) -> int:
         """Bytes that grow with the grid: the two pressure fields, the absorbing layer's split

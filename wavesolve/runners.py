@@ -139,12 +139,13 @@ def _local_main(job: dict, path: str, conn) -> None:
 
 
 def _run_local(scene, plan, todo, parts_dir, workers, backend, retries, devices, report, say) -> None:
-    # the chunks that run at once on one machine (or on one device each) must fit its memory together
-    from .backend import resolve_backend
-    from .plan import check_memory
+    if not devices:
+        # the chunks that run at once share this machine's memory (or its one GPU's): they must fit
+        # together (with --devices each worker checks its own device when it starts)
+        from .backend import resolve_backend
+        from .plan import check_memory
 
-    at_once = min(workers, len(todo))
-    check_memory(scene, resolve_backend(backend), copies=-(-at_once // len(devices)) if devices else at_once)
+        check_memory(scene, resolve_backend(backend), copies=min(workers, len(todo)))
     ctx = mp.get_context("spawn")
     pending = deque(todo)
     attempts = dict.fromkeys(todo, 0)

@@ -240,6 +240,24 @@ def test_memory_count_matches_the_field_updates_buffers(dtype):
     assert backend.field_bytes(grid, item) == 2 * grid.cells * item + fast.nbytes
 
 
+@pytest.mark.gpu
+def test_cupy_available_memory_is_the_devices():
+    """On a GPU: what the memory check reads (CupyBackend.available_bytes) is the device's free memory
+    plus CuPy's unused pool, so it grows by what a freed array returns to the pool and stays within
+    the device's total memory."""
+    import cupy
+
+    backend = resolve_backend("cupy")
+    before = backend.available_bytes()
+    held = cupy.zeros(2 ** 28, dtype=np.uint8)                    # 256 MiB from the pool
+    during = backend.available_bytes()
+    del held
+    after = backend.available_bytes()
+    total = cupy.cuda.runtime.memGetInfo()[1]
+    assert 0 < during < before <= total
+    assert abs(after - before) <= 2 ** 26 and after - during >= 2 ** 28
+
+
 def _scene_ghosts(name: str):
     scene = load_scene(SCENES / name)
     return scene, GhostCells(scene.grid, [o.geometry for o in scene.objects])

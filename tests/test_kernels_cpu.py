@@ -81,6 +81,15 @@ def test_backend_switch():
         resolve_backend("fortran")
 
 
+def test_picks_gpu_agrees_with_the_backend_auto_resolves_to():
+    """picks_gpu (the local chunk runner's question, answered without starting a GPU) names the same
+    kind of device as resolve_backend for every request that can run here."""
+    from wavesolve.backend import picks_gpu
+
+    assert not picks_gpu("numpy") and not picks_gpu("numba") and picks_gpu("cupy")
+    assert picks_gpu("auto") == (resolve_backend("auto").name == "cupy")
+
+
 def test_core_imports_neither_numba_nor_cupy():
     import subprocess
     import sys

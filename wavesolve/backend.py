@@ -251,6 +251,20 @@ _FACTORIES: dict[str, Callable[[], Backend]] = {
 }
 
 
+def picks_gpu(name: str) -> bool:
+    """Whether a request (``auto``, ``numpy``, ``numba``, ``cupy``) would run on a GPU, found
+    without starting one (no CUDA context, no kernels compiled): ``cupy``, or ``auto`` where CuPy
+    imports and sees a device."""
+    if name != "auto":
+        return name == "cupy"
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy, or no usable driver
+        return False
+
+
 def resolve_backend(name: "str | Backend") -> Backend:
     """The backend for a request: ``auto``, ``numpy``, ``numba`` or ``cupy`` (a Backend passes through).
 

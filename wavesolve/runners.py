@@ -139,10 +139,13 @@ def _local_main(job: dict, path: str, conn) -> None:
 
 
 def _run_local(scene, plan, todo, parts_dir, workers, backend, retries, devices, report, say) -> None:
-    if not devices:
-        # the chunks that run at once share this machine's memory (or its one GPU's): they must fit
-        # together (with --devices each worker checks its own device when it starts)
-        from .backend import resolve_backend
+    from .backend import picks_gpu, resolve_backend
+
+    if not picks_gpu(backend):
+        # the chunks that run at once share this machine's memory: they must fit together, checked
+        # here since the host promises memory it has not got (overcommit), so a worker's own check
+        # passes however many run beside it. On a GPU each worker's check sees what the others
+        # hold, and this process starts no GPU of its own.
         from .plan import check_memory
 
         check_memory(scene, resolve_backend(backend), copies=min(workers, len(todo)))

@@ -1006,8 +1006,8 @@ def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density,
     another writes. Returns x (float64).
 
     Entries and cells are indexed as ``uint64``, which spares Numba's check for negative indices on
-    each of them: half the time (0.26 against 0.53 ms for 13 776 rows of about 15 entries on the
-    2-core VM; bench/RESULTS.md, twentieth session), the same values."""
+    each of them: about a third of the time (0.17–0.19 against 0.53 ms for 13 776 rows of about 15
+    entries on the 2-core VM; bench/RESULTS.md, twentieth session), the same values."""
     n = m_ptr.shape[0] - 1
     x = np.empty(n)
     for r in prange(n):

@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO))
 from wavesolve import load_scene  # noqa: E402
 from wavesolve.backend import BackendError, resolve_backend  # noqa: E402
 from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
+from wavesolve import plan  # noqa: E402
+from wavesolve.plan import estimate  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 
@@ -214,23 +216,10 @@ def free_field_text(n: int, precision: str, layer: int = DEFAULT_LAYER_CELLS, sp
 
 
 def time_steps(sim: Simulation, steps: int, start: int = 0) -> float:
-    """Seconds per whole step of ``Simulation.run`` (so in recorded blocks where the backend runs
-    them: then ``steps`` is rounded up to whole pairs of blocks), after a warm-up run of two steps,
-    or of two blocks where blocks run (compilation, graph recording), and ``start`` more steps."""
-    sync = getattr(sim.engine.xp, "cuda", None)
-    blocks = sim._block_runner()
-    if blocks is not None:                     # whole pairs of blocks (both recorded slots)
-        steps = -(-steps // (2 * blocks.K)) * 2 * blocks.K
-    sim.run(2 if blocks is None else 2 * blocks.K, progress=False)
-    if start:
-        sim.run(start, progress=False)
-    if sync is not None:
-        sync.runtime.deviceSynchronize()
-    t = time.perf_counter()
-    sim.run(steps, progress=False)
-    if sync is not None:
-        sync.runtime.deviceSynchronize()
-    return (time.perf_counter() - t) / steps
+    """Seconds per whole step of ``Simulation.run`` (plan.time_steps: after a warm-up, in whole pairs
+    of recorded blocks where the backend runs them)."""
+    seconds, count = plan.time_steps(sim, steps, start)
+    return seconds / count
 
 
 def time_field_update(sim: Simulation, steps: int) -> float:
@@ -266,7 +255,8 @@ def main() -> None:
                     help="grid table, host backends: rounds of (bandwidth, steps) for the paired fraction "
                          "(paired_fraction; 0: off; default 5)")
     ap.add_argument("--showcase-steps", type=int, default=None,
-                    help="steps timed per showcase (default 256, 1/8 of that on numpy; 40 gave ±40 %% on the 2-core VM)")
+                    help="steps timed per sample of a showcase (default: about plan.SAMPLE_SECONDS of steps, "
+                         "within plan.SAMPLE_STEPS; 32 on numpy; 40 gave ±40 %% on the 2-core VM)")
     args = ap.parse_args()
 
     print(f"machine: {machine()}")
@@ -327,49 +317,32 @@ def grid_table(backends: list, args) -> None:
 
 
 def showcase_table(backends: list, args) -> None:
-    """Seconds of compute per second of audio of each showcase scene."""
+    """Seconds of compute per second of audio of each showcase scene, from `wavesolve info`'s
+    estimate (``plan.estimate``)."""
     print()
-    print("Showcase scenes: steps timed after set-up (modes, lattices) and two warm-up steps, from the")
-    print("middle of each scene (its shaders active there); travelling boxes from their start.")
+    print("Showcase scenes (plan.estimate, as `wavesolve info`): whole steps of each simulation the run makes")
+    print("(the fixed box where it holds a shader, each travelling box) timed after set-up and two warm-up")
+    print("steps, at the middle of the run, or at 1/6, 1/2 and 5/6 of it where something moves.")
     print()
     print("| backend | scene | grid(s) | step rate | set-up (s) | s of compute per s of audio |")
     print("| --- | --- | --- | --- | --- | --- |")
     scenes = [REPO / "scenes" / "two_tone_sphere.toml", *sorted((REPO / "scenes" / "showcase").glob("*.toml"))]
     for backend in backends:
         for path in scenes:
-            steps = args.showcase_steps or 256
+            steps = args.showcase_steps
             if backend.name == "numpy":
-                steps = max(4, steps // 8)
+                steps = max(4, (steps or 256) // 8)
+            scene = load_scene(path)
             try:
-                grids, setup, per_step, rate = showcase_step_cost(path, backend, steps)
+                est = estimate(scene, backend=backend, sample_steps=steps)
             except BackendError as exc:
                 print(f"| {backend.name} | {path.stem} | - | - | - | cannot run: {exc} |", flush=True)
                 continue
-            print(f"| {backend.name} | {path.stem} | {grids} | {rate:.0f} Hz | {setup:.1f} | "
-                  f"{per_step * rate:.1f} |", flush=True)
+            grids = " + ".join("×".join(map(str, run.shape)) for run in est.runs)
+            setup = sum(run.setup_seconds for run in est.runs)
+            print(f"| {backend.name} | {path.stem} | {grids} | {est.step_rate:.0f} Hz | {setup:.1f} | "
+                  f"{sum(run.seconds_per_step for run in est.runs) * est.step_rate:.1f} |", flush=True)
 
-
-def showcase_step_cost(path: Path, backend, steps: int) -> tuple[str, float, float, float]:
-    """(grids, set-up seconds, seconds per step, step rate) of a scene: the fixed box (when it
-    holds a shader), started at the middle of the scene, plus every travelling box, from its start
-    (a travelling box follows its object from t = 0; its shifts are part of its cost)."""
-    from wavesolve.following import FollowingSimulation
-    from wavesolve.travelling import travellers
-
-    t0 = time.perf_counter()
-    scene = load_scene(path)
-    middle = scene.grid.steps_for(scene.duration) // 2
-    sims = []
-    if any(o.shaders for o in scene.objects) or not scene.travellers:
-        sims.append(Simulation(scene, backend=backend, start_step=middle))
-    for trav in travellers(scene):
-        if trav.obj.shaders:
-            sims.append(FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points,
-                                            backend=backend))
-    setup = time.perf_counter() - t0
-    per_step = sum(time_steps(sim, steps) for sim in sims)
-    grids = " + ".join("×".join(map(str, sim.grid.shape)) for sim in sims)
-    return grids, setup, per_step, scene.grid.step_rate
 
 if __name__ == "__main__":
     main()

@@ -110,6 +110,51 @@ def test_info_prints_cost_without_running(ran, cli):
     n = 30 + 2 * DEFAULT_LAYER_CELLS                # 0.3 m / 1 cm = 30 cells, plus the layer on both sides
     nz = -(-n // Z_CELLS_MULTIPLE) * Z_CELLS_MULTIPLE   # along z padded at the top (wavesolve.grid)
     assert f"{n} x {n} x {nz}" in proc.stdout
+    assert "fixed box" in proc.stdout and "steps timed" in proc.stdout
+
+
+def _spy_on_starts(monkeypatch) -> list:
+    """(class name, start step) of every Simulation built from now on."""
+    from wavesolve.simulation import Simulation
+
+    built, init = [], Simulation.__init__
+
+    def spy(self, *args, start_step: int = 0, **kwargs):
+        built.append((type(self).__name__, start_step))
+        init(self, *args, start_step=start_step, **kwargs)
+    monkeypatch.setattr(Simulation, "__init__", spy)
+    return built
+
+
+def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
+    """The time estimate (`wavesolve info`, plan.estimate) times the steps of the simulations the
+    run itself makes, each built afresh at the step its sample starts. The rolling-can showcase runs
+    only the can's travelling box (its fixed box holds no shader): three samples at 1/6, 1/2 and 5/6
+    of its 27 441 steps, each box placed where the can is then. A scene whose objects stay put runs
+    its fixed box, sampled once at the middle. The estimate's seconds are the set-up plus the steps
+    times the mean seconds a step. (Accounting only: how close the estimate comes to whole runs is
+    measured by bench/estimate_accuracy.py, not asserted in a timed test.)"""
+    from conftest import SCENES
+
+    from wavesolve.plan import estimate
+    from wavesolve.travelling import travellers
+
+    scene = wavesolve.load_scene(SCENES / "showcase" / "rolling_can.toml")
+    steps = scene.grid.steps_for(scene.duration)
+    built = _spy_on_starts(monkeypatch)
+    est = estimate(scene, backend="numpy", sample_steps=8)
+    assert built == [("FollowingSimulation", steps * k // 6) for k in (1, 3, 5)]
+    (run,) = est.runs
+    assert run.label == "'can' box" and run.shape == travellers(scene)[0].grid(scene).shape
+    assert run.steps == steps and run.sampled_steps == 3 * 8 and run.seconds_per_step > 0
+    assert est.seconds == pytest.approx(run.setup_seconds + steps * run.seconds_per_step, rel=1e-12)
+
+    scene = wavesolve.load_scene(write_scene(SCENE))
+    steps = scene.grid.steps_for(scene.duration)
+    built.clear()
+    est = estimate(scene, backend="numpy", sample_steps=8)
+    assert built == [("Simulation", steps // 2)]
+    assert [(r.label, r.shape, r.steps, r.sampled_steps) for r in est.runs] == [("fixed box", scene.grid.shape, steps, 8)]
 
 
 def test_python_api_round_trip(ran, tmp_path):
@@ -160,6 +205,7 @@ def test_grid_larger_than_memory_is_refused_before_it_runs(write_scene, cli, tmp
     assert not (tmp_path / "result.h5").exists() and not (tmp_path / "sound.wav").exists()
     info = cli("info", path)
     assert info.returncode == 0 and "too large to run here" in info.stdout
+    assert "field update only, at a free-field grid's rate: too large to build here" in info.stdout
 
 
 def test_memory_check_counts_what_the_run_holds(write_scene, monkeypatch):

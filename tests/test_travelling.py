@@ -182,6 +182,33 @@ def test_memory_and_shapes_stay_constant_along_a_long_path(tmp_path):
     assert np.isfinite(sim.p).all()
 
 
+def test_a_box_started_later_is_where_a_run_from_the_start_has_it(tmp_path):
+    """A following box started at a later step (``start_step``, as the time estimate samples a run)
+    is the box a run from t = 0 has reached by then: the same shape, its origin a whole number of
+    cells from the first box's and within one cell of the run's (the run re-centres with half a
+    cell of hysteresis), centred on the object to within half a cell; and it follows on from there
+    (LONG_PATH_SCENE's sphere at 38 m/s diagonally, 200 steps then 100 more from each)."""
+    path = tmp_path / "long.toml"
+    path.write_text(LONG_PATH_SCENE)
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    h, dt = scene.grid.h, scene.grid.dt
+    first = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
+    first.run(200, progress=False)
+    later = FollowingSimulation(scene, trav.obj, trav.grid(scene, 200 * dt), trav.centre, trav.probe_points,
+                                backend="numpy", start_step=200)
+    assert later.n == 200 and later.grid.shape == first.grid.shape
+    cells = (np.asarray(later.grid.origin) - np.asarray(trav.grid(scene).origin)) / h
+    np.testing.assert_allclose(cells, np.rint(cells), atol=1e-9)
+    assert np.all(np.abs(np.asarray(later.grid.origin) - np.asarray(first.grid.origin)) <= h * (1 + 1e-9))
+    assert np.all(np.abs(trav.centre(later.time) - later.box_centre()) <= 0.5 * h + 1e-12)
+    first.run(100, progress=False)
+    later.run(100, progress=False)
+    for sim in (first, later):
+        assert np.all(np.abs(trav.centre(sim.time) - sim.box_centre()) <= 0.5 * h + 38.0 * dt)
+    assert np.isfinite(later.p).all()
+
+
 TWO = """
 [simulation]
 duration = 0.01

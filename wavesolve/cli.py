@@ -244,6 +244,15 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    """A wall time for people: 12.3 s, 4 min 05 s, 2 h 07 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .plan import estimate
 
@@ -258,15 +267,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"objects      {len(scene.objects)}; listeners {len(scene.listeners)}")
     print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision}); "
           f"{est.available_bytes / 2**20:.1f} MiB available{'' if est.fits else ': too large to run here'}")
-    print(f"estimate     {est.seconds:.1f} s on this machine "
-          f"({1 / est.seconds_per_cell_step / 1e6:.0f} M cell updates/s measured)")
-    if scene.travellers:
-        from .travelling import travellers
-
-        for trav in travellers(scene):
-            shape = trav.grid(scene).shape
-            print(f"travelling   '{trav.obj.name}' in its own box of {shape[0]} x {shape[1]} x {shape[2]} cells "
-                  "that follows it (not in the estimate above)")
+    print(f"estimate     {_duration(est.seconds)} on this machine ({est.backend}), "
+          f"{est.seconds / scene.duration:.3g} s of compute per s of audio")
+    for run in est.runs:
+        how = (f"{run.sampled_steps} steps timed" if run.sampled_steps else
+               "field update only, at a free-field grid's rate: too large to build here")
+        print(f"  {run.label:<11} {' x '.join(map(str, run.shape))} cells: {run.steps} steps x "
+              f"{run.seconds_per_step * 1e3:.3g} ms + {run.setup_seconds:.1f} s set-up ({how})")
+    if not est.runs:
+        print("  nothing to run: no object has a shader (the result is silence)")
+    elif scene.travellers and not any(r.label == "fixed box" for r in est.runs):
+        print("  fixed box   not run: it holds no object with a shader")
     far = [lis.name for lis in scene.listeners if lis.far]
     if far:
         print(f"far field    {', '.join(far)} (estimated from rays in the box)")

@@ -58,18 +58,22 @@ class FollowingSimulation(Simulation):
         centre: object centre (3,) in m at a time (s).
         probe_points: (m, 3) world points to sample at a time t (s), or (k, m, 3) at k times (asked
             for MOTION_BLOCK steps at once); they must lie in the interior.
+        start_step: step at which the run starts, from a silent field (``grid`` is then the box at
+            that time: :meth:`wavesolve.travelling.Traveller.grid`); ``plan.estimate`` samples
+            steps this way.
 
-    Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis;
+    Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis since the start;
     velocity: three face-velocity arrays (m/s; axis a has n_a + 1 faces) filled at each shift: the
     layer's and the interior's staggered-equivalent velocities.
     """
 
     def __init__(self, scene: Scene, obj: SceneObject, grid: Grid, centre: Callable[[float], np.ndarray],
-                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto") -> None:
+                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto", start_step: int = 0) -> None:
         box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
         self._points = probe_points
         self._block_first, self._block_points, self._block_probes = 0, np.zeros((0, 0, 3)), None
-        super().__init__(box_scene, backend=backend, probe_points=probe_points(0.0))
+        super().__init__(box_scene, backend=backend, probe_points=probe_points(start_step * grid.dt),
+                         start_step=start_step)
         xp = self.engine.xp
         self.shifts = np.zeros(3, dtype=int)
         self._centre = centre

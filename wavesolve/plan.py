@@ -1,24 +1,70 @@
-"""What a run will cost, known before it starts: grid, steps, memory and a time estimate."""
+"""What a run will cost, known before it starts: grid, steps, memory and a time estimate.
+
+The time estimate times the scene's own steps (``estimate``): each simulation the run makes — the
+fixed box where it holds a shader, and each travelling object's box — is built at a few times of
+the run and some of its whole steps are timed there (ghost cells, geometry keys, shaders, box
+shifts, listeners and field update alike). A free-field grid's field-update rate (``calibrate``)
+stands in only for a box too large to build here.
+"""
 from __future__ import annotations
 
+import functools
+import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .backend import Backend, resolve_backend
+from .constants import MOTION_BLOCK
 from .errors import SceneError
 from .grid import Grid
 from .scene import Scene, parse_scene
 
 #: Edge (cells) of the calibration grid timed to estimate run time.
 _CALIBRATION_CELLS = 48
+#: Wall seconds each timed sample of a scene's steps aims at (``estimate``), and the fewest and most
+#: steps one sample times: on the 2-core VM 40 steps scattered by ±40 % (bench/RESULTS.md); the
+#: shaders' accelerations are asked for MOTION_BLOCK steps at a time, and a travelling box shifts
+#: every few tens of steps.
+SAMPLE_SECONDS = 0.5
+SAMPLE_STEPS = (32, 1024)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """One simulation a scene's run makes and its measured cost.
+
+    Attributes:
+        label: "fixed box", or "'NAME' box" for an object's travelling box.
+        shape: its grid's cells (nx, ny, nz).
+        steps: steps the run takes.
+        setup_seconds: wall seconds to build it (geometry, shaders' set-up), measured once.
+        seconds_per_step: mean wall seconds of a whole step over the timed samples.
+        sampled_steps: steps timed in all; 0 when the box was too large to build here and
+            seconds_per_step is a free-field grid's field-update rate times its cells.
+    """
+
+    label: str
+    shape: tuple[int, int, int]
+    steps: int
+    setup_seconds: float
+    seconds_per_step: float
+    sampled_steps: int
+
+    @property
+    def seconds(self) -> float:
+        """Estimated wall time of this simulation (s)."""
+        return self.setup_seconds + self.steps * self.seconds_per_step
 
 
 @dataclass(frozen=True)
 class RunEstimate:
-    """Cost of a run. memory_bytes: fields, layer and solid mask (``memory_bytes``); available_bytes:
-    what the backend has free now; seconds: measured-rate estimate of the wall time."""
+    """Cost of a run. memory_bytes: fields, layer and solid mask of the scene's grid
+    (``memory_bytes``); available_bytes: what the backend has free now; runs: the simulations the
+    run makes (none when it runs none: a travelling scene whose fixed box holds no shader and whose
+    travelling objects have none either), with their measured costs."""
 
     shape: tuple[int, int, int]
     cells: int
@@ -26,8 +72,9 @@ class RunEstimate:
     step_rate: float
     courant: float
     memory_bytes: int
-    seconds_per_cell_step: float
     available_bytes: int
+    backend: str
+    runs: tuple[RunCost, ...]
 
     @property
     def fits(self) -> bool:
@@ -36,7 +83,8 @@ class RunEstimate:
 
     @property
     def seconds(self) -> float:
-        return self.cells * self.steps * self.seconds_per_cell_step
+        """Estimated wall time of the whole run (s), set-up included."""
+        return sum(r.seconds for r in self.runs)
 
 
 def calibrate(precision: str, layer: int, backend: "str | Backend" = "auto", steps: int = 6) -> float:
@@ -91,14 +139,89 @@ def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
                      f"but this {where} has {have / 2**30:.1f} GiB available (wavesolve info shows the count)", fix)
 
 
-def estimate(scene: Scene, backend: "str | Backend" = "auto") -> RunEstimate:
-    """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``
-    (calibrated here)."""
+def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int | None = None) -> RunEstimate:
+    """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``,
+    measured here (module docstring): each simulation of the run is built at the middle of the run,
+    or, where something moves, at 1/6, 1/2 and 5/6 of it, and after two warm-up steps its steps are
+    timed for about SAMPLE_SECONDS (``sample_steps`` steps instead, when given). The samples start
+    from a silent field, as a time-parallel chunk does. Takes a few seconds, more on a large grid."""
     grid = scene.grid
     item = scene.dtype.itemsize
     engine = resolve_backend(backend)
-    memory = memory_bytes(grid, item, engine)
-    rate = calibrate(scene.config.simulation.precision, grid.layer, engine)
-    return RunEstimate(shape=grid.shape, cells=grid.cells, steps=grid.steps_for(scene.duration),
-                       step_rate=grid.step_rate, courant=grid.courant, memory_bytes=memory,
-                       seconds_per_cell_step=rate, available_bytes=engine.available_bytes())
+    steps = grid.steps_for(scene.duration)
+    available = engine.available_bytes()
+    runs = tuple(_measure(label, box, make, moves, scene, engine, steps, available, sample_steps)
+                 for label, box, make, moves in _simulations(scene, engine))
+    return RunEstimate(shape=grid.shape, cells=grid.cells, steps=steps, step_rate=grid.step_rate,
+                       courant=grid.courant, memory_bytes=memory_bytes(grid, item, engine),
+                       available_bytes=available, backend=engine.name, runs=runs)
+
+
+def _simulations(scene: Scene, engine: Backend):
+    """(label, grid, make(start_step) → Simulation, whether its geometry moves) of each simulation
+    a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
+    from .following import FollowingSimulation   # late imports: simulation imports this module
+    from .simulation import Simulation
+    from .travelling import travellers
+
+    if not scene.travellers or any(o.shaders for o in scene.objects):
+        yield ("fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start),
+               any(o.motion.moves for o in scene.objects))
+    for trav in travellers(scene):
+        if trav.obj.shaders:
+            def make(start: int, trav=trav):
+                return FollowingSimulation(scene, trav.obj, trav.grid(scene, start * scene.grid.dt), trav.centre,
+                                           trav.probe_points, backend=engine, start_step=start)
+            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True
+
+
+def _measure(label: str, box: Grid, make: Callable, moves: bool, scene: Scene, engine: Backend, steps: int,
+             available: int, sample_steps: int | None) -> RunCost:
+    """The RunCost of one simulation of the run (``estimate``)."""
+    if memory_bytes(box, scene.dtype.itemsize, engine) > available:
+        rate = calibrate(scene.config.simulation.precision, box.layer, engine)
+        return RunCost(label, box.shape, steps, 0.0, rate * box.cells, 0)
+    starts = [steps * k // 6 for k in (1, 3, 5)] if moves else [steps // 2]
+    setup, spent, timed = None, 0.0, 0
+    for start in starts:
+        t0 = time.perf_counter()
+        sim = make(start)
+        if setup is None:
+            setup = time.perf_counter() - t0
+        seconds, count = time_steps(sim, sample_steps)
+        spent, timed = spent + seconds, timed + count
+        del sim
+    return RunCost(label, box.shape, steps, setup, spent / timed, timed)
+
+
+def time_steps(sim, count: int | None = None, start: int = 0) -> tuple[float, int]:
+    """(wall seconds, steps) of one timed ``Simulation.run`` of ``count`` steps, or of as many as
+    take about SAMPLE_SECONDS (within SAMPLE_STEPS; whole MOTION_BLOCKs, over which the shaders and
+    motions asked ahead spread their cost, where one takes under 2·SAMPLE_SECONDS), after a warm-up
+    of two runs, ten steps (compilation, first calls), and ``start`` more. Where the engine runs
+    recorded blocks, in whole pairs of blocks. ``run`` returns once its samples are on the host, so a
+    GPU's steps are done when the clock stops."""
+    blocks = sim._block_runner()
+    unit = 1 if blocks is None else 2 * blocks.K
+    whole = functools.partial(_whole, unit=unit)
+    sim.run(whole(2), progress=False)
+    sim.run(whole(8) + start, progress=False)
+    if count is None:
+        probe = whole(8)
+        t = time.perf_counter()
+        sim.run(probe, progress=False)
+        per_step = max((time.perf_counter() - t) / probe, 1e-9)
+        if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS:
+            count = MOTION_BLOCK * int(np.clip(round(SAMPLE_SECONDS / (per_step * MOTION_BLOCK)), 1,
+                                               SAMPLE_STEPS[1] // MOTION_BLOCK))
+        else:
+            count = int(np.clip(math.ceil(SAMPLE_SECONDS / per_step), SAMPLE_STEPS[0], MOTION_BLOCK))
+    count = whole(count)
+    t = time.perf_counter()
+    sim.run(count, progress=False)
+    return time.perf_counter() - t, count
+
+
+def _whole(steps: int, unit: int) -> int:
+    """``steps`` rounded up to a multiple of ``unit``."""
+    return -(-steps // unit) * unit

@@ -36,7 +36,7 @@ with the fix: simulate both in the fixed [domain] box.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -98,11 +98,17 @@ class Traveller:
         out = (centres + radii[None, None, :, None] * u).reshape(k, m * K, 3)
         return out[0] if np.ndim(t) == 0 else out
 
-    def grid(self, scene: Scene) -> Grid:
-        """The box at t = 0 (same cell size, time step and layer as the scene's grid)."""
+    def grid(self, scene: Scene, t: float = 0.0) -> Grid:
+        """The box at t = 0 (same cell size, time step and layer as the scene's grid), or at time t
+        (s): the box at 0 moved by whole cells to the object's centre then, as the shifts of a run
+        from 0 place it (to within their half-cell hysteresis)."""
         g = scene.grid
-        return Grid.build(self.centre(0.0), np.full(3, 2 * self.half_size), g.h, g.sound_speed, g.layer,
-                          step_rate=g.step_rate)
+        box = Grid.build(self.centre(0.0), np.full(3, 2 * self.half_size), g.h, g.sound_speed, g.layer,
+                         step_rate=g.step_rate)
+        if t == 0.0:
+            return box
+        cells = np.rint((self.centre(t) - self.centre(0.0)) / g.h)
+        return replace(box, origin=tuple(float(o) for o in np.asarray(box.origin) + cells * g.h))
 
     def listener_signals(self, raw: np.ndarray, dt: float) -> np.ndarray:
         """Listener pressures (m, N) at the step rate from the probe signals raw (m·K, N) (module docstring)."""

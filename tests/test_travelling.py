@@ -209,6 +209,28 @@ def test_a_box_started_later_is_where_a_run_from_the_start_has_it(tmp_path):
     assert np.isfinite(later.p).all()
 
 
+def test_memory_count_of_a_travelling_box_is_what_it_holds(tmp_path, monkeypatch):
+    """What the memory check and `wavesolve info` count for a travelling box (plan.memory_bytes with
+    ``following``) equals, byte for byte, what its FollowingSimulation holds that grows with the
+    grid: p, p⁻, the layer's auxiliaries, the three arrays of face velocities and the one-byte solid
+    mask. The check counts them before anything is allocated: with a byte less available the box
+    is refused."""
+    from wavesolve.backend import Backend
+    from wavesolve.plan import memory_bytes
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG_PATH_SCENE)
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
+    held = sim.p.nbytes + sim.p_prev.nbytes + sim.layer.nbytes + sum(v.nbytes for v in sim.velocity)
+    count = memory_bytes(sim.grid, sim.dtype.itemsize, sim.engine, following=True)
+    assert count == held + sim.grid.cells
+    monkeypatch.setattr(Backend, "available_bytes", lambda self: count - 1)
+    with pytest.raises(SceneError, match="margin"):
+        FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend="numpy")
+
+
 TWO = """
 [simulation]
 duration = 0.01

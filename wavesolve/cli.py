@@ -265,7 +265,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"time step    {g.dt * 1e6:.4g} µs (step rate {est.step_rate / 1e3:.4g} kHz, Courant {est.courant:.4f})")
     print(f"steps        {est.steps} for {scene.duration:g} s")
     print(f"objects      {len(scene.objects)}; listeners {len(scene.listeners)}")
-    print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({scene.config.simulation.precision}); "
+    largest = "the largest box the run makes, " if len(est.runs) > 1 or scene.travellers else ""
+    print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({largest}{scene.config.simulation.precision}); "
           f"{est.available_bytes / 2**20:.1f} MiB available{'' if est.fits else ': too large to run here'}")
     print(f"estimate     {_duration(est.seconds)} on this machine ({est.backend}), "
           f"{est.seconds / scene.duration:.3g} s of compute per s of audio")

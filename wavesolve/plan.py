@@ -40,6 +40,7 @@ class RunCost:
         label: "fixed box", or "'NAME' box" for an object's travelling box.
         shape: its grid's cells (nx, ny, nz).
         steps: steps the run takes.
+        memory_bytes: what it holds that grows with its grid (``memory_bytes``).
         setup_seconds: wall seconds to build it (geometry, shaders' set-up), measured once.
         seconds_per_step: mean wall seconds of a whole step over the timed samples.
         sampled_steps: steps timed in all; 0 when the box was too large to build here and
@@ -49,6 +50,7 @@ class RunCost:
     label: str
     shape: tuple[int, int, int]
     steps: int
+    memory_bytes: int
     setup_seconds: float
     seconds_per_step: float
     sampled_steps: int
@@ -61,10 +63,10 @@ class RunCost:
 
 @dataclass(frozen=True)
 class RunEstimate:
-    """Cost of a run. memory_bytes: fields, layer and solid mask of the scene's grid
-    (``memory_bytes``); available_bytes: what the backend has free now; runs: the simulations the
-    run makes (none when it runs none: a travelling scene whose fixed box holds no shader and whose
-    travelling objects have none either), with their measured costs."""
+    """Cost of a run. runs: the simulations the run makes, one after another (none when it runs
+    none: a travelling scene whose fixed box holds no shader and whose travelling objects have none
+    either), with their measured costs; memory_bytes: the most any of them holds (``memory_bytes``;
+    the scene's grid's when there are none); available_bytes: what the backend has free now."""
 
     shape: tuple[int, int, int]
     cells: int
@@ -106,10 +108,21 @@ def calibrate(precision: str, layer: int, backend: "str | Backend" = "auto", ste
     return (time.perf_counter() - start) / (steps * scene.grid.cells)
 
 
-def memory_bytes(grid: Grid, itemsize: int, engine: Backend) -> int:
+def memory_bytes(grid: Grid, itemsize: int, engine: Backend, following: bool = False) -> int:
     """Bytes a run of ``grid`` holds on ``engine`` that grow with the grid: its fields, absorbing
-    layer and working space (``Backend.field_bytes``) and one byte a cell (the solid mask)."""
-    return engine.field_bytes(grid, itemsize) + grid.cells
+    layer and working space (``Backend.field_bytes``) and one byte a cell (the solid mask); with
+    ``following``, a travelling box's three arrays of face velocities (``FollowingSimulation``:
+    axis a has n_a + 1 faces)."""
+    total = engine.field_bytes(grid, itemsize) + grid.cells
+    if following:
+        total += itemsize * sum(grid.cells // n * (n + 1) for n in grid.shape)
+    return total
+
+
+def travelling_box(scene: Scene) -> bool:
+    """Whether ``scene`` is a travelling box's own (``FollowingSimulation``): it holds just its
+    object, which follows."""
+    return bool(scene.objects) and all(o.follow_margin is not None for o in scene.objects)
 
 
 def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
@@ -118,15 +131,14 @@ def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
     fields' allocation would succeed and the run be killed part-way when it touches them."""
     grid = scene.grid
     item = scene.dtype.itemsize
-    need = copies * memory_bytes(grid, item, engine)
+    box = travelling_box(scene)
+    need = copies * memory_bytes(grid, item, engine, following=box)
     have = engine.available_bytes()
     if need <= have:
         return
     shape = " x ".join(map(str, grid.shape))
     where = "GPU" if engine.xp is not np else "machine"
     each = f" for each of {copies} chunks run at once" if copies > 1 else ""
-    # a travelling box's scene holds just its object, which follows (FollowingSimulation)
-    box = bool(scene.objects) and all(o.follow_margin is not None for o in scene.objects)
     ways = ["raise simulation.cell_size (the memory falls as its cube)",
             "shrink the object's [objects.domain] margin" if box else "shrink domain.size"]
     if scene.dtype == np.float64:
@@ -142,45 +154,47 @@ def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
 def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int | None = None) -> RunEstimate:
     """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``,
     measured here (module docstring): each simulation of the run is built at the middle of the run,
-    or, where something moves, at 1/6, 1/2 and 5/6 of it, and after two warm-up steps its steps are
-    timed for about SAMPLE_SECONDS (``sample_steps`` steps instead, when given). The samples start
+    or, where something moves, at 1/6, 1/2 and 5/6 of it, and after a warm-up its steps are timed
+    for about SAMPLE_SECONDS (``sample_steps`` steps instead, when given). The samples start
     from a silent field, as a time-parallel chunk does. Takes a few seconds, more on a large grid."""
     grid = scene.grid
     item = scene.dtype.itemsize
     engine = resolve_backend(backend)
     steps = grid.steps_for(scene.duration)
     available = engine.available_bytes()
-    runs = tuple(_measure(label, box, make, moves, scene, engine, steps, available, sample_steps)
-                 for label, box, make, moves in _simulations(scene, engine))
+    runs = tuple(_measure(*simulation, scene, engine, steps, available, sample_steps)
+                 for simulation in _simulations(scene, engine))
+    memory = max((r.memory_bytes for r in runs), default=memory_bytes(grid, item, engine))
     return RunEstimate(shape=grid.shape, cells=grid.cells, steps=steps, step_rate=grid.step_rate,
-                       courant=grid.courant, memory_bytes=memory_bytes(grid, item, engine),
-                       available_bytes=available, backend=engine.name, runs=runs)
+                       courant=grid.courant, memory_bytes=memory, available_bytes=available,
+                       backend=engine.name, runs=runs)
 
 
 def _simulations(scene: Scene, engine: Backend):
-    """(label, grid, make(start_step) → Simulation, whether its geometry moves) of each simulation
-    a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
+    """(label, grid, make(start_step) → Simulation, whether its geometry moves, whether it is a
+    travelling box) of each simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
     from .following import FollowingSimulation   # late imports: simulation imports this module
     from .simulation import Simulation
     from .travelling import travellers
 
     if not scene.travellers or any(o.shaders for o in scene.objects):
         yield ("fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start),
-               any(o.motion.moves for o in scene.objects))
+               any(o.motion.moves for o in scene.objects), False)
     for trav in travellers(scene):
         if trav.obj.shaders:
             def make(start: int, trav=trav):
                 return FollowingSimulation(scene, trav.obj, trav.grid(scene, start * scene.grid.dt), trav.centre,
                                            trav.probe_points, backend=engine, start_step=start)
-            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True
+            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True, True
 
 
-def _measure(label: str, box: Grid, make: Callable, moves: bool, scene: Scene, engine: Backend, steps: int,
-             available: int, sample_steps: int | None) -> RunCost:
+def _measure(label: str, box: Grid, make: Callable, moves: bool, following: bool, scene: Scene, engine: Backend,
+             steps: int, available: int, sample_steps: int | None) -> RunCost:
     """The RunCost of one simulation of the run (``estimate``)."""
-    if memory_bytes(box, scene.dtype.itemsize, engine) > available:
+    memory = memory_bytes(box, scene.dtype.itemsize, engine, following)
+    if memory > available:
         rate = calibrate(scene.config.simulation.precision, box.layer, engine)
-        return RunCost(label, box.shape, steps, 0.0, rate * box.cells, 0)
+        return RunCost(label, box.shape, steps, memory, 0.0, rate * box.cells, 0)
     starts = [steps * k // 6 for k in (1, 3, 5)] if moves else [steps // 2]
     setup, spent, timed = None, 0.0, 0
     for start in starts:
@@ -191,7 +205,7 @@ def _measure(label: str, box: Grid, make: Callable, moves: bool, scene: Scene, e
         seconds, count = time_steps(sim, sample_steps)
         spent, timed = spent + seconds, timed + count
         del sim
-    return RunCost(label, box.shape, steps, setup, spent / timed, timed)
+    return RunCost(label, box.shape, steps, memory, setup, spent / timed, timed)
 
 
 def time_steps(sim, count: int | None = None, start: int = 0) -> tuple[float, int]:

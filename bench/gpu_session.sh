@@ -63,7 +63,8 @@ if has e2e; then   # whole showcase runs, GPU against the compiled CPU backend (
     for scene in $short/water_drops_short.toml scenes/two_tone_sphere.toml \
             scenes/showcase/bowl_on_table.toml; do
         name=$(basename "$scene" .toml)
-        for backend in cupy numba; do
+        for backend in cupy numba; do   # info's estimate, then the run it estimates
+            run 60 "e2e_${name}_${backend}_info" python3 -m wavesolve.cli info "$scene" --backend $backend
             run 200 "e2e_${name}_$backend" python3 -m wavesolve.cli run "$scene" --backend $backend --no-progress \
                 -o "/tmp/${name}_$backend.h5" --wav "/tmp/${name}_$backend.wav"
         done

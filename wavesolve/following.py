@@ -72,6 +72,7 @@ class FollowingSimulation(Simulation):
         box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
         self._points = probe_points
         self._block_first, self._block_points, self._block_probes = 0, np.zeros((0, 0, 3)), None
+        self._block_centres = np.zeros((0, 3))
         super().__init__(box_scene, backend=backend, probe_points=probe_points(start_step * grid.dt),
                          start_step=start_step)
         xp = self.engine.xp
@@ -80,6 +81,7 @@ class FollowingSimulation(Simulation):
         self.velocity = [xp.zeros(tuple(n + (1 if b == a else 0) for b, n in enumerate(grid.shape)), self.dtype)
                          for a in range(3)]
         self._C = scene.density * grid.sound_speed ** 2 * grid.dt / grid.h
+        self._middle = self.box_centre()
 
     def box_centre(self) -> np.ndarray:
         """World position (3,) of the centre of the box's interior (m)."""
@@ -92,19 +94,22 @@ class FollowingSimulation(Simulation):
 
     def step(self) -> Any:
         """Re-centre if needed, sample the probe points of this step, advance one step."""
-        drift = self._centre(self.time) - self.box_centre()
+        if not self._block_first <= self.n < self._block_first + len(self._block_points):
+            # the object's centre and the probe points of the coming MOTION_BLOCK steps (one spline
+            # call each), and the points' stencils in this box
+            times = self._coming_times()
+            self._block_first = self.n
+            self._block_centres = self._centre(times)
+            self._block_points = self._points(times)
+            self._block_probes = None
+        k = self.n - self._block_first
+        drift = self._block_centres[k] - self._middle
         for a in range(3):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
-        if not self._block_first <= self.n < self._block_first + len(self._block_points):
-            # the probe points of the coming MOTION_BLOCK steps, and their stencils in this box
-            self._block_first = self.n
-            self._block_points = self._points(self._coming_times())
-            self._block_probes = None
         if self._block_probes is None:                 # (again after a shift: the box moved)
             self._block_probes = Probes(self.grid, self._block_points)
         m = self._block_points.shape[1]
-        k = self.n - self._block_first
         self.probes = self.engine.probes(self._block_probes.rows(k * m, (k + 1) * m))
         return super().step()
 
@@ -162,6 +167,7 @@ class FollowingSimulation(Simulation):
         origin = np.asarray(grid.origin, dtype=np.float64)
         origin[axis] += direction * grid.h
         self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))
+        self._middle = self.box_centre()
         self._block_probes = None                      # the probe stencils, for the moved box
         self.shifts[axis] += direction
         host = getattr(self.ghosts, "host", self.ghosts)

@@ -179,7 +179,7 @@ def _simulations(scene: Scene, engine: Backend):
 
     if not scene.travellers or any(o.shaders for o in scene.objects):
         yield ("fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start),
-               any(o.motion.moves for o in scene.objects), False)
+               any(o.motion.moves or o.motion.deforms for o in scene.objects), False)
     for trav in travellers(scene):
         if trav.obj.shaders:
             def make(start: int, trav=trav):
@@ -196,21 +196,22 @@ def _measure(label: str, box: Grid, make: Callable, moves: bool, following: bool
         rate = calibrate(scene.config.simulation.precision, box.layer, engine)
         return RunCost(label, box.shape, steps, memory, 0.0, rate * box.cells, 0)
     starts = [steps * k // 6 for k in (1, 3, 5)] if moves else [steps // 2]
+    most = max(SAMPLE_STEPS[0], steps // len(starts))     # a short run is not timed for longer than it lasts
     setup, spent, timed = None, 0.0, 0
     for start in starts:
         t0 = time.perf_counter()
         sim = make(start)
         if setup is None:
             setup = time.perf_counter() - t0
-        seconds, count = time_steps(sim, sample_steps)
+        seconds, count = time_steps(sim, sample_steps, most=most)
         spent, timed = spent + seconds, timed + count
         del sim
     return RunCost(label, box.shape, steps, memory, setup, spent / timed, timed)
 
 
-def time_steps(sim, count: int | None = None, start: int = 0) -> tuple[float, int]:
+def time_steps(sim, count: int | None = None, start: int = 0, most: int = SAMPLE_STEPS[1]) -> tuple[float, int]:
     """(wall seconds, steps) of one timed ``Simulation.run`` of ``count`` steps, or of as many as
-    take about SAMPLE_SECONDS (within SAMPLE_STEPS; whole MOTION_BLOCKs, over which the shaders and
+    take about SAMPLE_SECONDS (at least SAMPLE_STEPS[0], at most ``most``; whole MOTION_BLOCKs, over which the shaders and
     motions asked ahead spread their cost, where one takes under 2·SAMPLE_SECONDS), after a warm-up
     of two runs, ten steps (compilation, first calls), and ``start`` more. Where the engine runs
     recorded blocks, in whole pairs of blocks. ``run`` returns once its samples are on the host, so a
@@ -225,11 +226,12 @@ def time_steps(sim, count: int | None = None, start: int = 0) -> tuple[float, in
         t = time.perf_counter()
         sim.run(probe, progress=False)
         per_step = max((time.perf_counter() - t) / probe, 1e-9)
-        if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS:
+        if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS and most >= MOTION_BLOCK:
             count = MOTION_BLOCK * int(np.clip(round(SAMPLE_SECONDS / (per_step * MOTION_BLOCK)), 1,
-                                               SAMPLE_STEPS[1] // MOTION_BLOCK))
+                                               most // MOTION_BLOCK))
         else:
-            count = int(np.clip(math.ceil(SAMPLE_SECONDS / per_step), SAMPLE_STEPS[0], MOTION_BLOCK))
+            count = int(np.clip(math.ceil(SAMPLE_SECONDS / per_step), SAMPLE_STEPS[0],
+                                min(MOTION_BLOCK, max(most, SAMPLE_STEPS[0]))))
     count = whole(count)
     t = time.perf_counter()
     sim.run(count, progress=False)

@@ -256,7 +256,7 @@ def main() -> None:
                          "(paired_fraction; 0: off; default 5)")
     ap.add_argument("--showcase-steps", type=int, default=None,
                     help="steps timed per sample of a showcase (default: about plan.SAMPLE_SECONDS of steps, "
-                         "within plan.SAMPLE_STEPS; 32 on numpy; 40 gave ±40 %% on the 2-core VM)")
+                         "within plan.SAMPLE_STEPS; 32 on numpy)")
     args = ap.parse_args()
 
     print(f"machine: {machine()}")

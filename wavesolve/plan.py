@@ -25,11 +25,12 @@ from .scene import Scene, parse_scene
 #: Edge (cells) of the calibration grid timed to estimate run time.
 _CALIBRATION_CELLS = 48
 #: Wall seconds each timed sample of a scene's steps aims at (``estimate``), and the fewest and most
-#: steps one sample times: on the 2-core VM 40 steps scattered by ±40 % (bench/RESULTS.md); the
-#: shaders' accelerations are asked for MOTION_BLOCK steps at a time, and a travelling box shifts
-#: every few tens of steps.
+#: steps one sample times. A cheap step is timed in whole MOTION_BLOCKs (the shaders' accelerations
+#: are asked for a block at a time; on the 2-core VM 40 steps of a small grid scattered by ±40 %,
+#: bench/RESULTS.md); a step that takes over SAMPLE_SECONDS/8 (a large grid) varies little from one
+#: step to the next, and eight of them are enough.
 SAMPLE_SECONDS = 0.5
-SAMPLE_STEPS = (32, 1024)
+SAMPLE_STEPS = (8, 1024)
 
 
 @dataclass(frozen=True)
@@ -211,21 +212,23 @@ def _measure(label: str, box: Grid, make: Callable, moves: bool, following: bool
 
 def time_steps(sim, count: int | None = None, start: int = 0, most: int = SAMPLE_STEPS[1]) -> tuple[float, int]:
     """(wall seconds, steps) of one timed ``Simulation.run`` of ``count`` steps, or of as many as
-    take about SAMPLE_SECONDS (at least SAMPLE_STEPS[0], at most ``most``; whole MOTION_BLOCKs, over which the shaders and
-    motions asked ahead spread their cost, where one takes under 2·SAMPLE_SECONDS), after a warm-up
-    of two runs, ten steps (compilation, first calls), and ``start`` more. Where the engine runs
-    recorded blocks, in whole pairs of blocks. ``run`` returns once its samples are on the host, so a
-    GPU's steps are done when the clock stops."""
+    take about SAMPLE_SECONDS (at least SAMPLE_STEPS[0], at most ``most``), in whole MOTION_BLOCKs
+    (over which the shaders and motions asked ahead spread their cost) where a block takes under
+    2·SAMPLE_SECONDS. Before it: a warm-up run of two steps (compilation), one of eight (first
+    calls; it sizes the sample) and ``start`` more steps. Where the engine runs recorded blocks,
+    whole pairs of blocks each. ``run`` returns once its samples are on the host, so a GPU's steps
+    are done when the clock stops."""
     blocks = sim._block_runner()
     unit = 1 if blocks is None else 2 * blocks.K
     whole = functools.partial(_whole, unit=unit)
     sim.run(whole(2), progress=False)
-    sim.run(whole(8) + start, progress=False)
+    probe = whole(8)
+    t = time.perf_counter()
+    sim.run(probe, progress=False)
+    per_step = max((time.perf_counter() - t) / probe, 1e-9)     # high: first calls' costs are in it
+    if start:
+        sim.run(start, progress=False)
     if count is None:
-        probe = whole(8)
-        t = time.perf_counter()
-        sim.run(probe, progress=False)
-        per_step = max((time.perf_counter() - t) / probe, 1e-9)
         if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS and most >= MOTION_BLOCK:
             count = MOTION_BLOCK * int(np.clip(round(SAMPLE_SECONDS / (per_step * MOTION_BLOCK)), 1,
                                                most // MOTION_BLOCK))

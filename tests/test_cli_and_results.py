@@ -126,6 +126,46 @@ def _spy_on_starts(monkeypatch) -> list:
     return built
 
 
+class _Clocked:
+    """A stand-in for a Simulation whose steps take ``per_step`` seconds on a fake clock, its first
+    run ``first`` seconds more (compilation), for plan.time_steps."""
+
+    def __init__(self, per_step: float, first: float = 0.0) -> None:
+        self.per_step, self.extra, self.clock, self.runs = per_step, first, 0.0, []
+
+    def _block_runner(self):
+        return None
+
+    def run(self, steps: int, progress: bool = False) -> None:
+        self.runs.append(steps)
+        self.clock += steps * self.per_step + self.extra
+        self.extra = 0.0
+
+
+@pytest.mark.parametrize("per_step, first, most, timed", [
+    (1e-3, 0.0, 1024, 512),     # cheap: whole MOTION_BLOCKs, about SAMPLE_SECONDS of them (4 × 128)
+    (1e-3, 0.08, 1024, 512),    # a first call 80 ms slower: the step is measured again, not taken as 11 ms
+    (1e-5, 0.0, 1024, 1024),    # very cheap: at most SAMPLE_STEPS[1]
+    (1e-3, 0.0, 300, 256),      # a short run's share: whole blocks within it
+    (0.2, 0.0, 1024, 8),        # a large grid's slow step: eight are enough
+    (0.03, 0.0, 1024, 17),      # between: about SAMPLE_SECONDS of steps (0.5 s / 30 ms, rounded up)
+])
+def test_time_steps_sizes_its_sample(monkeypatch, per_step, first, most, timed):
+    """plan.time_steps (the estimate's sampling) times about SAMPLE_SECONDS of steps: a cheap step in
+    whole MOTION_BLOCKs (the shaders' accelerations are asked for a block at a time, so a part of a
+    block misweighs them), never more than ``most`` (a short run's share) nor SAMPLE_STEPS[1], a slow
+    one at least SAMPLE_STEPS[0] times; the seconds it returns are the timed run's alone. (A fake
+    clock: the sizing rule, not a speed.)"""
+    from wavesolve import plan
+
+    sim = _Clocked(per_step, first)
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: sim.clock)
+    seconds, count = plan.time_steps(sim, most=most)
+    assert count == timed and sim.runs[-1] == timed
+    assert seconds == pytest.approx(timed * per_step, rel=1e-9)
+    assert sim.runs[0] == 2                         # the compilation run comes first, untimed
+
+
 def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
     """The time estimate (`wavesolve info`, plan.estimate) times the steps of the simulations the
     run itself makes, each built afresh at the step its sample starts. The rolling-can showcase runs

@@ -322,7 +322,7 @@ def showcase_table(backends: list, args) -> None:
     print()
     print("Showcase scenes (plan.estimate, as `wavesolve info`): whole steps of each simulation the run makes")
     print("(the fixed box where it holds a shader, each travelling box) timed after set-up and a warm-up,")
-    print("at the middle of the run, or at 1/6, 1/2 and 5/6 of it where something moves.")
+    print("at 1/6, 1/2 and 5/6 of the run.")
     print()
     print("| backend | scene | grid(s) | step rate | set-up (s) | s of compute per s of audio |")
     print("| --- | --- | --- | --- | --- | --- |")

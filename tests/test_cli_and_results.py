@@ -127,30 +127,30 @@ def _spy_on_starts(monkeypatch) -> list:
 
 
 class _Clocked:
-    """A stand-in for a Simulation whose steps take ``per_step`` seconds on a fake clock, its first
-    run ``first`` seconds more (compilation), for plan.time_steps."""
+    """A stand-in for a Simulation whose steps take ``per_step`` seconds on a fake clock, its k-th
+    run ``extras[k]`` seconds more (compilation, first calls), for plan.time_steps."""
 
-    def __init__(self, per_step: float, first: float = 0.0) -> None:
-        self.per_step, self.extra, self.clock, self.runs = per_step, first, 0.0, []
+    def __init__(self, per_step: float, extras: tuple = ()) -> None:
+        self.per_step, self.extras, self.clock, self.runs = per_step, extras, 0.0, []
 
     def _block_runner(self):
         return None
 
     def run(self, steps: int, progress: bool = False) -> None:
+        k = len(self.runs)
         self.runs.append(steps)
-        self.clock += steps * self.per_step + self.extra
-        self.extra = 0.0
+        self.clock += steps * self.per_step + (self.extras[k] if k < len(self.extras) else 0.0)
 
 
-@pytest.mark.parametrize("per_step, first, most, timed", [
-    (1e-3, 0.0, 1024, 512),     # cheap: whole MOTION_BLOCKs, about SAMPLE_SECONDS of them (4 × 128)
-    (1e-3, 0.08, 1024, 512),    # a first call 80 ms slower: the step is measured again, not taken as 11 ms
-    (1e-5, 0.0, 1024, 1024),    # very cheap: at most SAMPLE_STEPS[1]
-    (1e-3, 0.0, 300, 256),      # a short run's share: whole blocks within it
-    (0.2, 0.0, 1024, 8),        # a large grid's slow step: eight are enough
-    (0.03, 0.0, 1024, 17),      # between: about SAMPLE_SECONDS of steps (0.5 s / 30 ms, rounded up)
+@pytest.mark.parametrize("per_step, extras, most, timed", [
+    (1e-3, (), 1024, 512),          # cheap: whole MOTION_BLOCKs, about SAMPLE_SECONDS of them (4 × 128)
+    (1e-3, (1.0, 0.5, 0.08), 1024, 512),   # first calls 80 ms slow in the probe too: measured again
+    (1e-5, (), 1024, 1024),         # very cheap: at most SAMPLE_STEPS[1]
+    (1e-3, (), 300, 256),           # a short run's share: whole blocks within it
+    (0.2, (), 1024, 8),             # a large grid's slow step: eight are enough
+    (0.03, (), 1024, 17),           # between: about SAMPLE_SECONDS of steps (0.5 s / 30 ms, rounded up)
 ])
-def test_time_steps_sizes_its_sample(monkeypatch, per_step, first, most, timed):
+def test_time_steps_sizes_its_sample(monkeypatch, per_step, extras, most, timed):
     """plan.time_steps (the estimate's sampling) times about SAMPLE_SECONDS of steps: a cheap step in
     whole MOTION_BLOCKs (the shaders' accelerations are asked for a block at a time, so a part of a
     block misweighs them), never more than ``most`` (a short run's share) nor SAMPLE_STEPS[1], a slow
@@ -158,12 +158,12 @@ def test_time_steps_sizes_its_sample(monkeypatch, per_step, first, most, timed):
     clock: the sizing rule, not a speed.)"""
     from wavesolve import plan
 
-    sim = _Clocked(per_step, first)
+    sim = _Clocked(per_step, extras)
     monkeypatch.setattr(plan.time, "perf_counter", lambda: sim.clock)
     seconds, count = plan.time_steps(sim, most=most)
     assert count == timed and sim.runs[-1] == timed
     assert seconds == pytest.approx(timed * per_step, rel=1e-9)
-    assert sim.runs[0] == 2                         # the compilation run comes first, untimed
+    assert sim.runs[:2] == [2, 8]                   # the warm-up runs come first, untimed
 
 
 def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
@@ -171,7 +171,7 @@ def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
     run itself makes, each built afresh at the step its sample starts. The rolling-can showcase runs
     only the can's travelling box (its fixed box holds no shader): three samples at 1/6, 1/2 and 5/6
     of its 27 441 steps, each box placed where the can is then. A scene whose objects stay put runs
-    its fixed box, sampled once at the middle. The estimate's seconds are the set-up plus the steps
+    its fixed box, sampled at the same three times. The estimate's seconds are the set-up plus the steps
     times the mean seconds a step. (Accounting only: how close the estimate comes to whole runs is
     measured by bench/estimate_accuracy.py, not asserted in a timed test.)"""
     from conftest import SCENES
@@ -193,8 +193,9 @@ def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
     steps = scene.grid.steps_for(scene.duration)
     built.clear()
     est = estimate(scene, backend="numpy", sample_steps=8)
-    assert built == [("Simulation", steps // 2)]
-    assert [(r.label, r.shape, r.steps, r.sampled_steps) for r in est.runs] == [("fixed box", scene.grid.shape, steps, 8)]
+    assert built == [("Simulation", steps * k // 6) for k in (1, 3, 5)]
+    assert [(r.label, r.shape, r.steps, r.sampled_steps) for r in est.runs] == [("fixed box", scene.grid.shape, steps,
+                                                                                 3 * 8)]
 
 
 def test_python_api_round_trip(ran, tmp_path):

@@ -1,7 +1,7 @@
 """What a run will cost, known before it starts: grid, steps, memory and a time estimate.
 
 The time estimate times the scene's own steps (``estimate``): each simulation the run makes — the
-fixed box where it holds a shader, and each travelling object's box — is built at a few times of
+fixed box where it holds a shader, and each travelling object's box — is built at three times of
 the run and some of its whole steps are timed there (ghost cells, geometry keys, shaders, box
 shifts, listeners and field update alike). A free-field grid's field-update rate (``calibrate``)
 stands in only for a box too large to build here.
@@ -154,8 +154,8 @@ def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
 
 def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int | None = None) -> RunEstimate:
     """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``,
-    measured here (module docstring): each simulation of the run is built at the middle of the run,
-    or, where something moves, at 1/6, 1/2 and 5/6 of it, and after a warm-up its steps are timed
+    measured here (module docstring): each simulation of the run is built at 1/6, 1/2 and 5/6 of
+    the run (the shaders' work and the motion vary along it), and after a warm-up its steps are timed
     for about SAMPLE_SECONDS (``sample_steps`` steps instead, when given). The samples start
     from a silent field, as a time-parallel chunk does. Takes a few seconds, more on a large grid."""
     grid = scene.grid
@@ -172,31 +172,30 @@ def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int 
 
 
 def _simulations(scene: Scene, engine: Backend):
-    """(label, grid, make(start_step) → Simulation, whether its geometry moves, whether it is a
-    travelling box) of each simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
+    """(label, grid, make(start_step) → Simulation, whether it is a travelling box) of each
+    simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
     from .following import FollowingSimulation   # late imports: simulation imports this module
     from .simulation import Simulation
     from .travelling import travellers
 
     if not scene.travellers or any(o.shaders for o in scene.objects):
-        yield ("fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start),
-               any(o.motion.moves or o.motion.deforms for o in scene.objects), False)
+        yield "fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start), False
     for trav in travellers(scene):
         if trav.obj.shaders:
             def make(start: int, trav=trav):
                 return FollowingSimulation(scene, trav.obj, trav.grid(scene, start * scene.grid.dt), trav.centre,
                                            trav.probe_points, backend=engine, start_step=start)
-            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True, True
+            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True
 
 
-def _measure(label: str, box: Grid, make: Callable, moves: bool, following: bool, scene: Scene, engine: Backend,
+def _measure(label: str, box: Grid, make: Callable, following: bool, scene: Scene, engine: Backend,
              steps: int, available: int, sample_steps: int | None) -> RunCost:
     """The RunCost of one simulation of the run (``estimate``)."""
     memory = memory_bytes(box, scene.dtype.itemsize, engine, following)
     if memory > available:
         rate = calibrate(scene.config.simulation.precision, box.layer, engine)
         return RunCost(label, box.shape, steps, memory, 0.0, rate * box.cells, 0)
-    starts = [steps * k // 6 for k in (1, 3, 5)] if moves else [steps // 2]
+    starts = [steps * k // 6 for k in (1, 3, 5)]
     # within SAMPLE_STEPS, and a short run not timed for longer than it lasts
     most = min(SAMPLE_STEPS[1], max(SAMPLE_STEPS[0], steps // len(starts)))
     setup, spent, timed = None, 0.0, 0
@@ -215,27 +214,29 @@ def time_steps(sim, count: int | None = None, start: int = 0, most: int = SAMPLE
     """(wall seconds, steps) of one timed ``Simulation.run`` of ``count`` steps, or of as many as
     take about SAMPLE_SECONDS (at least SAMPLE_STEPS[0], at most ``most``), in whole MOTION_BLOCKs
     (over which the shaders and motions asked ahead spread their cost) where a block takes under
-    2·SAMPLE_SECONDS. Before it: a warm-up run of two steps (compilation), one of eight (first
-    calls; it sizes the sample), another eight where that looks slow, and ``start`` more steps. Where the engine runs recorded blocks,
-    whole pairs of blocks each. ``run`` returns once its samples are on the host, so a GPU's steps
-    are done when the clock stops."""
+    2·SAMPLE_SECONDS. Before it: warm-up runs of two steps (compilation) and eight (first calls:
+    on bowl_on_table the second run still took 1 ms a step against a steady 0.23), ``start`` more
+    steps and, to size the sample, a timed run of eight (another where that looks slow). Where the
+    engine runs recorded blocks, whole pairs of blocks each. ``run`` returns once its samples are on
+    the host, so a GPU's steps are done when the clock stops."""
     blocks = sim._block_runner()
     unit = 1 if blocks is None else 2 * blocks.K
     whole = functools.partial(_whole, unit=unit)
     sim.run(whole(2), progress=False)
     probe = whole(8)
-    per_step = math.inf
-    for _ in range(2):              # first calls' costs (up to ~80 ms) are in the first probe: a
-        t = time.perf_counter()     # step that looks slow is measured again
-        sim.run(probe, progress=False)
-        per_step = max(min(per_step, (time.perf_counter() - t) / probe), 1e-9)
-        if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS:
-            break
+    sim.run(probe, progress=False)
     if start:
         sim.run(start, progress=False)
     if count is None:
+        per_step = math.inf
+        for _ in range(2):              # first calls' costs may reach the probe too: a step that
+            t = time.perf_counter()     # looks slow is measured again
+            sim.run(probe, progress=False)
+            per_step = max(min(per_step, (time.perf_counter() - t) / probe), 1e-9)
+            if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS:
+                break
         if per_step * MOTION_BLOCK <= 2 * SAMPLE_SECONDS and most >= MOTION_BLOCK:
-            count = MOTION_BLOCK * int(np.clip(round(SAMPLE_SECONDS / (per_step * MOTION_BLOCK)), 1,
+            count = MOTION_BLOCK * int(np.clip(math.ceil(SAMPLE_SECONDS / (per_step * MOTION_BLOCK)), 1,
                                                most // MOTION_BLOCK))
         else:
             count = int(np.clip(math.ceil(SAMPLE_SECONDS / per_step), SAMPLE_STEPS[0],

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .constants import MOTION_BLOCK
 from .errors import SceneError
 from .grid import Grid
 from .scene import Scene, parse_scene
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
 
 #: Edge (cells) of the calibration grid timed to estimate run time.
 _CALIBRATION_CELLS = 48
@@ -171,7 +175,7 @@ def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int 
                        backend=engine.name, runs=runs)
 
 
-def _simulations(scene: Scene, engine: Backend):
+def _simulations(scene: Scene, engine: Backend) -> Iterator[tuple[str, Grid, Callable[[int], "Simulation"], bool]]:
     """(label, grid, make(start_step) → Simulation, whether it is a travelling box) of each
     simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
     from .following import FollowingSimulation   # late imports: simulation imports this module
@@ -210,7 +214,8 @@ def _measure(label: str, box: Grid, make: Callable, following: bool, scene: Scen
     return RunCost(label, box.shape, steps, memory, setup, spent / timed, timed)
 
 
-def time_steps(sim, count: int | None = None, start: int = 0, most: int = SAMPLE_STEPS[1]) -> tuple[float, int]:
+def time_steps(sim: "Simulation", count: int | None = None, start: int = 0,
+               most: int = SAMPLE_STEPS[1]) -> tuple[float, int]:
     """(wall seconds, steps) of one timed ``Simulation.run`` of ``count`` steps, or of as many as
     take about SAMPLE_SECONDS (at least SAMPLE_STEPS[0], at most ``most``), in whole MOTION_BLOCKs
     (over which the shaders and motions asked ahead spread their cost) where a block takes under

@@ -43,7 +43,6 @@ from wavesolve import load_scene  # noqa: E402
 from wavesolve.backend import BackendError, resolve_backend  # noqa: E402
 from wavesolve.constants import DEFAULT_LAYER_CELLS  # noqa: E402
 from wavesolve import plan  # noqa: E402
-from wavesolve.plan import estimate  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 
@@ -334,7 +333,7 @@ def showcase_table(backends: list, args) -> None:
                 steps = max(4, (steps or 256) // 8)
             scene = load_scene(path)
             try:
-                est = estimate(scene, backend=backend, sample_steps=steps)
+                est = plan.estimate(scene, backend=backend, sample_steps=steps)
             except BackendError as exc:
                 print(f"| {backend.name} | {path.stem} | - | - | - | cannot run: {exc} |", flush=True)
                 continue

@@ -34,6 +34,7 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
             (cut at silent gaps). For parallel workers see :func:`wavesolve.runners.run_chunks`.
     """
     from .chunks import plan_chunks, run_chunk, stitch
+    from .travelling import fixed_box_runs
 
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
@@ -41,7 +42,7 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
     engine = resolve_backend(backend)
     if scene.travellers:
         refuse_chunks(scene, chunks)
-    if scene.travellers and not sources and not any(o.shaders for o in scene.objects):
+    if not sources and not fixed_box_runs(scene):
         raw = np.zeros((1, len(layout(scene).points), scene.grid.steps_for(scene.duration)))
         info = {}   # the fixed box holds no source: its field is zero and it is not run
     elif sources:

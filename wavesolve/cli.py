@@ -255,6 +255,7 @@ def _duration(seconds: float) -> str:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .plan import estimate
+    from .travelling import fixed_box_runs
 
     scene = load_scene(args.scene)
     est = estimate(scene, backend=args.backend)
@@ -277,7 +278,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
               f"{run.seconds_per_step * 1e3:.3g} ms + {run.setup_seconds:.1f} s set-up ({how})")
     if not est.runs:
         print("  nothing to run: no object has a shader (the result is silence)")
-    elif scene.travellers and not any(r.label == "fixed box" for r in est.runs):
+    elif not fixed_box_runs(scene):
         print("  fixed box   not run: it holds no object with a shader")
     far = [lis.name for lis in scene.listeners if lis.far]
     if far:

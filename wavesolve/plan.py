@@ -180,9 +180,9 @@ def _simulations(scene: Scene, engine: Backend) -> Iterator[tuple[str, Grid, Cal
     simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
     from .following import FollowingSimulation   # late imports: simulation imports this module
     from .simulation import Simulation
-    from .travelling import travellers
+    from .travelling import fixed_box_runs, travellers
 
-    if not scene.travellers or any(o.shaders for o in scene.objects):
+    if fixed_box_runs(scene):
         yield "fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start), False
     for trav in travellers(scene):
         if trav.obj.shaders:
@@ -210,7 +210,7 @@ def _measure(label: str, box: Grid, make: Callable, following: bool, scene: Scen
             setup = time.perf_counter() - t0
         seconds, count = time_steps(sim, sample_steps, most=most)
         spent, timed = spent + seconds, timed + count
-        del sim
+        del sim                  # freed before the next sample is built: one box at a time in memory
     return RunCost(label, box.shape, steps, memory, setup, spent / timed, timed)
 
 

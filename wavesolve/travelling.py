@@ -210,6 +210,12 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = Fal
     return out
 
 
+def fixed_box_runs(scene: Scene) -> bool:
+    """Whether a run of ``scene`` simulates its fixed box: unless objects travel and none of those
+    left in it has a shader (the box would hold no source: its field is zero)."""
+    return not scene.travellers or any(o.shaders for o in scene.objects)
+
+
 def run_travellers(scene: Scene, backend, progress: bool | None = None) -> tuple[np.ndarray, dict]:
     """Simulate every following box; returns the listener pressures (listeners, steps) at the step
     rate summed over boxes, and run facts (shifts per box)."""

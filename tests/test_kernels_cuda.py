@@ -550,6 +550,34 @@ def test_block_runner_matches_reference(launcher, precision, tmp_path, monkeypat
         np.testing.assert_allclose(x, y, rtol=0, atol=tol * np.max(np.abs(ref.p)))
 
 
+def test_block_runner_stops_for_pressure_slices(launcher, tmp_path, monkeypatch):
+    """A chunk in recorded blocks of 8 steps (host build) whose slices fall due at steps that are
+    not multiples of 8 (13, 45, 100; a recorded block cannot stop inside itself): the run stops
+    at each, and its slices and listener samples are the NumPy reference's (float64, 1e-10 of
+    the largest value as in test_block_runner_matches_reference)."""
+    from wavesolve.chunks import plan_chunks, run_chunk
+    from wavesolve.kernels import cuda_blocks
+
+    monkeypatch.setattr(cuda_blocks, "BLOCK_STEPS", 8)
+    launches = []
+    replay = cuda_blocks.HostQueue.launch
+    monkeypatch.setattr(cuda_blocks.HostQueue, "launch", lambda self, program: (launches.append(1), replay(self, program)))
+    dt = _blocks_scene(tmp_path, "float64").grid.dt
+    path = tmp_path / "sliced.toml"
+    path.write_text(blocks_scene("float64") + '[[slices]]\nname = "side"\naxis = "y"\nposition = 0.0\n'
+                    f"times = [{13 * dt!r}, {45 * dt!r}, {100 * dt!r}]\n")
+    scene = load_scene(path)
+    assert scene.slices[0].steps == (13, 45, 100)
+    plan = plan_chunks(scene, 1)
+    ref = run_chunk(scene, plan, 0, backend="numpy")
+    fast = run_chunk(scene, plan, 0, backend=CudaBackend(np, launcher))
+    assert len(launches) > 10
+    a, b = ref.slices["side"], fast.slices["side"]
+    assert np.all(np.max(np.abs(a), axis=(1, 2)) > 0)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.max(np.abs(a)))
+    np.testing.assert_allclose(fast.data, ref.data, rtol=0, atol=1e-10 * np.max(np.abs(ref.data)))
+
+
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_block_runner_takes_the_accelerations_of_single_steps(launcher, precision, tmp_path, monkeypatch):
     """A run in recorded blocks (host build; blocks of 8 steps, over runs of 27 and 33 steps, so

@@ -33,7 +33,8 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
         chunks: time-parallel chunks, run here one after the other: a count (uniform) or ``"auto"``
             (cut at silent gaps). For parallel workers see :func:`wavesolve.runners.run_chunks`.
     """
-    from .chunks import plan_chunks, run_chunk, stitch
+    from .chunks import plan_chunks, run_chunk, stitch, stitch_slices
+    from .slices import SliceRecorder, run_with_slices
     from .travelling import fixed_box_runs
 
     if not isinstance(scene, Scene):
@@ -45,17 +46,22 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
     if not sources and not fixed_box_runs(scene):
         raw = np.zeros((1, len(layout(scene).points), scene.grid.steps_for(scene.duration)))
         info = {}   # the fixed box holds no source: its field is zero and it is not run
+        slices = SliceRecorder(scene.slices).data
     elif sources:
         if chunks != 1:
             raise ValueError("point sources are not windowed by chunks; use chunks=1")
         lay = layout(scene)
         sim = Simulation(scene, backend=engine, sources=sources, probe_points=lay.points)
-        raw = sim.run(scene.grid.steps_for(scene.duration), progress=progress)[None]
+        recorder = SliceRecorder(scene.slices)
+        recorder.take(sim)
+        raw = run_with_slices(sim, scene.grid.steps_for(scene.duration), recorder, progress=progress)[None]
+        slices = recorder.data
         info = {}
     else:
         plan = plan_chunks(scene, chunks)
         outputs = [run_chunk(scene, plan, k, backend=engine, progress=progress) for k in range(plan.n_chunks)]
         raw = stitch(plan, outputs)
+        slices = stitch_slices(outputs)
         info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
     extra = None
     if scene.travellers:
@@ -66,7 +72,7 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
         info["travelling_boxes"] = "; ".join(f"{name}: grid {tuple(int(n) for n in shape)}, shifted "
                                              f"{[int(x) for x in shifts]} cells" for name, (shape, shifts) in facts.items())
     return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start, **info},
-                       extra=extra)
+                       extra=extra, slices=slices)
 
 
 def refuse_chunks(scene: Scene, chunks: int | str = 2) -> None:
@@ -79,10 +85,14 @@ def refuse_chunks(scene: Scene, chunks: int | str = 2) -> None:
                          "box): run with one chunk and one worker, or set follow = false on those objects")
 
 
-def make_result(scene: Scene, raw: np.ndarray, metadata: dict, extra: np.ndarray | None = None) -> Result:
+def make_result(scene: Scene, raw: np.ndarray, metadata: dict, extra: np.ndarray | None = None,
+                slices: dict[str, np.ndarray] | None = None) -> Result:
     """The Result of a run from its probe signals raw (groups, probes, steps) at the step rate:
     listener signals (samples in the box, far-field estimates outside, plus ``extra`` (listeners,
-    steps) from travelling boxes), resampled once to the output rate."""
+    steps) from travelling boxes), resampled once to the output rate; and the pressure slices
+    recorded, slice name → (times, n_a, n_b) Pa (``wavesolve.slices``)."""
+    from .slices import make_slices
+
     grid = scene.grid
     steps = listener_signals(layout(scene), raw, grid.dt)
     if extra is not None:
@@ -101,4 +111,4 @@ def make_result(scene: Scene, raw: np.ndarray, metadata: dict, extra: np.ndarray
     }
     meta.update(metadata)
     return Result(sample_rate=scene.sample_rate, signals=signals, positions=positions,
-                  scene_text=scene.text, metadata=meta)
+                  scene_text=scene.text, metadata=meta, slices=make_slices(scene, slices or {}))

@@ -42,6 +42,7 @@ from .errors import ChunkError
 from .farfield import layout
 from .scene import Scene
 from .signals import merge_intervals
+from .slices import SliceRecorder, add_slices, run_with_slices
 
 log = logging.getLogger("wavesolve")
 
@@ -97,6 +98,8 @@ class ChunkOutput:
         chunk: its index; start_step: step of its first sample.
         data: (groups, probes, steps) probe pressures (Pa) at the step rate from start_step.
         stop: why it stopped ("quiet", "cap", "end", "silent"); wall_time: seconds it ran.
+        slices: slice name → (times, n_a, n_b) pressure (Pa) this chunk's field has on the scene's
+            slices (``wavesolve.slices``; zero where its run does not reach a time).
     """
 
     chunk: int
@@ -105,6 +108,7 @@ class ChunkOutput:
     stop: str = "end"
     wall_time: float = 0.0
     info: dict = field(default_factory=dict)
+    slices: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def activity(scene: Scene, t0: float, t1: float) -> list[tuple[float, float]] | None:
@@ -164,16 +168,18 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     spans = activity(scene, first * dt, end * dt)
     lay = layout(scene)
     start = time.perf_counter()
+    slices = SliceRecorder(scene.slices)
     if spans == []:
         data = np.zeros((len(lay.groups), len(lay.points), 0))
-        return ChunkOutput(k, first, data, "silent", 0.0)
+        return ChunkOutput(k, first, data, "silent", 0.0, slices=slices.data)
     begin = first if spans is None else max(first, int(math.floor(spans[0][0] / dt)))
     blocks, stops = [], []
     for g, group in enumerate(lay.groups):
         sim = Simulation(scene, backend=backend, start_step=begin, shader_window=(first, end),
                          shader_objects=group if len(lay.groups) > 1 else None, probe_points=lay.points)
         samples, stop = _run_until_quiet(sim, end, plan, lambda n, g=g: callback(g, n) if callback else None,
-                                         progress=progress, label=f"chunk {k}" if plan.n_chunks > 1 else "wavesolve")
+                                         progress=progress, label=f"chunk {k}" if plan.n_chunks > 1 else "wavesolve",
+                                         slices=slices)
         blocks.append(samples)
         stops.append(stop)
     length = max(b.shape[1] for b in blocks)
@@ -181,7 +187,7 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     for g, b in enumerate(blocks):
         data[g, :, :b.shape[1]] = b
     stop = "cap" if "cap" in stops else stops[0]
-    out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start)
+    out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start, slices=slices.data)
     log.info("chunk %d: steps %d … %d (window %d … %d), stopped: %s, %.1f s", k, begin, begin + length, first,
              end, stop, out.wall_time)
     if stop == "cap":
@@ -191,8 +197,10 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
 
 
 def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[int], None],
-                     progress: bool | None = False, label: str = "wavesolve") -> tuple[np.ndarray, str]:
-    """Step until the window has passed and the energy is below threshold × peak (or the cap/end)."""
+                     progress: bool | None = False, label: str = "wavesolve",
+                     slices: SliceRecorder | None = None) -> tuple[np.ndarray, str]:
+    """Step until the window has passed and the energy is below threshold × peak (or the cap/end);
+    the snapshots of ``slices`` due on the way are taken."""
     if progress is None:
         progress = sys.stderr.isatty()
     courant = sim.grid.courant
@@ -207,10 +215,12 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
     interval = CHUNK_ENERGY_CHECK_INTERVAL if blocks is None else max(CHUNK_ENERGY_CHECK_INTERVAL, 2 * blocks.K)
     bar = tqdm(total=last - sim.n, unit="step", disable=not progress, desc=label, dynamic_ncols=True,
                file=sys.stderr)
+    slices = slices or SliceRecorder([])
+    slices.take(sim)
     try:
         while sim.n < last:
             piece = min(interval - done % interval, last - sim.n)
-            out.append(sim.run(piece, progress=False))
+            out.append(run_with_slices(sim, piece, slices, progress=False))
             done += piece
             if done % interval == 0:
                 bar.update(done - bar.n)
@@ -247,3 +257,11 @@ def stitch(plan: ChunkPlan, outputs: list[ChunkOutput]) -> np.ndarray:
         n = min(o.data.shape[2], plan.total_steps - o.start_step)
         raw[:, :, o.start_step:o.start_step + n] += o.data[:, :, :n]
     return raw
+
+
+def stitch_slices(outputs: list[ChunkOutput]) -> dict[str, np.ndarray]:
+    """Sum the chunks' slices: slice name → (times, n_a, n_b) pressure (Pa)."""
+    total: dict[str, np.ndarray] = {}
+    for o in outputs:
+        add_slices(total, o.slices)
+    return total

@@ -184,13 +184,14 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
                                echo=lambda text: print(text, file=sys.stderr))
     for line in report.lines():
         print(line, file=sys.stderr)
-    from .chunks import ChunkOutput, stitch
+    from .chunks import stitch, stitch_slices
+    from .runners import outputs_of
 
-    raw = stitch(plan, [ChunkOutput(p.chunk, p.start_step, p.probes) for p in parts])
-    result = make_result(scene, raw, {
+    outputs = outputs_of(parts)
+    result = make_result(scene, stitch(plan, outputs), {
         "backend": engine.name, "wall_time": time.perf_counter() - start,
         "chunks": plan.n_chunks, "chunk_mode": plan.mode,
-        "retried_chunks": ", ".join(map(str, sorted(report.retried)))})
+        "retried_chunks": ", ".join(map(str, sorted(report.retried)))}, slices=stitch_slices(outputs))
     return result, parts_dir
 
 
@@ -233,13 +234,15 @@ def _cmd_run_chunk(args: argparse.Namespace) -> int:
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
     from .api import make_result
-    from .runners import load_parts
+    from .chunks import stitch_slices
+    from .runners import load_parts, outputs_of
 
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
     scene, plan, raw, parts = load_parts(args.parts)
     result = make_result(scene, raw, {"wall_time": sum(p.wall_time for p in parts), "chunks": plan.n_chunks,
-                                      "chunk_mode": plan.mode, "backend": "parts"})
+                                      "chunk_mode": plan.mode, "backend": "parts"},
+                         slices=stitch_slices(outputs_of(parts)))
     _write_outputs(result, args.output, args.wav, args.wav_pascals)
     return 0
 
@@ -283,6 +286,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     far = [lis.name for lis in scene.listeners if lis.far]
     if far:
         print(f"far field    {', '.join(far)} (estimated from rays in the box)")
+    for spec in scene.slices:
+        times = ", ".join(f"{k * g.dt * 1e3:.4g}" for k in spec.steps)
+        print(f"slice        '{spec.name}': {'xyz'[spec.axis]} = {spec.position(g):.4g} m, "
+              f"{spec.shape[0]} x {spec.shape[1]} cells at {times} ms")
     if args.chunks is not None:
         from .chunks import plan_chunks
 

@@ -33,6 +33,9 @@ PML_THICK_CELLS = 6
 PML_THIN_ORDER = 2
 PML_THIN_R0 = 1e-4
 
+#: Most snapshot times of one pressure slice (``[[slices]] times``): one figure shows them all.
+MAX_SLICE_TIMES = 16
+
 #: Cells of clearance required between an object (or listener) and the absorbing layer.
 MIN_CLEARANCE_CELLS = 2
 

@@ -1,4 +1,4 @@
-"""Figures of results: waveform and spectrogram per listener (PNG)."""
+"""Figures of results: waveform and spectrogram per listener, pressure slices (PNG)."""
 from __future__ import annotations
 
 import sys
@@ -66,8 +66,43 @@ def plot_listener(result: Result, name: str, path: str | Path) -> Path:
     return path
 
 
+def plot_slice(result: Result, name: str, path: str | Path) -> Path:
+    """Save a PNG of pressure slice ``name``: one panel per time, one colour scale (Pa, symmetric
+    about 0) for all, cells inside objects grey."""
+    sl = result.pressure_slice(name)
+    n = len(sl.times)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fluid = np.where(sl.solid, 0.0, sl.pressure)
+    top = float(np.max(np.abs(fluid))) or 1.0
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("0.55")
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.0, 3.0 * rows + 0.6), squeeze=False,
+                             constrained_layout=True)
+    a, b = sl.plane_axes
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        image = ax.imshow(np.ma.masked_array(sl.pressure[i], sl.solid[i]).T, origin="lower", extent=sl.extent(),
+                          cmap=cmap, vmin=-top, vmax=top, interpolation="nearest")
+        ax.set_title(f"t = {sl.times[i] * 1e3:.4g} ms", fontsize=10)
+        ax.set_xlabel(f"{a} (m)")
+        ax.set_ylabel(f"{b} (m)")
+        ax.set_aspect("equal")
+    fig.colorbar(image, ax=axes, label="pressure (Pa)", shrink=0.9)
+    fig.suptitle(f"slice '{name}': {sl.axis} = {sl.position:.4g} m (grey: inside an object)")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
+
+
 def plot_result(result: Result, out_dir: str | Path, stem: str) -> list[Path]:
-    """One PNG per listener, ``<stem>_<listener>.png`` in ``out_dir``."""
+    """One PNG per listener, ``<stem>_<listener>.png``, and one per pressure slice,
+    ``<stem>_slice_<name>.png``, in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [plot_listener(result, name, out_dir / f"{stem}_{name}.png") for name in result.names]
+    return ([plot_listener(result, name, out_dir / f"{stem}_{name}.png") for name in result.names]
+            + [plot_slice(result, name, out_dir / f"{stem}_slice_{name}.png") for name in result.slices])

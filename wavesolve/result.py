@@ -4,6 +4,11 @@ Layout::
 
     /listeners/<name>    float64 (samples,) pressure in Pa at the output rate, from scene time 0
                           attrs: sample_rate (Hz), position (3,) m
+    /slices/<name>/pressure  float64 (times, n_a, n_b) pressure in Pa on a plane of cells normal to
+                          ``axis`` (a, b: the other two axes in order), the absorbing layer left out
+    /slices/<name>/solid     bool (times, n_a, n_b): cells whose centre lies inside an object
+                          group attrs: axis ('x', 'y' or 'z'), position (m), times (s), origin (2,) m
+                          (centre of cell (0, 0) along a and b), cell_size (m)
     file attrs:           wavesolve_version, scene (TOML text), scene_path, sample_rate,
                           cell_size, time_step, grid_shape, backend, precision,
                           wav_gain (full scale per Pa, present once a normalised WAV was written)
@@ -12,6 +17,7 @@ and the chunk part file of a time-parallel run (``wavesolve run-chunk``, ``--wor
 
     /probes              float64 (groups, probes, steps) pressure in Pa at the step rate,
                           from step ``start_step`` (see wavesolve.chunks)
+    /slices/<name>       float64 (times, n_a, n_b) this chunk's pressure on the scene's slices (Pa)
     file attrs:           kind = "wavesolve chunk part", scene (TOML text), scene_path, plan (JSON),
                           key (SHA-256 of scene text + plan), chunk, n_chunks, start_step, stop,
                           wall_time, wavesolve_version
@@ -26,6 +32,7 @@ import h5py
 import numpy as np
 
 from .files import atomic_path
+from .slices import PressureSlice
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Result:
         signals: name → pressure (samples,) in Pa, sample 0 at scene time 0.
         positions: name → (3,) listener position (m).
         scene_text: the scene file's text; metadata: run facts (grid, backend, version …).
+        slices: name → the pressure slices the scene asked for (``[[slices]]``).
     """
 
     sample_rate: float
@@ -44,6 +52,7 @@ class Result:
     positions: dict[str, np.ndarray]
     scene_text: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    slices: dict[str, PressureSlice] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -55,6 +64,14 @@ class Result:
             return self.signals[name]
         except KeyError:
             raise KeyError(f"no listener '{name}'; listeners: {', '.join(self.signals)}") from None
+
+    def pressure_slice(self, name: str) -> PressureSlice:
+        """Pressure slice ``name``: its pressure (times, n_a, n_b) in Pa, times, plane and solid cells."""
+        try:
+            return self.slices[name]
+        except KeyError:
+            have = ", ".join(self.slices) or "none (add [[slices]] to the scene)"
+            raise KeyError(f"no slice '{name}'; slices: {have}") from None
 
     def stacked(self) -> np.ndarray:
         """All listeners as (samples, n_listeners), in scene order (Pa)."""
@@ -74,6 +91,12 @@ class Result:
                 ds.attrs["sample_rate"] = self.sample_rate
                 ds.attrs["position"] = np.asarray(self.positions[name], dtype=np.float64)
                 ds.attrs["units"] = "Pa"
+            for name, sl in self.slices.items():
+                g = f.create_group(f"slices/{name}")
+                g.create_dataset("pressure", data=np.asarray(sl.pressure, dtype=np.float64)).attrs["units"] = "Pa"
+                g.create_dataset("solid", data=np.asarray(sl.solid, dtype=bool))
+                g.attrs.update(axis=sl.axis, position=sl.position, times=np.asarray(sl.times, dtype=np.float64),
+                               origin=np.asarray(sl.origin, dtype=np.float64), cell_size=sl.cell_size)
 
         return _write_atomically(path, write)
 
@@ -84,8 +107,12 @@ class Result:
             signals = {name: ds[()] for name, ds in f["listeners"].items()}
             positions = {name: ds.attrs["position"] for name, ds in f["listeners"].items()}
             metadata = {k: v for k, v in f.attrs.items() if k not in ("scene", "sample_rate")}
+            slices = {name: PressureSlice(name=name, axis=str(g.attrs["axis"]), position=float(g.attrs["position"]),
+                                          times=g.attrs["times"], pressure=g["pressure"][()], solid=g["solid"][()],
+                                          origin=g.attrs["origin"], cell_size=float(g.attrs["cell_size"]))
+                      for name, g in f.get("slices", {}).items()}
             return cls(sample_rate=float(f.attrs["sample_rate"]), signals=signals, positions=positions,
-                       scene_text=str(f.attrs.get("scene", "")), metadata=metadata)
+                       scene_text=str(f.attrs.get("scene", "")), metadata=metadata, slices=slices)
 
 
 PART_KIND = "wavesolve chunk part"
@@ -100,6 +127,7 @@ class ChunkPart:
         of scene text + plan (parts with equal keys belong together).
         chunk, n_chunks, start_step: which chunk, of how many, and the step of its first sample.
         probes: (groups, probes, steps) step-rate pressures (Pa); stop, wall_time: how it ended.
+        slices: slice name → (times, n_a, n_b) the chunk's pressure on the scene's slices (Pa).
     """
 
     scene_text: str
@@ -113,6 +141,7 @@ class ChunkPart:
     stop: str = ""
     wall_time: float = 0.0
     version: str = ""
+    slices: dict[str, np.ndarray] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         """Write the part file atomically (temporary file, then rename)."""
@@ -124,6 +153,8 @@ class ChunkPart:
             f.attrs["scene"] = self.scene_text
             f.attrs["wavesolve_version"] = self.version
             f.create_dataset("probes", data=np.asarray(self.probes, dtype=np.float64))
+            for name, data in self.slices.items():
+                f.create_dataset(f"slices/{name}", data=np.asarray(data, dtype=np.float64))
 
         return _write_atomically(path, write)
 
@@ -138,7 +169,8 @@ class ChunkPart:
                 return cls(scene_text=str(a["scene"]), scene_path=str(a["scene_path"]), plan=str(a["plan"]),
                            key=str(a["key"]), chunk=int(a["chunk"]), n_chunks=int(a["n_chunks"]),
                            start_step=int(a["start_step"]), probes=f["probes"][()], stop=str(a["stop"]),
-                           wall_time=float(a["wall_time"]), version=str(a.get("wavesolve_version", "")))
+                           wall_time=float(a["wall_time"]), version=str(a.get("wavesolve_version", "")),
+                           slices={name: ds[()] for name, ds in f.get("slices", {}).items()})
         except OSError as exc:
             raise ValueError(f"cannot read '{path}' as a chunk part file: {exc}") from None
 

@@ -67,7 +67,12 @@ def part_path(parts_dir: str | Path, k: int, n: int) -> Path:
 def make_part(scene: Scene, plan: ChunkPlan, out: ChunkOutput) -> ChunkPart:
     return ChunkPart(scene_text=scene.text, scene_path=str(scene.path), plan=plan.to_json(), key=plan.key(scene.text),
                      chunk=out.chunk, n_chunks=plan.n_chunks, start_step=out.start_step, probes=out.data,
-                     stop=out.stop, wall_time=out.wall_time, version=__version__)
+                     stop=out.stop, wall_time=out.wall_time, version=__version__, slices=out.slices)
+
+
+def outputs_of(parts: Sequence[ChunkPart]) -> list[ChunkOutput]:
+    """The chunk outputs stored in part files, for :func:`~wavesolve.chunks.stitch`."""
+    return [ChunkOutput(p.chunk, p.start_step, p.probes, p.stop, p.wall_time, slices=p.slices) for p in parts]
 
 
 def run_chunks(scene: Scene, plan: ChunkPlan, parts_dir: str | Path, *, workers: int = 1,
@@ -236,7 +241,8 @@ def _refuse_threaded_workers(client) -> None:
 
 def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object", list[ChunkPart]]:
     """Read part files that must form one complete run: returns (scene, plan, stitched probe
-    signals (groups, probes, steps), parts). Raises ChunkError naming the offending file."""
+    signals (groups, probes, steps), parts). Raises ChunkError naming the offending file.
+    (The parts' slices: ``stitch_slices(outputs_of(parts))``.)"""
     if not paths:
         raise ChunkError("no part files given")
     parts = []
@@ -257,9 +263,8 @@ def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object",
                              f"(chunk {part.chunk} of {part.n_chunks} vs of {first.n_chunks}); "
                              "rerun the chunks with one plan")
     plan = ChunkPlan.from_json(first.plan)
-    outputs = [ChunkOutput(p.chunk, p.start_step, p.probes, p.stop, p.wall_time) for p in parts]
     try:
-        raw = stitch(plan, outputs)
+        raw = stitch(plan, outputs_of(parts))
     except ChunkError as exc:
         raise ChunkError(f"{exc} (run them with: wavesolve run-chunk {first.scene_path} --chunk K "
                          f"--of {plan.n_chunks if plan.mode == 'uniform' else 'auto'})") from None

@@ -15,13 +15,15 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
-from .constants import AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MIN_CLEARANCE_CELLS, SOUND_SPEED
+from .constants import (AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MAX_SLICE_TIMES,
+                        MIN_CLEARANCE_CELLS, SOUND_SPEED)
 from .errors import SceneError, SceneErrors
 from .grid import Z_CELLS_MULTIPLE, Grid
 from .meshes import Geometry, mesh_for_key, quaternion_matrix
 from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
                      read_keyframes, read_vertex_frames)
 from .shading import Shader, ShaderContext, available_shaders, shader_class
+from .slices import SliceSpec, slice_spec
 from .validation import did_you_mean, validate_model
 
 if sys.version_info >= (3, 11):
@@ -130,6 +132,15 @@ class GroundConfig(_Strict):
     height: float = Field(description="z of the rigid floor (m); the box's bottom face lies on it")
 
 
+class SliceConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[^/]+$", description="a name without '/'")
+    axis: Literal["x", "y", "z"] = Field(description="the plane's normal")
+    position: float = Field(description="the plane's coordinate along axis (m); the nearest cell plane is taken")
+    times: list[float] = Field(min_length=1, max_length=MAX_SLICE_TIMES,
+                               description=f"snapshot times (s), each within [0, duration], at most {MAX_SLICE_TIMES} "
+                                           "(another [[slices]] table gives more)")
+
+
 class OutputConfig(_Strict):
     hdf5: str | None = None
     wav: str | None = None
@@ -142,6 +153,7 @@ class SceneConfig(_Strict):
     objects: list[ObjectConfig] = Field(default_factory=list)
     listeners: list[ListenerConfig] = Field(min_length=1)
     ground: GroundConfig | None = None
+    slices: list[SliceConfig] = Field(default_factory=list)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
@@ -176,6 +188,7 @@ class Scene:
         objects: the objects simulated in the fixed [domain] box.
         travellers: objects with ``[objects.domain] follow = true``, each simulated in its own box
             that follows it (``wavesolve.travelling``).
+        slices: the pressure slices to record (``[[slices]]``, ``wavesolve.slices``).
     """
 
     path: Path
@@ -187,6 +200,7 @@ class Scene:
     output_hdf5: Path | None = None
     output_wav: Path | None = None
     travellers: list[SceneObject] = field(default_factory=list)
+    slices: list[SliceSpec] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -270,6 +284,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
 
     names_unique(config.objects, "objects")
     names_unique(config.listeners, "listeners")
+    names_unique(config.slices, "slices")
 
     objects: list[SceneObject] = []
     for i, obj in enumerate(config.objects):
@@ -313,6 +328,8 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                     "move the listener into the air, at least half a cell from the surface at all times"))
         listeners.append(Listener(lis.name, pos))
 
+    slices = _build_slices(config, grid, file, errors)
+
     if errors:
         raise SceneErrors(errors)
     out = config.output
@@ -320,7 +337,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                   objects=[o for o in objects if o.follow_margin is None], listeners=listeners,
                   output_hdf5=base / out.hdf5 if out.hdf5 else None,
                   output_wav=base / out.wav if out.wav else None,
-                  travellers=[o for o in objects if o.follow_margin is not None])
+                  travellers=[o for o in objects if o.follow_margin is not None], slices=slices)
     if scene.travellers:
         from .travelling import check_travellers  # late import: travelling reads scenes
 
@@ -330,6 +347,39 @@ def parse_scene(text: str, path: str | Path) -> Scene:
 
         layout(scene)  # raises SceneError if a far-field ray has no room in the box
     return scene
+
+
+def _build_slices(config: SceneConfig, grid: Grid, file: str, errors: list[SceneError]) -> list[SliceSpec]:
+    """The ``[[slices]]`` of a scene; a problem is appended to ``errors``."""
+    specs = []
+    bounds = grid.interior_bounds()
+    duration = config.simulation.duration
+    followers = [o.name for o in config.objects if o.domain.follow]
+    if config.slices and followers:
+        errors.append(SceneError(
+            file, "slices", f"pressure slices show the fixed box's field, and object(s) {', '.join(followers)} "
+            "travel in boxes of their own (objects.domain.follow = true)",
+            "remove the [[slices]] tables, or set follow = false on those objects"))
+        return specs
+    for i, sl in enumerate(config.slices):
+        a = "xyz".index(sl.axis)
+        lo, hi = bounds[0, a], bounds[1, a]
+        bad = False
+        if not lo <= sl.position <= hi:
+            errors.append(SceneError(
+                file, f"slices[{i}].position", f"slice '{sl.name}' at {sl.axis} = {sl.position:g} m is outside the "
+                f"box, which spans {sl.axis} = {lo:g} … {hi:g} m", "give a position inside that range"))
+            bad = True
+        late = [t for t in sl.times if not 0.0 <= t <= duration]
+        if late:
+            errors.append(SceneError(
+                file, f"slices[{i}].times", f"slice '{sl.name}' asks for time(s) {', '.join(f'{t:g}' for t in late)} s, "
+                f"outside the run [0, {duration:g}] s", "give times between 0 and simulation.duration"))
+            bad = True
+        if not bad:
+            position = min(max(sl.position, lo + grid.h / 2), hi - grid.h / 2)   # a face between cells: the cell inside
+            specs.append(slice_spec(grid, sl.name, sl.axis, position, sl.times))
+    return specs
 
 
 def _fmt_box(bounds: np.ndarray) -> str:

@@ -29,60 +29,54 @@ def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool
         scene: a Scene from :func:`load_scene`, or a path to a scene file.
         backend: ``auto``, ``numpy``, ``numba`` or ``cupy`` (see wavesolve.backend).
         progress: show a progress bar (default: when stderr is a terminal).
-        sources: extra point monopoles (validation and tests; not with chunks ≠ 1).
+        sources: extra point monopoles (validation and tests; not with chunks ≠ 1 or travelling objects).
         chunks: time-parallel chunks, run here one after the other: a count (uniform) or ``"auto"``
             (cut at silent gaps). For parallel workers see :func:`wavesolve.runners.run_chunks`.
     """
-    from .chunks import plan_chunks, run_chunk, stitch, stitch_slices
-    from .slices import SliceRecorder, run_with_slices
-    from .travelling import fixed_box_runs
+    from .chunks import plan_chunks, run_chunk
 
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
     start = time.perf_counter()
     engine = resolve_backend(backend)
-    if scene.travellers:
-        refuse_chunks(scene, chunks)
-    if not sources and not fixed_box_runs(scene):
-        raw = np.zeros((1, len(layout(scene).points), scene.grid.steps_for(scene.duration)))
-        info = {}   # the fixed box holds no source: its field is zero and it is not run
-        slices = SliceRecorder(scene.slices).data
-    elif sources:
-        if chunks != 1:
-            raise ValueError("point sources are not windowed by chunks; use chunks=1")
+    if sources:
+        if chunks != 1 or scene.travellers:
+            raise ValueError("point sources are not windowed by chunks and not followed by boxes; use chunks=1 "
+                             "and no travelling objects")
+        from .slices import SliceRecorder, run_with_slices
+
         lay = layout(scene)
         sim = Simulation(scene, backend=engine, sources=sources, probe_points=lay.points)
         recorder = SliceRecorder(scene.slices)
         recorder.take(sim)
         raw = run_with_slices(sim, scene.grid.steps_for(scene.duration), recorder, progress=progress)[None]
-        slices = recorder.data
-        info = {}
-    else:
-        plan = plan_chunks(scene, chunks)
-        outputs = [run_chunk(scene, plan, k, backend=engine, progress=progress) for k in range(plan.n_chunks)]
-        raw = stitch(plan, outputs)
-        slices = stitch_slices(outputs)
-        info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
+        return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start},
+                           slices=recorder.data)
+    plan = plan_chunks(scene, chunks)
+    outputs = [run_chunk(scene, plan, k, backend=engine, progress=progress) for k in range(plan.n_chunks)]
+    return chunked_result(scene, plan, outputs, {"backend": engine.name, "wall_time": time.perf_counter() - start})
+
+
+def chunked_result(scene: Scene, plan, outputs: list, metadata: dict) -> Result:
+    """The Result of the chunk outputs of a run (``wavesolve.chunks``; one chunk for a plain run):
+    the fixed box's probe signals, the travelling boxes' and the slices, each summed over the
+    chunks, and ``metadata`` with the plan's and the boxes' facts."""
+    from .chunks import stitch, stitch_boxes, stitch_slices
+
+    info = {"chunks": plan.n_chunks, "chunk_mode": plan.mode}
     extra = None
     if scene.travellers:
-        from .travelling import check_travellers, run_travellers
+        from .travelling import check_travellers, travelling_listeners
 
+        boxes = stitch_boxes(plan, outputs)
+        extra = travelling_listeners(scene, boxes)
         info["interaction_warnings"] = " | ".join(check_travellers(scene, quiet=True))  # logged at load
-        extra, facts = run_travellers(scene, engine, progress=progress)
-        info["travelling_boxes"] = "; ".join(f"{name}: grid {tuple(int(n) for n in shape)}, shifted "
-                                             f"{[int(x) for x in shifts]} cells" for name, (shape, shifts) in facts.items())
-    return make_result(scene, raw, {"backend": engine.name, "wall_time": time.perf_counter() - start, **info},
-                       extra=extra, slices=slices)
-
-
-def refuse_chunks(scene: Scene, chunks: int | str = 2) -> None:
-    """Raise ChunkError: time-parallel chunks do not cover travelling boxes (``scene.travellers``)."""
-    from .errors import ChunkError
-
-    if scene.travellers and chunks != 1:
-        names = ", ".join(f"'{o.name}'" for o in scene.travellers)
-        raise ChunkError(f"time-parallel chunks are not supported with travelling objects ({names} follow their own "
-                         "box): run with one chunk and one worker, or set follow = false on those objects")
+        over = f" over {plan.n_chunks} chunks" if plan.n_chunks > 1 else ""
+        info["travelling_boxes"] = "; ".join(f"{name}: grid {tuple(int(n) for n in box.shape)}, shifted "
+                                             f"{[int(x) for x in box.shifts]} cells{over}"
+                                             for name, box in boxes.items())
+    return make_result(scene, stitch(plan, outputs), {**info, **metadata}, extra=extra,
+                       slices=stitch_slices(outputs))
 
 
 def make_result(scene: Scene, raw: np.ndarray, metadata: dict, extra: np.ndarray | None = None,

@@ -20,6 +20,14 @@ at its start skips those steps, and one that is silent throughout runs no step.
 
 With several sounding objects and far-field listeners, every chunk runs once per source group
 (see :mod:`wavesolve.farfield`); its output holds one block of probe signals per group.
+
+Travelling objects (:mod:`wavesolve.travelling`) are cut the same way: in each chunk, every box
+whose object sounds in the window starts from a silent field at the window's first active step,
+placed where its object is then (``Traveller.grid``), and runs until quiet. The chunks' box probe
+signals are summed at the step rate (``stitch_boxes``) and the far field is estimated once from
+the sum, which is exact since the estimate is linear in them. A chunk's box may sit one cell from
+where a run from t = 0 has it (the shifts' half-cell hysteresis), so its layer lies slightly
+differently: that, with the sound left when a chunk stops, is what separates the two.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ from .constants import CHUNK_ENERGY_CHECK_INTERVAL, CHUNK_ENERGY_THRESHOLD, CHUN
 from .energy import leapfrog_energy
 from .errors import ChunkError
 from .farfield import layout
+from .result import BoxRun
 from .scene import Scene
 from .signals import merge_intervals
 from .slices import SliceRecorder, add_slices, run_with_slices
@@ -100,6 +109,8 @@ class ChunkOutput:
         stop: why it stopped ("quiet", "cap", "end", "silent"); wall_time: seconds it ran.
         slices: slice name → (times, n_a, n_b) pressure (Pa) this chunk's field has on the scene's
             slices (``wavesolve.slices``; zero where its run does not reach a time).
+        boxes: travelling object name → its box's share (``wavesolve.travelling``); a box whose
+            shaders are silent in the window is not run and has no entry.
     """
 
     chunk: int
@@ -109,12 +120,14 @@ class ChunkOutput:
     wall_time: float = 0.0
     info: dict = field(default_factory=dict)
     slices: dict[str, np.ndarray] = field(default_factory=dict)
+    boxes: dict[str, BoxRun] = field(default_factory=dict)
 
 
-def activity(scene: Scene, t0: float, t1: float) -> list[tuple[float, float]] | None:
-    """Union of the shaders' active intervals within [t0, t1); None if any shader does not know."""
+def activity(scene: Scene, t0: float, t1: float, objects: list | None = None) -> list[tuple[float, float]] | None:
+    """Union of the active intervals within [t0, t1) of the shaders of ``objects`` (default: the
+    fixed box's, ``scene.objects``); None if any shader does not know."""
     spans: list[tuple[float, float]] = []
-    for obj in scene.objects:
+    for obj in scene.objects if objects is None else objects:
         for shader in obj.shaders:
             got = shader.active_intervals(t0, t1)
             if got is None:
@@ -136,7 +149,7 @@ def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float 
         diagonal = float(np.linalg.norm(hi - lo))
         tail_cap = int(math.ceil(CHUNK_TAIL_CAP_CROSSINGS * diagonal / grid.sound_speed / grid.dt))
     if chunks == "auto":
-        spans = activity(scene, 0.0, total * grid.dt)
+        spans = activity(scene, 0.0, total * grid.dt, scene.objects + scene.travellers)
         starts = [0]
         if spans:
             for (_, end_prev), (start, _) in zip(spans[:-1], spans[1:]):
@@ -156,44 +169,64 @@ def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float 
 
 def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend" = "auto", progress: bool | None = False,
               callback: Callable[[int, int], None] | None = None) -> ChunkOutput:
-    """Run chunk k of ``plan`` (every source group) and return its probe signals.
+    """Run chunk k of ``plan``: the fixed box (every source group) and each travelling box, each
+    from the first step at which its own shaders act in the window; return their probe signals.
 
-    ``callback(group, steps_done)`` is called every few steps (progress; tests use it to kill a
-    worker mid-chunk).
+    ``callback(run, steps_done)`` is called every few steps, ``run`` numbering the fixed box's
+    source groups and then the travelling boxes (progress; tests use it to kill a worker mid-chunk).
     """
-    from .simulation import Simulation  # late import: keeps planning light
+    from .following import FollowingSimulation  # late imports: keep planning light
+    from .simulation import Simulation
+    from .travelling import travellers
 
     first, end = plan.window(k)
     dt = scene.grid.dt
-    spans = activity(scene, first * dt, end * dt)
     lay = layout(scene)
     start = time.perf_counter()
     slices = SliceRecorder(scene.slices)
-    if spans == []:
-        data = np.zeros((len(lay.groups), len(lay.points), 0))
-        return ChunkOutput(k, first, data, "silent", 0.0, slices=slices.data)
-    begin = first if spans is None else max(first, int(math.floor(spans[0][0] / dt)))
-    blocks, stops = [], []
-    for g, group in enumerate(lay.groups):
-        sim = Simulation(scene, backend=backend, start_step=begin, shader_window=(first, end),
-                         shader_objects=group if len(lay.groups) > 1 else None, probe_points=lay.points)
-        samples, stop = _run_until_quiet(sim, end, plan, lambda n, g=g: callback(g, n) if callback else None,
-                                         progress=progress, label=f"chunk {k}" if plan.n_chunks > 1 else "wavesolve",
-                                         slices=slices)
-        blocks.append(samples)
+    label = f"chunk {k}" if plan.n_chunks > 1 else "wavesolve"
+    stops: list[str] = []
+
+    def run(sim, i: int, name: str, fixed: bool) -> np.ndarray:
+        samples, stop = _run_until_quiet(sim, end, plan, lambda n: callback(i, n) if callback else None,
+                                         progress=progress, label=name, slices=slices if fixed else None)
         stops.append(stop)
-    length = max(b.shape[1] for b in blocks)
-    data = np.zeros((len(blocks), len(lay.points), length))
-    for g, b in enumerate(blocks):
-        data[g, :, :b.shape[1]] = b
-    stop = "cap" if "cap" in stops else stops[0]
-    out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start, slices=slices.data)
-    log.info("chunk %d: steps %d … %d (window %d … %d), stopped: %s, %.1f s", k, begin, begin + length, first,
+        return samples
+
+    spans = activity(scene, first * dt, end * dt)
+    begin = _first_active(spans, first, dt)
+    data = np.zeros((len(lay.groups), len(lay.points), 0))
+    if spans != []:
+        blocks = [run(Simulation(scene, backend=backend, start_step=begin, shader_window=(first, end),
+                                 shader_objects=group if len(lay.groups) > 1 else None, probe_points=lay.points),
+                      g, label, True) for g, group in enumerate(lay.groups)]
+        data = np.zeros((len(blocks), len(lay.points), max(b.shape[1] for b in blocks)))
+        for g, b in enumerate(blocks):
+            data[g, :, :b.shape[1]] = b
+    boxes = {}
+    for i, trav in enumerate(travellers(scene) if scene.travellers else []):
+        got = activity(scene, first * dt, end * dt, [trav.obj])
+        if got == []:
+            continue                     # silent in this window (or no shader): its box holds no sound
+        b = _first_active(got, first, dt)
+        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene, b * dt), trav.centre, trav.probe_points,
+                                  backend=backend, start_step=b, shader_window=(first, end))
+        samples = run(sim, len(lay.groups) + i, f"{label}, box of '{trav.obj.name}'", False)
+        boxes[trav.obj.name] = BoxRun(b, samples, sim.grid.shape, sim.shifts.copy())
+    stop = "silent" if not stops else "cap" if "cap" in stops else stops[0]
+    out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start, slices=slices.data, boxes=boxes)
+    log.info("chunk %d: steps %d … %d (window %d … %d), stopped: %s, %.1f s", k, begin, begin + data.shape[2], first,
              end, stop, out.wall_time)
     if stop == "cap":
         log.warning("chunk %d hit its tail cap of %d steps with sound still in the box; the stitched result "
                     "misses that tail (raise the cap or use fewer chunks)", k, plan.tail_cap)
     return out
+
+
+def _first_active(spans: list[tuple[float, float]] | None, first: int, dt: float) -> int:
+    """The step a run of a window starting at ``first`` starts from: where its shaders' activity
+    ``spans`` begins (a silent start is skipped), or ``first`` when they do not say."""
+    return first if not spans else max(first, int(math.floor(spans[0][0] / dt)))
 
 
 def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[int], None],
@@ -264,4 +297,18 @@ def stitch_slices(outputs: list[ChunkOutput]) -> dict[str, np.ndarray]:
     total: dict[str, np.ndarray] = {}
     for o in outputs:
         add_slices(total, o.slices)
+    return total
+
+
+def stitch_boxes(plan: ChunkPlan, outputs: list[ChunkOutput]) -> dict[str, BoxRun]:
+    """Sum each travelling box's probe signals over the chunks at their start steps: name → its
+    whole run (start step 0, (m·K, total_steps) at the step rate, shifts summed over chunks)."""
+    total: dict[str, BoxRun] = {}
+    for o in outputs:
+        for name, box in o.boxes.items():
+            whole = total.setdefault(name, BoxRun(0, np.zeros((box.data.shape[0], plan.total_steps)), box.shape,
+                                                  np.zeros(3, dtype=int)))
+            n = min(box.data.shape[1], plan.total_steps - box.start_step)
+            whole.data[:, box.start_step:box.start_step + n] += box.data[:, :n]
+            whole.shifts = whole.shifts + np.asarray(box.shifts, dtype=int)
     return total

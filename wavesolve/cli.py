@@ -164,14 +164,13 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
     """Run the chunks (parts kept in the parts directory) and stitch them; returns the result and that directory."""
     import time
 
-    from .api import make_result, refuse_chunks
+    from .api import chunked_result
     from .backend import resolve_backend
     from .chunks import plan_chunks
     from .constants import CHUNK_RETRIES
     from .runners import run_chunks
 
     engine = resolve_backend(args.backend)   # refuse an unusable backend before any work
-    refuse_chunks(scene)                     # travelling boxes run in one piece
     devices = [int(d) for d in args.devices.split(",")] if args.devices else None
     plan = plan_chunks(scene, args.chunks)
     parts_dir = args.parts_dir or h5.with_name(h5.name + ".parts")
@@ -184,14 +183,11 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
                                echo=lambda text: print(text, file=sys.stderr))
     for line in report.lines():
         print(line, file=sys.stderr)
-    from .chunks import stitch, stitch_slices
     from .runners import outputs_of
 
-    outputs = outputs_of(parts)
-    result = make_result(scene, stitch(plan, outputs), {
+    result = chunked_result(scene, plan, outputs_of(parts), {
         "backend": engine.name, "wall_time": time.perf_counter() - start,
-        "chunks": plan.n_chunks, "chunk_mode": plan.mode,
-        "retried_chunks": ", ".join(map(str, sorted(report.retried)))}, slices=stitch_slices(outputs))
+        "retried_chunks": ", ".join(map(str, sorted(report.retried)))})
     return result, parts_dir
 
 
@@ -213,12 +209,10 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
 
 
 def _cmd_run_chunk(args: argparse.Namespace) -> int:
-    from .api import refuse_chunks
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
 
     scene = load_scene(args.scene)
-    refuse_chunks(scene)
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
     plan = plan_chunks(scene, args.of)
@@ -233,16 +227,14 @@ def _cmd_run_chunk(args: argparse.Namespace) -> int:
 
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
-    from .api import make_result
-    from .chunks import stitch_slices
+    from .api import chunked_result
     from .runners import load_parts, outputs_of
 
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
-    scene, plan, raw, parts = load_parts(args.parts)
-    result = make_result(scene, raw, {"wall_time": sum(p.wall_time for p in parts), "chunks": plan.n_chunks,
-                                      "chunk_mode": plan.mode, "backend": "parts"},
-                         slices=stitch_slices(outputs_of(parts)))
+    scene, plan, _, parts = load_parts(args.parts)
+    result = chunked_result(scene, plan, outputs_of(parts), {"wall_time": sum(p.wall_time for p in parts),
+                                                             "backend": "parts"})
     _write_outputs(result, args.output, args.wav, args.wav_pascals)
     return 0
 

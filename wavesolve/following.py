@@ -60,7 +60,8 @@ class FollowingSimulation(Simulation):
             for MOTION_BLOCK steps at once); they must lie in the interior.
         start_step: step at which the run starts, from a silent field (``grid`` is then the box at
             that time: :meth:`wavesolve.travelling.Traveller.grid`); ``plan.estimate`` samples
-            steps this way.
+            steps this way, and a time-parallel chunk starts so.
+        shader_window: the shaders act only at steps first ≤ n < end (a chunk's window).
 
     Attributes (besides Simulation's): shifts: (3,) int, cells the box has moved along each axis since the start;
     velocity: three face-velocity arrays (m/s; axis a has n_a + 1 faces) filled at each shift: the
@@ -68,13 +69,14 @@ class FollowingSimulation(Simulation):
     """
 
     def __init__(self, scene: Scene, obj: SceneObject, grid: Grid, centre: Callable[[float], np.ndarray],
-                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto", start_step: int = 0) -> None:
+                 probe_points: Callable[[float], np.ndarray], *, backend: Any = "auto", start_step: int = 0,
+                 shader_window: tuple[int, int] | None = None) -> None:
         box_scene = dataclasses.replace(scene, grid=grid, objects=[obj], listeners=[], travellers=[])
         self._points = probe_points
         self._block_first, self._block_points, self._block_probes = 0, np.zeros((0, 0, 3)), None
         self._block_centres = np.zeros((0, 3))
         super().__init__(box_scene, backend=backend, probe_points=probe_points(start_step * grid.dt),
-                         start_step=start_step)
+                         start_step=start_step, shader_window=shader_window)
         xp = self.engine.xp
         self.shifts = np.zeros(3, dtype=int)
         self._centre = centre

@@ -18,6 +18,8 @@ and the chunk part file of a time-parallel run (``wavesolve run-chunk``, ``--wor
     /probes              float64 (groups, probes, steps) pressure in Pa at the step rate,
                           from step ``start_step`` (see wavesolve.chunks)
     /slices/<name>       float64 (times, n_a, n_b) this chunk's pressure on the scene's slices (Pa)
+    /boxes/<name>        float64 (m·K, steps) the probe signals (Pa) of travelling object <name>'s box
+                          at the step rate; attrs start_step, shape (3,) cells, shifts (3,) cells
     file attrs:           kind = "wavesolve chunk part", scene (TOML text), scene_path, plan (JSON),
                           key (SHA-256 of scene text + plan), chunk, n_chunks, start_step, stop,
                           wall_time, wavesolve_version
@@ -119,6 +121,21 @@ PART_KIND = "wavesolve chunk part"
 
 
 @dataclass
+class BoxRun:
+    """A travelling box's share of a chunk (``wavesolve.travelling``), or of a whole run.
+
+    Attributes:
+        start_step: step of its first sample. data: (m·K, steps) its probe signals (Pa) at the step rate.
+        shape: its grid's cells. shifts: (3,) cells it moved along each axis.
+    """
+
+    start_step: int
+    data: np.ndarray
+    shape: tuple[int, int, int]
+    shifts: np.ndarray
+
+
+@dataclass
 class ChunkPart:
     """One finished chunk of a time-parallel run, as stored in a part file.
 
@@ -128,6 +145,7 @@ class ChunkPart:
         chunk, n_chunks, start_step: which chunk, of how many, and the step of its first sample.
         probes: (groups, probes, steps) step-rate pressures (Pa); stop, wall_time: how it ended.
         slices: slice name → (times, n_a, n_b) the chunk's pressure on the scene's slices (Pa).
+        boxes: travelling object name → its box's share of the chunk.
     """
 
     scene_text: str
@@ -142,6 +160,7 @@ class ChunkPart:
     wall_time: float = 0.0
     version: str = ""
     slices: dict[str, np.ndarray] = field(default_factory=dict)
+    boxes: dict[str, BoxRun] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         """Write the part file atomically (temporary file, then rename)."""
@@ -155,6 +174,9 @@ class ChunkPart:
             f.create_dataset("probes", data=np.asarray(self.probes, dtype=np.float64))
             for name, data in self.slices.items():
                 f.create_dataset(f"slices/{name}", data=np.asarray(data, dtype=np.float64))
+            for name, box in self.boxes.items():
+                ds = f.create_dataset(f"boxes/{name}", data=np.asarray(box.data, dtype=np.float64))
+                ds.attrs.update(start_step=box.start_step, shape=np.asarray(box.shape), shifts=np.asarray(box.shifts))
 
         return _write_atomically(path, write)
 
@@ -170,7 +192,10 @@ class ChunkPart:
                            key=str(a["key"]), chunk=int(a["chunk"]), n_chunks=int(a["n_chunks"]),
                            start_step=int(a["start_step"]), probes=f["probes"][()], stop=str(a["stop"]),
                            wall_time=float(a["wall_time"]), version=str(a.get("wavesolve_version", "")),
-                           slices={name: ds[()] for name, ds in f.get("slices", {}).items()})
+                           slices={name: ds[()] for name, ds in f.get("slices", {}).items()},
+                           boxes={name: BoxRun(int(ds.attrs["start_step"]), ds[()],
+                                               tuple(int(n) for n in ds.attrs["shape"]), ds.attrs["shifts"])
+                                  for name, ds in f.get("boxes", {}).items()})
         except OSError as exc:
             raise ValueError(f"cannot read '{path}' as a chunk part file: {exc}") from None
 

@@ -67,12 +67,14 @@ def part_path(parts_dir: str | Path, k: int, n: int) -> Path:
 def make_part(scene: Scene, plan: ChunkPlan, out: ChunkOutput) -> ChunkPart:
     return ChunkPart(scene_text=scene.text, scene_path=str(scene.path), plan=plan.to_json(), key=plan.key(scene.text),
                      chunk=out.chunk, n_chunks=plan.n_chunks, start_step=out.start_step, probes=out.data,
-                     stop=out.stop, wall_time=out.wall_time, version=__version__, slices=out.slices)
+                     stop=out.stop, wall_time=out.wall_time, version=__version__, slices=out.slices,
+                     boxes=out.boxes)
 
 
 def outputs_of(parts: Sequence[ChunkPart]) -> list[ChunkOutput]:
     """The chunk outputs stored in part files, for :func:`~wavesolve.chunks.stitch`."""
-    return [ChunkOutput(p.chunk, p.start_step, p.probes, p.stop, p.wall_time, slices=p.slices) for p in parts]
+    return [ChunkOutput(p.chunk, p.start_step, p.probes, p.stop, p.wall_time, slices=p.slices, boxes=p.boxes)
+            for p in parts]
 
 
 def run_chunks(scene: Scene, plan: ChunkPlan, parts_dir: str | Path, *, workers: int = 1,

@@ -216,22 +216,13 @@ def fixed_box_runs(scene: Scene) -> bool:
     return not scene.travellers or any(o.shaders for o in scene.objects)
 
 
-def run_travellers(scene: Scene, backend, progress: bool | None = None) -> tuple[np.ndarray, dict]:
-    """Simulate every following box; returns the listener pressures (listeners, steps) at the step
-    rate summed over boxes, and run facts (shifts per box)."""
-    # late import: following imports simulation
-    from .following import FollowingSimulation
-
-    steps = scene.grid.steps_for(scene.duration)
-    total = np.zeros((len(scene.listeners), steps))
-    facts = {}
+def travelling_listeners(scene: Scene, boxes: dict) -> np.ndarray:
+    """Listener pressures (listeners, steps) at the step rate heard from the travelling boxes:
+    ``boxes`` maps an object's name to its box's whole run (:class:`wavesolve.result.BoxRun`,
+    from step 0: ``wavesolve.chunks.stitch_boxes``); a box not in it made no sound."""
+    total = np.zeros((len(scene.listeners), scene.grid.steps_for(scene.duration)))
     for trav in travellers(scene):
-        if not trav.obj.shaders:
-            continue                    # a silent object alone in its box makes no sound
-        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points, backend=backend)
-        raw = sim.run(steps, progress=progress)
-        total += trav.listener_signals(raw, scene.grid.dt)
-        facts[trav.obj.name] = (sim.grid.shape, sim.shifts.copy())
-        log.info("travelling box of '%s': grid %s, shifted %s cells", trav.obj.name, sim.grid.shape,
-                 sim.shifts.tolist())
-    return total, facts
+        box = boxes.get(trav.obj.name)
+        if box is not None:
+            total += trav.listener_signals(box.data[:, :total.shape[1]], scene.grid.dt)
+    return total

@@ -1,0 +1,104 @@
+"""How quiet a box goes after a click: the discrete field energy of a run, every 100 steps.
+
+    python3 bench/moving_box_energy.py [--cases can,can_translate,...] [--backend numba]
+
+Each case is a short scene (h = 1 cm, float32 unless said): one click (a Gaussian derivative,
+2.5 kHz unless said) from an object at t ≈ 0, shaders off after 20 ms, run for 27 × 100 steps.
+It prints the leapfrog's discrete energy over the whole grid (``wavesolve.energy``) as a fraction
+of its peak. A box that lets the sound go falls far below 1e-4 within 10 ms (a fixed box, or a
+travelling box at rest); the travelling boxes of moving objects do not (bench/RESULTS.md,
+twenty-second session: the split-field PML's instability for backward waves). The table there
+came from these cases.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from wavesolve.energy import leapfrog_energy  # noqa: E402
+from wavesolve.following import FollowingSimulation  # noqa: E402
+from wavesolve.scene import parse_scene  # noqa: E402
+from wavesolve.simulation import Simulation  # noqa: E402
+from wavesolve.travelling import travellers  # noqa: E402
+
+SCENE = """
+[simulation]
+duration = {duration}
+cell_size = 0.01
+precision = "{precision}"
+boundary_interval = {interval}
+[domain]
+{domain}
+[[objects]]
+name = "thing"
+mesh = {mesh}
+{motion}
+[objects.domain]
+follow = {follow}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "gaussian_derivative", frequency = {frequency}, amplitude = 200.0 }}
+[[listeners]]
+name = "kerb"
+position = [0.0, {listener_y}, 0.0]
+"""
+
+CAN = '{ primitive = "cylinder", radius = 0.033, height = 0.12 }'
+SPHERE = '{ primitive = "icosphere", radius = 0.05, subdivisions = 3 }'
+TRANSLATE = 'motion = { type = "constant_velocity", velocity = [15.0, 0.0, 0.0] }\nposition = [-0.3, 0.0, 0.0]'
+ROLL = ('motion = { type = "keyframes", file = "' + str(REPO / "scenes" / "showcase" / "rolling_can_path.csv")
+        + '" }')
+TRAVEL = {"domain": "size = 0.2", "follow": "true", "listener_y": 0.6}
+
+CASES = {
+    "can": dict(mesh=CAN, motion=ROLL, **TRAVEL),
+    "can_translate": dict(mesh=CAN, motion=TRANSLATE, **TRAVEL),
+    "can_float64": dict(mesh=CAN, motion=ROLL, precision="float64", **TRAVEL),
+    "can_exact_boundary": dict(mesh=CAN, motion=TRANSLATE, interval=1, **TRAVEL),
+    "can_800hz": dict(mesh=CAN, motion=TRANSLATE, frequency=800.0, **TRAVEL),
+    "can_fixed_box": dict(mesh=CAN, motion=TRANSLATE, domain="size = [0.9, 0.4, 0.4]\ncenter = [-0.05, 0.0, 0.0]",
+                          follow="false", listener_y=0.15),
+    "can_at_rest": dict(mesh=CAN, motion=TRANSLATE.replace("15.0", "0.0"), **TRAVEL),
+    "sphere": dict(mesh=SPHERE, motion=TRANSLATE, **TRAVEL),
+}
+
+
+def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) -> np.ndarray:
+    """Energy after every ``steps`` steps, as a fraction of its largest value."""
+    spec = {"duration": 0.04, "precision": "float32", "interval": 32, "frequency": 2500.0, **CASES[case]}
+    scene = parse_scene(SCENE.format(**spec), REPO / "bench" / f"{case}.toml")
+    window = (0, int(0.02 / scene.grid.dt))
+    if scene.travellers:
+        trav = travellers(scene)[0]
+        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points,
+                                  backend=backend, shader_window=window)
+    else:
+        sim = Simulation(scene, backend=backend, shader_window=window)
+    energy = []
+    for _ in range(blocks):
+        sim.run(steps, progress=False)
+        energy.append(leapfrog_energy(sim.p, sim.p_prev, scene.grid.courant))
+    return np.asarray(energy) / max(energy)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
+    ap.add_argument("--backend", default="numba")
+    args = ap.parse_args()
+    for case in args.cases.split(","):
+        trace = energy_trace(case, args.backend)
+        print(f"{case:<20} 2.9/4.4 ms {trace[1]:.1e} / {trace[2]:.1e}; 7-25 ms {trace[4:17].min():.1e} - "
+              f"{trace[4:17].max():.1e}; 26-38 ms max {trace[17:].max():.1e}")
+        print("  " + np.array2string(trace, precision=1, max_line_width=120).replace("\n", "\n  "))
+
+
+if __name__ == "__main__":
+    main()

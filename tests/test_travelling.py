@@ -354,6 +354,8 @@ def test_chunks_of_a_travelling_box_add_up_to_one_run(runs, cli, tmp_path):
         np.testing.assert_array_equal(wavesolve.Result.load(tmp_path / "stitched.h5").listener(name), two.listener(name))
     three = run_chunk(scene, plan_chunks(scene, 3), 2)
     assert three.stop == "silent" and three.boxes == {}
+    proc = cli("run-chunk", scene.path, "--chunk", "1", "--of", "3", "-o", tmp_path / "one.h5", "--no-progress")
+    assert proc.returncode == 0 and "box of 'ball': steps 195 … 585" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_adaptive_chunks_cut_at_a_travelling_objects_silences(write_scene):

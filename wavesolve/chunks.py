@@ -211,7 +211,7 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
         b = _first_active(got, first, dt)
         sim = FollowingSimulation(scene, trav.obj, trav.grid(scene, b * dt), trav.centre, trav.probe_points,
                                   backend=backend, start_step=b, shader_window=(first, end))
-        samples = run(sim, len(lay.groups) + i, f"{label}, box of '{trav.obj.name}'", False)
+        samples = run(sim, len(lay.groups) + i, f"{label}: box of '{trav.obj.name}'", False)
         boxes[trav.obj.name] = BoxRun(b, samples, sim.grid.shape, sim.shifts.copy())
     stop = "silent" if not stops else "cap" if "cap" in stops else stops[0]
     out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start, slices=slices.data, boxes=boxes)

@@ -221,8 +221,10 @@ def _cmd_run_chunk(args: argparse.Namespace) -> int:
                      EXIT_BAD_INPUT)
     out = run_chunk(scene, plan, args.chunk, backend=args.backend, progress=False if args.no_progress else None)
     make_part(scene, plan, out).save(args.output)
-    print(f"wrote {args.output} (chunk {args.chunk} of {plan.n_chunks}, steps {out.start_step} … "
-          f"{out.start_step + out.data.shape[2]}, stopped: {out.stop}) in {out.wall_time:.1f} s")
+    runs = ([f"steps {out.start_step} … {out.start_step + out.data.shape[2]}"] if out.data.shape[2] else []) + [
+        f"box of '{name}': steps {box.start_step} … {box.start_step + box.data.shape[1]}" for name, box in out.boxes.items()]
+    print(f"wrote {args.output} (chunk {args.chunk} of {plan.n_chunks}, {'; '.join(runs) or 'silent: no step run'}, "
+          f"stopped: {out.stop}) in {out.wall_time:.1f} s")
     return 0
 
 

@@ -138,7 +138,9 @@ def activity(scene: Scene, t0: float, t1: float, objects: list | None = None) ->
 
 def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float = CHUNK_ENERGY_THRESHOLD,
                 tail_cap: int | None = None) -> ChunkPlan:
-    """Plan ``chunks`` uniform chunks, or ``"auto"``: adaptive chunks cut at silent gaps.
+    """Plan ``chunks`` uniform chunks, or ``"auto"``: adaptive chunks cut at silent gaps. The tail
+    cap defaults to CHUNK_TAIL_CAP_CROSSINGS crossings of the largest box's diagonal (the fixed
+    box or a travelling one).
 
     Raises ChunkError for a chunk count that is not a positive integer or "auto".
     """
@@ -147,6 +149,10 @@ def plan_chunks(scene: Scene, chunks: int | str = 1, *, energy_threshold: float 
     if tail_cap is None:
         lo, hi = grid.interior_bounds()
         diagonal = float(np.linalg.norm(hi - lo))
+        if scene.travellers:            # the largest box a chunk runs
+            from .travelling import travellers
+
+            diagonal = max([diagonal] + [2.0 * math.sqrt(3.0) * t.half_size for t in travellers(scene)])
         tail_cap = int(math.ceil(CHUNK_TAIL_CAP_CROSSINGS * diagonal / grid.sound_speed / grid.dt))
     if chunks == "auto":
         spans = activity(scene, 0.0, total * grid.dt, scene.objects + scene.travellers)

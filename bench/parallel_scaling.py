@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 import wavesolve
-from wavesolve.api import make_result
-from wavesolve.chunks import ChunkOutput, plan_chunks, stitch
-from wavesolve.runners import run_chunks
+from wavesolve.api import chunked_result
+from wavesolve.chunks import plan_chunks
+from wavesolve.runners import outputs_of, run_chunks
 
 SCENE = """
 [simulation]
@@ -61,7 +61,7 @@ def main() -> None:
             parts, _ = run_chunks(scene, plan, Path(d) / f"parts-{w}", workers=w)
             el = time.perf_counter() - t
             base = base or el
-            res = make_result(scene, stitch(plan, [ChunkOutput(p.chunk, p.start_step, p.probes) for p in parts]), {})
+            res = chunked_result(scene, plan, outputs_of(parts), {})
             err = np.linalg.norm(res.listener("a") - whole.listener("a")) / np.linalg.norm(whole.listener("a"))
             steps = sum(p.probes.shape[2] for p in parts)
             print(f"{plan.n_chunks} chunks, {w} worker(s): {el:.1f} s, speed-up vs 1 worker {base / el:.2f}, "

@@ -7,8 +7,8 @@ Each case is a short scene (h = 1 cm, float32 unless said): one click (a Gaussia
 It prints the leapfrog's discrete energy over the whole grid (``wavesolve.energy``) as a fraction
 of its peak. A box that lets the sound go falls far below 1e-4 within 10 ms (a fixed box, or a
 travelling box at rest); the travelling boxes of moving objects do not (bench/RESULTS.md,
-twenty-second session: the split-field PML's instability for backward waves). The table there
-came from these cases.
+twenty-second session: the growth starts in the trailing layer; its cause is open). The table
+there came from these cases.
 """
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from wavesolve.energy import leapfrog_energy  # noqa: E402
-from wavesolve.following import FollowingSimulation  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 from wavesolve.travelling import travellers  # noqa: E402
@@ -76,9 +75,7 @@ def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) ->
     scene = parse_scene(SCENE.format(**spec), REPO / "bench" / f"{case}.toml")
     window = (0, int(0.02 / scene.grid.dt))
     if scene.travellers:
-        trav = travellers(scene)[0]
-        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene), trav.centre, trav.probe_points,
-                                  backend=backend, shader_window=window)
+        sim = travellers(scene)[0].simulation(scene, backend, shader_window=window)
     else:
         sim = Simulation(scene, backend=backend, shader_window=window)
     energy = []

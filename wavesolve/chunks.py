@@ -181,8 +181,7 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     ``callback(run, steps_done)`` is called every few steps, ``run`` numbering the fixed box's
     source groups and then the travelling boxes (progress; tests use it to kill a worker mid-chunk).
     """
-    from .following import FollowingSimulation  # late imports: keep planning light
-    from .simulation import Simulation
+    from .simulation import Simulation  # late imports: keep planning light
     from .travelling import travellers
 
     first, end = plan.window(k)
@@ -210,13 +209,12 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
         for g, b in enumerate(blocks):
             data[g, :, :b.shape[1]] = b
     boxes = {}
-    for i, trav in enumerate(travellers(scene) if scene.travellers else []):
+    for i, trav in enumerate(travellers(scene)):
         got = activity(scene, first * dt, end * dt, [trav.obj])
         if got == []:
             continue                     # silent in this window (or no shader): its box holds no sound
         b = _first_active(got, first, dt)
-        sim = FollowingSimulation(scene, trav.obj, trav.grid(scene, b * dt), trav.centre, trav.probe_points,
-                                  backend=backend, start_step=b, shader_window=(first, end))
+        sim = trav.simulation(scene, backend, start_step=b, shader_window=(first, end))
         samples = run(sim, len(lay.groups) + i, f"{label}: box of '{trav.obj.name}'", False)
         boxes[trav.obj.name] = BoxRun(b, samples, sim.grid.shape, sim.shifts.copy())
     stop = "silent" if not stops else "cap" if "cap" in stops else stops[0]

@@ -178,18 +178,15 @@ def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int 
 def _simulations(scene: Scene, engine: Backend) -> Iterator[tuple[str, Grid, Callable[[int], "Simulation"], bool]]:
     """(label, grid, make(start_step) → Simulation, whether it is a travelling box) of each
     simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
-    from .following import FollowingSimulation   # late imports: simulation imports this module
-    from .simulation import Simulation
+    from .simulation import Simulation   # late imports: simulation imports this module
     from .travelling import fixed_box_runs, travellers
 
     if fixed_box_runs(scene):
         yield "fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start), False
     for trav in travellers(scene):
         if trav.obj.shaders:
-            def make(start: int, trav=trav):
-                return FollowingSimulation(scene, trav.obj, trav.grid(scene, start * scene.grid.dt), trav.centre,
-                                           trav.probe_points, backend=engine, start_step=start)
-            yield f"'{trav.obj.name}' box", trav.grid(scene), make, True
+            yield (f"'{trav.obj.name}' box", trav.grid(scene),
+                   lambda start, trav=trav: trav.simulation(scene, engine, start_step=start), True)
 
 
 def _measure(label: str, box: Grid, make: Callable, following: bool, scene: Scene, engine: Backend,

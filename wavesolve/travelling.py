@@ -110,6 +110,16 @@ class Traveller:
         cells = np.rint((self.centre(t) - self.centre(0.0)) / g.h)
         return replace(box, origin=tuple(float(o) for o in np.asarray(box.origin) + cells * g.h))
 
+    def simulation(self, scene: Scene, backend, start_step: int = 0,
+                   shader_window: tuple[int, int] | None = None):
+        """The object's box as a ``FollowingSimulation`` starting, from a silent field, at step
+        ``start_step`` (placed by :meth:`grid` at that time), its shaders acting in ``shader_window``."""
+        from .following import FollowingSimulation  # late import: following imports simulation
+
+        return FollowingSimulation(scene, self.obj, self.grid(scene, start_step * scene.grid.dt), self.centre,
+                                   self.probe_points, backend=backend, start_step=start_step,
+                                   shader_window=shader_window)
+
     def listener_signals(self, raw: np.ndarray, dt: float) -> np.ndarray:
         """Listener pressures (m, N) at the step rate from the probe signals raw (m·K, N) (module docstring)."""
         K, c = len(self.radii), self.sound_speed

@@ -198,6 +198,27 @@ def test_estimate_times_the_simulations_the_run_makes(write_scene, monkeypatch):
                                                                                  3 * 8)]
 
 
+def test_a_scene_without_shaders_runs_nothing_and_says_so(ran, write_scene, monkeypatch, cli):
+    """Objects with no shader are obstacles with no source: linear acoustics makes their field
+    exactly zero. The estimate (`wavesolve info`) and the run agree: no simulation is built, the
+    result is silence of the scene's length, and info says there is nothing to run."""
+    from wavesolve.plan import estimate
+
+    shaderless = SCENE.split("[[objects.shaders]]")[0] + SCENE.split("amplitude = 10.0 }\n")[1]
+    path = write_scene(shaderless)
+    scene = wavesolve.load_scene(path)
+    built = _spy_on_starts(monkeypatch)
+    assert estimate(scene, backend="numpy", sample_steps=8).runs == ()
+    result = wavesolve.simulate(scene, backend="numpy", progress=False)
+    assert built == []
+    shaded = wavesolve.Result.load(ran[0] / "result.h5")   # the same scene with its shader
+    assert result.listener("left").shape == shaded.listener("left").shape
+    assert not result.listener("left").any()
+    proc = cli("info", str(path), "--backend", "numpy")
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to run: no object has a shader" in proc.stdout and "fixed box   not run" not in proc.stdout
+
+
 def test_python_api_round_trip(ran, tmp_path):
     d, scene = ran
     result = wavesolve.simulate(wavesolve.load_scene(scene), backend="numpy", progress=False)

@@ -221,9 +221,9 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = Fal
 
 
 def fixed_box_runs(scene: Scene) -> bool:
-    """Whether a run of ``scene`` simulates its fixed box: unless objects travel and none of those
-    left in it has a shader (the box would hold no source: its field is zero)."""
-    return not scene.travellers or any(o.shaders for o in scene.objects)
+    """Whether a run of ``scene`` simulates its fixed box: only when an object in it (one that does
+    not travel) has a shader; otherwise the box holds no source and its field is zero."""
+    return any(o.shaders for o in scene.objects)
 
 
 def travelling_listeners(scene: Scene, boxes: dict) -> np.ndarray:

@@ -276,18 +276,23 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
     return samples.reshape(len(sim.probes.weights), -1), stop
 
 
-def stitch(plan: ChunkPlan, outputs: list[ChunkOutput]) -> np.ndarray:
-    """Sum chunk outputs at their start steps: probe signals (groups, probes, total_steps) at the step rate.
-
-    Raises ChunkError if a chunk is missing or given twice.
-    """
-    have = sorted(o.chunk for o in outputs)
+def check_complete(plan: ChunkPlan, chunks: list[int]) -> None:
+    """Raise ChunkError unless ``chunks`` (chunk numbers) hold each chunk of ``plan`` once."""
+    have = sorted(chunks)
     if have != list(range(plan.n_chunks)):
         missing = sorted(set(range(plan.n_chunks)) - set(have))
         twice = sorted({k for k in have if have.count(k) > 1})
         raise ChunkError("cannot stitch: " + "; ".join(
             ([f"chunk(s) {', '.join(map(str, missing))} of {plan.n_chunks} missing"] if missing else [])
             + ([f"chunk(s) {', '.join(map(str, twice))} given more than once"] if twice else [])))
+
+
+def stitch(plan: ChunkPlan, outputs: list[ChunkOutput]) -> np.ndarray:
+    """Sum chunk outputs at their start steps: probe signals (groups, probes, total_steps) at the step rate.
+
+    Raises ChunkError if a chunk is missing or given twice.
+    """
+    check_complete(plan, [o.chunk for o in outputs])
     shape = outputs[0].data.shape[:2]
     raw = np.zeros((*shape, plan.total_steps))
     for o in outputs:

@@ -234,7 +234,7 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
 
     if args.output.parent and not args.output.parent.exists():
         return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
-    scene, plan, _, parts = load_parts(args.parts)
+    scene, plan, parts = load_parts(args.parts)
     result = chunked_result(scene, plan, outputs_of(parts), {"wall_time": sum(p.wall_time for p in parts),
                                                              "backend": "parts"})
     _write_outputs(result, args.output, args.wav, args.wav_pascals)

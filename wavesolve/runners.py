@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .api import __version__
-from .chunks import ChunkOutput, ChunkPlan, run_chunk, stitch
+from .chunks import ChunkOutput, ChunkPlan, check_complete, run_chunk
 from .constants import CHUNK_RETRIES
 from .errors import ChunkError, ChunkFailed, InstabilityError, WavesolveError
 from .result import ChunkPart
@@ -72,7 +72,7 @@ def make_part(scene: Scene, plan: ChunkPlan, out: ChunkOutput) -> ChunkPart:
 
 
 def outputs_of(parts: Sequence[ChunkPart]) -> list[ChunkOutput]:
-    """The chunk outputs stored in part files, for :func:`~wavesolve.chunks.stitch`."""
+    """The chunk outputs stored in part files, for :func:`wavesolve.api.chunked_result`."""
     return [ChunkOutput(p.chunk, p.start_step, p.probes, p.stop, p.wall_time, slices=p.slices, boxes=p.boxes)
             for p in parts]
 
@@ -241,10 +241,11 @@ def _refuse_threaded_workers(client) -> None:
                          "with --nthreads 1 (and --nworkers N for N per machine)")
 
 
-def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object", list[ChunkPart]]:
-    """Read part files that must form one complete run: returns (scene, plan, stitched probe
-    signals (groups, probes, steps), parts). Raises ChunkError naming the offending file.
-    (The parts' slices: ``stitch_slices(outputs_of(parts))``.)"""
+def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, list[ChunkPart]]:
+    """Read part files that must form one complete run: returns (scene, plan, parts), the parts
+    checked to hold each chunk of the plan once (stitch them with
+    ``wavesolve.api.chunked_result(scene, plan, outputs_of(parts), ...)``). Raises ChunkError
+    naming the offending file."""
     if not paths:
         raise ChunkError("no part files given")
     parts = []
@@ -266,7 +267,7 @@ def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object",
                              "rerun the chunks with one plan")
     plan = ChunkPlan.from_json(first.plan)
     try:
-        raw = stitch(plan, outputs_of(parts))
+        check_complete(plan, [p.chunk for p in parts])
     except ChunkError as exc:
         raise ChunkError(f"{exc} (run them with: wavesolve run-chunk {first.scene_path} --chunk K "
                          f"--of {plan.n_chunks if plan.mode == 'uniform' else 'auto'})") from None
@@ -274,4 +275,4 @@ def load_parts(paths: Sequence[str | Path]) -> tuple[Scene, ChunkPlan, "object",
         scene = parse_scene(first.scene_text, first.scene_path)
     except WavesolveError as exc:
         raise ChunkError(f"the parts' scene no longer loads: {exc}") from None
-    return scene, plan, raw, parts
+    return scene, plan, parts

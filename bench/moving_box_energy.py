@@ -7,8 +7,10 @@ Each case is a short scene (h = 1 cm, float32 unless said): one click (a Gaussia
 It prints the leapfrog's discrete energy over the whole grid (``wavesolve.energy``) as a fraction
 of its peak. A box that lets the sound go falls far below 1e-4 within 10 ms (a fixed box, or a
 travelling box at rest); the travelling boxes of moving objects do not (bench/RESULTS.md,
-twenty-second session: the growth starts in the trailing layer; its cause is open). The table
-there came from these cases.
+twenty-second session). It also prints the net volume flux out of the box's interior once the
+click has gone (``Simulation.outflow``), which is zero at rest and is not for a moving object: the
+steady flow of a volume leak (twenty-third session); and how far the layer's split pressures exceed
+the field: pairs that cancel, which a moving box's shifts carry to where they no longer do.
 """
 from __future__ import annotations
 
@@ -69,8 +71,10 @@ CASES = {
 }
 
 
-def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) -> np.ndarray:
-    """Energy after every ``steps`` steps, as a fraction of its largest value."""
+def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Energy after every ``steps`` steps, as a fraction of its largest value; the net volume flux
+    out of the interior (``Simulation.outflow``, m³/s) every ``steps // 10`` steps; and the layer's
+    largest split pressure every ``steps`` steps, as a fraction of the largest |p| seen."""
     spec = {"duration": 0.04, "precision": "float32", "interval": 32, "frequency": 2500.0, **CASES[case]}
     scene = parse_scene(SCENE.format(**spec), REPO / "bench" / f"{case}.toml")
     window = (0, int(0.02 / scene.grid.dt))
@@ -78,11 +82,28 @@ def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) ->
         sim = travellers(scene)[0].simulation(scene, backend, shader_window=window)
     else:
         sim = Simulation(scene, backend=backend, shader_window=window)
-    energy = []
+    energy, flux, split, peak = [], [], [], 0.0
     for _ in range(blocks):
-        sim.run(steps, progress=False)
+        for _ in range(10):
+            sim.run(steps // 10, progress=False)
+            flux.append(sim.outflow())
+            peak = max(peak, float(np.abs(sim.p).max()))
         energy.append(leapfrog_energy(sim.p, sim.p_prev, scene.grid.courant))
-    return np.asarray(energy) / max(energy)
+        split.append(largest_split(sim))
+    return np.asarray(energy) / max(energy), np.asarray(flux), np.asarray(split) / peak
+
+
+def largest_split(sim: Simulation) -> float:
+    """The layer's largest split pressure (a stored slot or the rest of p, Pa)."""
+    layer = sim.layer
+    p_aux = getattr(sim._update, "p_aux", layer.p_aux)     # the field update's own buffers where it has them
+    largest = 0.0
+    for row, (slots, _) in zip(layer.slab_desc, layer.views(p_aux, layer.v_aux)):
+        lo, ext = [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
+        cells = sim.p[tuple(slice(a, a + n) for a, n in zip(lo, ext))]
+        rest = cells - slots[0] - slots[1]
+        largest = max(largest, *(float(np.abs(x).max()) for x in (slots[0], slots[1], rest)))
+    return largest
 
 
 def main() -> None:
@@ -91,9 +112,12 @@ def main() -> None:
     ap.add_argument("--backend", default="numba")
     args = ap.parse_args()
     for case in args.cases.split(","):
-        trace = energy_trace(case, args.backend)
+        trace, flux, split = energy_trace(case, args.backend)
+        steady = flux[50:150].mean()        # 7-22 ms: the sound has left, the shaders still on
         print(f"{case:<20} 2.9/4.4 ms {trace[1]:.1e} / {trace[2]:.1e}; 7-25 ms {trace[4:17].min():.1e} - "
-              f"{trace[4:17].max():.1e}; 26-38 ms max {trace[17:].max():.1e}")
+              f"{trace[4:17].max():.1e}; 26-38 ms max {trace[17:].max():.1e}; volume flux 7-22 ms "
+              f"{steady:+.1e} m³/s = {steady / np.abs(flux).max():+.1e} of its peak; largest split pressure "
+              f"at 19 ms {split[12]:.1e} of the peak |p|")
         print("  " + np.array2string(trace, precision=1, max_line_width=120).replace("\n", "\n  "))
 
 

@@ -8,6 +8,8 @@ References:
     2 Pa a 100 m/s² pulsating reference gives at 0.15 m) is the issue's. The sharper checks below
     move a *sounding* body, whose answer is known, so fresh-cell and ghost-switching artefacts show.
   * breathing sphere — the exact pulsating-sphere solution with α = ä(t) of the radius.
+  * volume conservation — the volume that leaves the box's interior equals the volume a pulsating
+    surface displaced, and no flux stays once the sound has gone (Simulation.outflow).
 Tolerances: the issue's (5 % for the oscillating sphere; the pulsating-sphere 3 % bound for the
 breathing one); measured values are in each test's docstring.
 """
@@ -24,6 +26,7 @@ import wavesolve
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry
 from wavesolve.motion import Keyframes, Oscillate, Spin, read_keyframes
+from wavesolve.simulation import Simulation
 
 
 def _run(path):
@@ -295,3 +298,77 @@ def test_deforming_classification_reuses_its_last_box_only_where_no_side_can_cha
         assert refreshed > 10
     else:
         assert refreshed == 0 and (closed or body._region_cache is None)
+
+
+CLICK_IN_FIXED_BOX = """
+[simulation]
+duration = 0.012
+cell_size = 0.01
+precision = "float64"
+[domain]
+size = [0.4, 0.3, 0.3]
+center = [-0.16, 0.0, 0.0]
+[[objects]]
+name = "ball"
+mesh = { primitive = "icosphere", radius = 0.05, subdivisions = 3 }
+position = [-0.25, 0.0, 0.0]
+motion = { type = "constant_velocity", velocity = [SPEED, 0.0, 0.0] }
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = { waveform = "gaussian_derivative", frequency = 2500.0, amplitude = 200.0 }
+[[listeners]]
+name = "ear"
+position = [-0.16, 0.1, 0.0]
+"""
+
+
+@pytest.fixture(scope="module")
+def click_outflow(tmp_path_factory):
+    """Net volume flux out of a fixed box's interior (m³/s, Simulation.outflow) at every step after
+    a click from a sphere (a = 5 cm, 200 m/s² peak, 2.5 kHz) at rest and moving at 15 m/s; and the
+    scene at rest."""
+    out = {}
+    for speed in (0.0, 15.0):
+        path = tmp_path_factory.mktemp("outflow") / "click.toml"
+        path.write_text(CLICK_IN_FIXED_BOX.replace("SPEED", str(speed)))
+        scene = wavesolve.load_scene(path)
+        sim = Simulation(scene, backend="auto")
+        flux = []
+        for _ in range(scene.grid.steps_for(scene.duration)):
+            sim.run(1, progress=False)
+            flux.append(sim.outflow())
+        out[speed] = np.asarray(flux)
+        out["scene", speed] = scene
+    return out
+
+
+def test_the_volume_a_resting_sphere_pushes_out_leaves_the_box(click_outflow):
+    """Volume conservation: the volume that crosses the interior's boundary, Σ outflow Δt, equals
+    the volume the pulsating surface displaced, 4πa² ∫∫aₙ dt (the Gaussian derivative's second
+    integral, by quadrature), and once the click has gone (the last 2 ms of 12) the flux is below
+    1e-4 of its peak (6.3e-4 m³/s). Bounds: 5 % (the sharp-interface sphere at h/a = 0.2; the flux's
+    peak is 3 % above the prescribed one, 6.4e-4 against 6.2e-4 m³/s); measured 2.1 % and 2.5e-6."""
+    flux, scene = click_outflow[0.0], click_outflow["scene", 0.0]
+    signal = scene.objects[0].shaders[0].signal
+    t = np.linspace(0.0, scene.duration, 20001)
+    accel = np.array([float(signal(x)) for x in t])
+    velocity = np.concatenate([[0.0], np.cumsum(0.5 * (accel[1:] + accel[:-1]) * np.diff(t))])
+    displaced = 4.0 * np.pi * 0.05 ** 2 * float(np.sum(0.5 * (velocity[1:] + velocity[:-1]) * np.diff(t)))
+    assert flux.sum() * scene.grid.dt == pytest.approx(displaced, rel=0.05)
+    late = int(0.002 / scene.grid.dt)
+    assert np.abs(flux[-late:]).max() < 1e-4 * np.abs(flux).max()
+
+
+@pytest.mark.xfail(strict=True, reason="known defect (twenty-third session): a moving object that sounds leaves a "
+                   "steady volume sink behind (README, Travelling sources)")
+def test_a_click_from_a_moving_sphere_leaves_no_volume_flux(click_outflow):
+    """The same requirement moving at 15 m/s: once the click has gone, the flux is below 1e-4 of
+    its peak. Measured: a steady inflow of 5.4e-6 m³/s, 8.5e-3 of the peak, from about 1.5 ms on for
+    as long as the run lasts (at 5 m/s an outflow of 4.7e-6), so that by 12 ms only 0.41 of the
+    displaced volume has left. It scales with the click's amplitude and is there with the boundary
+    updated exactly every step (bench/RESULTS.md, twenty-third session). A steady sink radiates no
+    pressure, but the absorbing layer has to carry the flow. Strict: when fixed this passes."""
+    flux, scene = click_outflow[15.0], click_outflow["scene", 15.0]
+    late = int(0.002 / scene.grid.dt)
+    assert np.abs(flux[-late:]).max() < 1e-4 * np.abs(flux).max()

@@ -175,6 +175,8 @@ def test_a_click_leaves_a_moving_box(click_energy):
     from 9 ms on. At rest (no shifts) it is 3e-5 at 9 ms and 1e-7 from 20 ms on (measured).
     Moving, it falls to about 3e-4 and then grows to 0.14 of the peak about 28 ms after the click
     (0.81 before the twenty-second session's change to the split at a shift; bench/RESULTS.md).
+    What grows is the layer's zero-frequency content (split pressures in cancelling pairs, steady
+    flows), which the shifts carry to where the layer damps along other axes (twenty-third session).
     Strict: when the defect is fixed this passes, and the mark must go."""
     assert np.all(click_energy[5:] < 1e-4), np.array2string(click_energy, precision=1)
 

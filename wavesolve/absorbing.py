@@ -228,6 +228,18 @@ class AbsorbingLayer:
             out.append((p_split, v))
         return out
 
+    def outflow(self, v_aux=None) -> float:
+        """Net volume flux (m³/s) out of the interior through its interface with the layer: the
+        face velocities there times h², summed. ``v_aux``: the packed face velocities the field
+        update steps (host or device; default this layer's own). After a source falls silent the
+        net flux returns to zero; a flux that stays is a volume source or sink in the box."""
+        L, (_, ny, nz) = self.grid.layer, self.grid.shape
+        vs = [v for _, v in self.views(self.p_aux, self.v_aux if v_aux is None else v_aux)]
+        total = (-vs[0][0][L, L:ny - L, L:nz - L].sum() + vs[1][0][0, L:ny - L, L:nz - L].sum()
+                 - vs[2][1][:, L, L:nz - L].sum() + vs[3][1][:, 0, L:nz - L].sum()
+                 - vs[4][2][:, :, L].sum() + vs[5][2][:, :, 0].sum())
+        return float(total) * self.grid.h ** 2
+
     @staticmethod
     def estimate_bytes(grid: Grid, itemsize: int, velocity_buffers: int = 1) -> int:
         """Bytes the layer's auxiliary fields will take on ``grid`` (before building it), with

@@ -290,6 +290,11 @@ class Simulation:
         (no geometry to follow, no point sources)."""
         return not self.ghosts.moving and not self._sources
 
+    def outflow(self) -> float:
+        """Net volume flux (m³/s) out of the box's interior into its absorbing layer, at the last
+        step (:meth:`wavesolve.absorbing.AbsorbingLayer.outflow`)."""
+        return self.layer.outflow(getattr(self._update, "v_aux", self.layer.v_aux))
+
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""
         peak = self.engine.peak(self.p)

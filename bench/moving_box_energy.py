@@ -45,7 +45,7 @@ follow = {follow}
 [[objects.shaders]]
 type = "prescribed"
 pattern = "pulsate"
-signal = {{ waveform = "gaussian_derivative", frequency = {frequency}, amplitude = 200.0 }}
+signal = {{ waveform = "{waveform}", frequency = {frequency}, amplitude = 200.0 }}
 [[listeners]]
 name = "kerb"
 position = [0.0, {listener_y}, 0.0]
@@ -68,6 +68,8 @@ CASES = {
                           follow="false", listener_y=0.15),
     "can_at_rest": dict(mesh=CAN, motion=TRANSLATE.replace("15.0", "0.0"), **TRAVEL),
     "sphere": dict(mesh=SPHERE, motion=TRANSLATE, **TRAVEL),
+    "can_ricker": dict(mesh=CAN, motion=ROLL, waveform="ricker", **TRAVEL),
+    "sphere_ricker": dict(mesh=SPHERE, motion=TRANSLATE, waveform="ricker", **TRAVEL),
 }
 
 
@@ -75,7 +77,8 @@ def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) ->
     """Energy after every ``steps`` steps, as a fraction of its largest value; the net volume flux
     out of the interior (``Simulation.outflow``, m³/s) every ``steps // 10`` steps; and the layer's
     largest split pressure every ``steps`` steps, as a fraction of the largest |p| seen."""
-    spec = {"duration": 0.04, "precision": "float32", "interval": 32, "frequency": 2500.0, **CASES[case]}
+    spec = {"duration": 0.04, "precision": "float32", "interval": 32, "frequency": 2500.0,
+            "waveform": "gaussian_derivative", **CASES[case]}
     scene = parse_scene(SCENE.format(**spec), REPO / "bench" / f"{case}.toml")
     window = (0, int(0.02 / scene.grid.dt))
     if scene.travellers:

@@ -7,7 +7,7 @@ from scipy.io import wavfile
 
 from wavesolve.audio import resample
 from wavesolve.shading import Shader, available_shaders, shader_class
-from wavesolve.signals import GaussianDerivative, SineBurst, parse_signal
+from wavesolve.signals import GaussianDerivative, Ricker, SineBurst, parse_signal
 
 
 def test_resampler_preserves_time_alignment():
@@ -31,6 +31,40 @@ def test_gaussian_derivative_peak_and_spectrum():
     f = np.fft.rfftfreq(len(s), 1 / fs)
     assert f[np.argmax(spec)] == pytest.approx(600.0, abs=50.0)  # 50 Hz = the FFT bin width
     assert abs(s[0]) < 4e-5 * 100.0
+
+
+def test_ricker_peak_spectrum_and_no_net_motion():
+    """Peak A at its centre, spectrum peak at f (within one 50 Hz FFT bin), a quiet start (|s| <
+    1e-5 A at t = 0 and at the start of its active interval), exact zeros outside zero_outside(); and
+    as an acceleration its velocity and displacement return to zero at the end of its active
+    interval: below 1e-6 and 1e-4 of their largest values (trapezoidal integration at 1 MHz; the
+    start's 1.8e-6·A truncation leaves a velocity of 5e-7 of the largest, which the displacement
+    integrates). A Gaussian derivative's surface instead ends displaced (3.3 µm here)."""
+    r = Ricker(waveform="ricker", frequency=2500.0, amplitude=200.0)
+    fs = 1e6
+    t = np.arange(int(0.02 * fs)) / fs
+    s = r(t)
+    assert np.max(s) == pytest.approx(200.0, rel=1e-6) and t[np.argmax(s)] == pytest.approx(r.centre(), abs=1 / fs)
+    spec = np.abs(np.fft.rfft(s))
+    assert np.fft.rfftfreq(len(s), 1 / fs)[np.argmax(spec)] == pytest.approx(2500.0, abs=50.0)
+    assert abs(s[0]) < 1e-5 * 200.0 and abs(r(r.start_time())) < 1e-5 * 200.0
+    lo, hi = r.zero_outside()
+    assert r(lo - 1e-9) == 0.0 and r(hi + 1e-9) == 0.0
+
+    def integrals(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) / fs)])
+        return v, np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) / fs)])
+
+    end = int(r.end_time() * fs)
+    velocity, displacement = integrals(s)
+    assert abs(velocity[end]) < 1e-6 * np.abs(velocity).max()
+    assert abs(displacement[end]) < 1e-4 * np.abs(displacement).max()
+    g = GaussianDerivative(waveform="gaussian_derivative", frequency=2500.0, amplitude=200.0)
+    _, moved = integrals(g(t))
+    assert moved[int(g.end_time() * fs)] == pytest.approx(3.35e-6, rel=0.01)   # A σ² √(2πe)
+    train = parse_signal({"waveform": "pulse_train", "times": [0.0, 0.01],
+                          "pulse": {"waveform": "ricker", "frequency": 2500.0, "amplitude": 1.0}}, "s.toml", "signal", None)
+    assert train(0.01 + r.centre()) == pytest.approx(1.0 + float(r(0.01 + r.centre())) / 200.0)
 
 
 def test_sine_burst_is_windowed():

@@ -3,6 +3,7 @@
 A signal table in a scene file is either a waveform::
 
     signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 100.0 }
+    signal = { waveform = "ricker", frequency = 2500.0, amplitude = 200.0 }
     signal = { waveform = "sine_burst", frequency = 1000.0, amplitude = 50.0, cycles = 8 }
 
 or a file (a mono float WAV in SI units, any sample rate)::
@@ -75,6 +76,42 @@ class GaussianDerivative(_Strict):
         return _clip([(self.start_time(), self.end_time())], t0, t1)
 
 
+class Ricker(_Strict):
+    """s(t) = A·(1 − 2u²)·exp(−u²), u = πf(t − delay): peak A at the delay, spectrum peak at f.
+
+    The second derivative of a Gaussian: as an acceleration it moves a surface out and back, so its
+    first and second integrals (velocity, displacement) return to zero. A click with no net motion
+    leaves no steady flow and no static displacement behind (README, Travelling sources). The
+    default delay 1.3/f makes the pulse start from |s| < 1e-5·A.
+    """
+
+    waveform: Literal["ricker"]
+    frequency: PositiveFloat = Field(description="spectral peak (Hz)")
+    amplitude: float = Field(description="peak value, in the shader's unit")
+    delay: float | None = Field(default=None, ge=0.0, description="centre time (s); default 1.3/f")
+
+    def centre(self) -> float:
+        return self.delay if self.delay is not None else 1.3 / self.frequency
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        u2 = (math.pi * self.frequency * (np.asarray(t, dtype=np.float64) - self.centre())) ** 2
+        return self.amplitude * (1.0 - 2.0 * u2) * np.exp(-u2)
+
+    def start_time(self) -> float:
+        return self.centre() - 1.5 / self.frequency
+
+    def end_time(self) -> float:
+        return self.centre() + 1.5 / self.frequency
+
+    def zero_outside(self) -> tuple[float, float]:
+        """(start, end) times (s) outside of which s(t) is exactly 0.0: exp(−u²) underflows to zero
+        from u ≈ 27.3, 8.7/f from the centre."""
+        return self.centre() - 9.0 / self.frequency, self.centre() + 9.0 / self.frequency
+
+    def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        return _clip([(self.start_time(), self.end_time())], t0, t1)
+
+
 class SineBurst(_Strict):
     """s(t) = A·sin(2πf(t−start))·w(t), w a Hann window over ``cycles`` periods from ``start``."""
 
@@ -108,12 +145,12 @@ class SineBurst(_Strict):
 class PulseTrain(_Strict):
     """s(t) = Σᵢ gᵢ·pulse(t − tᵢ): copies of one waveform started at ``times`` (s), scaled by ``gains``.
 
-    ``pulse`` is a waveform table (gaussian_derivative or sine_burst) whose own time origin is
+    ``pulse`` is a waveform table (gaussian_derivative, ricker or sine_burst) whose own time origin is
     moved to each tᵢ; ``gains`` defaults to all ones.
     """
 
     waveform: Literal["pulse_train"]
-    pulse: Union[GaussianDerivative, SineBurst] = Field(discriminator="waveform")
+    pulse: Union[GaussianDerivative, Ricker, SineBurst] = Field(discriminator="waveform")
     times: list[float] = Field(min_length=1, description="start of each copy (s)")
     gains: list[float] | None = Field(default=None, description="factor of each copy; default 1")
 
@@ -165,7 +202,7 @@ class FileSignal(_Strict):
     start: float = Field(default=0.0, ge=0.0)
 
 
-SignalConfig = Union[GaussianDerivative, SineBurst, PulseTrain, FileSignal]
+SignalConfig = Union[GaussianDerivative, Ricker, SineBurst, PulseTrain, FileSignal]
 
 
 class SampledSignal:
@@ -234,7 +271,8 @@ def build_signal(config: SignalConfig, base_dir: Path):
     return config
 
 
-_WAVEFORMS = {"gaussian_derivative": GaussianDerivative, "sine_burst": SineBurst, "pulse_train": PulseTrain}
+_WAVEFORMS = {"gaussian_derivative": GaussianDerivative, "ricker": Ricker, "sine_burst": SineBurst,
+              "pulse_train": PulseTrain}
 
 
 def parse_signal(data: object, file: str, key: str, base_dir: Path):

@@ -113,6 +113,27 @@ def test_info_prints_cost_without_running(ran, cli):
     assert "fixed box" in proc.stdout and "steps timed" in proc.stdout
 
 
+def test_info_bounds_the_compute_of_a_chunk_plan(write_scene, cli):
+    """`info --chunks N` bounds the chunks' compute (plan.chunked_bound): each chunk runs its window
+    plus at most its tail cap, and builds its simulations afresh. A 3-chunk plan of a 207-step scene
+    with a 10-step cap: windows of 69 steps, the last one ending with the run, 79 + 79 + 69 = 227
+    steps; at 2 ms a step and 0.5 s of set-up per build, 3 × 0.5 + 227 × 0.002 s."""
+    from wavesolve.chunks import plan_chunks
+    from wavesolve.plan import RunCost, RunEstimate, chunked_bound
+
+    scene = wavesolve.load_scene(write_scene(SCENE))
+    plan = plan_chunks(scene, 3, tail_cap=10)
+    assert plan.total_steps == 207 and [plan.window(k) for k in range(3)] == [(0, 69), (69, 138), (138, 207)]
+    run = RunCost("fixed box", scene.grid.shape, 207, 0, 0.5, 0.002, 24)
+    est = RunEstimate(scene.grid.shape, scene.grid.cells, 207, 1.0, 0.5, 0, 1, "numpy", (run,))
+    steps, seconds = chunked_bound(est, plan)
+    assert steps == 227 and seconds == pytest.approx(3 * 0.5 + 227 * 0.002, rel=1e-12)
+    proc = cli("info", scene.path, "--chunks", "3", "--backend", "numpy")
+    assert proc.returncode == 0, proc.stderr
+    assert "compute at most" in proc.stdout and "steps a box, against 207 in one run" in proc.stdout
+    assert "objects      1; listeners 2" in proc.stdout
+
+
 def _spy_on_starts(monkeypatch) -> list:
     """(class name, start step) of every Simulation built from now on."""
     from wavesolve.simulation import Simulation

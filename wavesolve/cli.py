@@ -262,7 +262,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"(h = {g.h * 1e3:g} mm, absorbing layer {g.layer} cells)")
     print(f"time step    {g.dt * 1e6:.4g} µs (step rate {est.step_rate / 1e3:.4g} kHz, Courant {est.courant:.4f})")
     print(f"steps        {est.steps} for {scene.duration:g} s")
-    print(f"objects      {len(scene.objects)}; listeners {len(scene.listeners)}")
+    travelling = f" fixed, {len(scene.travellers)} travelling" if scene.travellers else ""
+    print(f"objects      {len(scene.objects)}{travelling}; listeners {len(scene.listeners)}")
     largest = "the largest box the run makes, " if len(est.runs) > 1 or scene.travellers else ""
     print(f"memory       {est.memory_bytes / 2**20:.1f} MiB ({largest}{scene.config.simulation.precision}); "
           f"{est.available_bytes / 2**20:.1f} MiB available{'' if est.fits else ': too large to run here'}")
@@ -292,6 +293,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
                             for k in range(plan.n_chunks))
         print(f"chunks       {plan.n_chunks} ({plan.mode}): windows {windows} ms; each runs on until its energy "
               f"falls below {plan.energy_threshold:g} of its peak (at most {plan.tail_cap} steps)")
+        if est.runs:
+            from .plan import chunked_bound
+
+            steps, seconds = chunked_bound(est, plan)
+            print(f"  compute at most {_duration(seconds)} over the chunks ({steps} steps a box, against {est.steps} "
+                  f"in one run), shared by the workers that run them")
     return 0
 
 

@@ -94,6 +94,17 @@ class RunEstimate:
         return sum(r.seconds for r in self.runs)
 
 
+def chunked_bound(est: RunEstimate, plan) -> tuple[int, float]:
+    """(steps, seconds): at most how many steps each simulation of the run takes over the chunks of
+    ``plan`` (``wavesolve.chunks.ChunkPlan``: each chunk's window plus at most its tail cap, from the
+    window's first step), and the compute that costs at the estimate's rates, each chunk building
+    each simulation afresh. Chunks that fall quiet sooner, or whose shaders start later in their
+    window, take less."""
+    steps = sum(min(plan.total_steps, end + plan.tail_cap) - first
+                for first, end in (plan.window(k) for k in range(plan.n_chunks)))
+    return steps, sum(plan.n_chunks * r.setup_seconds + steps * r.seconds_per_step for r in est.runs)
+
+
 def calibrate(precision: str, layer: int, backend: "str | Backend" = "auto", steps: int = 6) -> float:
     """Measured seconds per cell-step of the solver on a small free-field grid."""
     from .simulation import Simulation  # late import: simulation imports scene

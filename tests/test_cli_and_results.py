@@ -101,6 +101,21 @@ def test_plot_writes_png_per_listener(ran, cli, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_package_and_cli_import_lightly():
+    """`import wavesolve` and the CLI's module load no numerics beyond NumPy (meshes, SciPy,
+    plotting, HDF5 and the JIT take about a second to import), so `wavesolve --help` and input
+    errors answer at once; the public names still resolve on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wavesolve, wavesolve.cli; heavy = [m for m in ('trimesh', 'scipy', 'matplotlib', 'h5py', "
+            "'numba', 'wavesolve.scene') if m in sys.modules]; print(heavy); "
+            "print(wavesolve.load_scene.__module__, wavesolve.simulate.__module__, wavesolve.Result.__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[]", "wavesolve.scene wavesolve.api Result"]
+
+
 def test_info_prints_cost_without_running(ran, cli):
     d, scene = ran
     proc = cli("info", scene)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
 
@@ -14,11 +13,7 @@ from .farfield import layout, listener_signals
 from .result import Result
 from .scene import Scene, load_scene
 from .simulation import PointSource, Simulation
-
-try:
-    __version__ = version("wavesolve")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+from .version import __version__
 
 
 def simulate(scene: Scene | str | Path, *, backend: str = "auto", progress: bool | None = None,

@@ -11,12 +11,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from .api import __version__, simulate
-from .audio import peak_gain, write_wav
+from typing import TYPE_CHECKING
+
 from .backend import BACKENDS, BackendError
 from .errors import ChunkError, ChunkFailed, InstabilityError, SceneError
-from .result import Result
-from .scene import load_scene
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .result import Result
+# the commands import what they use: `wavesolve --help` and argument errors stay quick (the
+# numerics, meshes and plotting take about a second to import)
 
 EXIT_BAD_INPUT = 2
 EXIT_UNSTABLE = 3
@@ -140,6 +144,8 @@ def _fail(message: str, status: int) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .scene import load_scene
+
     scene = load_scene(args.scene)
     stem = args.scene.stem
     h5 = args.output or scene.output_hdf5 or Path(f"{stem}.h5")
@@ -150,6 +156,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          EXIT_BAD_INPUT)
     progress = False if args.no_progress else None
     if args.chunks == 1 and args.workers == 1 and not args.scheduler:
+        from .api import simulate
+
         result = simulate(scene, backend=args.backend, progress=progress)
         _write_outputs(result, h5, wav, args.wav_pascals)
         return 0
@@ -192,6 +200,8 @@ def _run_chunked(args: argparse.Namespace, scene, h5: Path, progress) -> tuple[R
 
 
 def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool) -> None:
+    from .audio import peak_gain, write_wav
+
     stacked = result.stacked()
     if wav_pascals:
         gain = 1.0
@@ -211,6 +221,8 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
 def _cmd_run_chunk(args: argparse.Namespace) -> int:
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
+
+    from .scene import load_scene
 
     scene = load_scene(args.scene)
     if args.output.parent and not args.output.parent.exists():
@@ -253,6 +265,8 @@ def _duration(seconds: float) -> str:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .plan import estimate
     from .travelling import fixed_box_runs
+
+    from .scene import load_scene
 
     scene = load_scene(args.scene)
     est = estimate(scene, backend=args.backend)
@@ -304,6 +318,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_result
+    from .result import Result
 
     if not args.result.is_file():
         return _fail(f"result file '{args.result}' does not exist", EXIT_BAD_INPUT)
@@ -405,6 +420,7 @@ def _cmd_simulate_physics(args: argparse.Namespace) -> int:
 
     from .physics import body_impacts, extract_events, load_setup, run_engine
     from .physics.scene_writer import write_scene
+    from .scene import load_scene
 
     setup = load_setup(args.setup)      # SceneError (exit 2) before anything runs
     if args.output.exists() and not args.output.is_dir():
@@ -438,6 +454,8 @@ def _cmd_simulate_physics(args: argparse.Namespace) -> int:
           f"{len(events)} impacts; per object: {per_body}; grid {' x '.join(map(str, scene.grid.shape))}; "
           f"engine {engine_time:.1f} s, total {time.perf_counter() - start:.1f} s")
     if args.run:
+        from .api import simulate
+
         result = simulate(scene, backend=args.backend, progress=None)
         _write_outputs(result, scene.output_hdf5, scene.output_wav, False)
     return 0

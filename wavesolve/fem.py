@@ -244,7 +244,7 @@ def cached_modes(prefix: str, mesh, material: Material, settings: str,
     The cache file is ``cache_dir()/PREFIX<SHA-256 of mesh, material and settings>.h5``; an unreadable
     cache file is recomputed, a read-only cache only warned about.
     """
-    from . import __version__
+    from .version import __version__
 
     mhash = mesh_hash(mesh.vertices, mesh.faces)
     key = mesh_hash(np.frombuffer((mhash + material.model_dump_json() + settings).encode(), dtype=np.uint8),

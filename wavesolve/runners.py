@@ -29,7 +29,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .api import __version__
+from .version import __version__
 from .chunks import ChunkOutput, ChunkPlan, check_complete, run_chunk
 from .constants import CHUNK_RETRIES
 from .errors import ChunkError, ChunkFailed, InstabilityError, WavesolveError

@@ -10,17 +10,16 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+# the commands import what they use, so that `wavesolve --help` and argument errors answer at once
+# (the numerics, meshes and plotting take about a second to import)
 from .backend import BACKENDS, BackendError
 from .errors import ChunkError, ChunkFailed, InstabilityError, SceneError
 from .version import __version__
 
 if TYPE_CHECKING:
     from .result import Result
-# the commands import what they use: `wavesolve --help` and argument errors stay quick (the
-# numerics, meshes and plotting take about a second to import)
 
 EXIT_BAD_INPUT = 2
 EXIT_UNSTABLE = 3

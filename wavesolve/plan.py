@@ -24,6 +24,7 @@ from .grid import Grid
 from .scene import Scene, parse_scene
 
 if TYPE_CHECKING:
+    from .chunks import ChunkPlan
     from .simulation import Simulation
 
 #: Edge (cells) of the calibration grid timed to estimate run time.
@@ -94,7 +95,7 @@ class RunEstimate:
         return sum(r.seconds for r in self.runs)
 
 
-def chunked_bound(est: RunEstimate, plan) -> tuple[int, float]:
+def chunked_bound(est: RunEstimate, plan: "ChunkPlan") -> tuple[int, float]:
     """(steps, seconds): at most how many steps each simulation of the run takes over the chunks of
     ``plan`` (``wavesolve.chunks.ChunkPlan``: each chunk's window plus at most its tail cap, from the
     window's first step), and the compute that costs at the estimate's rates, each chunk building

@@ -29,12 +29,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .version import __version__
 from .chunks import ChunkOutput, ChunkPlan, check_complete, run_chunk
 from .constants import CHUNK_RETRIES
 from .errors import ChunkError, ChunkFailed, InstabilityError, WavesolveError
 from .result import ChunkPart
 from .scene import Scene, parse_scene
+from .version import __version__
 
 log = logging.getLogger("wavesolve")
 

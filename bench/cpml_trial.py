@@ -19,7 +19,6 @@ low-frequency energy left in a box at rest.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -34,7 +33,6 @@ import moving_box_energy  # noqa: E402
 
 import wavesolve.following  # noqa: E402
 from wavesolve.absorbing import pml_profile  # noqa: E402
-from wavesolve.boundary_keys import boundary_system  # noqa: E402
 from wavesolve.following import FollowingSimulation, _shift  # noqa: E402
 from wavesolve.kernels.reference import leapfrog_interior  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
@@ -110,6 +108,7 @@ class CPMLFollowing(FollowingSimulation):
         self._update = CPMLUpdate(self.grid, self.scene.density, self.dtype, self.alpha)
 
     def shift(self, axis, direction):
+        """FollowingSimulation.shift with the CPML's state: no split pressures, memory variables moved."""
         u = self._update
         for a in range(3):
             self.velocity[a][...] = u.v[a]
@@ -122,18 +121,7 @@ class CPMLFollowing(FollowingSimulation):
             u.v[a][...] = self.velocity[a]
             u.psi_p[a] *= (u.cf[a] != 0)       # memory only where the axis absorbs
             u.psi_v[a] *= (u.cc[a] != 0)
-        grid = self.grid
-        origin = np.asarray(grid.origin, dtype=np.float64)
-        origin[axis] += direction * grid.h
-        self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))
-        self._middle = self.box_centre()
-        self._block_probes = None
-        self.shifts[axis] += direction
-        host = getattr(self.ghosts, "host", self.ghosts)
-        previous = max(self.n - 1, 0) * grid.dt
-        system = boundary_system(self.grid, host.bodies, previous, getattr(host, "interval", 1))
-        self.ghosts = self.engine.ghost_cells(system, self.dtype)
-        self._hold_solid_cells()
+        self._move_box(axis, direction)
 
 
 def main() -> None:

@@ -151,8 +151,7 @@ class FollowingSimulation(Simulation):
     def shift(self, axis: int, direction: int) -> None:
         """Move the box one cell along ``axis`` (direction ±1) and every field with it (module docstring)."""
         xp = self.engine.xp
-        grid = self.grid
-        shape = grid.shape
+        shape = self.grid.shape
         split = [xp.zeros(shape, self.dtype) for _ in range(3)]             # pₓ, p_y, p_z
         # the field update's own buffers on the GPU backend (device copies; the face velocities it
         # reads next are one of two it alternates between), else the layer's
@@ -172,6 +171,12 @@ class FollowingSimulation(Simulation):
             m.pack(slab, split)
             for a in range(3):
                 slab.v[a][...] = self.velocity[a][slab.faces[a]]
+        self._move_box(axis, direction)
+
+    def _move_box(self, axis: int, direction: int) -> None:
+        """After the fields have moved: the box's origin one cell along ``axis``, and what hangs on
+        it (probe stencils, shift count, the object's boundary system)."""
+        grid = self.grid
         origin = np.asarray(grid.origin, dtype=np.float64)
         origin[axis] += direction * grid.h
         self.grid = dataclasses.replace(grid, origin=tuple(float(o) for o in origin))

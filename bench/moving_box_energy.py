@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from wavesolve.energy import leapfrog_energy  # noqa: E402
+from wavesolve.following import _slab_views  # noqa: E402
 from wavesolve.scene import parse_scene  # noqa: E402
 from wavesolve.simulation import Simulation  # noqa: E402
 from wavesolve.travelling import travellers  # noqa: E402
@@ -98,14 +99,11 @@ def energy_trace(case: str, backend: str, blocks: int = 27, steps: int = 100) ->
 
 def largest_split(sim: Simulation) -> float:
     """The layer's largest split pressure (a stored slot or the rest of p, Pa)."""
-    layer = sim.layer
-    p_aux = getattr(sim._update, "p_aux", layer.p_aux)     # the field update's own buffers where it has them
     largest = 0.0
-    for row, (slots, _) in zip(layer.slab_desc, layer.views(p_aux, layer.v_aux)):
-        lo, ext = [int(x) for x in row[1:4]], [int(x) for x in row[4:7]]
-        cells = sim.p[tuple(slice(a, a + n) for a, n in zip(lo, ext))]
-        rest = cells - slots[0] - slots[1]
-        largest = max(largest, *(float(np.abs(x).max()) for x in (slots[0], slots[1], rest)))
+    for slab in _slab_views(sim.layer, *sim.layer_buffers()):
+        s0, s1 = slab.p_split
+        rest = sim.p[slab.cells] - s0 - s1
+        largest = max(largest, *(float(np.abs(x).max()) for x in (s0, s1, rest)))
     return largest
 
 

@@ -153,11 +153,7 @@ class FollowingSimulation(Simulation):
         xp = self.engine.xp
         shape = self.grid.shape
         split = [xp.zeros(shape, self.dtype) for _ in range(3)]             # pₓ, p_y, p_z
-        # the field update's own buffers on the GPU backend (device copies; the face velocities it
-        # reads next are one of two it alternates between), else the layer's
-        p_aux = getattr(self._update, "p_aux", self.layer.p_aux)
-        v_aux = getattr(self._update, "v_aux", self.layer.v_aux)
-        views = _slab_views(self.layer, p_aux, v_aux)
+        views = _slab_views(self.layer, *self.layer_buffers())
         slots = [_SlotMasks(xp, k, slab, self.layer.slabs[k].slot1) for k, slab in enumerate(views)]
         for slab, m in zip(views, slots):
             m.unpack(slab, self.p, split, axis)

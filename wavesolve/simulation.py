@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -290,10 +290,17 @@ class Simulation:
         (no geometry to follow, no point sources)."""
         return not self.ghosts.moving and not self._sources
 
+    def layer_buffers(self) -> tuple[Any, Any]:
+        """The absorbing layer's packed (split pressures, face velocities) as the field update steps
+        them: its own buffers on the GPU backend (device copies; the face velocities it reads next
+        are one of two it alternates between), else the layer's (``AbsorbingLayer.views``)."""
+        return (getattr(self._update, "p_aux", self.layer.p_aux),
+                getattr(self._update, "v_aux", self.layer.v_aux))
+
     def outflow(self) -> float:
         """Net volume flux (m³/s) out of the box's interior into its absorbing layer, at the last
         step (:meth:`wavesolve.absorbing.AbsorbingLayer.outflow`)."""
-        return self.layer.outflow(getattr(self._update, "v_aux", self.layer.v_aux))
+        return self.layer.outflow(self.layer_buffers()[1])
 
     def check_stability(self) -> None:
         """Raise InstabilityError if the field holds NaN/Inf or runaway pressure."""

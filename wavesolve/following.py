@@ -33,8 +33,8 @@ p_a instead (up to the twenty-second session) made the layer damp sound travelli
 which returned energy: after a broadband click from a sphere at 15 m/s, 0.36 of the peak energy
 at 4.4 ms and a regrowth to 0.81 at 28 ms, against 0.049 and 0.14 now (bench/RESULTS.md).
 Finally the object is reclassified against the new origin (the ghost-cell system is rebuilt at the
-previous step's pose so that fresh cells are found as in any moving-object step). Between shifts the system is keyed every K steps (``boundary_keys``), K fixed
-for the run by its first system.
+previous step's pose so that fresh cells are found as in any moving-object step). Between shifts
+the system is keyed every K steps (``boundary_keys``), K fixed for the run by its first system.
 
 Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
 """

@@ -63,6 +63,16 @@ CASES = {
     "duplicate listener": ('[output]', '[[listeners]]\nname = "ear"\nposition = [0.0, 0.1, 0.0]\n[output]',
                            "listeners[1].name", "already used"),
     "invalid TOML": ("[domain]", "[domain", "", "not valid TOML"),
+    "bad value inside a pulse train": (
+        'signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }',
+        'signal = { waveform = "pulse_train", times = [0.0], '
+        'pulse = { waveform = "ricker", frequency = -5.0, amplitude = 10.0 } }',
+        "objects[0].shaders[0].signal.pulse.frequency", "greater than 0"),
+    "unknown key inside a pulse train": (
+        'signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }',
+        'signal = { waveform = "pulse_train", times = [0.0], '
+        'pulse = { waveform = "sine_burst", frequency = 500.0, amplitude = 10.0, cycle = 3 } }',
+        "objects[0].shaders[0].signal.pulse.cycle", "did you mean 'cycles'"),
     "boundary interval zero": ("cell_size = 0.01", "cell_size = 0.01\nboundary_interval = 0",
                                "simulation.boundary_interval", "greater than or equal to 1"),
 }

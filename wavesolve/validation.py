@@ -105,25 +105,55 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, 
     return f"{msg} (got {shown})", fix
 
 
-def _clean_loc(model: type[BaseModel] | None, loc: Sequence[Any]) -> tuple[tuple[Any, ...], bool]:
-    """Drop pydantic's union-member tags from ``loc``; also say whether any were dropped."""
+def _tagged_member(tp: Any, tag: Any) -> type[BaseModel] | None:
+    """The member of the union ``tp`` (Annotated/list wrappers stripped) that a discriminator value
+    ``tag`` picks: the model with a Literal field admitting it; None if ``tp`` is no such union."""
+    while typing.get_origin(tp) in (typing.Annotated, list, tuple):
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    for member in typing.get_args(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel) and any(
+                typing.get_origin(f.annotation) is typing.Literal and tag in typing.get_args(f.annotation)
+                for f in member.model_fields.values()):
+            return member
+    return None
+
+
+def _clean_loc(model: type[BaseModel] | None,
+               loc: Sequence[Any]) -> tuple[tuple[Any, ...], bool, type[BaseModel] | None, tuple[Any, ...]]:
+    """Drop pydantic's union-member tags from ``loc``; say whether a member that no tag picks was
+    dropped (the error is the union's); and give the model the last tag picked (a discriminated
+    union's member, else ``model``) with the rest of ``loc`` relative to it, where its fields'
+    descriptions are found."""
     out: list[Any] = []
     current: Any = model
+    annotation: Any = model
+    sub_model, sub_loc = model, []
     dropped = False
     for part in loc:
         if isinstance(part, int):
             out.append(part)
+            sub_loc.append(part)
+            continue
+        member = _tagged_member(annotation, part)
+        if member is not None:          # a discriminated union's tag: go on in that member
+            current = annotation = sub_model = member
+            sub_loc = []
             continue
         if current is None or str(part) not in current.model_fields:
             if current is None:
                 dropped = True
                 continue
             out.append(part)
-            current = None
+            sub_loc.append(part)
+            current = annotation = None
             continue
         out.append(part)
-        current = _unwrap(current.model_fields[str(part)].annotation)
-    return tuple(out), dropped
+        sub_loc.append(part)
+        annotation = current.model_fields[str(part)].annotation
+        current = _unwrap(annotation)
+    return tuple(out), dropped, sub_model, tuple(sub_loc)
 
 
 def validate_model(
@@ -137,17 +167,17 @@ def validate_model(
         seen: set[tuple] = set()
         base = model if isinstance(model, type) else None
         for err in exc.errors():
-            loc, is_union = _clean_loc(base, err["loc"])
+            loc, is_union, sub_model, sub_loc = _clean_loc(base, err["loc"])
             if loc in seen:
                 continue  # one message per key, even when several union members failed
             seen.add(loc)
             if is_union:
-                info = field_at(base, loc)
+                info = field_at(sub_model, sub_loc)
                 shown = repr(err.get("input"))[:60]
                 problem = f"invalid value (got {shown})"
                 fix = f"give {info.description}" if info is not None and info.description else None
             else:
-                problem, fix = _describe({**err, "loc": loc}, base)
+                problem, fix = _describe({**err, "loc": sub_loc}, sub_model)
             errors.append(SceneError(file, key_path(tuple(prefix) + loc), problem, fix))
         raise SceneErrors(errors) from None
 

@@ -77,6 +77,25 @@ def write_scene(tmp_path):
     return write
 
 
+#: Radius (m) of the ``hemisphere`` fixture's mesh.
+HEMISPHERE_RADIUS = 0.05
+
+
+@pytest.fixture(scope="session")
+def hemisphere(tmp_path_factory) -> Path:
+    """A closed hemisphere mesh (OBJ) of radius HEMISPHERE_RADIUS: its flat face on z = 0, the dome
+    above (a quarter circle of 17 points revolved in 48 sections). Resting on a rigid ground it is
+    half of a sphere, whose free-field solutions are exact (tests/exact.py)."""
+    import numpy as np
+    import trimesh
+
+    angle = np.linspace(0.0, np.pi / 2, 17)
+    profile = np.vstack([[0.0, 0.0], np.c_[HEMISPHERE_RADIUS * np.cos(angle), HEMISPHERE_RADIUS * np.sin(angle)]])
+    path = tmp_path_factory.mktemp("hemisphere") / "hemisphere.obj"
+    trimesh.creation.revolve(profile, sections=48).export(path)
+    return path
+
+
 @pytest.fixture
 def cli():
     """Run ``wavesolve ARGS`` as a user would (the installed console script's module)."""

@@ -140,12 +140,14 @@ def _stencil_case(seed, with_owner):
 @pytest.mark.parametrize("with_owner", [False, True])
 def test_image_stencils_match_trilinear(with_owner):
     grid, points, blocked, unknown_ijk, owner, cell_owner = _stencil_case(1, with_owner)
-    ref_cells, ref_w = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner)
-    cells, w, lost = image_stencil_terms(points[None], np.ones((1, len(points))), np.asarray(grid.origin), H,
+    ref_cells, ref_w, ref_contact = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner, near=True)
+    cells, w, lost, contact = image_stencil_terms(points[None], np.ones((1, len(points))), np.asarray(grid.origin), H,
                                          np.asarray(grid.shape), blocked.reshape(-1), unknown_ijk.astype(np.int64),
                                          np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
                                          np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner)
     assert lost > 5                            # the neighbour-average fallback is exercised
+    assert contact.any() == with_owner          # and, with two owners, the contact rule
+    np.testing.assert_array_equal(contact, ref_contact)
     np.testing.assert_array_equal(cells, ref_cells)
     np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-14)
 
@@ -156,9 +158,10 @@ def _check_both_assemblies(monkeypatch):
     calls = []
 
     def both(*args, **kwargs):
-        W_gf, W_gg, cols = original(*args, **kwargs)
-        R_gf, R_gg, R_cols = original(*args, **kwargs, compiled=False)
+        W_gf, W_gg, cols, contact = original(*args, **kwargs)
+        R_gf, R_gg, R_cols, R_contact = original(*args, **kwargs, compiled=False)
         np.testing.assert_array_equal(cols, R_cols)
+        np.testing.assert_array_equal(contact, R_contact)
         for a, b in ((W_gf, R_gf), (W_gg, R_gg)):
             assert a.shape == b.shape
             diff = abs(a - b)
@@ -167,7 +170,7 @@ def _check_both_assemblies(monkeypatch):
             c.sum_duplicates()
             np.testing.assert_array_equal(c.indptr, a.indptr)   # canonical already
         calls.append(W_gg.shape[0])
-        return W_gf, W_gg, cols
+        return W_gf, W_gg, cols, contact
 
     monkeypatch.setattr(boundary, "_image_weights", both)
     return calls

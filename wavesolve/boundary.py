@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
-from .constants import MIN_IMAGE_OFFSET_CELLS
+from .constants import CONTACT_WEIGHT, MIN_IMAGE_OFFSET_CELLS
 from .grid import Grid
 from .meshes import Geometry, SDFLattice
 from .motion import Motion, RigidState, Static
@@ -361,9 +361,10 @@ class GhostCells:
         blocked = solid & ~(ghost | fresh)
         owner = np.concatenate([surf.owner, back.owner])
         t_weights = clock()
-        self.W_gf, self.W_gg, local_cols = _image_weights(
+        self.W_gf, self.W_gg, local_cols, contact = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
             np.concatenate([surf.normal_world, back.normal]), back_of, owner)
+        self.offset[contact] = 0.0          # no air between the contact's surfaces: no ρaₙ term
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
         t_factor = clock()
@@ -966,7 +967,7 @@ class _BackSides:
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                    row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
                    back_of: np.ndarray | None = None, owner: np.ndarray | None = None,
-                   compiled: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                   compiled: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
@@ -977,7 +978,11 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     object counts as blocked for that row: across a gap narrower than the image stencil, the other
     object's ghost values extrapolate toward this object, and coupling the two made the ghost
     system amplify (two static boxes 3 mm apart at h = 5 mm blew up in 32 steps).
-    Returns W_gf, W_gg (unknown × unknown) and the flat indices of W_gf's columns.
+    A row whose first term's stencil (the near image point) loses more than ``CONTACT_WEIGHT`` of
+    its weight to such cells is a contact (constants.py): that term falls back to its
+    face-neighbours' mean.
+    Returns W_gf, W_gg (unknown × unknown), the flat indices of W_gf's columns and the contact
+    rows (rows,) bool.
     ``compiled``: stencils and assembly by ``geometry_kernels`` (the default) instead of the NumPy
     reference below; both give canonical CSR matrices with the same entries to rounding.
     """
@@ -991,8 +996,10 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     else:
         owner = None
     all_cells, all_weights = [], []
-    for points, coef in terms:
-        cells, weights = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner)
+    contact = np.zeros(len(unknown_ijk), dtype=bool)
+    for t, (points, coef) in enumerate(terms):
+        cells, weights, touching = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner, near=t == 0)
+        contact |= touching
         all_cells.append(cells)
         all_weights.append(weights * np.broadcast_to(coef, (len(points),))[:, None])
     cells = np.concatenate(all_cells, axis=1)
@@ -1015,13 +1022,13 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     W_gg = sp.csr_matrix((w_flat[is_unknown], (r_idx[is_unknown], col_row[is_unknown])), shape=(n, n))
     cols, col = np.unique(c_flat[~is_unknown], return_inverse=True)
     W_gf = sp.csr_matrix((w_flat[~is_unknown], (r_idx[~is_unknown], col)), shape=(n, len(cols)))
-    return W_gf, W_gg, cols
+    return W_gf, W_gg, cols, contact
 
 
 def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                             row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None,
                             back_of: np.ndarray | None,
-                            owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                            owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
     """:func:`_image_weights` through the compiled stencils and CSR assembly."""
     from .geometry_kernels import assemble_weights, image_stencil_terms
 
@@ -1039,7 +1046,7 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     coefs = np.empty((len(terms), n))
     for t, (p, coef) in enumerate(terms):
         points[t], coefs[t] = p, coef
-    cells, weights, lost = image_stencil_terms(
+    cells, weights, lost, contact = image_stencil_terms(
         points, coefs, np.asarray(grid.origin, dtype=np.float64), float(grid.h), np.asarray(grid.shape, dtype=np.int64),
         np.ascontiguousarray(blocked.reshape(-1)), np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3),
         owner_rows, cell_owner, use_owner)
@@ -1054,7 +1061,7 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     W_gg = sp.csr_matrix((gg_val, gg_idx.astype(np.int32), gg_ptr.astype(np.int32)), shape=(n, n))
     W_gf = sp.csr_matrix((gf_val, gf_idx.astype(np.int32), gf_ptr.astype(np.int32)), shape=(n, len(cols)))
     W_gg.has_sorted_indices = W_gf.has_sorted_indices = True
-    return W_gf, W_gg, cols
+    return W_gf, W_gg, cols, contact
 
 
 def _stencil_corners(grid: Grid, points: np.ndarray) -> np.ndarray:
@@ -1089,17 +1096,24 @@ def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
 
 
 def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk: np.ndarray,
-               owner: np.ndarray | None = None, cell_owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Trilinear stencils (n, 8) flat cells and weights of points, avoiding ``blocked`` cells.
+               owner: np.ndarray | None = None, cell_owner: np.ndarray | None = None,
+               near: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trilinear stencils (n, 8) flat cells and weights of points, avoiding ``blocked`` cells, and
+    which points are contacts (n,) bool.
 
     Weights of blocked cells are dropped and the rest renormalised; a stencil with no usable cell
-    (a thin part) falls back to the mean of the unknown cell's unblocked face-neighbours.
+    (a thin part) falls back to the mean of the unknown cell's usable face-neighbours. With
+    ``owner`` (each point's object) and ``cell_owner`` (each cell's, −1 if none), another object's
+    unknown cells are not usable, in the stencil or in its fallback, and the stencil of a ``near``
+    image point that loses more than ``CONTACT_WEIGHT`` of its weight to them is a contact
+    (constants.py), which falls back too.
     """
     shape = np.asarray(grid.shape)
     f = grid.fractional_index(points)
     frac = f - np.floor(f)
     n = len(points)
     weights = np.zeros((n, 8))
+    other_weight = np.zeros(n)
     cells = _corners(grid, points)
     blocked_flat = blocked.reshape(-1)
     for c, corner in enumerate(np.ndindex(2, 2, 2)):
@@ -1109,17 +1123,24 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
         stop = blocked_flat[cells[:, c]]
         if owner is not None:               # another object's unknowns (see _image_weights)
             other = cell_owner[cells[:, c]]
-            stop = stop | ((other >= 0) & (other != owner))
+            theirs = ~stop & (other >= 0) & (other != owner)
+            other_weight += np.where(theirs, w, 0.0)
+            stop = stop | theirs
         weights[:, c] = np.where(stop, 0.0, w)
-    lost = weights.sum(axis=1) < 1e-3
+    contact = (other_weight > CONTACT_WEIGHT) & near
+    lost = (weights.sum(axis=1) < 1e-3) | contact
     if np.any(lost):
         log.debug("%d image points fall back to neighbour averages", int(lost.sum()))
         for r in np.flatnonzero(lost):
             nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)
             nb_flat = np.ravel_multi_index(nbs.T, grid.shape)
-            usable = nb_flat[~blocked_flat[nb_flat]]
+            stop = blocked_flat[nb_flat]
+            if owner is not None:           # another object's unknowns: not here either
+                other = cell_owner[nb_flat]
+                stop = stop | ((other >= 0) & (other != owner[r]))
+            usable = nb_flat[~stop]
             weights[r] = 0.0
             cells[r, :len(usable)] = usable
             weights[r, :len(usable)] = 1.0 / max(len(usable), 1)
     total = weights.sum(axis=1, keepdims=True)
-    return cells, np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    return cells, np.divide(weights, total, out=np.zeros_like(weights), where=total > 0), contact

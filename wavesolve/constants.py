@@ -43,6 +43,15 @@ MIN_CLEARANCE_CELLS = 2
 #: system well conditioned when a cell centre lies almost on the surface.
 MIN_IMAGE_OFFSET_CELLS = 0.5
 
+#: A ghost cell whose image point has more than this share of its trilinear weight in another
+#: object's cells faces that object across a gap the grid does not resolve (the contact of two
+#: objects, or of an object and its mirror image in a ground: wavesolve/floor_image.py). Such a
+#: row is a *contact*: no air lies between, so its surface's motion pushes none (no ρaₙ term) and
+#: its value is the mean of its usable face-neighbours. Renormalising what was left of the stencil
+#: instead could put the weight on the cell itself: a steel bar lying 0.5 mm above the floor
+#: (h = 5 mm) had rows 1.045·p_u = … and radiated 100 times louder.
+CONTACT_WEIGHT = 0.5
+
 #: Pressure magnitude (Pa) beyond which a run is declared unstable (1 atm ≈ 1e5 Pa: linear
 #: acoustics is meaningless long before this).
 INSTABILITY_PRESSURE = 1e8

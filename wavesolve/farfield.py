@@ -20,6 +20,14 @@ Several sounding objects (objects with shaders) are separated by linearity: each
 with only its own shaders active (a *source group*; the others still scatter), and every far
 listener adds one ray per object. With at most one sounding object, or no far listener, there is
 one group and one run. The ray origin is the centre of the object's bounding box at t = 0.
+
+With a rigid ground the field above the floor is the free field of the object together with its
+mirror image below it (the method of images; the grid's floor is that construction), so the
+source is the pair: the ray starts on the floor under the object's centre, its inner radius
+encloses object and image, and the fit above holds for the pair as for one compact source. A far
+listener then hears the direct sound and the floor's reflection. Rays run above the floor; one at
+floor height samples between the floor's mirror row and the first row, which is the mirror image's
+field too.
 """
 from __future__ import annotations
 
@@ -140,7 +148,8 @@ def delay(x: np.ndarray, steps: float) -> np.ndarray:
 
 
 def _source_sphere(scene, k: int | None) -> tuple[np.ndarray, float]:
-    """Centre (bounding-box centre at t = 0) and enclosing radius of object k, or of all sounding ones."""
+    """Centre (bounding-box centre at t = 0; with a ground, the point of the floor under it) and
+    enclosing radius about it of object k, or of all sounding ones."""
     objs = [scene.objects[k]] if k is not None else [o for o in scene.objects if o.shaders]
     corners = []
     for obj in objs:
@@ -149,6 +158,8 @@ def _source_sphere(scene, k: int | None) -> tuple[np.ndarray, float]:
     lo = np.min([c[0] for c in corners], axis=0)
     hi = np.max([c[1] for c in corners], axis=0)
     origin = 0.5 * (lo + hi)
+    if scene.grid.ground:          # the source is the object with its mirror image: centred on the floor
+        origin[2] = scene.grid.interior_bounds()[0, 2]
     radius = max(float(np.max(np.linalg.norm(obj.geometry.to_world(obj.geometry.vertices, obj.motion.state(0.0))
                                             - origin, axis=1))) for obj in objs)
     return origin, radius
@@ -159,7 +170,7 @@ def _ray_radii(scene, origin: np.ndarray, radius: float, target: np.ndarray, lis
     lo, hi = grid.interior_bounds()
     u = target - origin
     u = u / np.linalg.norm(u)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         exits = np.where(u > 0, (hi - origin) / u, np.where(u < 0, (lo - origin) / u, np.inf))
     r_out = float(np.min(exits)) - FAR_FIELD_OUTER_CELLS * h
     r_in = radius + FAR_FIELD_INNER_CELLS * h

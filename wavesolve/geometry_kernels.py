@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit, prange, uint64
 
+from .constants import CONTACT_WEIGHT
+
 
 #: Most triangle entries (8 bytes each) the candidate lists of one mesh may hold: ≈ 130 MB. The
 #: bench's 20k-triangle sphere at h = 5 mm needs 4.8 M.
@@ -502,9 +504,11 @@ def _face_neighbour(q0, q1, q2, a, sgn):
 
 @njit(cache=True, inline="always")
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
-                 cell_owner, use_owner):
+                 cell_owner, use_owner, near):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
-    columns col … col + 7 (rules of :func:`image_stencil_terms`); returns 1 for a fallback, else 0."""
+    columns col … col + 7 (rules of :func:`image_stencil_terms`; ``near``: the point is the row's
+    near image point, which may make it a contact); returns 2 for a contact's fallback, 1 for
+    another fallback, else 0."""
     nx, ny, nz = shape[0], shape[1], shape[2]
     f0 = (px - origin[0]) / h
     f1 = (py - origin[1]) / h
@@ -512,6 +516,7 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
     b0, b1, b2 = math.floor(f0), math.floor(f1), math.floor(f2)
     t0, t1, t2 = f0 - b0, f1 - b1, f2 - b2
     total = 0.0
+    other_weight = 0.0
     c = col
     for d0 in range(2):
         i = min(max(int(b0) + d0, 0), nx - 1)
@@ -525,16 +530,19 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 cell = (i * ny + j) * nz + k
                 cells[r, c] = cell
                 stop = blocked[cell]
-                if use_owner:
+                if use_owner and not stop:
                     other = cell_owner[cell]
-                    stop = stop or (other >= 0 and other != owner[r])
+                    if other >= 0 and other != owner[r]:
+                        stop = True
+                        other_weight += w0 * w1 * w2
                 w = 0.0 if stop else w0 * w1 * w2
                 weights[r, c] = w
                 total += w
                 c += 1
     lost = 0
-    if total < 1e-3:
-        lost = 1
+    touching = near and other_weight > CONTACT_WEIGHT
+    if total < 1e-3 or touching:
+        lost = 2 if touching else 1
         m = 0
         for c in range(col, col + 8):
             weights[r, c] = 0.0
@@ -545,7 +553,11 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 q1 = min(max(q1, 0), ny - 1)
                 q2 = min(max(q2, 0), nz - 1)
                 cell = (q0 * ny + q1) * nz + q2
-                if not blocked[cell]:
+                usable = not blocked[cell]
+                if use_owner:
+                    other = cell_owner[cell]
+                    usable = usable and not (other >= 0 and other != owner[r])
+                if usable:
                     cells[r, col + m] = cell
                     m += 1
         for c in range(col, col + m):
@@ -563,19 +575,25 @@ def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, o
     trilinear stencils on a grid (``origin``, ``h``, ``shape``): cells (n, 8T) (flat, clipped) and
     weights (n, 8T), term t's in columns 8t … 8t + 7 times its coefficient. Blocked cells (and,
     with ``use_owner``, unknowns of another object) are dropped and the rest renormalised; a
-    stencil keeping less than 1e-3 of its weight falls back to the mean of the unknown cell's
-    unblocked face-neighbours. Returns also the number of fallbacks. Same rules as
+    stencil keeping less than 1e-3 of its weight, or the first term's (the near image point)
+    losing more than ``CONTACT_WEIGHT`` of it to another object's cells (a contact), falls back to the mean of the unknown cell's face-neighbours
+    that are neither blocked nor another object's. Returns also the number of fallbacks and, per
+    row, whether a term of it is a contact (n,) bool. Same rules as
     ``boundary._trilinear``; one parallel pass over the rows."""
     T, n = points.shape[0], points.shape[1]
     cells = np.zeros((n, 8 * T), dtype=np.int64)
     weights = np.zeros((n, 8 * T))
+    contact = np.zeros(n, dtype=np.bool_)
     lost_count = 0
     for r in prange(n):
         for t in range(T):
-            lost_count += _stencil_row(points[t, r, 0], points[t, r, 1], points[t, r, 2], r, 8 * t, coefs[t, r],
-                                       cells, weights, origin, h, shape, blocked, unknown_ijk, owner, cell_owner,
-                                       use_owner)
-    return cells, weights, lost_count
+            code = _stencil_row(points[t, r, 0], points[t, r, 1], points[t, r, 2], r, 8 * t, coefs[t, r],
+                                cells, weights, origin, h, shape, blocked, unknown_ijk, owner, cell_owner,
+                                use_owner, t == 0)
+            lost_count += 1 if code > 0 else 0
+            if code == 2:
+                contact[r] = True
+    return cells, weights, lost_count, contact
 
 
 @njit(cache=True, parallel=True)

@@ -166,6 +166,7 @@ class SceneObject:
     shaders: list[Shader]
     motion: Motion
     follow_margin: float | None = None   # m; None: the object is simulated in the fixed [domain] box
+    bounds: np.ndarray | None = None     # (2, 3) world bounds (m) over the run's motion
 
 
 @dataclass
@@ -304,13 +305,17 @@ def parse_scene(text: str, path: str | Path) -> Scene:
         if grid.ground:
             lower[2] = bounds[0, 2] + 0.5 * h   # a listener may sit close to the floor
         if np.any(pos < lower) or np.any(pos > bounds[1] - h):
-            if grid.ground:
+            if grid.ground and pos[2] < bounds[0, 2]:
                 errors.append(SceneError(
-                    file, key, f"listener '{lis.name}' at {lis.position} is not inside the box "
-                    f"{_fmt_box(bounds)} above the ground; far-field listeners are not supported with a ground "
-                    "yet (the ray fit does not know the floor's reflection)",
-                    "enlarge domain.size (keeping the box on the ground) so that it contains the listener, "
-                    "at least half a cell above the floor"))
+                    file, key, f"listener '{lis.name}' at {lis.position} is below the ground (z = "
+                    f"{bounds[0, 2]:g} m), which is rigid and fills everything under it",
+                    f"raise the listener to z ≥ {bounds[0, 2]:g} m"))
+                continue
+            if grid.ground and np.all(pos[:2] >= lower[:2]) and np.all(pos <= bounds[1] - h):
+                errors.append(SceneError(
+                    file, key, f"listener '{lis.name}' at {lis.position} is inside the box {_fmt_box(bounds)} "
+                    f"but closer than half a cell ({0.5 * h:.3g} m) to the floor",
+                    f"raise it to z ≥ {lower[2]:.4g} m"))
                 continue
             if not any(o.shaders for o in objects):  # fixed-box and travelling objects alike
                 errors.append(SceneError(
@@ -447,7 +452,8 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
     margin = None
     if follow:
         margin = obj.domain.margin if obj.domain.margin is not None else FOLLOW_MARGIN_CELLS * config.simulation.cell_size
-    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion, follow_margin=margin)
+    return SceneObject(name=obj.name, geometry=geometry, shaders=shaders, motion=motion, follow_margin=margin,
+                       bounds=wb)
 
 
 def _first_time_inside(obj: SceneObject, point: np.ndarray, duration: float, clearance: float) -> float | None:

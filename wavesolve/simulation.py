@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
-from .boundary import Body
 from .boundary_keys import boundary_system
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
 from .errors import InstabilityError
+from .floor_image import boundary_bodies
 from .listeners import Probes
 from .plan import check_memory
 from .scene import Scene
@@ -102,7 +102,7 @@ class Simulation:
         self.p = self.engine.zeros(grid.shape, self.dtype)
         self.p_prev = self.engine.zeros(grid.shape, self.dtype)
         self.ghosts = self.engine.ghost_cells(
-            boundary_system(grid, [Body(o.geometry, o.motion) for o in scene.objects], start_step * grid.dt,
+            boundary_system(grid, boundary_bodies(scene.objects, grid), start_step * grid.dt,
                             scene.config.simulation.boundary_interval, scene.duration), self.dtype)
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype, self.engine.z_slabs_y_fastest)
         if probe_points is None:

@@ -253,6 +253,8 @@ def test_a_scene_without_shaders_runs_nothing_and_says_so(ran, write_scene, monk
     proc = cli("info", str(path), "--backend", "numpy")
     assert proc.returncode == 0, proc.stderr
     assert "nothing to run: no object has a shader" in proc.stdout and "fixed box   not run" not in proc.stdout
+    proc = cli("run", str(path), "--backend", "numpy", "--no-progress")
+    assert proc.returncode == 0 and "warning: every listener is silent" in proc.stderr
 
 
 def test_python_api_round_trip(ran, tmp_path):
@@ -361,3 +363,42 @@ def test_container_memory_limit_caps_what_is_available(tmp_path, files, free):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert cgroup_free(tmp_path) == free
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_run(write_scene, cli, tmp_path):
+    """Every output is checked before any compute (exit status 2, nothing written, the scene left
+    whole): an output that is the scene file itself, two outputs with one path, a directory, a
+    path under a file, a directory that cannot take a file; `plot -o` naming a file."""
+    path = write_scene(SCENE)
+    original = path.read_bytes()
+    (tmp_path / "a_dir").mkdir()
+    cases = {
+        ("-o", path): "is the input file",
+        ("-o", tmp_path / "x.h5", "--wav", tmp_path / "x.h5"): "the same file",
+        ("-o", tmp_path / "a_dir"): "is a directory",
+        ("--wav", path / "x.wav"): "is not a directory",
+        ("-o", "/proc/x.h5"): "cannot write",
+    }
+    for args, message in cases.items():
+        proc = cli("run", path, "--no-progress", *args)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert path.read_bytes() == original
+    assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob("*.wav"))
+    proc = cli("plot", tmp_path / "none.h5")
+    assert proc.returncode == 2
+    result = tmp_path / "r.h5"
+    assert cli("run", path, "--no-progress", "-o", result, "--wav", tmp_path / "r.wav").returncode == 0
+    proc = cli("plot", result, "-o", path)
+    assert proc.returncode == 2 and "is a file" in proc.stderr
+
+
+def test_scene_files_that_are_not_text_or_not_files_are_clear_errors(cli, tmp_path):
+    """A binary file and a directory given as the scene: exit status 2 and a message, no traceback."""
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    for scene, message in ((binary, "not a UTF-8 text file"), (tmp_path, "is a directory")):
+        for command in ("run", "info"):
+            proc = cli(command, scene)
+            assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr

@@ -34,6 +34,8 @@ wav = "out.wav"
 CASES = {
     "unknown key with did-you-mean": ("cell_size = 0.01", "cell_size = 0.01\nduraton = 2.0",
                                       "simulation.duraton", "did you mean 'duration'"),
+    "a name with '/' (it would name a nested group in the result file)": (
+        'name = "ball"', 'name = "ball/left"', "objects[0].name", "a name without '/'"),
     "wrong type": ("cell_size = 0.01", 'cell_size = "fine"', "simulation.cell_size", "valid number"),
     "missing key": ("duration = 0.001\n", "", "simulation.duration", "required key is missing"),
     "missing mesh file": ('mesh = { primitive = "icosphere", radius = 0.04, subdivisions = 2 }',

@@ -259,14 +259,16 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
             piece = min(interval - done % interval, last - sim.n)
             out.append(run_with_slices(sim, piece, slices, progress=False))
             done += piece
+            bar.update(done - bar.n)
             if done % interval == 0:
-                bar.update(done - bar.n)
                 callback(done)
                 if check_energy:
                     energy = leapfrog_energy(sim.p, sim.p_prev, courant)
                     peak = max(peak, energy)
                     if sim.n >= window_end and energy <= plan.energy_threshold * peak:
                         stop = "quiet"
+                        bar.total = done          # ends here: the bar shows a finished run
+                        bar.refresh()
                         break
         else:
             stop = "cap" if last < plan.total_steps else "end"

@@ -45,19 +45,34 @@ def _positive(text: str) -> int:
     return n
 
 
+BACKEND_HELP = ("numpy (reference), numba (compiled CPU), cupy (GPU) or auto: the GPU where CuPy finds one, "
+                "else numba (default)")
+
+
+def _non_negative(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got '{text}'")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wavesolve", description="Wave-based sound synthesis for animation.")
     ap.add_argument("--version", action="version", version=f"wavesolve {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log solver details to stderr")
     sub = ap.add_subparsers(dest="command", required=True)
+    # -v after the command too (SUPPRESS: the command's default does not undo a -v before it)
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log solver details to stderr")
 
-    run = sub.add_parser("run", help="simulate a scene to an HDF5 result and a WAV")
-    run.add_argument("scene", type=Path)
+    run = sub.add_parser("run", help="simulate a scene to an HDF5 result and a WAV", parents=[verbose])
+    run.add_argument("scene", type=Path, help="scene file (.toml; README 'Scene files')")
     run.add_argument("-o", "--output", type=Path, help="result file (.h5); default: [output] hdf5, else SCENE.h5")
     run.add_argument("--wav", type=Path, help="WAV file; default: [output] wav, else SCENE.wav")
     run.add_argument("--wav-pascals", action="store_true",
                      help="write pressure in pascals (float WAV) instead of normalising to -1 dBFS")
-    run.add_argument("--backend", choices=BACKENDS, default="auto")
+    run.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     par = run.add_argument_group("time-parallel chunks")
     par.add_argument("--chunks", type=_chunks_arg, default=1, metavar="N|auto",
@@ -68,33 +83,34 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the chunks on this Dask cluster")
     par.add_argument("--devices", metavar="0,1,…", help="GPU ids handed to local workers in turn "
                      "(CUDA_VISIBLE_DEVICES per worker)")
-    par.add_argument("--parts-dir", type=Path, help="where finished chunks are kept (default: RESULT.parts/); a "
+    par.add_argument("--parts-dir", type=Path, help="where finished chunks are kept (default: RESULT.h5.parts beside the result); a "
                      "rerun skips the chunks found there")
     par.add_argument("--keep-parts", action="store_true", help="keep the part files after the result is written")
-    par.add_argument("--retries", type=int, default=None, metavar="N",
+    par.add_argument("--retries", type=_non_negative, default=None, metavar="N",
                      help="attempts after the first for a chunk whose worker dies (default 2)")
 
-    rc = sub.add_parser("run-chunk", help="run one time chunk to a part file (batch arrays)")
-    rc.add_argument("scene", type=Path)
+    rc = sub.add_parser("run-chunk", help="run one time chunk to a part file (batch arrays)", parents=[verbose])
+    rc.add_argument("scene", type=Path, help="scene file (.toml)")
     rc.add_argument("--chunk", type=int, required=True, metavar="K", help="chunk index, 0 … N−1")
     rc.add_argument("--of", type=_chunks_arg, required=True, metavar="N|auto", help="the chunk plan")
     rc.add_argument("-o", "--output", type=Path, required=True, help="part file to write (.h5)")
-    rc.add_argument("--backend", choices=BACKENDS, default="auto")
+    rc.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     rc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    st = sub.add_parser("stitch", help="sum chunk part files into a result (and WAV)")
+    st = sub.add_parser("stitch", help="sum chunk part files into a result (and WAV)", parents=[verbose])
     st.add_argument("parts", type=Path, nargs="+", help="every part file of one run")
     st.add_argument("-o", "--output", type=Path, required=True, help="result file (.h5)")
     st.add_argument("--wav", type=Path, help="WAV file to write as well")
     st.add_argument("--wav-pascals", action="store_true",
                     help="write pressure in pascals (float WAV) instead of normalising to -1 dBFS")
 
-    info = sub.add_parser("info", help="grid, steps, memory and time estimate, without running")
-    info.add_argument("scene", type=Path)
-    info.add_argument("--backend", choices=BACKENDS, default="auto")
+    info = sub.add_parser("info", help="grid, steps, memory and time estimate, without running", parents=[verbose])
+    info.add_argument("scene", type=Path, help="scene file (.toml)")
+    info.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     info.add_argument("--chunks", type=_chunks_arg, default=None, metavar="N|auto", help="also show this chunk plan")
 
-    modal = sub.add_parser("modal", help="vibration modes of a mesh (linear-elastic FEM) to a modes file")
+    modal = sub.add_parser("modal", help="vibration modes of a mesh (linear-elastic FEM) to a modes file",
+                           parents=[verbose])
     modal.add_argument("mesh", type=Path, help="closed surface mesh (any format trimesh reads), metres after --scale")
     modal.add_argument("--material", required=True,
                        help="a material name (steel, aluminium, ceramic, …) or an inline JSON table, e.g. "
@@ -117,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="--shell --closed-mesh: thickness of the closed mesh (m), about one grid cell or more")
 
     phys = sub.add_parser("simulate-physics", help="rigid-body simulation (PyBullet) of a setup file to a ready "
-                          "scene: motion, impacts and modes wired to the modal and acceleration_noise shaders")
+                          "scene: motion, impacts and modes wired to the modal and acceleration_noise shaders",
+                          parents=[verbose])
     phys.add_argument("setup", type=Path, help="physics setup file (.toml; README 'Physics engine')")
     phys.add_argument("-o", "--output", type=Path, required=True, metavar="SCENE_DIR",
                       help="directory for scene.toml and its files (created if missing)")
@@ -129,9 +146,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="also have PyBullet write its own state logs (bullet_robot.log, bullet_contacts.log)")
     phys.add_argument("--no-cache", action="store_true", help="recompute modes even if cached")
     phys.add_argument("--run", action="store_true", help="then run the scene (scene.h5 and scene.wav in SCENE_DIR)")
-    phys.add_argument("--backend", choices=BACKENDS, default="auto", help="backend for --run")
+    phys.add_argument("--backend", choices=BACKENDS, default="auto", help="backend for --run: " + BACKEND_HELP)
 
-    plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener")
+    plot = sub.add_parser("plot", help="waveform and spectrogram PNG per listener, and a PNG per pressure slice",
+                          parents=[verbose])
     plot.add_argument("result", type=Path)
     plot.add_argument("-o", "--out-dir", type=Path, help="directory for the PNGs (default: beside the result)")
     return ap
@@ -142,6 +160,35 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
+def _output_problem(outputs: list[Path], inputs: list[Path] = ()) -> str | None:
+    """Why the files ``outputs`` could not be written when a command ends (None if they can):
+    checked before any compute, so that a long run is not lost at its last step."""
+    import tempfile
+
+    seen: dict[Path, Path] = {}
+    for path in outputs:
+        resolved = path.resolve()
+        if resolved in seen:
+            return f"two outputs are the same file '{path}'; give them different names"
+        seen[resolved] = path
+        for source in inputs:
+            if source.exists() and resolved == source.resolve():
+                return f"output '{path}' is the input file '{source}'; writing it would destroy the input"
+        if path.is_dir():
+            return f"output '{path}' is a directory; give a file name (in it, or elsewhere)"
+        parent = path.parent
+        if not parent.exists():
+            return f"output directory '{parent}' does not exist; create it or choose another path"
+        if not parent.is_dir():
+            return f"output '{path}': '{parent}' is not a directory"
+        try:                     # what the atomic write will do: a temporary file beside it
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        except OSError as exc:
+            return f"cannot write in '{parent}' ({exc.strerror}); choose another path"
+    return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .scene import load_scene
 
@@ -149,10 +196,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stem = args.scene.stem
     h5 = args.output or scene.output_hdf5 or Path(f"{stem}.h5")
     wav = args.wav or scene.output_wav or Path(f"{stem}.wav")
-    for path in (h5, wav):
-        if path.parent and not path.parent.exists():
-            return _fail(f"output directory '{path.parent}' does not exist; create it or choose another path",
-                         EXIT_BAD_INPUT)
+    problem = _output_problem([h5, wav], [args.scene])
+    if problem:
+        return _fail(problem, EXIT_BAD_INPUT)
     progress = False if args.no_progress else None
     if args.chunks == 1 and args.workers == 1 and not args.scheduler:
         from .api import simulate
@@ -202,6 +248,9 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
     from .audio import peak_gain, write_wav
 
     stacked = result.stacked()
+    if not stacked.any():
+        print("wavesolve: warning: every listener is silent: nothing in the scene sounds within its duration "
+              "(no object with a shader acting then); the WAV is silence", file=sys.stderr)
     if wav_pascals:
         gain = 1.0
         result.metadata["wav_units"] = "Pa"
@@ -224,8 +273,9 @@ def _cmd_run_chunk(args: argparse.Namespace) -> int:
     from .scene import load_scene
 
     scene = load_scene(args.scene)
-    if args.output.parent and not args.output.parent.exists():
-        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    problem = _output_problem([args.output], [args.scene])
+    if problem:
+        return _fail(problem, EXIT_BAD_INPUT)
     plan = plan_chunks(scene, args.of)
     if not 0 <= args.chunk < plan.n_chunks:
         return _fail(f"--chunk {args.chunk} is out of range: the plan has chunks 0 … {plan.n_chunks - 1}",
@@ -243,8 +293,9 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
     from .api import chunked_result
     from .runners import load_parts, outputs_of
 
-    if args.output.parent and not args.output.parent.exists():
-        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    problem = _output_problem([args.output] + ([args.wav] if args.wav else []))
+    if problem:
+        return _fail(problem, EXIT_BAD_INPUT)
     scene, plan, parts = load_parts(args.parts)
     result = chunked_result(scene, plan, outputs_of(parts), {"wall_time": sum(p.wall_time for p in parts),
                                                              "backend": "parts"})
@@ -326,6 +377,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     except (OSError, KeyError) as exc:
         return _fail(f"'{args.result}' is not a wavesolve result file ({exc})", EXIT_BAD_INPUT)
     out_dir = args.out_dir or args.result.parent
+    if out_dir.exists() and not out_dir.is_dir():
+        return _fail(f"-o '{out_dir}' is a file; give a directory for the plots", EXIT_BAD_INPUT)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot make the plot directory '{out_dir}' ({exc.strerror}); choose another", EXIT_BAD_INPUT)
+    problem = _output_problem([out_dir / f"{args.result.stem}.png"])
+    if problem:
+        return _fail(problem, EXIT_BAD_INPUT)
     for path in plot_result(result, out_dir, args.result.stem):
         print(f"wrote {path}")
     return 0
@@ -340,8 +400,9 @@ def _cmd_modal(args: argparse.Namespace) -> int:
 
     if not args.mesh.is_file():
         return _fail(f"mesh file '{args.mesh}' does not exist", EXIT_BAD_INPUT)
-    if args.output.parent and not args.output.parent.exists():
-        return _fail(f"output directory '{args.output.parent}' does not exist", EXIT_BAD_INPUT)
+    problem = _output_problem([args.output], [args.mesh])
+    if problem:
+        return _fail(problem, EXIT_BAD_INPUT)
     text = args.material.strip()
     if text.startswith("{"):
         try:

@@ -108,8 +108,13 @@ class ObjectDomainConfig(_Strict):
                                          "sphere and the box's absorbing layer; default 12 cells")
 
 
+#: A name of an object, listener or slice: it names a group in the result file, so no '/'.
+Name = Annotated[str, Field(min_length=1, pattern=r"^[^/]+$",
+                            description="a name without '/' (it names a group in the result file)")]
+
+
 class ObjectConfig(_Strict):
-    name: str = Field(min_length=1)
+    name: Name
     mesh: str | dict[str, Any]
     scale: PositiveFloat = 1.0
     position: Vec3 = Field(default_factory=lambda: [0.0, 0.0, 0.0], description="[x, y, z] in metres")
@@ -124,7 +129,7 @@ class ObjectConfig(_Strict):
 
 
 class ListenerConfig(_Strict):
-    name: str = Field(min_length=1)
+    name: Name
     position: Vec3 = Field(description="[x, y, z] in metres")
 
 
@@ -133,7 +138,7 @@ class GroundConfig(_Strict):
 
 
 class SliceConfig(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[^/]+$", description="a name without '/'")
+    name: Name
     axis: Literal["x", "y", "z"] = Field(description="the plane's normal")
     position: float = Field(description="the plane's coordinate along axis (m); the nearest cell plane is taken")
     times: list[float] = Field(min_length=1, max_length=MAX_SLICE_TIMES,
@@ -223,9 +228,18 @@ class Scene:
 def load_scene(path: str | Path) -> Scene:
     """Read and fully validate a scene file. Raises SceneError on any problem."""
     path = Path(path)
+    if path.is_dir():
+        raise SceneError(str(path), "", "is a directory, not a scene file", "give the path of a .toml scene file")
     if not path.is_file():
         raise SceneError(str(path), "", "scene file does not exist", "check the path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise SceneError(str(path), "", f"not a UTF-8 text file (byte {exc.start}, line {line})",
+                         "save the scene as UTF-8 TOML text") from None
+    except OSError as exc:
+        raise SceneError(str(path), "", f"cannot be read ({exc.strerror})", "check the file's permissions") from None
     return parse_scene(text, path)
 
 
@@ -427,6 +441,7 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
     if not follow and (np.any(wb[0] < bounds[0] + clearance[0] - 1e-9) or np.any(wb[1] > bounds[1] - clearance[1])):
         need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
                               np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance[1]
+        need = np.maximum(need, bounds[1] - bounds[0])       # never smaller than the box is
         raise SceneError(file, f"{key}.position",
                          f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) is outside the simulated box, "
                          f"below the ground, or closer than {clearance[1, 0]:.3g} m to its absorbing layer "

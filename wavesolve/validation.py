@@ -99,7 +99,10 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, 
     description = info.description if info is not None else None
     msg = err["msg"].rstrip(".")
     if msg.startswith("Input should be "):
-        fix = "give " + msg.removeprefix("Input should be ") + (f" — {description}" if description else "")
+        wanted = msg.removeprefix("Input should be ")
+        if wanted.split(" ")[0] in ("greater", "less"):        # 'greater than 0': a value …
+            wanted = "a value " + wanted
+        fix = "give " + wanted + (f" — {description}" if description else "")
     else:
         fix = f"give {description}" if description else None
     return f"{msg} (got {shown})", fix

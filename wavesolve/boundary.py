@@ -60,10 +60,13 @@ _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
 
 @dataclass
 class Body:
-    """An object as the boundary sees it: its shape and its motion (a static pose by default)."""
+    """An object as the boundary sees it: its shape and its motion (a static pose by default).
+    An ``image`` body (an object's mirror image in a ground: wavesolve/floor_image.py) only
+    classifies cells: its cells are solid, never unknowns of the system."""
 
     geometry: Geometry
     motion: Motion | None = None
+    image: bool = False
 
     def __post_init__(self) -> None:
         if self.motion is None:
@@ -290,6 +293,7 @@ class GhostCells:
         self.grid = grid
         self.iterative = iterative
         self.bodies = [b if isinstance(b, Body) else Body(b) for b in bodies]
+        self._image_owners = np.array([k for k, b in enumerate(self.bodies) if b.image], dtype=np.int16)
         for body in self.bodies:
             body.prepare(grid)
         self.moving = any(b.motion.moves or b.motion.deforms for b in self.bodies)
@@ -330,8 +334,15 @@ class GhostCells:
             fresh &= ~solid
             # Unknowns: ghost cells (solid next to fluid) and fresh cells, plus every solid cell that
             # an image stencil reaches (on curved surfaces a stencil can touch the second solid
-            # layer); repeat to closure.
+            # layer); repeat to closure. An image body's cells are never unknowns.
             ghost = _ghost_mask(solid)
+            if self._image_owners.size:
+                imaged = np.isin(cls.owner, self._image_owners)
+                ghost &= ~imaged
+                fresh &= ~imaged
+                solid_real = solid & ~imaged
+            else:
+                solid_real = solid
             for _ in range(_MAX_GHOST_LAYERS):
                 unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
                 t0 = clock()
@@ -339,7 +350,7 @@ class GhostCells:
                 spent_surface += clock() - t0
                 reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
                                          axis=1).ravel()
-                extra = reached[solid.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
+                extra = reached[solid_real.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
                 if len(extra) == 0:
                     break
                 ghost.reshape(-1)[extra] = True
@@ -361,9 +372,10 @@ class GhostCells:
         blocked = solid & ~(ghost | fresh)
         owner = np.concatenate([surf.owner, back.owner])
         t_weights = clock()
+        solid_owner = np.where(solid, cls.owner, -1).reshape(-1) if len(self.bodies) > 1 else None
         self.W_gf, self.W_gg, local_cols, contact = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
-            np.concatenate([surf.normal_world, back.normal]), back_of, owner)
+            np.concatenate([surf.normal_world, back.normal]), back_of, owner, solid_owner=solid_owner)
         self.offset[contact] = 0.0          # no air between the contact's surfaces: no ρaₙ term
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
@@ -967,7 +979,7 @@ class _BackSides:
 def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                    row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None = None,
                    back_of: np.ndarray | None = None, owner: np.ndarray | None = None,
-                   compiled: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
+                   compiled: bool = True, solid_owner: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
     """Weights of Σ coef·p(point) over (point, coef) terms, each point interpolated trilinearly.
 
     ``blocked`` marks cells a stencil must not use (solid cells that are not unknowns); ``row_of``
@@ -975,7 +987,8 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     ``back_of`` (primary rows,: back row or −1), a stencil cell that has a back value contributes
     the value whose normal faces the interpolating row's side.
     With ``owner`` (rows,: object index of each row), a stencil cell that is an unknown of another
-    object counts as blocked for that row: across a gap narrower than the image stencil, the other
+    object (or, with ``solid_owner``, (cells,) each solid cell's object and −1 for air, any of its
+    solid cells) counts as blocked for that row: across a gap narrower than the image stencil, the other
     object's ghost values extrapolate toward this object, and coupling the two made the ghost
     system amplify (two static boxes 3 mm apart at h = 5 mm blew up in 32 steps).
     A row whose first term's stencil (the near image point) loses more than ``CONTACT_WEIGHT`` of
@@ -987,13 +1000,10 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
     reference below; both give canonical CSR matrices with the same entries to rounding.
     """
     if compiled:
-        return _image_weights_compiled(grid, terms, blocked, row_of, unknown_ijk, normals, back_of, owner)
-    cell_owner = None
-    if owner is not None and len(owner):
-        cell_owner = np.full(len(row_of), -1, dtype=np.int64)
-        known = row_of >= 0
-        cell_owner[known] = owner[row_of[known]]
-    else:
+        return _image_weights_compiled(grid, terms, blocked, row_of, unknown_ijk, normals, back_of, owner,
+                                       solid_owner)
+    cell_owner = _cell_owner(row_of, owner, solid_owner)
+    if cell_owner is None:
         owner = None
     all_cells, all_weights = [], []
     contact = np.zeros(len(unknown_ijk), dtype=bool)
@@ -1028,16 +1038,15 @@ def _image_weights(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], block
 def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray]], blocked: np.ndarray,
                             row_of: np.ndarray, unknown_ijk: np.ndarray, normals: np.ndarray | None,
                             back_of: np.ndarray | None,
-                            owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
+                            owner: np.ndarray | None,
+                            solid_owner: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
     """:func:`_image_weights` through the compiled stencils and CSR assembly."""
     from .geometry_kernels import assemble_weights, image_stencil_terms
 
-    # with a single owner no stencil cell can belong to another object: the check is skipped
-    use_owner = owner is not None and len(owner) > 0 and owner.min() != owner.max()
+    # with a single object no stencil cell can belong to another: the check is skipped
+    cell_owner = _cell_owner(row_of, owner, solid_owner)
+    use_owner = cell_owner is not None
     if use_owner:
-        cell_owner = np.full(len(row_of), -1, dtype=np.int64)
-        known = row_of >= 0
-        cell_owner[known] = owner[row_of[known]]
         owner_rows = np.ascontiguousarray(owner, dtype=np.int64)
     else:
         cell_owner = owner_rows = np.zeros(0, dtype=np.int64)
@@ -1062,6 +1071,21 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     W_gf = sp.csr_matrix((gf_val, gf_idx.astype(np.int32), gf_ptr.astype(np.int32)), shape=(n, len(cols)))
     W_gg.has_sorted_indices = W_gf.has_sorted_indices = True
     return W_gf, W_gg, cols, contact
+
+
+def _cell_owner(row_of: np.ndarray, owner: np.ndarray | None, solid_owner: np.ndarray | None) -> np.ndarray | None:
+    """The object (≥ 0) each window cell belongs to for the stencils' rules, −1 for air: the
+    row's object for unknown cells, ``solid_owner`` (flat, −1 for air) for the other solid cells
+    when given. None where only one object has rows and no other is given (no rule applies)."""
+    if owner is None or not len(owner):
+        return None
+    if solid_owner is None and owner.min() == owner.max():
+        return None
+    cell_owner = (np.full(len(row_of), -1, dtype=np.int64) if solid_owner is None
+                  else np.asarray(solid_owner, dtype=np.int64).copy())
+    known = row_of >= 0
+    cell_owner[known] = owner[row_of[known]]
+    return cell_owner
 
 
 def _stencil_corners(grid: Grid, points: np.ndarray) -> np.ndarray:
@@ -1121,9 +1145,9 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
         for a in range(3):
             w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
         stop = blocked_flat[cells[:, c]]
-        if owner is not None:               # another object's unknowns (see _image_weights)
+        if owner is not None:               # another object's cells (see _image_weights)
             other = cell_owner[cells[:, c]]
-            theirs = ~stop & (other >= 0) & (other != owner)
+            theirs = (other >= 0) & (other != owner)
             other_weight += np.where(theirs, w, 0.0)
             stop = stop | theirs
         weights[:, c] = np.where(stop, 0.0, w)

@@ -11,11 +11,11 @@ than its free-field image pair, the full sphere (tests/test_ground.py).
 
 So an object that comes within ``FLOOR_IMAGE_CELLS`` cells of the floor during the run gets an
 image body in the boundary system: its mesh reflected in the floor plane (faces reversed, so
-normals point out), following the reflected motion. The image has no shaders: no image stencil
-reads another object's unknown cells (``boundary._trilinear``), and the only cell under the floor
-that a fluid cell reads is its own mirror, so what counts of the image is its cells'
-classification. A hemisphere resting on the floor then equals the free-field run of it with its
-image to 7e-12. Faces closer to the floor than half a cell meet their image across a gap the grid
+normals point out), following the reflected motion. The image only classifies cells (``Body.
+image``): no image stencil reads another object's cells (``boundary._trilinear``), and the only
+cell under the floor that a fluid cell reads is its own mirror, so the image needs no boundary
+values of its own: it has no rows in the system and no shaders. A hemisphere resting on the
+floor then equals the free-field run of it with its image to 7e-12. Faces closer to the floor than half a cell meet their image across a gap the grid
 does not resolve: their ghost cells are contacts (``constants.CONTACT_WEIGHT``), which push no air.
 """
 from __future__ import annotations
@@ -105,5 +105,5 @@ def boundary_bodies(objects: list, grid: Grid) -> list[Body]:
     height = grid.interior_bounds()[0, 2]
     for o in objects:
         if needs_image(float(o.bounds[0, 2]), grid):
-            bodies.append(Body(reflected_geometry(o.geometry, height), ReflectedMotion(o.motion, height)))
+            bodies.append(Body(reflected_geometry(o.geometry, height), ReflectedMotion(o.motion, height), image=True))
     return bodies

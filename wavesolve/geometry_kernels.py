@@ -530,7 +530,7 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 cell = (i * ny + j) * nz + k
                 cells[r, c] = cell
                 stop = blocked[cell]
-                if use_owner and not stop:
+                if use_owner:
                     other = cell_owner[cell]
                     if other >= 0 and other != owner[r]:
                         stop = True
@@ -574,7 +574,7 @@ def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, o
     """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n), as
     trilinear stencils on a grid (``origin``, ``h``, ``shape``): cells (n, 8T) (flat, clipped) and
     weights (n, 8T), term t's in columns 8t … 8t + 7 times its coefficient. Blocked cells (and,
-    with ``use_owner``, unknowns of another object) are dropped and the rest renormalised; a
+    with ``use_owner``, cells of another object: ``cell_owner`` ≥ 0 and not the row's) are dropped and the rest renormalised; a
     stencil keeping less than 1e-3 of its weight, or the first term's (the near image point)
     losing more than ``CONTACT_WEIGHT`` of it to another object's cells (a contact), falls back to the mean of the unknown cell's face-neighbours
     that are neither blocked nor another object's. Returns also the number of fallbacks and, per

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -256,6 +257,9 @@ def cached_modes(prefix: str, mesh, material: Material, settings: str,
             return ModeSet.load(path)
         except ValueError:
             pass
+    if sys.stderr.isatty():      # a terminal shows what the wait is for, as the run's progress bar does
+        kind = "shell" if prefix else "solid"
+        print(f"wavesolve: computing modes ({kind} FEM; cached for later runs) ...", file=sys.stderr, flush=True)
     freqs, shapes, extra = compute()
     modes = ModeSet(freqs, material.damping_ratio(2 * math.pi * freqs), shapes, attrs={
         "material": material.model_dump_json(), "vertices_hash": mhash, "settings": settings,

@@ -105,6 +105,19 @@ def test_several_problems_reported_together(write_scene):
     assert "[simulation.courant]" in message and "[listeners[0].position]" in message
 
 
+def test_a_misspelt_required_key_is_one_error(write_scene):
+    """'duraton' for the required 'duration' is one mistake: the unknown key's did-you-mean names
+    it, and no second 'required key is missing' error is listed for 'duration'; a key that is
+    missing with no near spelling still is."""
+    text = GOOD.replace("duration = 0.001", "duraton = 0.001").replace("cell_size = 0.01\n", "")
+    with pytest.raises(SceneError) as info:
+        wavesolve.load_scene(write_scene(text))
+    message = str(info.value)
+    assert "[simulation.duraton] unknown key 'duraton' — did you mean 'duration'?" in message
+    assert "[simulation.duration]" not in message
+    assert "[simulation.cell_size] required key is missing" in message
+
+
 def test_integer_signal_wav_is_rejected(write_scene, tmp_path):
     wavfile.write(tmp_path / "accel.wav", 48000, (np.zeros(100)).astype(np.int16))
     text = GOOD.replace('signal = { waveform = "gaussian_derivative", frequency = 500.0, amplitude = 10.0 }',

@@ -15,8 +15,9 @@ normals point out), following the reflected motion. The image only classifies ce
 image``): no image stencil reads another object's cells (``boundary._trilinear``), and the only
 cell under the floor that a fluid cell reads is its own mirror, so the image needs no boundary
 values of its own: it has no rows in the system and no shaders. A hemisphere resting on the
-floor then equals the free-field run of it with its image to 7e-12. Faces closer to the floor than half a cell meet their image across a gap the grid
-does not resolve: their ghost cells are contacts (``constants.CONTACT_WEIGHT``), which push no air.
+floor then equals the free-field run of it with its image to 7e-12. Faces closer to the floor
+than half a cell meet their image across a gap the grid does not resolve: their ghost cells are
+contacts (``constants.CONTACT_WEIGHT``), which push no air.
 """
 from __future__ import annotations
 

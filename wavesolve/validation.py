@@ -169,9 +169,18 @@ def validate_model(
         errors: list[SceneError] = []
         seen: set[tuple] = set()
         base = model if isinstance(model, type) else None
+        # a misspelt required key is one mistake: its 'unknown key … did you mean' error says it,
+        # so the same key's 'required key is missing' is not listed as well
+        renamed = set()
+        for err in exc.errors():
+            if err["type"] == "extra_forbidden":
+                loc, _, sub_model, sub_loc = _clean_loc(base, err["loc"])
+                guess = did_you_mean(str(sub_loc[-1]), fields_at(sub_model, sub_loc[:-1]))
+                if guess:
+                    renamed.add(loc[:-1] + (guess,))
         for err in exc.errors():
             loc, is_union, sub_model, sub_loc = _clean_loc(base, err["loc"])
-            if loc in seen:
+            if loc in seen or (err["type"] == "missing" and loc in renamed):
                 continue  # one message per key, even when several union members failed
             seen.add(loc)
             if is_union:

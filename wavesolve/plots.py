@@ -45,12 +45,17 @@ def plot_listener(result: Result, name: str, path: str | Path) -> Path:
     ax_w.set_ylabel("pressure (Pa)")
     ax_w.set_title(f"listener '{name}' at {np.round(result.positions[name], 4).tolist()} m")
     ax_w.grid(alpha=0.3)
-    nper = int(min(1024, max(64, 2 ** np.floor(np.log2(max(len(p) // 8, 64))))))
-    f, tt, s = sps.spectrogram(p, fs=fs, nperseg=nper, noverlap=nper * 3 // 4, scaling="spectrum")
+    # windows of about len/32 (64 … 1024 samples), hop 1/8 window; extended at both ends (mirrored,
+    # no step at the cut) so that the first window is centred at t = 0 and the axis is the waveform's
+    nper = int(min(1024, max(64, 2 ** np.round(np.log2(max(len(p) // 32, 64))))))
+    f, tt, z = sps.stft(p, fs=fs, nperseg=nper, noverlap=nper * 7 // 8, boundary="even", padded=False)
+    s = np.abs(z) ** 2                           # power spectrum per window (Pa²), one-sided:
+    s[1:-1 if nper % 2 == 0 else None] *= 2.0    # the negative frequencies' share
     level = 10 * np.log10(np.maximum(s, 1e-30) / (20e-6) ** 2)
     top = float(level.max()) if level.size else 0.0
     mesh = ax_s.pcolormesh(tt * 1e3, f / 1e3, level, shading="auto", vmin=top - 80, vmax=top, cmap="magma")
-    fig.colorbar(mesh, ax=ax_s, label="dB re 20 µPa")
+    # the colour bar takes its room beside both panels (so their time axes line up), drawn beside the lower
+    fig.colorbar(mesh, ax=[ax_w, ax_s], label="dB re 20 µPa", shrink=0.45, anchor=(0.0, 0.0))
     limit = accurate_bandwidth(result)
     if limit is not None and limit < fs / 2:   # above c/(10h) the grid's dispersion colours the sound
         ax_s.axhspan(limit / 1e3, fs / 2e3, color="white", alpha=0.35, lw=0)
@@ -59,6 +64,8 @@ def plot_listener(result: Result, name: str, path: str | Path) -> Path:
                   va="bottom", transform=ax_s.get_yaxis_transform())
     ax_s.set_xlabel("time (ms)")
     ax_s.set_ylabel("frequency (kHz)")
+    for ax in (ax_w, ax_s):                  # one time axis for both panels
+        ax.set_xlim(0.0, t[-1] * 1e3 if len(t) > 1 else 1.0)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")

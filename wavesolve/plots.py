@@ -48,6 +48,7 @@ def plot_listener(result: Result, name: str, path: str | Path) -> Path:
     # windows of about len/32 (64 … 1024 samples), hop 1/8 window; extended at both ends (mirrored,
     # no step at the cut) so that the first window is centred at t = 0 and the axis is the waveform's
     nper = int(min(1024, max(64, 2 ** np.round(np.log2(max(len(p) // 32, 64))))))
+    nper = max(min(nper, len(p)), 1)                 # a very short signal: one window, its length
     f, tt, z = sps.stft(p, fs=fs, nperseg=nper, noverlap=nper * 7 // 8, boundary="even", padded=False)
     s = np.abs(z) ** 2                           # power spectrum per window (Pa²), one-sided:
     s[1:-1 if nper % 2 == 0 else None] *= 2.0    # the negative frequencies' share

@@ -17,6 +17,7 @@ import trimesh
 
 from wavesolve import boundary
 from wavesolve.boundary import Body, GhostCells, _trilinear
+from wavesolve.constants import CONTACT_WEIGHT
 from wavesolve.geometry_kernels import CandidateLattice, image_stencil_terms
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry, SDFLattice, quaternion_matrix
@@ -144,7 +145,8 @@ def test_image_stencils_match_trilinear(with_owner):
     cells, w, lost, contact = image_stencil_terms(points[None], np.ones((1, len(points))), np.asarray(grid.origin), H,
                                          np.asarray(grid.shape), blocked.reshape(-1), unknown_ijk.astype(np.int64),
                                          np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
-                                         np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner)
+                                         np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner,
+                                         CONTACT_WEIGHT)
     assert lost > 5                            # the neighbour-average fallback is exercised
     assert contact.any() == with_owner          # and, with two owners, the contact rule
     np.testing.assert_array_equal(contact, ref_contact)

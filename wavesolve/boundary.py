@@ -1058,7 +1058,7 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     cells, weights, lost, contact = image_stencil_terms(
         points, coefs, np.asarray(grid.origin, dtype=np.float64), float(grid.h), np.asarray(grid.shape, dtype=np.int64),
         np.ascontiguousarray(blocked.reshape(-1)), np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3),
-        owner_rows, cell_owner, use_owner)
+        owner_rows, cell_owner, use_owner, CONTACT_WEIGHT)
     if lost:
         log.debug("%d image points fall back to neighbour averages", lost)
     use_back = back_of is not None and len(back_of) > 0 and back_of.max() >= 0

@@ -26,7 +26,6 @@ import math
 import numpy as np
 from numba import njit, prange, uint64
 
-from .constants import CONTACT_WEIGHT
 
 
 #: Most triangle entries (8 bytes each) the candidate lists of one mesh may hold: ≈ 130 MB. The
@@ -504,7 +503,7 @@ def _face_neighbour(q0, q1, q2, a, sgn):
 
 @njit(cache=True, inline="always")
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
-                 cell_owner, use_owner, near):
+                 cell_owner, use_owner, near, contact_weight):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
     columns col … col + 7 (rules of :func:`image_stencil_terms`; ``near``: the point is the row's
     near image point, which may make it a contact); returns 2 for a contact's fallback, 1 for
@@ -540,7 +539,7 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 total += w
                 c += 1
     lost = 0
-    touching = near and other_weight > CONTACT_WEIGHT
+    touching = near and other_weight > contact_weight
     if total < 1e-3 or touching:
         lost = 2 if touching else 1
         m = 0
@@ -570,14 +569,17 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
 
 
 @njit(cache=True, parallel=True)
-def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner):
+def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner,
+                        contact_weight):
     """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n), as
     trilinear stencils on a grid (``origin``, ``h``, ``shape``): cells (n, 8T) (flat, clipped) and
     weights (n, 8T), term t's in columns 8t … 8t + 7 times its coefficient. Blocked cells (and,
-    with ``use_owner``, cells of another object: ``cell_owner`` ≥ 0 and not the row's) are dropped and the rest renormalised; a
-    stencil keeping less than 1e-3 of its weight, or the first term's (the near image point)
-    losing more than ``CONTACT_WEIGHT`` of it to another object's cells (a contact), falls back to the mean of the unknown cell's face-neighbours
-    that are neither blocked nor another object's. Returns also the number of fallbacks and, per
+    with ``use_owner``, cells of another object: ``cell_owner`` ≥ 0 and not the row's) are
+    dropped and the rest renormalised; a stencil keeping less than 1e-3 of its weight, or the
+    first term's (the near image point) losing more than ``contact_weight`` of it to another
+    object's cells (a contact: ``constants.CONTACT_WEIGHT``, passed in so that Numba's cache never
+    keeps an old value), falls back to the mean of the unknown cell's face-neighbours that are
+    neither blocked nor another object's. Returns also the number of fallbacks and, per
     row, whether a term of it is a contact (n,) bool. Same rules as
     ``boundary._trilinear``; one parallel pass over the rows."""
     T, n = points.shape[0], points.shape[1]
@@ -589,7 +591,7 @@ def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, o
         for t in range(T):
             code = _stencil_row(points[t, r, 0], points[t, r, 1], points[t, r, 2], r, 8 * t, coefs[t, r],
                                 cells, weights, origin, h, shape, blocked, unknown_ijk, owner, cell_owner,
-                                use_owner, t == 0)
+                                use_owner, t == 0, contact_weight)
             lost_count += 1 if code > 0 else 0
             if code == 2:
                 contact[r] = True

@@ -96,13 +96,17 @@ def test_bad_scene_exits_2_with_named_key(case, write_scene, cli, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_several_problems_reported_together(write_scene):
+def test_several_problems_reported_together(write_scene, cli):
     text = GOOD.replace("cell_size = 0.01", "cell_size = 0.01\ncourant = 0.7").replace(
         "position = [0.1, 0.0, 0.0]", "position = [0.01, 0.0, 0.0]")
+    path = write_scene(text)
     with pytest.raises(SceneError) as info:
-        wavesolve.load_scene(write_scene(text))
+        wavesolve.load_scene(path)
     message = str(info.value)
     assert "[simulation.courant]" in message and "[listeners[0].position]" in message
+    proc = cli("info", path)                       # each problem on its own error line
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("wavesolve: error: ")]
+    assert proc.returncode == 2 and len(lines) == 2, proc.stderr
 
 
 def test_a_misspelt_required_key_is_one_error(write_scene):

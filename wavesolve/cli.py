@@ -529,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": _cmd_run, "info": _cmd_info, "plot": _cmd_plot, "run-chunk": _cmd_run_chunk,
                 "stitch": _cmd_stitch, "modal": _cmd_modal,
                 "simulate-physics": _cmd_simulate_physics}[args.command](args)
-    except SceneError as exc:
-        return _fail(str(exc), EXIT_BAD_INPUT)
+    except SceneError as exc:          # several problems: each on its own "wavesolve: error:" line
+        for problem in getattr(exc, "errors", [exc]):
+            _fail(str(problem), EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
     except BackendError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except InstabilityError as exc:

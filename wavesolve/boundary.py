@@ -1119,6 +1119,13 @@ def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _another_objects(cell_owner: np.ndarray, cells: np.ndarray, own) -> np.ndarray:
+    """Whether each of ``cells`` belongs to an object other than ``own`` (cell_owner ≥ 0; the
+    reference of ``geometry_kernels._another_objects``)."""
+    other = cell_owner[cells]
+    return (other >= 0) & (other != own)
+
+
 def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk: np.ndarray,
                owner: np.ndarray | None = None, cell_owner: np.ndarray | None = None,
                near: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1146,8 +1153,7 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
             w = w * (frac[:, a] if corner[a] else 1.0 - frac[:, a])
         stop = blocked_flat[cells[:, c]]
         if owner is not None:               # another object's cells (see _image_weights)
-            other = cell_owner[cells[:, c]]
-            theirs = (other >= 0) & (other != owner)
+            theirs = _another_objects(cell_owner, cells[:, c], owner)
             other_weight += np.where(theirs, w, 0.0)
             stop = stop | theirs
         weights[:, c] = np.where(stop, 0.0, w)
@@ -1159,9 +1165,8 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
             nbs = np.clip(unknown_ijk[r] + _NEIGHBOURS, 0, shape - 1)
             nb_flat = np.ravel_multi_index(nbs.T, grid.shape)
             stop = blocked_flat[nb_flat]
-            if owner is not None:           # another object's unknowns: not here either
-                other = cell_owner[nb_flat]
-                stop = stop | ((other >= 0) & (other != owner[r]))
+            if owner is not None:           # another object's cells: not here either
+                stop = stop | _another_objects(cell_owner, nb_flat, owner[r])
             usable = nb_flat[~stop]
             weights[r] = 0.0
             cells[r, :len(usable)] = usable

@@ -27,7 +27,6 @@ import numpy as np
 from numba import njit, prange, uint64
 
 
-
 #: Most triangle entries (8 bytes each) the candidate lists of one mesh may hold: ≈ 130 MB. The
 #: bench's 20k-triangle sphere at h = 5 mm needs 4.8 M.
 MAX_CANDIDATE_ENTRIES = 1 << 24
@@ -502,6 +501,13 @@ def _face_neighbour(q0, q1, q2, a, sgn):
 
 
 @njit(cache=True, inline="always")
+def _another_objects(cell_owner, cell, own):
+    """Whether window cell ``cell`` belongs to an object other than ``own`` (cell_owner ≥ 0)."""
+    other = cell_owner[cell]
+    return other >= 0 and other != own
+
+
+@njit(cache=True, inline="always")
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
                  cell_owner, use_owner, near, contact_weight):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
@@ -529,11 +535,9 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 cell = (i * ny + j) * nz + k
                 cells[r, c] = cell
                 stop = blocked[cell]
-                if use_owner:
-                    other = cell_owner[cell]
-                    if other >= 0 and other != owner[r]:
-                        stop = True
-                        other_weight += w0 * w1 * w2
+                if use_owner and _another_objects(cell_owner, cell, owner[r]):
+                    stop = True
+                    other_weight += w0 * w1 * w2
                 w = 0.0 if stop else w0 * w1 * w2
                 weights[r, c] = w
                 total += w
@@ -552,11 +556,7 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 q1 = min(max(q1, 0), ny - 1)
                 q2 = min(max(q2, 0), nz - 1)
                 cell = (q0 * ny + q1) * nz + q2
-                usable = not blocked[cell]
-                if use_owner:
-                    other = cell_owner[cell]
-                    usable = usable and not (other >= 0 and other != owner[r])
-                if usable:
+                if not (blocked[cell] or (use_owner and _another_objects(cell_owner, cell, owner[r]))):
                     cells[r, col + m] = cell
                     m += 1
         for c in range(col, col + m):

@@ -78,7 +78,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
-def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, str | None]:
+def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, str | None, str | None]:
+    """(problem, fix, the key an unknown key was most likely meant to be, else None)."""
     kind = err["type"]
     loc = err["loc"]
     if kind == "extra_forbidden":
@@ -87,10 +88,10 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, 
         guess = did_you_mean(name, allowed)
         problem = f"unknown key '{name}'"
         if guess:
-            return problem + f" — did you mean '{guess}'?", f"rename '{name}' to '{guess}'"
-        return problem, "remove it; accepted keys here: " + ", ".join(allowed) if allowed else "remove it"
+            return problem + f" — did you mean '{guess}'?", f"rename '{name}' to '{guess}'", guess
+        return problem, "remove it; accepted keys here: " + ", ".join(allowed) if allowed else "remove it", None
     if kind == "missing":
-        return "required key is missing", f"add '{loc[-1]}' to this table"
+        return "required key is missing", f"add '{loc[-1]}' to this table", None
     given = err.get("input")
     shown = repr(given)
     if len(shown) > 60:
@@ -105,7 +106,7 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None) -> tuple[str, 
         fix = "give " + wanted + (f" — {description}" if description else "")
     else:
         fix = f"give {description}" if description else None
-    return f"{msg} (got {shown})", fix
+    return f"{msg} (got {shown})", fix, None
 
 
 def _tagged_member(tp: Any, tag: Any) -> type[BaseModel] | None:
@@ -166,21 +167,13 @@ def validate_model(
     try:
         return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
-        errors: list[SceneError] = []
+        found: list[tuple[tuple, str, SceneError]] = []
+        renamed: set[tuple] = set()      # keys an unknown key was most likely meant to be
         seen: set[tuple] = set()
         base = model if isinstance(model, type) else None
-        # a misspelt required key is one mistake: its 'unknown key … did you mean' error says it,
-        # so the same key's 'required key is missing' is not listed as well
-        renamed = set()
-        for err in exc.errors():
-            if err["type"] == "extra_forbidden":
-                loc, _, sub_model, sub_loc = _clean_loc(base, err["loc"])
-                guess = did_you_mean(str(sub_loc[-1]), fields_at(sub_model, sub_loc[:-1]))
-                if guess:
-                    renamed.add(loc[:-1] + (guess,))
         for err in exc.errors():
             loc, is_union, sub_model, sub_loc = _clean_loc(base, err["loc"])
-            if loc in seen or (err["type"] == "missing" and loc in renamed):
+            if loc in seen:
                 continue  # one message per key, even when several union members failed
             seen.add(loc)
             if is_union:
@@ -189,9 +182,13 @@ def validate_model(
                 problem = f"invalid value (got {shown})"
                 fix = f"give {info.description}" if info is not None and info.description else None
             else:
-                problem, fix = _describe({**err, "loc": sub_loc}, sub_model)
-            errors.append(SceneError(file, key_path(tuple(prefix) + loc), problem, fix))
-        raise SceneErrors(errors) from None
+                problem, fix, meant = _describe({**err, "loc": sub_loc}, sub_model)
+                if meant:
+                    renamed.add(loc[:-1] + (meant,))
+            found.append((loc, err["type"], SceneError(file, key_path(tuple(prefix) + loc), problem, fix)))
+        # a misspelt required key is one mistake: its 'unknown key … did you mean' error says it,
+        # so the same key's 'required key is missing' is not listed as well
+        raise SceneErrors([error for loc, kind, error in found if not (kind == "missing" and loc in renamed)]) from None
 
 
 def read_named_file(scene_file: str, key: str, path: Path, what: str, read: Callable[[Path], T], fix: str,

@@ -269,7 +269,6 @@ def _write_outputs(result: Result, h5: Path, wav: Path | None, wav_pascals: bool
 def _cmd_run_chunk(args: argparse.Namespace) -> int:
     from .chunks import plan_chunks, run_chunk
     from .runners import make_part
-
     from .scene import load_scene
 
     scene = load_scene(args.scene)
@@ -314,9 +313,8 @@ def _duration(seconds: float) -> str:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .plan import estimate
-    from .travelling import fixed_box_runs
-
     from .scene import load_scene
+    from .travelling import fixed_box_runs
 
     scene = load_scene(args.scene)
     est = estimate(scene, backend=args.backend)

@@ -45,11 +45,15 @@ def needs_image(lowest: float, grid: Grid) -> bool:
     return bool(grid.ground) and lowest < grid.interior_bounds()[0, 2] + FLOOR_IMAGE_CELLS * grid.h
 
 
+def _reflected_point(point: np.ndarray, height: float) -> np.ndarray:
+    """The mirror image (3,) of a world point (3,) in the plane z = ``height`` (m)."""
+    return _M @ np.asarray(point, dtype=np.float64) + np.array([0.0, 0.0, 2.0 * height])
+
+
 def reflect_state(state: RigidState, height: float) -> RigidState:
     """The pose and rates of the image in the plane z = ``height`` (m). A reflection R turns a
     rotation Q into R Q R and the angular rates, axial vectors, into −R ω."""
-    shift = np.array([0.0, 0.0, 2.0 * height])
-    return RigidState(position=_M @ state.position + shift, rotation=_M @ state.rotation @ _M,
+    return RigidState(position=_reflected_point(state.position, height), rotation=_M @ state.rotation @ _M,
                       velocity=_M @ state.velocity, acceleration=_M @ state.acceleration,
                       angular_velocity=-(_M @ state.angular_velocity),
                       angular_acceleration=-(_M @ state.angular_acceleration))
@@ -94,7 +98,7 @@ def reflected_geometry(geometry: Geometry, height: float) -> Geometry:
     their z, faces reversed, rest pose reflected (``reflect_state``); triangle i is triangle i's image."""
     mesh = trimesh.Trimesh(vertices=np.asarray(geometry.vertices) @ _M,
                            faces=np.asarray(geometry.mesh.faces)[:, ::-1], process=False)
-    return Geometry(mesh=mesh, position=_M @ np.asarray(geometry.position) + np.array([0.0, 0.0, 2.0 * height]),
+    return Geometry(mesh=mesh, position=_reflected_point(geometry.position, height),
                     rotation=_M @ np.asarray(geometry.rotation) @ _M)
 
 

@@ -207,7 +207,7 @@ def test_moving_ghost_system_matches_reference_update(monkeypatch):
         (first + h * np.array(np.unravel_index(flat, shape)).T - state.position) @ state.rotation))
     original = boundary._image_weights
     monkeypatch.setattr(boundary, "_image_weights", lambda *a, **k: original(*a, **k, compiled=False))
-    monkeypatch.setattr(boundary, "_stencil_corners", boundary._corners)
+    monkeypatch.setattr(boundary, "_stencil_reach", boundary._reached)
     for name in ("_window_to_global", "_mask_to_global", "_ghost_mask", "_back_side_links",
                  "_mask_indices"):
         compiled_fn = getattr(boundary, name)
@@ -261,6 +261,51 @@ def test_one_rigid_body_call_matches_general_update(monkeypatch, moving):
             np.testing.assert_allclose(a.normal, b.normal, rtol=0, atol=1e-12)
     assert len(used) == 24
     assert fresh_steps >= 15            # both motions turn solid cells to fluid at most steps
+
+
+def test_stencil_reach_matches_reference_and_skips_zero_weights():
+    """The cells an image stencil reaches (grown into unknowns when solid): compiled and reference
+    agree exactly (integers). A point on a cell's centre plane, as the image point straight below a
+    ghost cell of a flat face, reaches only that plane's cells on either side of rounding: the
+    cells across, of weight ≤ 1e-9, were grown before and chained the growth along a flat face
+    that faced another object (each pass one ring further, in a direction rounding picked)."""
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    rng = np.random.default_rng(3)
+    centre = grid.centres(np.array([[20, 21, 22]]))[0]
+    on_plane = centre + np.array([[0.3, 0.7, 0.0], [0.3, 0.7, 1e-17], [0.3, 0.7, -1e-17], [0.5, 0.0, 0.2]]) * H
+    points = np.concatenate([rng.uniform(-0.09, 0.09, (500, 3)), on_plane])
+    fast = boundary._stencil_reach(grid, points)
+    np.testing.assert_array_equal(fast, boundary._reached(grid, points))
+    np.testing.assert_array_equal(fast[:500], boundary._corners(grid, points[:500]))   # generic points: all 8
+    for row, plane_axis in zip(fast[500:], [2, 2, 2, 1]):
+        ijk = np.array(np.unravel_index(np.unique(row), grid.shape)).T
+        assert len(ijk) == 4 and np.all(ijk[:, plane_axis] == [20, 21, 22][plane_axis])
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_every_solid_cell_is_an_unknown_or_held_when_growth_stops(monkeypatch, moving):
+    """Growth of the unknowns is capped (``_MAX_GHOST_LAYERS`` passes). A solid cell that the last
+    pass's stencils reach has no pass left to become an unknown, so it must stay blocked (held at
+    zero, its weight dropped from the stencils). It was marked and then left neither: a solid cell
+    read as air, with whatever its update wrote. With one pass allowed, the stencils of a star's
+    concave creases (an icosphere whose edge midpoints are pulled in to 0.3 of its radius) reach
+    solid cells beyond its ghost cells; the solid cells must be exactly the unknowns (not fresh)
+    and the held ones, for the general path and for one moving body's compiled call
+    (``locate_unknowns``)."""
+    from wavesolve.boundary import classify
+    from wavesolve.motion import ConstantVelocity
+
+    monkeypatch.setattr(boundary, "_MAX_GHOST_LAYERS", 1)
+    grid = Grid.build(np.zeros(3), np.full(3, 0.2), H, 343.0, layer=4)
+    ico = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    star = Geometry(trimesh.Trimesh(ico.vertices * np.where(np.arange(len(ico.vertices)) < 12, 1.0, 0.3)[:, None],
+                                    ico.faces), np.array([0.001, 0.002, -0.0015]), np.eye(3))
+    motion = ConstantVelocity(star.position, star.rotation, [25.0, -12.0, 8.0]) if moving else None
+    ghosts = GhostCells(grid, [Body(star, motion)])
+    solid = classify(grid, ghosts.bodies, ghosts.states).solid
+    np.testing.assert_array_equal(np.sort(ghosts.solid_cells()), np.flatnonzero(solid))
+    monkeypatch.setattr(boundary, "_MAX_GHOST_LAYERS", 4)
+    assert len(GhostCells(grid, [Body(star, motion)]).index) > len(ghosts.index)    # the cap was reached
 
 
 def test_window_bookkeeping_matches_numpy():

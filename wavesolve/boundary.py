@@ -36,6 +36,9 @@ log = logging.getLogger("wavesolve")
 
 #: Most layers of ghost cells grown into a body to close the image-point stencils.
 _MAX_GHOST_LAYERS = 4
+#: Least trilinear weight, along one axis, of a cell an image stencil reaches (``_reached``): below
+#: it the cell is not grown into an unknown (if blocked, its weight is dropped: an error ≤ this).
+_REACH_WEIGHT = 1e-9
 #: Cells of air kept around the objects in the working window of the boundary update.
 _WINDOW_MARGIN = 5
 
@@ -54,6 +57,11 @@ _LARGE_GHOST_GROUP = 4000
 #: Cells from the surface within which a moving rigid mesh answers closest points from its
 #: candidate lattice (exact either way; beyond it the AABB tree answers).
 _CANDIDATE_BAND_CELLS = 1.5
+
+#: Cells of air a surface point's probe (0.1 h out of the surface) must have from every other
+#: object to count as facing air. Above rounding: a probe landing on the other object's surface
+#: (a gap of exactly 0.1 h) is pressed against it, whichever object is asked.
+_PROBE_CLEARANCE = 1e-9
 
 _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
 
@@ -343,16 +351,17 @@ class GhostCells:
                 solid_real = solid & ~imaged
             else:
                 solid_real = solid
-            for _ in range(_MAX_GHOST_LAYERS):
+            for layer in range(_MAX_GHOST_LAYERS):
                 unknown_ijk = np.concatenate([_mask_indices(ghost), _mask_indices(fresh)])
                 t0 = clock()
                 surf = _SurfaceData(win, unknown_ijk, cls, self.bodies, self.states)
                 spent_surface += clock() - t0
-                reached = np.concatenate([_stencil_corners(win, surf.near), _stencil_corners(win, surf.far)],
-                                         axis=1).ravel()
+                reached = np.concatenate([_stencil_reach(win, surf.near), _stencil_reach(win, surf.far)], axis=1)
+                own = cls.owner.reshape(-1)[reached] == surf.owner[:, None]
+                reached = reached[own]
                 extra = reached[solid_real.reshape(-1)[reached] & ~ghost.reshape(-1)[reached]]
-                if len(extra) == 0:
-                    break
+                if len(extra) == 0 or layer == _MAX_GHOST_LAYERS - 1:
+                    break       # no pass left to make them unknowns: they stay blocked
                 ghost.reshape(-1)[extra] = True
         n_ghost = int(ghost.sum())
         local_index = np.ravel_multi_index(unknown_ijk.T, wshape) if len(unknown_ijk) else np.zeros(0, np.int64)
@@ -439,7 +448,8 @@ class GhostCells:
             np.ascontiguousarray(state.rotation, dtype=np.float64), np.asarray(state.position, dtype=np.float64),
             lists.corners, lists.spheres, lists.start, lists.tris, lists.dist, lists.shape, lists.origin, lists.spacing,
             lists.bin_start, lists.bin_tris, lists.bin_size, lists.bin_shape,
-            body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * h, _MAX_GHOST_LAYERS)
+            body.geometry.face_normals_local(slice(None)), MIN_IMAGE_OFFSET_CELLS * h, _MAX_GHOST_LAYERS,
+            _REACH_WEIGHT)
         if not ok:
             return None
         cls = Classification(solid=solid, owner=owner, distance=np.zeros(0))
@@ -659,7 +669,7 @@ class _SurfaceData:
             if near.get(k_obj):
                 probe = world_k + 0.1 * h * (geom.face_normals_local(tri_k) @ state.rotation.T)
                 for j in near[k_obj]:
-                    valid &= bodies[j].signed_distance(probe, states[j]) > 0
+                    valid &= bodies[j].signed_distance(probe, states[j]) > _PROBE_CLEARANCE * h
             # a valid candidate beats an invalid one; among equals the nearer wins; the owner's
             # candidate is the fallback when no object offers a valid one
             better = np.where(valid, ~best_valid[rows] | (d_k < dist[rows]),
@@ -1088,13 +1098,32 @@ def _cell_owner(row_of: np.ndarray, owner: np.ndarray | None, solid_owner: np.nd
     return cell_owner
 
 
-def _stencil_corners(grid: Grid, points: np.ndarray) -> np.ndarray:
-    """:func:`_corners`, compiled (``geometry_kernels.corner_cells``)."""
-    from .geometry_kernels import corner_cells
+def _stencil_reach(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """:func:`_reached`, compiled (``geometry_kernels.reached_cells``)."""
+    from .geometry_kernels import reached_cells
 
-    return corner_cells(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3),
-                        np.asarray(grid.origin, dtype=np.float64), float(grid.h),
-                        np.asarray(grid.shape, dtype=np.int64))
+    return reached_cells(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3),
+                         np.asarray(grid.origin, dtype=np.float64), float(grid.h),
+                         np.asarray(grid.shape, dtype=np.int64), _REACH_WEIGHT)
+
+
+def _reached(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """Flat indices (n, 8) of the cells each point's trilinear stencil gives a weight of at least
+    ``_REACH_WEIGHT`` along each axis (a corner below it repeats the nearer cell), clipped to the
+    grid: the cells whose values the stencil needs. A point on a cell's centre plane (an image
+    point straight below a ghost cell of a flat face) needs only that plane's cells, whichever
+    side rounding puts it on."""
+    shape = np.asarray(grid.shape)
+    f = grid.fractional_index(points)
+    base = np.floor(f).astype(np.int64)
+    frac = f - base
+    base = np.where(frac > 1.0 - _REACH_WEIGHT, base + 1, base)
+    two = (frac >= _REACH_WEIGHT) & (frac <= 1.0 - _REACH_WEIGHT)
+    out = np.empty((len(points), 8), dtype=np.int64)
+    for c, corner in enumerate(np.ndindex(2, 2, 2)):
+        ijk = base + np.array(corner) * two
+        out[:, c] = np.ravel_multi_index(np.clip(ijk, 0, shape - 1).T, grid.shape)
+    return out
 
 
 def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -678,23 +678,39 @@ def assemble_weights(cells, weights, row_of, back_of, normals, use_back):
 
 
 @njit(cache=True)
-def corner_cells(points, origin, h, shape):
-    """Flat indices (n, 8) of the cells around each point (trilinear stencil), clipped to the grid;
-    as ``boundary._corners``."""
+def _reach_base(x, origin, h, least):
+    """The first of the two cells (index along one axis) a point's trilinear stencil reaches, and
+    whether the second one is reached too: not where the point lies within ``least`` (a fraction
+    of a cell) of the first's centre plane or the second's, whose weight would be below it."""
+    f = (x - origin) / h
+    b = int(math.floor(f))
+    frac = f - b
+    if frac < least:
+        return b, False
+    if frac > 1.0 - least:
+        return b + 1, False
+    return b, True
+
+
+@njit(cache=True)
+def reached_cells(points, origin, h, shape, least):
+    """Flat indices (n, 8) of the cells whose trilinear weight at each point is at least ``least``
+    along each axis (a corner below it repeats the nearer one), clipped to the grid: the cells an
+    image stencil reaches (``boundary._reached``, the reference)."""
     n = points.shape[0]
     out = np.empty((n, 8), dtype=np.int64)
     nx, ny, nz = shape[0], shape[1], shape[2]
     for r in range(n):
-        b0 = int(math.floor((points[r, 0] - origin[0]) / h))
-        b1 = int(math.floor((points[r, 1] - origin[1]) / h))
-        b2 = int(math.floor((points[r, 2] - origin[2]) / h))
+        b0, two0 = _reach_base(points[r, 0], origin[0], h, least)
+        b1, two1 = _reach_base(points[r, 1], origin[1], h, least)
+        b2, two2 = _reach_base(points[r, 2], origin[2], h, least)
         c = 0
         for d0 in range(2):
-            i = min(max(b0 + d0, 0), nx - 1)
+            i = min(max(b0 + (d0 if two0 else 0), 0), nx - 1)
             for d1 in range(2):
-                j = min(max(b1 + d1, 0), ny - 1)
+                j = min(max(b1 + (d1 if two1 else 0), 0), ny - 1)
                 for d2 in range(2):
-                    k = min(max(b2 + d2, 0), nz - 1)
+                    k = min(max(b2 + (d2 if two2 else 0), 0), nz - 1)
                     out[r, c] = (i * ny + j) * nz + k
                     c += 1
     return out
@@ -938,12 +954,13 @@ def _pick_rows(source, previous, asked):
 @njit(cache=True)
 def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, position, corners, spheres, start, tris,
                     dist, lat_shape, lat_origin, spacing, bin_start, bin_tris, bin_size, bin_shape, face_normals, e_min,
-                    max_layers):
+                    max_layers, least):
     """The classification and unknown-cell search of ``boundary.GhostCells.update`` for a single
     rigid body whose candidate lists answer every query, in one compiled call (the steps and their
     order are those of the NumPy path: ``classify``, fresh cells, ``ghost_mask``, then
     ``surface_points`` over the unknowns, grown by the solid cells their image stencils reach, at
-    most ``max_layers`` times).
+    most ``max_layers`` times; a stencil reaches the cells of weight at least ``least`` along each
+    axis: :func:`reached_cells`).
 
     ``d``: the body's signed distances on the cell box starting at window cell ``region_lo``;
     ``wshape``: the window's shape (3,); ``before``: window mask of last update's solid cells.
@@ -1000,15 +1017,17 @@ def locate_unknowns(d, region_lo, wshape, before, h, cell_origin, rotation, posi
         for r in range(n):
             if not surface[0][r]:
                 return False, solid, owner, fresh, ghost, unknown, inside, surface
+        if layer == max_layers - 1:
+            break           # no pass left to make grown cells unknowns: they stay blocked
         grown = 0
         for points in (surface[9], surface[10]):
             for r in range(n):
-                b0 = int(math.floor((points[r, 0] - cell_origin[0]) / h))
-                b1 = int(math.floor((points[r, 1] - cell_origin[1]) / h))
-                b2 = int(math.floor((points[r, 2] - cell_origin[2]) / h))
-                for i in range(min(max(b0, 0), nx - 1), min(max(b0 + 1, 0), nx - 1) + 1):
-                    for j in range(min(max(b1, 0), ny - 1), min(max(b1 + 1, 0), ny - 1) + 1):
-                        for k in range(min(max(b2, 0), nz - 1), min(max(b2 + 1, 0), nz - 1) + 1):
+                b0, two0 = _reach_base(points[r, 0], cell_origin[0], h, least)
+                b1, two1 = _reach_base(points[r, 1], cell_origin[1], h, least)
+                b2, two2 = _reach_base(points[r, 2], cell_origin[2], h, least)
+                for i in range(min(max(b0, 0), nx - 1), min(max(b0 + two0, 0), nx - 1) + 1):
+                    for j in range(min(max(b1, 0), ny - 1), min(max(b1 + two1, 0), ny - 1) + 1):
+                        for k in range(min(max(b2, 0), nz - 1), min(max(b2 + two2, 0), nz - 1) + 1):
                             if solid[i, j, k] and not ghost[i, j, k]:
                                 ghost[i, j, k] = True
                                 grown += 1

@@ -226,17 +226,21 @@ signal = {{ waveform = "gaussian_derivative", frequency = 1500.0, amplitude = 10
 """
 
 
-@pytest.mark.parametrize("bottom", [0.004, 0.0065])
+@pytest.mark.parametrize("bottom", [0.0015, 0.0021, 0.004, 0.0065])
 def test_object_near_the_floor_equals_its_mirror_image(bottom):
-    """A box hovering `bottom` above the floor (less than a cell, more than a cell; h = 5 mm),
-    breathing and bobbing by ±1 mm: the floor run must equal a free-field run with the box and its
-    mirror image below z = 0 (method of images, as for the point source above), so ghost cells next
-    to the floor see the mirrored rows, never the absorbing layer below it. Tolerance 1e-9 relative
-    L2: rounding in two different ghost systems (the same geometry mirrored), before any reflection
-    from the two runs' different absorbing layers returns (0.8 ms); measured 1.0e-15 (4 mm) and 2.6e-15 (6.5 mm).
-    (At 1.5 mm the 3 mm gap of the mirror run holds no cell centre: the two runs treat that
-    unresolved gap differently, so they are not compared there; tests/test_ghost_cells.py checks
-    that such gaps stay stable.)"""
+    """A box hovering `bottom` above the floor (h = 5 mm), breathing and bobbing up by up to
+    0.84 mm: the floor run must equal a free-field run with the box and its mirror image below
+    z = 0 (method of images, as for the point source above), so ghost cells next to the floor see
+    the mirrored rows, never the absorbing layer below it.
+    At 1.5 mm the mirror run's gap (3 mm) holds no cell centre: the bottom faces face each other
+    across a gap the grid does not resolve. At 2.1 mm the box rises through the first row's
+    centres (2.5 mm), whose cells turn fresh: a fresh cell's update reads its mirror under the
+    floor, which must hold its solved value (``GhostCells.floor_mirrors``), and no stencil may read
+    the mirror of an unknown before it is solved (``GhostCells._claim_mirrors``). Before those and
+    the stencil-reach fix (boundary._reached) the two runs were 1.4 % and 17 % apart there.
+    Tolerance 1e-9 relative L2: rounding in two different ghost systems (the same geometry
+    mirrored), before any reflection from the two runs' different absorbing layers returns
+    (0.8 ms); measured 6e-16, 3e-14, 1.0e-15 and 2.6e-15."""
     z = bottom + 0.015
     floor_scene = parse_scene(NEAR_FLOOR.format(cz=0.1, sz=0.2, ground="[ground]\nheight = 0.0",
                                                 objects=BOX.format(name="box", z=z, amp=0.001)), "floor.toml")

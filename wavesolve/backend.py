@@ -125,6 +125,12 @@ class Backend:
         """a.flat[index] = 0 (solid cells after the update); ``index`` a device array of flat indices."""
         a.reshape(-1)[index] = 0
 
+    def copy_cells(self, a: Any, source: Any, target: Any) -> None:
+        """a.flat[target] = a.flat[source]; ``source`` and ``target`` arrays of flat indices on this
+        backend, no index in both."""
+        flat = a.reshape(-1)
+        flat[target] = flat[source]
+
     def sample_and_update(self, update: FieldUpdate, probes, p: Any, out: Any, samples: Any = None) -> Any:
         """The listeners' pressures at p (``probes.sample(p, samples)``; returned), then the field
         update p → ``out``. The GPU runs both in one launch."""

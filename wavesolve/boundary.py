@@ -311,6 +311,7 @@ class GhostCells:
         self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._groups_of: sp.csr_matrix | None = None      # the W_gg whose coupled groups ``_groups`` holds
         self._groups: tuple[int, np.ndarray] = (0, np.zeros(0, dtype=np.int64))
+        self._floor_of: np.ndarray | None = None          # the index ``_floor_pairs`` was made from
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -382,6 +383,8 @@ class GhostCells:
         owner = np.concatenate([surf.owner, back.owner])
         t_weights = clock()
         solid_owner = np.where(solid, cls.owner, -1).reshape(-1) if len(self.bodies) > 1 else None
+        if self._image_owners.size:
+            self._claim_mirrors(solid_owner, unknown_ijk, lo, wshape)
         self.W_gf, self.W_gg, local_cols, contact = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
             np.concatenate([surf.normal_world, back.normal]), back_of, owner, solid_owner=solid_owner)
@@ -424,6 +427,22 @@ class GhostCells:
         self.phase_times = {"classification": t_classified - start, "closest points": spent_surface,
                             "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
         self.phase_times["other"] = end - start - sum(self.phase_times.values())
+
+    def _claim_mirrors(self, solid_owner: np.ndarray, unknown_ijk: np.ndarray, lo: np.ndarray,
+                       wshape: tuple[int, int, int]) -> None:
+        """Give the cells under the floor that mirror unknown cells to the images (in
+        ``solid_owner``, flat over the window): the mirror rows are copied before the unknowns are
+        solved (``Backend.mirror_floor``), so such a cell holds no value a stencil may use; in the
+        free field with the mirror image it is the image's unknown, which no stencil of another
+        object reads either (``_image_weights``)."""
+        grid = self.grid
+        L, m = grid.layer, grid.mirror_rows
+        z = unknown_ijk[:, 2] + lo[2]
+        mirror = 2 * L - 1 - z
+        near = (z >= L) & (z < L + m) & (mirror >= lo[2])
+        cells = unknown_ijk[near].copy()
+        cells[:, 2] = mirror[near] - lo[2]
+        solid_owner[np.ravel_multi_index(cells.T, wshape)] = self._image_owners[0]
 
     def _locate_one_rigid(self, win: Grid, win_lo: np.ndarray) -> tuple | None:
         """Classification and unknown cells of a single moving rigid body through
@@ -482,6 +501,20 @@ class GhostCells:
     def solid_cells(self) -> np.ndarray:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
         return np.concatenate([self.solid_index, self.index[~self.fresh]])
+
+    def floor_mirrors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cells, mirrors), flat indices (k,): the unknown cells in the first row above a ground's
+        floor and the cells under the floor that mirror them (empty without a ground).
+        ``Backend.mirror_floor`` copies that row before the unknowns are solved, so the mirrors
+        must take the solved values again: a fresh cell's update reads its mirror (the rigid
+        floor), as it reads the mirror image's fresh cell in the free field."""
+        if self._floor_of is not self.index:
+            grid = self.grid
+            nz = grid.shape[2]
+            cells = self.index[self.index % nz == grid.layer] if grid.mirror_rows else self.index[:0]
+            self._floor_pairs = (cells, cells - 1)
+            self._floor_of = self.index
+        return self._floor_pairs
 
     def held_cells(self) -> np.ndarray:
         """Flat indices of the solid cells set to zero after each field update, which keeps every

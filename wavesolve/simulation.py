@@ -121,6 +121,9 @@ class Simulation:
             self._sources.append((tuple(idx), scale, src.volume_acceleration))
         self._held_of: np.ndarray | None = None        # the held_cells array _hold_zero was made from
         self._hold_solid_cells()
+        # moving objects over a ground: the first row's unknowns are mirrored again once solved
+        self._floor_rows = bool(grid.ground and grid.mirror_rows and self.ghosts.moving)
+        self._floor_of: np.ndarray | None = None       # the ghosts' index _floor_pairs was made from
         self.n = self._start_step = start_step
         self._lam2 = grid.courant ** 2
         # moving objects' motions: asked ahead for the coming steps' states, MOTION_BLOCK at a time
@@ -271,6 +274,8 @@ class Simulation:
         if self.grid.ground:
             self.engine.mirror_floor(p, self.grid)
         self.ghosts.apply(p, accel, self.scene.density)
+        if self._floor_rows:
+            self._mirror_unknowns(p)
         samples = self.engine.sample_and_update(self._update, self.probes, p, out, samples)
         t = self.time
         for idx, scale, signal in self._sources:
@@ -278,6 +283,17 @@ class Simulation:
         self.engine.close_update(self.ghosts, p, out, self._lam2, self._hold_zero)
         self.p, self.p_prev = out, p
         return samples
+
+    def _mirror_unknowns(self, p) -> None:
+        """Copy the solved unknowns of the first row above the floor into their mirrors under it
+        (``GhostCells.floor_mirrors``); the index arrays go to the engine once per boundary system."""
+        index = self.ghosts.index
+        if index is not self._floor_of:
+            cells, mirrors = self.ghosts.floor_mirrors()
+            self._floor_pairs = (self.engine.asarray(cells), self.engine.asarray(mirrors)) if len(cells) else None
+            self._floor_of = index
+        if self._floor_pairs is not None:
+            self.engine.copy_cells(p, *self._floor_pairs)
 
     def _block_runner(self):
         """The engine's block runner for this run (made once: it records its blocks once), or None."""

@@ -149,6 +149,25 @@ def test_info_bounds_the_compute_of_a_chunk_plan(write_scene, cli):
     assert "objects      1; listeners 2" in proc.stdout
 
 
+def test_info_counts_the_steps_the_run_takes(write_scene, monkeypatch, cli):
+    """A run starts where its shaders first sound (a silent start is skipped); the estimate counts
+    the same steps, and info says from which step. It counted the silent start too: 34301 steps
+    for bar_drop against the 33615 its run takes. Integers, exact."""
+    from wavesolve.plan import estimate
+
+    late = SCENE.replace("frequency = 500.0, amplitude = 10.0 }", "frequency = 2000.0, amplitude = 10.0, delay = 0.0015 }")
+    scene = wavesolve.load_scene(write_scene(late))
+    built = _spy_on_starts(monkeypatch)
+    wavesolve.simulate(scene, backend="numpy", progress=False)
+    [(_, start)] = built
+    total = scene.grid.steps_for(scene.duration)
+    assert 0 < start < total
+    assert [run.steps for run in estimate(scene, backend="numpy", sample_steps=8).runs] == [total - start]
+    proc = cli("info", scene.path, "--backend", "numpy")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{total - start} steps (from step {start}: none sounds before)" in proc.stdout
+
+
 def _spy_on_starts(monkeypatch) -> list:
     """(class name, start step) of every Simulation built from now on."""
     from wavesolve.simulation import Simulation

@@ -227,6 +227,15 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     return out
 
 
+def first_sounding_step(scene: Scene, objects: list | None = None) -> int:
+    """The step a whole run of ``objects`` (default: the fixed box's) starts from: where their
+    shaders first sound (a silent start is skipped; 0 where a shader does not say when it sounds),
+    or the scene's step count when they never sound (the run takes no step)."""
+    total, dt = scene.grid.steps_for(scene.duration), scene.grid.dt
+    spans = activity(scene, 0.0, total * dt, objects)          # as run_chunk asks for its window
+    return total if spans == [] else _first_active(spans, 0, dt)
+
+
 def _first_active(spans: list[tuple[float, float]] | None, first: int, dt: float) -> int:
     """The step a run of a window starting at ``first`` starts from: where its shaders' activity
     ``spans`` begins (a silent start is skipped), or ``first`` when they do not say."""

@@ -334,10 +334,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for run in est.runs:
         how = (f"{run.sampled_steps} steps timed" if run.sampled_steps else
                "field update only, at a free-field grid's rate: too large to build here")
-        print(f"  {run.label:<11} {' x '.join(map(str, run.shape))} cells: {run.steps} steps x "
+        skipped = est.steps - run.steps
+        start = f" (from step {skipped}: none sounds before)" if skipped else ""
+        print(f"  {run.label:<11} {' x '.join(map(str, run.shape))} cells: {run.steps} steps{start} x "
               f"{run.seconds_per_step * 1e3:.3g} ms + {run.setup_seconds:.1f} s set-up ({how})")
     if not est.runs:
-        print("  nothing to run: no object has a shader (the result is silence)")
+        why = ("no shader sounds during the scene" if any(o.shaders for o in scene.objects)
+               else "no object has a shader")
+        print(f"  nothing to run: {why} (the result is silence)")
     elif not fixed_box_runs(scene):
         print("  fixed box   not run: it holds no object with a shader")
     far = [lis.name for lis in scene.listeners if lis.far]

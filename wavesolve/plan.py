@@ -180,35 +180,41 @@ def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int 
     steps = grid.steps_for(scene.duration)
     available = engine.available_bytes()
     runs = tuple(_measure(*simulation, scene, engine, steps, available, sample_steps)
-                 for simulation in _simulations(scene, engine))
+                 for simulation in _simulations(scene, engine) if simulation[-1] < steps)
     memory = max((r.memory_bytes for r in runs), default=memory_bytes(grid, item, engine))
     return RunEstimate(shape=grid.shape, cells=grid.cells, steps=steps, step_rate=grid.step_rate,
                        courant=grid.courant, memory_bytes=memory, available_bytes=available,
                        backend=engine.name, runs=runs)
 
 
-def _simulations(scene: Scene, engine: Backend) -> Iterator[tuple[str, Grid, Callable[[int], "Simulation"], bool]]:
-    """(label, grid, make(start_step) → Simulation, whether it is a travelling box) of each
-    simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them."""
+def _simulations(scene: Scene, engine: Backend) -> Iterator[tuple[str, Grid, Callable[[int], "Simulation"], bool, int]]:
+    """(label, grid, make(start_step) → Simulation, whether it is a travelling box, first step) of
+    each simulation a run of ``scene`` makes, as ``wavesolve.simulate`` makes them: each starts
+    where its shaders first sound (a silent start is skipped: ``chunks.first_sounding_step``)."""
+    from .chunks import first_sounding_step
     from .simulation import Simulation   # late imports: simulation imports this module
     from .travelling import fixed_box_runs, travellers
 
     if fixed_box_runs(scene):
-        yield "fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start), False
+        yield ("fixed box", scene.grid, lambda start: Simulation(scene, backend=engine, start_step=start), False,
+               first_sounding_step(scene))
     for trav in travellers(scene):
         if trav.obj.shaders:
             yield (f"'{trav.obj.name}' box", trav.grid(scene),
-                   lambda start, trav=trav: trav.simulation(scene, engine, start_step=start), True)
+                   lambda start, trav=trav: trav.simulation(scene, engine, start_step=start), True,
+                   first_sounding_step(scene, [trav.obj]))
 
 
-def _measure(label: str, box: Grid, make: Callable, following: bool, scene: Scene, engine: Backend,
-             steps: int, available: int, sample_steps: int | None) -> RunCost:
-    """The RunCost of one simulation of the run (``estimate``)."""
+def _measure(label: str, box: Grid, make: Callable, following: bool, first: int, scene: Scene, engine: Backend,
+             total: int, available: int, sample_steps: int | None) -> RunCost:
+    """The RunCost of one simulation of the run (``estimate``), which takes the steps from
+    ``first`` to ``total``."""
     memory = memory_bytes(box, scene.dtype.itemsize, engine, following)
+    steps = total - first
     if memory > available:
         rate = calibrate(scene.config.simulation.precision, box.layer, engine)
         return RunCost(label, box.shape, steps, memory, 0.0, rate * box.cells, 0)
-    starts = [steps * k // 6 for k in (1, 3, 5)]
+    starts = [first + steps * k // 6 for k in (1, 3, 5)]
     # within SAMPLE_STEPS, and a short run not timed for longer than it lasts
     most = min(SAMPLE_STEPS[1], max(SAMPLE_STEPS[0], steps // len(starts)))
     setup, spent, timed = None, 0.0, 0

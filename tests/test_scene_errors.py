@@ -142,3 +142,20 @@ def test_good_scene_loads(write_scene):
     scene = wavesolve.load_scene(write_scene(GOOD))
     assert scene.grid.courant == pytest.approx(0.5)
     assert [lis.name for lis in scene.listeners] == ["ear"]
+
+
+@pytest.mark.parametrize("mesh, phrase", [
+    ('"triangle.obj"', "its mesh is not closed"),
+    ('{ primitive = "icosphere", radius = 0.002, subdivisions = 2 }', "it is thinner than a cell")])
+def test_a_sounding_object_that_covers_no_cell_is_refused(mesh, phrase, write_scene, cli, tmp_path):
+    """An object whose shaders would push air but inside which no cell centre lies (an open mesh, or a
+    solid smaller than a cell: a 2 mm ball at h = 1 cm) has no boundary cells: the run would write
+    silence. It is refused, exit 2, naming the object's mesh key and the fix, with nothing written.
+    (An open one-triangle mesh used to warn "not watertight" and then write silence.)"""
+    (tmp_path / "triangle.obj").write_text("v 0 0 0\nv 0.05 0 0\nv 0 0.05 0\nf 1 2 3\n")
+    path = write_scene(GOOD.replace('{ primitive = "icosphere", radius = 0.04, subdivisions = 2 }', mesh))
+    proc = cli("run", path, "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    assert "[objects[0].mesh]" in proc.stderr and "covers no cell centre at h = 0.01 m" in proc.stderr
+    assert phrase in proc.stderr and "fix:" in proc.stderr
+    assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.wav").exists()

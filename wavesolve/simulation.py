@@ -27,7 +27,7 @@ from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
 from .boundary_keys import boundary_system
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
-from .errors import InstabilityError
+from .errors import InstabilityError, SceneError
 from .floor_image import boundary_bodies
 from .listeners import Probes
 from .plan import check_memory
@@ -62,6 +62,22 @@ def _blas_held(engine) -> contextlib.AbstractContextManager:
     if not engine.host_threads:
         return contextlib.nullcontext()
     return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _check_objects_cover_cells(scene: Scene, rows: list[np.ndarray]) -> None:
+    """SceneError for an object with shaders that has no boundary cell at the run's start (``rows``:
+    per object of ``scene.objects``, its rows in the boundary system): no cell centre lies inside
+    it, so its shaders cannot move any air and the run would be silent."""
+    names = [o.name for o in scene.config.objects]
+    for obj, own in zip(scene.objects, rows):
+        if obj.shaders and not len(own):
+            why = ("it is thinner than a cell" if obj.geometry.mesh.is_watertight else
+                   "its mesh is not closed, and its winding number puts no cell inside it")
+            raise SceneError(
+                str(scene.path), f"objects[{names.index(obj.name)}].mesh",
+                f"object '{obj.name}' covers no cell centre at h = {scene.grid.h:g} m ({why}), so its shaders "
+                f"would move no air", "give it a closed mesh at least a cell thick, or a smaller "
+                "simulation.cell_size")
 
 
 class Simulation:
@@ -104,6 +120,7 @@ class Simulation:
         self.ghosts = self.engine.ghost_cells(
             boundary_system(grid, boundary_bodies(scene.objects, grid), start_step * grid.dt,
                             scene.config.simulation.boundary_interval, scene.duration), self.dtype)
+        _check_objects_cover_cells(scene, self.ghosts.rows)
         self.layer = AbsorbingLayer(grid, scene.density, self.dtype, self.engine.z_slabs_y_fastest)
         if probe_points is None:
             probe_points = np.array([lis.position for lis in scene.listeners])

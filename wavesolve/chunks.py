@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .backend import Backend
 from .constants import CHUNK_ENERGY_CHECK_INTERVAL, CHUNK_ENERGY_THRESHOLD, CHUNK_TAIL_CAP_CROSSINGS
@@ -50,6 +49,7 @@ from .errors import ChunkError
 from .farfield import layout
 from .result import BoxRun
 from .scene import Scene
+from .progress import step_bar, warmed_up
 from .signals import merge_intervals
 from .slices import SliceRecorder, add_slices, run_with_slices
 
@@ -259,8 +259,7 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
     # steps (the GPU), a piece is two blocks so that every step runs inside one
     blocks = sim._block_runner()
     interval = CHUNK_ENERGY_CHECK_INTERVAL if blocks is None else max(CHUNK_ENERGY_CHECK_INTERVAL, 2 * blocks.K)
-    bar = tqdm(total=last - sim.n, unit="step", disable=not progress, desc=label, dynamic_ncols=True,
-               file=sys.stderr)
+    bar = step_bar(last - sim.n, label, progress)
     slices = slices or SliceRecorder([])
     slices.take(sim)
     try:
@@ -268,7 +267,10 @@ def _run_until_quiet(sim, window_end: int, plan: ChunkPlan, callback: Callable[[
             piece = min(interval - done % interval, last - sim.n)
             out.append(run_with_slices(sim, piece, slices, progress=False))
             done += piece
-            bar.update(done - bar.n)
+            if done == piece and sim.n < last:
+                warmed_up(bar, done)
+            else:
+                bar.update(done - bar.n)
             if done % interval == 0:
                 callback(done)
                 if check_energy:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .absorbing import AbsorbingLayer
 from .backend import resolve_backend
@@ -31,6 +30,7 @@ from .errors import InstabilityError, SceneError
 from .floor_image import boundary_bodies
 from .listeners import Probes
 from .plan import check_memory
+from .progress import step_bar, warmed_up
 from .scene import Scene
 
 log = logging.getLogger("wavesolve")
@@ -353,8 +353,7 @@ class Simulation:
             progress = sys.stderr.isatty()
         out = np.zeros((len(self.probes.weights), steps))
         record = self.engine.recorder(out)
-        bar = tqdm(total=steps, unit="step", disable=not progress, desc="wavesolve", dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = step_bar(steps, "wavesolve", progress)
         start = time.perf_counter()
         try:
             with _blas_held(self.engine):
@@ -363,7 +362,9 @@ class Simulation:
                 first = 0 if blocks is None else blocks.run(self, out, bar)
                 for k in range(first, steps):
                     record.put(k, self.step())
-                    if k % 16 == 15 or k == steps - 1:
+                    if k == 15 and not first:
+                        warmed_up(bar, k + 1)
+                    elif k % 16 == 15 or k == steps - 1:
                         bar.update(k + 1 - bar.n)
                 record.flush()
         finally:

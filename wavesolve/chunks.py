@@ -47,9 +47,9 @@ from .constants import CHUNK_ENERGY_CHECK_INTERVAL, CHUNK_ENERGY_THRESHOLD, CHUN
 from .energy import leapfrog_energy
 from .errors import ChunkError
 from .farfield import layout
+from .progress import step_bar, warmed_up
 from .result import BoxRun
 from .scene import Scene
-from .progress import step_bar, warmed_up
 from .signals import merge_intervals
 from .slices import SliceRecorder, add_slices, run_with_slices
 

@@ -311,7 +311,6 @@ class GhostCells:
         self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._groups_of: sp.csr_matrix | None = None      # the W_gg whose coupled groups ``_groups`` holds
         self._groups: tuple[int, np.ndarray] = (0, np.zeros(0, dtype=np.int64))
-        self._floor_of: np.ndarray | None = None          # the index ``_floor_pairs`` was made from
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -508,13 +507,9 @@ class GhostCells:
         ``Backend.mirror_floor`` copies that row before the unknowns are solved, so the mirrors
         must take the solved values again: a fresh cell's update reads its mirror (the rigid
         floor), as it reads the mirror image's fresh cell in the free field."""
-        if self._floor_of is not self.index:
-            grid = self.grid
-            nz = grid.shape[2]
-            cells = self.index[self.index % nz == grid.layer] if grid.mirror_rows else self.index[:0]
-            self._floor_pairs = (cells, cells - 1)
-            self._floor_of = self.index
-        return self._floor_pairs
+        grid = self.grid
+        cells = self.index[self.index % grid.shape[2] == grid.layer] if grid.mirror_rows else self.index[:0]
+        return cells, cells - 1
 
     def held_cells(self) -> np.ndarray:
         """Flat indices of the solid cells set to zero after each field update, which keeps every

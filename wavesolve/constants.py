@@ -115,4 +115,6 @@ IMPACT_WINDOW = 0.005
 #: air (cells) kept between a generated scene's acoustic ground and the lowest point any object
 #: reaches: at 0.5 mm a bowl rocking on the floor at h = 5 mm made the run unstable (t = 0.23 s);
 #: one cell fixed that case, not a disk lying flat and chattering (README, "Physics showcases")
+#: (0.05 cell made bowl_drop unstable at t = 0.1455 s: first-row unknowns whose stencils reach
+#: their own floor mirrors weigh themselves 1.002–1.006; README, "Physics showcases")
 PHYSICS_GROUND_GAP_CELLS = 1.0

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
-from .constants import CONTACT_WEIGHT, MIN_IMAGE_OFFSET_CELLS, SELF_WEIGHT_LIMIT
+from .constants import CONTACT_WEIGHT, MIN_IMAGE_OFFSET_CELLS
 from .grid import Grid
 from .meshes import Geometry, SDFLattice
 from .motion import Motion, RigidState, Static
@@ -387,10 +387,6 @@ class GhostCells:
         self.W_gf, self.W_gg, local_cols, contact = _image_weights(
             win, terms, blocked, row_of, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
             np.concatenate([surf.normal_world, back.normal]), back_of, owner, solid_owner=solid_owner)
-        self.W_gf, self.W_gg, local_cols, lone = _neighbour_rows_for_self_weighted(
-            self.W_gf, self.W_gg, local_cols, np.concatenate([unknown_ijk, unknown_ijk[back.ghost_row]]),
-            blocked, row_of, owner, solid_owner)
-        contact |= lone
         self.offset[contact] = 0.0          # no air between the contact's surfaces: no ρaₙ term
         self.index = to_global(local_index)
         self.fluid_cols = to_global(local_cols)
@@ -1178,59 +1174,6 @@ def _corners(grid: Grid, points: np.ndarray) -> np.ndarray:
     for c, corner in enumerate(np.ndindex(2, 2, 2)):
         out[:, c] = np.ravel_multi_index(np.clip(base + np.array(corner), 0, shape - 1).T, grid.shape)
     return out
-
-
-def _neighbour_rows_for_self_weighted(W_gf: sp.csr_matrix, W_gg: sp.csr_matrix, cols: np.ndarray,
-                                      unknown_ijk: np.ndarray, blocked: np.ndarray, row_of: np.ndarray,
-                                      owner: np.ndarray, solid_owner: np.ndarray | None
-                                      ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Rows whose stencils weigh their own cell above ``SELF_WEIGHT_LIMIT`` replaced by the mean of
-    the cell's usable face-neighbours (as a lost stencil falls back in ``_trilinear``).
-
-    Such a row's equation x = w x + … solves to x = (…)/(1 − w): with w ≈ 1 its ghost value is
-    its neighbours' amplified hundreds of times (an unknown over a ground whose image stencil reaches
-    its own floor mirror, which the image owns, weighed itself 1.003: README, "Physics showcases").
-    ``unknown_ijk`` (rows, 3) window cells of every row, back rows included; ``cols`` W_gf's flat
-    window columns. Returns W_gf, W_gg, cols and the replaced rows (rows,) bool, which carry no ρaₙ
-    term (like contacts)."""
-    rows = W_gg.shape[0]
-    diag = W_gg.diagonal()
-    bad = np.flatnonzero(diag > SELF_WEIGHT_LIMIT)
-    lone = np.zeros(rows, dtype=bool)
-    if len(bad) == 0:
-        return W_gf, W_gg, cols, lone
-    lone[bad] = True
-    wshape = blocked.shape
-    cell_owner = _cell_owner(row_of, owner, solid_owner)
-    blocked_flat = blocked.reshape(-1)
-    gg, gf = W_gg.tocoo(), W_gf.tocoo()
-    keep_gg, keep_gf = ~lone[gg.row], ~lone[gf.row]
-    r_gg, c_gg, w_gg = [gg.row[keep_gg]], [gg.col[keep_gg]], [gg.data[keep_gg]]
-    r_gf, c_gf, w_gf = [gf.row[keep_gf]], [cols[gf.col[keep_gf]]], [gf.data[keep_gf]]
-    for r in bad:
-        nbs = unknown_ijk[r] + _NEIGHBOURS
-        inside = np.all((nbs >= 0) & (nbs < np.asarray(wshape)), axis=1)
-        flat = np.ravel_multi_index(nbs[inside].T, wshape)
-        stop = blocked_flat[flat]
-        if cell_owner is not None:
-            stop = stop | _another_objects(cell_owner, flat, owner[r])
-        usable = flat[~stop]
-        if len(usable) == 0:
-            continue
-        weight = 1.0 / len(usable)
-        unknown = row_of[usable] >= 0
-        r_gg.append(np.full(int(unknown.sum()), r))
-        c_gg.append(row_of[usable[unknown]])
-        w_gg.append(np.full(int(unknown.sum()), weight))
-        r_gf.append(np.full(int((~unknown).sum()), r))
-        c_gf.append(usable[~unknown])
-        w_gf.append(np.full(int((~unknown).sum()), weight))
-    W_gg = sp.csr_matrix((np.concatenate(w_gg), (np.concatenate(r_gg), np.concatenate(c_gg))), shape=(rows, rows))
-    new_cols, col = np.unique(np.concatenate(c_gf), return_inverse=True)
-    W_gf = sp.csr_matrix((np.concatenate(w_gf), (np.concatenate(r_gf), col)), shape=(rows, len(new_cols)))
-    W_gg.sort_indices()
-    W_gf.sort_indices()
-    return W_gf, W_gg, new_cols, lone
 
 
 def _another_objects(cell_owner: np.ndarray, cells: np.ndarray, own) -> np.ndarray:

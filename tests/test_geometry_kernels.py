@@ -17,7 +17,7 @@ import trimesh
 
 from wavesolve import boundary
 from wavesolve.boundary import Body, GhostCells, _trilinear
-from wavesolve.constants import CONTACT_WEIGHT
+from wavesolve.constants import CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT
 from wavesolve.geometry_kernels import CandidateLattice, image_stencil_terms
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry, SDFLattice, quaternion_matrix
@@ -146,12 +146,35 @@ def test_image_stencils_match_trilinear(with_owner):
                                          np.asarray(grid.shape), blocked.reshape(-1), unknown_ijk.astype(np.int64),
                                          np.zeros(0, np.int64) if owner is None else owner.astype(np.int64),
                                          np.zeros(0, np.int64) if cell_owner is None else cell_owner, with_owner,
-                                         CONTACT_WEIGHT)
+                                         CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT)
     assert lost > 5                            # the neighbour-average fallback is exercised
     assert contact.any() == with_owner          # and, with two owners, the contact rule
     np.testing.assert_array_equal(contact, ref_contact)
     np.testing.assert_array_equal(cells, ref_cells)
     np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("with_owner", [False, True])
+def test_a_stencil_keeps_its_own_cells_trilinear_weight(with_owner):
+    """Weight a stencil loses to blocked (or another object's) cells goes to its other kept cells:
+    the row's own cell keeps exactly its trilinear weight, so a ghost value never leans on itself
+    more than the plain stencil does (renormalised over it too, it weighed itself up to 1.09 over a
+    floor: tests/test_ground.py). Every stencil still sums to 1: it interpolates constants exactly.
+    (Fallbacks to face-neighbours are checked against the compiled kernel above.)"""
+    grid, points, blocked, unknown_ijk, owner, cell_owner = _stencil_case(2, with_owner)
+    cells, w, _ = _trilinear(grid, points, blocked, unknown_ijk, owner, cell_owner, near=True)
+    plain_cells, plain_w, _ = _trilinear(grid, points, np.zeros_like(blocked), unknown_ijk)
+    own = np.ravel_multi_index(unknown_ijk.T, grid.shape)[:, None]
+    fell_back = np.any(cells != plain_cells, axis=1)
+    usable = ~blocked.reshape(-1)[own[:, 0]]                    # (an unknown cell is not blocked;
+    if with_owner:                                              # these random cases mix them)
+        usable &= np.isin(cell_owner[own[:, 0]] - owner, [0]) | (cell_owner[own[:, 0]] < 0)
+    kept, plain = (w * (cells == own)).sum(axis=1), (plain_w * (plain_cells == own)).sum(axis=1)
+    shifted = ~fell_back & (kept > 0) & np.any((w == 0) & (plain_w > 0), axis=1)
+    assert (shifted & usable).sum() > 20                        # the rule is exercised
+    np.testing.assert_allclose(kept[~fell_back & usable], plain[~fell_back & usable], rtol=0, atol=1e-15)
+    total = w.sum(axis=1)
+    np.testing.assert_allclose(total[total > 0], 1.0, rtol=0, atol=1e-14)
 
 
 def _check_both_assemblies(monkeypatch):

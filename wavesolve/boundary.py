@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
-from .constants import CONTACT_WEIGHT, MIN_IMAGE_OFFSET_CELLS
+from .constants import CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT, MIN_IMAGE_OFFSET_CELLS
 from .grid import Grid
 from .meshes import Geometry, SDFLattice
 from .motion import Motion, RigidState, Static
@@ -1096,7 +1096,7 @@ def _image_weights_compiled(grid: Grid, terms: list[tuple[np.ndarray, np.ndarray
     cells, weights, lost, contact = image_stencil_terms(
         points, coefs, np.asarray(grid.origin, dtype=np.float64), float(grid.h), np.asarray(grid.shape, dtype=np.int64),
         np.ascontiguousarray(blocked.reshape(-1)), np.ascontiguousarray(unknown_ijk, dtype=np.int64).reshape(-1, 3),
-        owner_rows, cell_owner, use_owner, CONTACT_WEIGHT)
+        owner_rows, cell_owner, use_owner, CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT)
     if lost:
         log.debug("%d image points fall back to neighbour averages", lost)
     use_back = back_of is not None and len(back_of) > 0 and back_of.max() >= 0
@@ -1189,8 +1189,14 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
     """Trilinear stencils (n, 8) flat cells and weights of points, avoiding ``blocked`` cells, and
     which points are contacts (n,) bool.
 
-    Weights of blocked cells are dropped and the rest renormalised; a stencil with no usable cell
-    (a thin part) falls back to the mean of the unknown cell's usable face-neighbours. With
+    Weights of blocked cells are dropped and given to the usable cells other than the row's own
+    (in proportion to theirs), so that the row's own cell keeps its trilinear weight: renormalised
+    over it too, a stencil that lost about half its weight weighed its own cell about 1, and a
+    ghost value x = w·x + … with w ≈ 1 is its neighbours' amplified without bound (a tilted box
+    over the floor, h = 5 mm: w up to 1.09; ``test_ground``). A stencil with no usable cell but
+    its own (a thin part), or a ``near`` one weighing its own cell more than
+    ``MAX_NEAR_OWN_WEIGHT`` (its surface point does not face the cell), falls back to the mean of
+    the unknown cell's usable face-neighbours. With
     ``owner`` (each point's object) and ``cell_owner`` (each cell's, −1 if none), another object's
     unknown cells are not usable, in the stencil or in its fallback, and the stencil of a ``near``
     image point that loses more than ``CONTACT_WEIGHT`` of its weight to them is a contact
@@ -1204,6 +1210,7 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
     other_weight = np.zeros(n)
     cells = _corners(grid, points)
     blocked_flat = blocked.reshape(-1)
+    stopped = np.zeros(n, dtype=bool)
     for c, corner in enumerate(np.ndindex(2, 2, 2)):
         w = np.ones(n)
         for a in range(3):
@@ -1213,9 +1220,19 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
             theirs = _another_objects(cell_owner, cells[:, c], owner)
             other_weight += np.where(theirs, w, 0.0)
             stop = stop | theirs
+        stopped |= stop & (w > 0.0)
         weights[:, c] = np.where(stop, 0.0, w)
     contact = (other_weight > CONTACT_WEIGHT) & near
-    lost = (weights.sum(axis=1) < 1e-3) | contact
+    is_self = cells == np.ravel_multi_index(unknown_ijk.T, grid.shape)[:, None]
+    own = np.where(is_self, weights, 0.0).sum(axis=1)
+    kept = weights.sum(axis=1)
+    shift = stopped & (own > 0.0)           # lost weight that renormalising would give the row's own cell
+    facing = (own <= MAX_NEAR_OWN_WEIGHT) | (not near)
+    lost = (kept < 1e-3) | contact | (shift & (kept - own < 1e-3)) | ~facing
+    shift &= ~lost
+    if np.any(shift):
+        factor = (1.0 - own[shift]) / (kept[shift] - own[shift])
+        weights[shift] = np.where(is_self[shift], weights[shift], weights[shift] * factor[:, None])
     if np.any(lost):
         log.debug("%d image points fall back to neighbour averages", int(lost.sum()))
         for r in np.flatnonzero(lost):
@@ -1229,4 +1246,5 @@ def _trilinear(grid: Grid, points: np.ndarray, blocked: np.ndarray, unknown_ijk:
             cells[r, :len(usable)] = usable
             weights[r, :len(usable)] = 1.0 / max(len(usable), 1)
     total = weights.sum(axis=1, keepdims=True)
+    total[shift] = 1.0                      # their weights sum to 1 already, to rounding
     return cells, np.divide(weights, total, out=np.zeros_like(weights), where=total > 0), contact

@@ -509,7 +509,7 @@ def _another_objects(cell_owner, cell, own):
 
 @njit(cache=True, inline="always")
 def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blocked, unknown_ijk, owner,
-                 cell_owner, use_owner, near, contact_weight):
+                 cell_owner, use_owner, near, contact_weight, max_own):
     """Row r's trilinear stencil of the point (px, py, pz), times ``coef``, into ``cells``/``weights``
     columns col … col + 7 (rules of :func:`image_stencil_terms`; ``near``: the point is the row's
     near image point, which may make it a contact); returns 2 for a contact's fallback, 1 for
@@ -522,6 +522,9 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
     t0, t1, t2 = f0 - b0, f1 - b1, f2 - b2
     total = 0.0
     other_weight = 0.0
+    own = 0.0               # kept weight on the row's own cell
+    stopped = False         # whether a cell with weight was dropped
+    self_cell = (unknown_ijk[r, 0] * ny + unknown_ijk[r, 1]) * nz + unknown_ijk[r, 2]
     c = col
     for d0 in range(2):
         i = min(max(int(b0) + d0, 0), nx - 1)
@@ -538,13 +541,19 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
                 if use_owner and _another_objects(cell_owner, cell, owner[r]):
                     stop = True
                     other_weight += w0 * w1 * w2
+                if stop and w0 * w1 * w2 > 0.0:
+                    stopped = True
                 w = 0.0 if stop else w0 * w1 * w2
+                if cell == self_cell:
+                    own += w
                 weights[r, c] = w
                 total += w
                 c += 1
     lost = 0
     touching = near and other_weight > contact_weight
-    if total < 1e-3 or touching:
+    shift = stopped and own > 0.0
+    facing = not near or own <= max_own
+    if total < 1e-3 or touching or (shift and total - own < 1e-3) or not facing:
         lost = 2 if touching else 1
         m = 0
         for c in range(col, col + 8):
@@ -562,6 +571,12 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
         for c in range(col, col + m):
             weights[r, c] = 1.0 / m
         total = 1.0 if m > 0 else 0.0
+    elif shift:             # the dropped weight goes to the cells other than the row's own
+        factor = (1.0 - own) / (total - own)
+        for c in range(col, col + 8):
+            if cells[r, c] != self_cell:
+                weights[r, c] = weights[r, c] * factor
+        total = 1.0
     if total > 0.0:
         for c in range(col, col + 8):
             weights[r, c] = coef * (weights[r, c] / total)
@@ -570,15 +585,18 @@ def _stencil_row(px, py, pz, r, col, coef, cells, weights, origin, h, shape, blo
 
 @njit(cache=True, parallel=True)
 def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, owner, cell_owner, use_owner,
-                        contact_weight):
+                        contact_weight, max_own):
     """Σ_t coefs[t, r]·p(points[t, r]) for T terms, ``points`` (T, n, 3), ``coefs`` (T, n), as
     trilinear stencils on a grid (``origin``, ``h``, ``shape``): cells (n, 8T) (flat, clipped) and
     weights (n, 8T), term t's in columns 8t … 8t + 7 times its coefficient. Blocked cells (and,
     with ``use_owner``, cells of another object: ``cell_owner`` ≥ 0 and not the row's) are
-    dropped and the rest renormalised; a stencil keeping less than 1e-3 of its weight, or the
+    dropped and their weight given to the kept cells other than the row's own; a stencil keeping
+    less than 1e-3 of its weight (or of it outside the row's own cell), or the
     first term's (the near image point) losing more than ``contact_weight`` of it to another
     object's cells (a contact: ``constants.CONTACT_WEIGHT``, passed in so that Numba's cache never
-    keeps an old value), falls back to the mean of the unknown cell's face-neighbours that are
+    keeps an old value), or the first term's weighing the row's own cell more than ``max_own``
+    (``constants.MAX_NEAR_OWN_WEIGHT``: its surface point does not face the cell),
+    falls back to the mean of the unknown cell's face-neighbours that are
     neither blocked nor another object's. Returns also the number of fallbacks and, per
     row, whether a term of it is a contact (n,) bool. Same rules as
     ``boundary._trilinear``; one parallel pass over the rows."""
@@ -591,7 +609,7 @@ def image_stencil_terms(points, coefs, origin, h, shape, blocked, unknown_ijk, o
         for t in range(T):
             code = _stencil_row(points[t, r, 0], points[t, r, 1], points[t, r, 2], r, 8 * t, coefs[t, r],
                                 cells, weights, origin, h, shape, blocked, unknown_ijk, owner, cell_owner,
-                                use_owner, t == 0, contact_weight)
+                                use_owner, t == 0, contact_weight, max_own)
             lost_count += 1 if code > 0 else 0
             if code == 2:
                 contact[r] = True

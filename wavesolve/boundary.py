@@ -684,6 +684,8 @@ class _SurfaceData:
         best_valid = np.zeros(n, dtype=bool)
         first_owner = self.owner.copy()
         for k_obj, (body, state) in enumerate(zip(bodies, states)):
+            if body.image:          # an image rejects probes (below) but offers no surface points:
+                continue            # it owns no rows (floor_image.py)
             owned = first_owner == k_obj
             rows = np.flatnonzero(owned | np.isin(first_owner, near.get(k_obj, [])))
             if not len(rows):
@@ -796,6 +798,8 @@ class _SurfaceData:
             x_f = grid.centres(fluid[:1])
             best = None
             for k_obj, (body, state) in enumerate(zip(bodies, states)):
+                if body.image:
+                    continue
                 d, tri, local = body.geometry.closest_local(body.geometry.to_local(x_f, state))
                 if best is None or d[0] < best[0]:
                     best = (d[0], k_obj, tri[0], local[0], body.geometry.to_world(local, state)[0], state)

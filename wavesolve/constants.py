@@ -121,8 +121,8 @@ CONTACT_MATCH_DISTANCE = 0.002
 #: an impact collects its contact's impulses for at most this long (s) after it starts
 IMPACT_WINDOW = 0.005
 #: air (cells) kept between a generated scene's acoustic ground and the lowest point any object
-#: reaches: at 0.5 mm a bowl rocking on the floor at h = 5 mm made the run unstable (t = 0.23 s);
-#: one cell fixed that case, not a disk lying flat and chattering (README, "Physics showcases")
-#: (0.05 cell made bowl_drop unstable at t = 0.1455 s: first-row unknowns whose stencils reach
-#: their own floor mirrors weigh themselves 1.002–1.006; README, "Physics showcases")
-PHYSICS_GROUND_GAP_CELLS = 1.0
+#: reaches: a body resting on the table rests on the floor, not over a cell of air the grid does not
+#: converge in (README, "Ground"). Until the twenty-eighth session one cell: with 0.05 bowl_drop and
+#: dice went unstable or singular, through ghost rows weighing themselves about 1 over the floor
+#: image (boundary._trilinear, _SurfaceData; tests/test_ground.py)
+PHYSICS_GROUND_GAP_CELLS = 0.05

@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 from .constants import CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT, MIN_IMAGE_OFFSET_CELLS
+from .errors import InstabilityError
 from .grid import Grid
 from .meshes import Geometry, SDFLattice
 from .motion import Motion, RigidState, Static
@@ -321,6 +322,7 @@ class GhostCells:
         """
         clock = time.perf_counter
         start = clock()
+        self.time = t
         self.states = [b.at(t) for b in self.bodies]
         lo, win = self._window(self.states)
         wshape = win.shape
@@ -543,7 +545,10 @@ class GhostCells:
         if not rows:
             return
         if not self.moving and self.iterative and np.bincount(self._coupled_groups()[1]).max() <= _LARGE_GHOST_GROUP:
-            M, N = self.operator()
+            try:
+                M, N = self.operator()
+            except np.linalg.LinAlgError:
+                raise self._singular() from None
             cells = self.fluid_cols[M.indices]             # M's columns as grid cells: no gather
             self._operator = (M.indptr.astype(np.int64), cells.astype(np.int64), M.data,
                               N.indptr.astype(np.int64), N.indices.astype(np.int64), N.data)
@@ -577,7 +582,34 @@ class GhostCells:
 
     def _factorise(self) -> None:
         n = self.W_gg.shape[0]
-        self._lu = splu((sp.identity(n, format="csc") - self.W_gg).tocsc())
+        try:
+            self._lu = splu((sp.identity(n, format="csc") - self.W_gg).tocsc())
+        except RuntimeError:                # SuperLU: "Factor is exactly singular"
+            raise self._singular() from None
+
+    def _singular(self) -> InstabilityError:
+        """The error for a singular system I − W_gg: where its ghost cells see only each other
+        (rows whose stencils, followed through the rows they read, reach no air), which a run
+        cannot solve."""
+        reads = (self.W_gg.tocsr() != 0).astype(np.int64)
+        reaches_air = np.diff(self.W_gf.tocsr().indptr) > 0
+        while True:                         # a row reaches air if a row it reads does
+            more = reaches_air | (reads @ reaches_air.astype(np.int64) > 0)
+            if np.array_equal(more, reaches_air):
+                break
+            reaches_air = more
+        closed = np.flatnonzero(~reaches_air)
+        rows = closed[closed < len(self.index)]
+        where = ""
+        if len(rows):
+            ijk = np.array(np.unravel_index(self.index[rows[0]], self.grid.shape))
+            x = np.asarray(self.grid.origin) + self.grid.h * ijk
+            where = (f": {len(closed)} ghost cell(s) whose stencils reach no air, the first at cell "
+                     f"{tuple(int(i) for i in ijk)} (x, y, z = {x[0]:.4g}, {x[1]:.4g}, {x[2]:.4g} m)")
+        return InstabilityError(
+            f"the boundary system has no solution at t = {self.time:.6g} s{where}. Objects "
+            "pressed against each other or the floor closer than the grid resolves can cause this: refine "
+            "simulation.cell_size, or keep the objects apart by a cell.")
 
     def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
         """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s².
@@ -846,7 +878,10 @@ def ghost_operator(W_gg: sp.csr_matrix, W_gf: sp.csr_matrix, offset: np.ndarray,
     sizes = np.diff(starts)
     single = order[starts[:-1][sizes == 1]]
     rows, cols = [single], [single]
-    vals = [1.0 / system.diagonal()[single]]
+    pivots = system.diagonal()[single]
+    if np.any(pivots == 0.0):               # a row x = x + (no air): as np.linalg.inv says below
+        raise np.linalg.LinAlgError("Singular matrix")
+    vals = [1.0 / pivots]
     for c in np.flatnonzero(sizes > 1):
         members = order[starts[c]:starts[c + 1]]
         if len(members) > _LARGE_GHOST_GROUP:

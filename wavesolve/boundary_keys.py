@@ -193,6 +193,7 @@ class KeyedGhostCells(GhostCells):
         run started at any step (a time chunk) uses the same systems as one started at 0: at a key
         step S₀'s own system, between keys the interpolated one."""
         start = time.perf_counter()
+        self.time = t
         dt, K = self.grid.dt, self.interval
         n = int(round(t / dt))
         if n * dt != t:                         # off the step grid (not a Simulation step): exact only

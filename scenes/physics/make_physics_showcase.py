@@ -10,7 +10,7 @@ Setups beside this script (each is one command, `wavesolve simulate-physics SETU
   dice.toml        four 2 cm plastic dice thrown onto a wooden table: bounces, tumbles, a collision
   coin_spin.toml   a steel disk (8 cm, 8 mm thick, 40-sided rim) spun on its edge on a table:
                    it precesses down like Euler's disk; the impacts of its rim come faster and
-                   faster until it lies flat (the scene covers the last 1.2 s)
+                   faster until it lands flat (the scene covers physics time 2.6–3.75 s)
 
 With --render each goes to build/physics_showcase/<name>/ (scene.toml, motion, impacts, modes,
 then scene.h5 and scene.wav from `wavesolve run --backend numba`), and the wall times are printed.

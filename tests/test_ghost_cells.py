@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from wavesolve.boundary import GhostCells
+from wavesolve.errors import InstabilityError
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry, quaternion_matrix
 import trimesh
@@ -227,23 +228,29 @@ def test_static_objects_hold_only_ghost_cells_and_the_solid_shell(backend):
     assert not np.any(shell.p.reshape(-1)[ghosts.solid_index])
 
 
+
+def _box_ghosts_reading(iterative: bool, reads) -> GhostCells:
+    """A static box's ghost system with rows rewired: row a reads only row b (weight 1, no air) for
+    each pair (a, b) that ``reads(ghosts)`` returns."""
+    grid = _grid()
+    geom = Geometry(trimesh.creation.box(extents=[0.06, 0.05, 0.04]), np.zeros(3), np.eye(3))
+    ghosts = GhostCells(grid, [geom], iterative=iterative)
+    W_gg, W_gf = ghosts.W_gg.tolil(), ghosts.W_gf.tolil()
+    for a, b in reads(ghosts):
+        W_gg[a, :] = 0.0
+        W_gg[a, b] = 1.0
+        W_gf[a, :] = 0.0
+    ghosts.W_gg, ghosts.W_gf = W_gg.tocsr(), W_gf.tocsr()
+    return ghosts
+
+
 @pytest.mark.parametrize("iterative", [False, True])
 def test_a_singular_ghost_system_stops_with_where_it_is(iterative):
     """Two ghost cells whose stencils read only each other (x₀ = x₁, x₁ = x₀: I − W_gg singular, as
     two rows of a die resting on the floor beside another once were) have no solution. The run must
     stop with an InstabilityError (exit 3) naming the time and the cell, not SciPy's "Factor is
     exactly singular" (sparse LU) or NumPy's "Singular matrix" (a static group's dense inverse)."""
-    from wavesolve.errors import InstabilityError
-
-    grid = _grid()
-    geom = Geometry(trimesh.creation.box(extents=[0.06, 0.05, 0.04]), np.zeros(3), np.eye(3))
-    ghosts = GhostCells(grid, [geom], iterative=iterative)
-    W_gg, W_gf = ghosts.W_gg.tolil(), ghosts.W_gf.tolil()
-    for a, b in ((0, 1), (1, 0)):
-        W_gg[a, :] = 0.0
-        W_gg[a, b] = 1.0
-        W_gf[a, :] = 0.0
-    ghosts.W_gg, ghosts.W_gf = W_gg.tocsr(), W_gf.tocsr()
+    ghosts = _box_ghosts_reading(iterative, lambda g: [(0, 1), (1, 0)])
     with pytest.raises(InstabilityError, match=r"no solution at t = 0 s: 2 ghost cell\(s\) whose stencils reach no air, "
                                                r"the first at cell \(\d+, \d+, \d+\)"):
         ghosts._prepare_solver(len(ghosts.index))
@@ -252,16 +259,10 @@ def test_a_singular_ghost_system_stops_with_where_it_is(iterative):
 def test_a_ghost_cell_reading_only_itself_stops_the_run():
     """A single row x₀ = x₀ (W₀₀ = 1, no air) is a coupled group of one, inverted as 1/(1 − W₀₀):
     it must raise as a larger singular group does, not give ghost values of 1/0."""
-    from wavesolve.errors import InstabilityError
+    def lone(ghosts):                   # a row no other row reads: a group of its own
+        unread = np.flatnonzero(np.asarray(abs(ghosts.W_gg).sum(axis=0)).ravel() == 0)
+        return [(int(unread[0]), int(unread[0]))]
 
-    grid = _grid()
-    geom = Geometry(trimesh.creation.box(extents=[0.06, 0.05, 0.04]), np.zeros(3), np.eye(3))
-    ghosts = GhostCells(grid, [geom])
-    W_gg, W_gf = ghosts.W_gg.tolil(), ghosts.W_gf.tolil()
-    lone = int(np.flatnonzero(np.asarray(abs(ghosts.W_gg).sum(axis=0)).ravel() == 0)[0])   # a row no other row reads
-    W_gg[lone, :] = 0.0
-    W_gg[lone, lone] = 1.0
-    W_gf[lone, :] = 0.0
-    ghosts.W_gg, ghosts.W_gf = W_gg.tocsr(), W_gf.tocsr()
+    ghosts = _box_ghosts_reading(True, lone)
     with pytest.raises(InstabilityError, match=r"1 ghost cell\(s\) whose stencils reach no air"):
         ghosts._prepare_solver(len(ghosts.index))

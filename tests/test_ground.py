@@ -18,7 +18,7 @@ from exact import pulsating_sphere, rel_l2
 import wavesolve
 from wavesolve.boundary import GhostCells
 from wavesolve.floor_image import boundary_bodies
-from wavesolve.scene import parse_scene
+from wavesolve.scene import Scene, parse_scene
 from wavesolve.signals import GaussianDerivative
 from wavesolve.simulation import PointSource, Simulation
 
@@ -256,24 +256,34 @@ def test_object_near_the_floor_equals_its_mirror_image(bottom):
     assert rel_l2(floor, free) < 1e-9
 
 
-TILTED = """
+def _boxes_on_floor(h: float, size: tuple[float, float, float], boxes: list[tuple]) -> Scene:
+    """A still scene over the floor (z = 0) holding `boxes`, each (name, size [m], position [m],
+    orientation quaternion wxyz): for the tests that inspect the ghost system alone."""
+    def toml(values) -> str:
+        return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+
+    objects = "".join(f"""
+[[objects]]
+name = "{name}"
+mesh = {{ primitive = "box", size = {toml(extent)} }}
+position = {toml(position)}
+orientation = {toml(orientation)}
+""" for name, extent, position, orientation in boxes)
+    text = f"""
 [simulation]
 duration = 0.001
-cell_size = 0.005
+cell_size = {h}
 [domain]
-center = [0.0, 0.0, 0.1]
-size = [0.3, 0.3, 0.2]
+center = [0.0, 0.0, {size[2] / 2}]
+size = {toml(size)}
 [ground]
 height = 0.0
-[[objects]]
-name = "box"
-mesh = {{ primitive = "box", size = [0.08, 0.06, 0.03] }}
-position = [0.0013, 0.0007, {z}]
-orientation = [{qw}, 0.0, {qy}, 0.0]
+{objects}
 [[listeners]]
 name = "ear"
-position = [0.07, 0.01, 0.03]
+position = [0.05, 0.05, 0.05]
 """
+    return parse_scene(text, "boxes_on_floor.toml")
 
 
 @pytest.mark.parametrize("tilt_deg", [2.0, 5.0, 10.0])
@@ -292,35 +302,13 @@ def test_a_box_tilted_over_the_floor_keeps_its_ghost_system_bounded(tilt_deg):
     h = 0.005
     for gap in np.linspace(0.0, 0.55, 23):
         z = gap * h + 0.04 * np.sin(th) + 0.015 * np.cos(th)
-        scene = parse_scene(TILTED.format(z=z, qw=np.cos(th / 2), qy=np.sin(th / 2)), "tilted.toml")
+        scene = _boxes_on_floor(h, (0.3, 0.3, 0.2), [("box", (0.08, 0.06, 0.03), (0.0013, 0.0007, z),
+                                                       (np.cos(th / 2), 0.0, np.sin(th / 2), 0.0))])
         ghosts = GhostCells(scene.grid, boundary_bodies(scene.objects, scene.grid), 0.0, iterative=False)
         assert len(ghosts.bodies) == 2             # the box and its image under the floor
         assert ghosts.W_gg.diagonal().max() <= 0.5625 + 1e-12, gap
         M, _ = ghosts.operator()
         assert np.abs(M).sum(axis=1).max() <= 3.0, gap
-
-
-PAIR = """
-[simulation]
-duration = 0.001
-cell_size = 0.006
-[domain]
-center = [0.0, 0.0, 0.06]
-size = [0.18, 0.18, 0.12]
-[ground]
-height = 0.0
-[[objects]]
-name = "left"
-mesh = {{ primitive = "box", size = [0.02, 0.02, 0.02] }}
-position = [{xa}, 0.0018, {z}]
-[[objects]]
-name = "right"
-mesh = {{ primitive = "box", size = [0.02, 0.02, 0.02] }}
-position = [{xb}, 0.0018, {z}]
-[[listeners]]
-name = "ear"
-position = [0.05, 0.05, 0.05]
-"""
 
 
 @pytest.mark.parametrize("seam", [0.0, 1 / 3, 0.5])
@@ -338,8 +326,9 @@ def test_dice_side_by_side_on_the_floor_keep_a_solvable_ghost_system(seam):
     for lift in (0.05, 0.2):
         for apart in (0.0, 0.05):
             x0, z = seam * h, 0.01 + lift * h
-            scene = parse_scene(PAIR.format(xa=x0 - 0.01 - apart * h / 2, xb=x0 + 0.01 + apart * h / 2, z=z),
-                                "pair.toml")
+            dice = [(name, (0.02, 0.02, 0.02), (x, 0.0018, z), (1.0, 0.0, 0.0, 0.0))
+                    for name, x in (("left", x0 - 0.01 - apart * h / 2), ("right", x0 + 0.01 + apart * h / 2))]
+            scene = _boxes_on_floor(h, (0.18, 0.18, 0.12), dice)
             ghosts = GhostCells(scene.grid, boundary_bodies(scene.objects, scene.grid), 0.0, iterative=False)
             assert len(ghosts.bodies) == 4                      # two dice, two images
             assert [len(r) for r, b in zip(ghosts.rows, ghosts.bodies) if b.image] == [0, 0]

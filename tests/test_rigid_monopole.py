@@ -1,0 +1,71 @@
+"""A rigidly accelerated body displaces no volume, so its sound has no monopole.
+
+Physics: a rigid body's surface velocity v + ω × (x − x_c) has zero net flux (∮ n dS = 0,
+∮ (x − x_c) × n dS = 0), so the field of a struck body holds no l = 0 term; a body symmetric under
+inversion (sphere, cube) translating radiates only odd multipoles. Measure: six listeners on the
+axes, r = 8 cm around the body, low-passed below 1 kHz (ka ≤ 0.23 for these 2 cm bodies, where a
+spurious monopole outgrows the dipole by 1/(ka)): the mean of the six (l = 0; l = 2 cancels in
+it, l ≥ 4 is O((ka)⁴)) against the antisymmetric part along the impulse (l = 1). The body's
+centre is 1.9 mm off the listeners' centre, which alone gives an even part of about 2 % of the
+odd one (offset/r). Bound 0.1: the requirement that the spurious monopole stay 20 dB under the
+dipole (bench/RESULTS.md, thirtieth session, lists the measured ratios for h = 2–6 mm).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfiltfilt
+
+import wavesolve
+from wavesolve.scene import parse_scene
+
+AXES = {"xp": (1, 0, 0), "xm": (-1, 0, 0), "yp": (0, 1, 0), "ym": (0, -1, 0), "zp": (0, 0, 1), "zm": (0, 0, -1)}
+MESHES = {"sphere": '{ primitive = "icosphere", radius = 0.0124, subdivisions = 4 }',   # the cube's volume
+          "cube": '{ primitive = "box", size = [0.02, 0.02, 0.02] }'}
+
+
+def _even_to_odd(shape: str, h: float, contact: float) -> float:
+    """RMS below 1 kHz of the six listeners' mean over that of their x-antisymmetric part, for
+    `shape` struck along +x at x = −`contact` (through its centre: no spin), cell size h (m)."""
+    listeners = "".join(f'[[listeners]]\nname = "{name}"\nposition = [{0.08 * u[0]}, {0.08 * u[1]}, {0.08 * u[2]}]\n'
+                        for name, u in AXES.items())
+    scene = parse_scene(f"""
+[simulation]
+duration = 0.004
+cell_size = {h}
+precision = "float64"
+[domain]
+size = 0.24
+[[objects]]
+name = "body"
+mesh = {MESHES[shape]}
+position = [0.0013, 0.0007, -0.0011]
+[[objects.shaders]]
+type = "acceleration_noise"
+material = "abs"
+impacts = [ {{ time = 0.0005, position = [{-contact}, 0.0, 0.0], impulse = [0.002, 0.0, 0.0], speed = 1.0 }} ]
+{listeners}""", f"{shape}.toml")
+    result = wavesolve.simulate(scene, backend="numba", progress=False)
+    sos = butter(4, 1000.0, fs=result.sample_rate, output="sos")
+    p = {name: sosfiltfilt(sos, result.listener(name)) for name in AXES}
+    even = sum(p.values()) / len(p)
+    odd = (p["xp"] - p["xm"]) / 2
+    return float(np.sqrt(np.mean(even ** 2)) / np.sqrt(np.mean(odd ** 2)))
+
+
+def test_a_struck_sphere_radiates_no_monopole():
+    """Sphere a = 12.4 mm at h = 3 mm (8 cells across): measured 0.051 (0.11, 0.13, 0.006 at
+    h = 6, 4, 2 mm)."""
+    assert _even_to_odd("sphere", 0.003, 0.0124) < 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="known defect (thirtieth session): ghost cells on a box's edges take the "
+                   "nearest face's condition, which leaks volume (README, Validation)")
+def test_a_struck_cube_radiates_no_monopole():
+    """A 2 cm cube, faces on the grid's axes, at h = 4 mm: measured 0.40 (0.93, 0.05, 0.44 at h = 6,
+    3, 2 mm; tilted off the axes 0.73, 0.16, 0.10, 0.15 at 6, 4, 3, 2 mm). A ghost cell on an edge
+    serves fluid cells across two faces but holds one value, set by the condition of the face
+    nearer its centre; which of the opposite faces' edges take the struck faces' condition turns
+    on where the faces fall between cell centres, so the edges' ρaₙ terms need not cancel.
+    Strict: when fixed this passes."""
+    assert _even_to_odd("cube", 0.004, 0.01) < 0.1

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from .constants import (AIR_DENSITY, DEFAULT_LAYER_CELLS, FOLLOW_MARGIN_CELLS, MAX_COURANT, MAX_SLICE_TIMES,
-                        MIN_CLEARANCE_CELLS, SOUND_SPEED)
+                        MIN_CLEARANCE_CELLS, SMALL_OBJECT_CELLS, SOUND_SPEED)
 from .errors import SceneError, SceneErrors
 from .grid import Z_CELLS_MULTIPLE, Grid
 from .meshes import Geometry, mesh_for_key, quaternion_matrix
@@ -243,6 +243,18 @@ def load_scene(path: str | Path) -> Scene:
     return parse_scene(text, path)
 
 
+def _warn_small_objects(objects: list[SceneObject], h: float, file: str) -> None:
+    """Log a warning for each sounding object whose largest extent is under SMALL_OBJECT_CELLS
+    cells of size h (m): its sound below about 1 kHz is not reliable there."""
+    for i, obj in enumerate(objects):
+        extent = float(np.max(obj.geometry.mesh.extents))
+        if obj.shaders and extent < SMALL_OBJECT_CELLS * h * (1 - 1e-9):
+            log.warning("%s: [objects[%d].mesh] object '%s' is %.1f cells across at h = %g m: below about "
+                        "1 kHz its sound can be off by a factor of 1.5 or more (README, \"a box's faces and "
+                        "edges leak volume\"); a cell_size of %.3g m or less resolves it by %d cells",
+                        file, i, obj.name, extent / h, h, extent / SMALL_OBJECT_CELLS, SMALL_OBJECT_CELLS)
+
+
 def parse_scene(text: str, path: str | Path) -> Scene:
     """Validate scene ``text``; ``path`` names it in errors and anchors relative paths."""
     path = Path(path)
@@ -351,6 +363,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
 
     if errors:
         raise SceneErrors(errors)
+    _warn_small_objects(objects, h, file)
     out = config.output
     scene = Scene(path=path, text=text, config=config, grid=grid,
                   objects=[o for o in objects if o.follow_margin is None], listeners=listeners,

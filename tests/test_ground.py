@@ -18,6 +18,7 @@ from exact import pulsating_sphere, rel_l2
 import wavesolve
 from wavesolve.boundary import GhostCells
 from wavesolve.floor_image import boundary_bodies
+from wavesolve.physics.scene_writer import _toml
 from wavesolve.scene import Scene, parse_scene
 from wavesolve.signals import GaussianDerivative
 from wavesolve.simulation import PointSource, Simulation
@@ -259,15 +260,12 @@ def test_object_near_the_floor_equals_its_mirror_image(bottom):
 def _boxes_on_floor(h: float, size: tuple[float, float, float], boxes: list[tuple]) -> Scene:
     """A still scene over the floor (z = 0) holding `boxes`, each (name, size [m], position [m],
     orientation quaternion wxyz): for the tests that inspect the ghost system alone."""
-    def toml(values) -> str:
-        return "[" + ", ".join(repr(float(v)) for v in values) + "]"
-
     objects = "".join(f"""
 [[objects]]
 name = "{name}"
-mesh = {{ primitive = "box", size = {toml(extent)} }}
-position = {toml(position)}
-orientation = {toml(orientation)}
+mesh = {{ primitive = "box", size = {_toml(extent)} }}
+position = {_toml(position)}
+orientation = {_toml(orientation)}
 """ for name, extent, position, orientation in boxes)
     text = f"""
 [simulation]
@@ -275,7 +273,7 @@ duration = 0.001
 cell_size = {h}
 [domain]
 center = [0.0, 0.0, {size[2] / 2}]
-size = {toml(size)}
+size = {_toml(size)}
 [ground]
 height = 0.0
 {objects}

@@ -17,19 +17,19 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 import wavesolve
-from wavesolve.scene import parse_scene
+from wavesolve.scene import Scene, parse_scene
 
 AXES = {"xp": (1, 0, 0), "xm": (-1, 0, 0), "yp": (0, 1, 0), "ym": (0, -1, 0), "zp": (0, 0, 1), "zm": (0, 0, -1)}
 MESHES = {"sphere": '{ primitive = "icosphere", radius = 0.0124, subdivisions = 4 }',   # the cube's volume
           "cube": '{ primitive = "box", size = [0.02, 0.02, 0.02] }'}
 
 
-def _even_to_odd(shape: str, h: float, contact: float) -> float:
-    """RMS below 1 kHz of the six listeners' mean over that of their x-antisymmetric part, for
-    `shape` struck along +x at x = −`contact` (through its centre: no spin), cell size h (m)."""
-    listeners = "".join(f'[[listeners]]\nname = "{name}"\nposition = [{0.08 * u[0]}, {0.08 * u[1]}, {0.08 * u[2]}]\n'
-                        for name, u in AXES.items())
-    scene = parse_scene(f"""
+def _struck(shape: str, h: float, contact: float, listeners: dict[str, tuple[float, float, float]]) -> Scene:
+    """`shape` (MESHES), centred 1.9 mm off the origin, struck along +x at x = −`contact` (m; through
+    its centre: no spin) by 2 mN·s, heard at `listeners` (name: position, m); cell size h (m)."""
+    heard = "".join(f'[[listeners]]\nname = "{name}"\nposition = [{x}, {y}, {z}]\n'
+                    for name, (x, y, z) in listeners.items())
+    return parse_scene(f"""
 [simulation]
 duration = 0.004
 cell_size = {h}
@@ -44,7 +44,13 @@ position = [0.0013, 0.0007, -0.0011]
 type = "acceleration_noise"
 material = "abs"
 impacts = [ {{ time = 0.0005, position = [{-contact}, 0.0, 0.0], impulse = [0.002, 0.0, 0.0], speed = 1.0 }} ]
-{listeners}""", f"{shape}.toml")
+{heard}""", f"{shape}.toml")
+
+
+def _even_to_odd(shape: str, h: float, contact: float) -> float:
+    """RMS below 1 kHz of the six axis listeners' mean over that of their x-antisymmetric part, for
+    :func:`_struck` `shape`."""
+    scene = _struck(shape, h, contact, {name: tuple(0.08 * c for c in u) for name, u in AXES.items()})
     result = wavesolve.simulate(scene, backend="numba", progress=False)
     sos = butter(4, 1000.0, fs=result.sample_rate, output="sos")
     p = {name: sosfiltfilt(sos, result.listener(name)) for name in AXES}
@@ -75,25 +81,8 @@ def test_a_struck_cube_radiates_no_monopole():
 def test_a_sounding_object_under_five_cells_is_warned_about(caplog, h, warned):
     """The dice showcase's 2 cm die: 3.3 cells at h = 6 mm, where its clicks came out 1.5× too loud
     below 3 kHz, is named at load with the cell size that resolves it by 5; at 4 mm, nothing."""
-    text = f"""
-[simulation]
-duration = 0.001
-cell_size = {h}
-[domain]
-size = 0.12
-[[objects]]
-name = "die"
-mesh = {MESHES["cube"]}
-[[objects.shaders]]
-type = "acceleration_noise"
-material = "abs"
-impacts = [ {{ time = 0.0005, position = [-0.01, 0.0, 0.0], impulse = [0.002, 0.0, 0.0], speed = 1.0 }} ]
-[[listeners]]
-name = "ear"
-position = [0.04, 0.0, 0.0]
-"""
     with caplog.at_level("WARNING", logger="wavesolve"):
-        parse_scene(text, "die.toml")
+        _struck("cube", h, 0.01, {"ear": (0.04, 0.0, 0.0)})
     messages = [r.getMessage() for r in caplog.records if "cells across" in r.getMessage()]
     if warned:
         assert len(messages) == 1 and "objects[0].mesh" in messages[0] and "3.3 cells" in messages[0]

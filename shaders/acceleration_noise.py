@@ -34,6 +34,8 @@ from wavesolve.signals import merge_intervals
 class AccelerationNoiseShader(Shader):
     """aₙ = gain · n·[f/m + α × (x − x_cm)] with f the sum of the impacts' half-sine forces."""
 
+    rigid = True
+
     class Config(ShaderConfig, ImpactListConfig):
         type: Literal["acceleration_noise"]
         material: str | dict[str, Any]

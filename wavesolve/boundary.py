@@ -28,6 +28,7 @@ from scipy.sparse.linalg import splu
 
 from .constants import CONTACT_WEIGHT, MAX_NEAR_OWN_WEIGHT, MIN_IMAGE_OFFSET_CELLS
 from .errors import InstabilityError
+from .flux_balance import Balance, build_balance
 from .grid import Grid
 from .meshes import Geometry, SDFLattice
 from .motion import Motion, RigidState, Static
@@ -71,11 +72,13 @@ _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
 class Body:
     """An object as the boundary sees it: its shape and its motion (a static pose by default).
     An ``image`` body (an object's mirror image in a ground: wavesolve/floor_image.py) only
-    classifies cells: its cells are solid, never unknowns of the system."""
+    classifies cells: its cells are solid, never unknowns of the system. A ``balanced`` body sounds
+    as a rigid body only: its net face flux is held at zero (wavesolve/flux_balance.py)."""
 
     geometry: Geometry
     motion: Motion | None = None
     image: bool = False
+    balanced: bool = False
 
     def __post_init__(self) -> None:
         if self.motion is None:
@@ -312,6 +315,8 @@ class GhostCells:
         self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._groups_of: sp.csr_matrix | None = None      # the W_gg whose coupled groups ``_groups`` holds
         self._groups: tuple[int, np.ndarray] = (0, np.zeros(0, dtype=np.int64))
+        self._balance_of: list | None = None                # the ``points`` whose Balance ``_balance`` is
+        self._balance: Balance | None = None
         self.update(t)
 
     def update(self, t: float) -> None:
@@ -664,6 +669,28 @@ class GhostCells:
                 values = self.solve(p, accel, density)
                 p.reshape(-1)[self.index] = values[:n]
             self._back_values = values[n:]
+            self._balance_flux(p)
+
+    def balance(self) -> Balance:
+        """The current system's volume balance (``flux_balance``; made once per update or
+        interpolated step)."""
+        if self._balance_of is not self.points:
+            owner = np.zeros(len(self), dtype=np.int64)
+            for k, rows in enumerate(self.rows):
+                owner[rows] = k
+            blocked = np.concatenate([self.solid_cells(), self.index[~self.fresh]])
+            self._balance = build_balance(self.grid, self.index, self.fresh, blocked, owner,
+                                          (self._link_fluid, self._link_row, self._link_cell),
+                                          np.array([b.balanced for b in self.bodies], dtype=bool))
+            self._balance_of = self.points
+        return self._balance
+
+    def _balance_flux(self, p: np.ndarray) -> None:
+        """Shift each rigidly sounding object's ghost and back values so its net face flux is zero
+        (``flux_balance``; compiled: ``geometry_kernels.flux_balance``)."""
+        from .geometry_kernels import flux_balance
+
+        flux_balance(p.reshape(-1), self._back_values, *self.balance().arrays())
 
     def thin_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The one-cell-thick parts' links, (l,) each: the flat fluid cells to correct, the index of

@@ -21,13 +21,17 @@ Writing a shader::
         def active_intervals(self, t0, t1):  # optional: when aₙ can be non-zero
             return [(start, end), ...]       # within [t0, t1); None = don't know
 
+        rigid = True                         # optional: aₙ is a rigid-body motion (no net volume)
+
 Time-parallel runs (``wavesolve.chunks``) use the two optional methods. ``reset(t)`` must put
 the shader in the state it would have after running from 0 to t (a modal oscillator keeps
 ringing into the next chunk through the shader, not through the field). ``active_intervals``
 lets the adaptive planner (``--chunks auto``) cut the scene at silent gaps and lets a chunk skip
 the silent steps at its start; a shader that does not know returns None (the default), which
 counts as active all the time. An interval may be generous, never short: outside the listed
-intervals aₙ must be zero (to about 1e-6 of its peak).
+intervals aₙ must be zero (to about 1e-6 of its peak). ``rigid = True`` says the shader's aₙ is
+always a rigid-body motion of its object; where all of an object's shaders say so, the boundary
+holds its net volume flux at zero (``wavesolve.flux_balance``).
 
 and register it in your package's ``pyproject.toml``::
 
@@ -130,6 +134,10 @@ class Shader(abc.ABC):
     """Base class of acoustic shaders. Subclasses define ``Config`` and ``normal_acceleration``."""
 
     Config: ClassVar[type[ShaderConfig]] = ShaderConfig
+    #: True where aₙ is always a rigid-body motion of the whole object (a + α × (x − c))·n, which
+    #: displaces no volume: an object whose shaders all say so has its net face flux held at zero
+    #: (wavesolve/flux_balance.py), which keeps its sound free of a spurious monopole.
+    rigid: ClassVar[bool] = False
 
     def __init__(self, config: ShaderConfig, context: ShaderContext) -> None:
         self.config = config

@@ -26,7 +26,7 @@ from numba import njit
 
 from .. import geometry_kernels
 from ..constants import INSTABILITY_CHECK_INTERVAL
-from ..geometry_kernels import operator_apply
+from ..geometry_kernels import flux_balance, operator_apply
 from . import cpu, subnormals
 from .cpu import close_cells, fused_step, mirror_floor
 from .numba_cache import key_on_sources
@@ -50,17 +50,19 @@ def probe_samples(p, cells, weights, out):
 
 
 @njit(cache=True)
-def run_block(p3, out3, accel, samples, op, density, ghost_cells, links, probe_cells, probe_weights,
+def run_block(p3, out3, accel, samples, op, density, ghost_cells, balance, links, probe_cells, probe_weights,
               step_args, close_lam2, solid, layer, mirror_rows):
     """K = accel.shape[0] steps from p3 = pⁿ (out3 = pⁿ⁻¹); after an even K the fields are back in
     the arrays they started in (after an odd K, out3 holds pⁿ⁺ᴷ and p3 pⁿ⁺ᴷ⁻¹). Per step k:
     the floor's ``mirror_rows`` mirror rows under a ``layer``-cell layer (where > 0), the static ghost
     operator x = M p + ρ N aₖ (``op``: M's and N's CSR arrays; ``accel`` (K, g) m/s², ``density`` ρ)
-    written into the ghost cells ``ghost_cells``, listener samples into ``samples[k]`` (Pa), the field
+    written into the ghost cells ``ghost_cells``, the objects' volume balance (``balance``:
+    ``flux_balance.Balance.arrays``, on the ghost and back values), listener samples into ``samples[k]`` (Pa), the field
     update (``fused_step`` with ``step_args``: ``FusedUpdate.arguments``), the thin-part correction
     from the back values x[len(ghost_cells):] (``links`` = fluid, back_row, cell) and ``solid`` cells
     set to zero."""
     m_ptr, m_cell, m_val, n_ptr, n_idx, n_val = op
+    face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst = balance
     fluid, back_row, cell = links
     n_ghost = ghost_cells.size
     p, out = p3, out3
@@ -70,6 +72,7 @@ def run_block(p3, out3, accel, samples, op, density, ghost_cells, links, probe_c
         flat = p.reshape(p.size)
         x = operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, flat, accel[k], density, ghost_cells)
         back = x[n_ghost:]
+        flux_balance(flat, back, face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst)
         probe_samples(flat, probe_cells, probe_weights, samples[k])
         fused_step(p, out, *step_args)
         close_cells(out.reshape(out.size), flat, fluid, back_row, cell, back, close_lam2, solid)
@@ -96,6 +99,7 @@ class CompiledBlocks:
         self.g = len(ghosts)
         self.op = operator
         self.ghost_cells = ghosts.index
+        self.balance = ghosts.balance().arrays()
         fluid, back_row, cell, _ = ghosts.thin_links()
         self.links = (fluid, back_row, cell)
         self.no_accel = np.zeros((INSTABILITY_CHECK_INTERVAL, 1))
@@ -118,7 +122,7 @@ class CompiledBlocks:
             else:
                 accel = self.no_accel[:count]
             samples = self.samples[:count]
-            run_block(sim.p, sim.p_prev, accel, samples, self.op, density, self.ghost_cells, self.links,
+            run_block(sim.p, sim.p_prev, accel, samples, self.op, density, self.ghost_cells, self.balance, self.links,
                       probes.cells, probes.weights, step_args, lam2, sim._hold_zero, grid.layer, grid.mirror_rows)
             if count % 2:
                 sim.p, sim.p_prev = sim.p_prev, sim.p

@@ -1,0 +1,182 @@
+"""Volume balance of rigidly sounding objects: the net flux the field update draws through such an
+object's cell faces held at zero, as a rigid body displaces no volume.
+
+Why. The field update of a fluid cell f next to a ghost cell g reads the face difference p_g − p_f;
+summed over an object's ghost–fluid faces, Σ (p_g − p_f)·h is the net volume flux (times ρ) the
+scheme pushes into the air, and for a rigid body the continuous problem fixes it at zero
+(∮ (a + α × (x − c))·n dS = 0). The ghost values (image-point extrapolation, ``boundary``)
+satisfy ∂p/∂n = −ρaₙ at each row's own surface point, but their face differences do not add up to
+that integral: over a face parallel to the grid the error has one sign (the face's sub-cell offset),
+and a box's edge cells, set by the side face, carry the struck face's flux with the wrong sign. A
+struck 2 cm cube at h = 4 mm radiated a monopole 0.40 of its dipole below 1 kHz (bench/RESULTS.md,
+thirtieth session) where it should radiate none.
+
+What. After the ghost (and back) values are set, each balanced object gets one constant λ added to
+every value its faces read (the ghost value, or a one-cell-thick part's back value where the
+far-side neighbour reads that), λ = −Σ_faces (v − p_f) / F over its F ghost–fluid faces, so the
+sum is zero to rounding whatever the field. The shift is spread evenly over the object's faces:
+it adds only a uniform (monopole) layer to what the ghost values give; the struck cube's dipole
+changed by under 2 % while its monopole fell from 0.40 to 0.006 of it.
+
+Which objects. Those whose shaders all declare their aₙ a rigid-body motion (``Shader.rigid``:
+``acceleration_noise``), whose net flux is known to be zero. An elastic shader's net volume
+acceleration ρ∮aₙ dS is not zero in general and a quadrature of it from the rows' aₙ was too
+rough to hold the field to (bench/RESULTS.md, thirty-first session), so such objects, and passive
+ones, keep the ghost values as they are. Objects whose ghost cells touch are balanced together,
+and only if all of them are balanced.
+
+Arrays (one :class:`Balance` per boundary system), per object b in CSR order:
+    face_ptr (B+1,), face_src (F,): the cell of p a face reads (≥ 0) or −1 − j for back value j;
+    face_fluid (F,): its fluid cell; count_inv (B,): 1/F_b (0: not balanced);
+    add_ptr (B+1,), add_dst (A,): the values λ_b is added to, encoded as face_src.
+:func:`balance_reference` is the NumPy reference of the compiled kernels
+(``geometry_kernels.flux_balance`` and ``ws_balance``/``ws_balance_add`` of cuda/fdtd.cuh).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .grid import Grid
+
+@dataclass
+class Balance:
+    """The compiled kernels' arrays (module docstring)."""
+
+    face_ptr: np.ndarray
+    face_src: np.ndarray
+    face_fluid: np.ndarray
+    count_inv: np.ndarray
+    add_ptr: np.ndarray
+    add_dst: np.ndarray
+
+    def arrays(self) -> tuple:
+        """The arrays in the kernels' argument order."""
+        return self.face_ptr, self.face_src, self.face_fluid, self.count_inv, self.add_ptr, self.add_dst
+
+    @property
+    def bodies(self) -> int:
+        return len(self.count_inv)
+
+
+def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.ndarray, owner: np.ndarray,
+                  links: tuple[np.ndarray, np.ndarray, np.ndarray], balanced: np.ndarray) -> Balance:
+    """The balance of a boundary system, one entry per object (objects whose ghost cells touch are
+    balanced together, under the first one's entry; the others' entries are empty).
+
+    Args:
+        grid: the grid (a ground's mirror rows under the floor are no air).
+        index: (n,) flat cells of the unknown rows (ghost cells, then fresh ones, ``fresh`` (n,)).
+        blocked: flat cells that are not air (every solid cell, ghost cells included).
+        owner: (G,) object of each row (unknown rows, then back values: G = n + m).
+        links: the one-cell-thick parts' (fluid cells, back-value rows in 0..G, ghost cells) (l,) each:
+            faces whose fluid cell reads a back value instead of the ghost value.
+        balanced: (B,) bool, the objects to balance (module docstring).
+    """
+    bodies = len(balanced)
+    shape = np.asarray(grid.shape, dtype=np.int64)
+    n = len(index)
+    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+    dirs = np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)])
+    rows = np.flatnonzero(~fresh)
+    ijk = np.stack(np.unravel_index(index[rows], grid.shape), axis=1).astype(np.int64)
+    blocked = np.unique(blocked)
+    low = grid.layer if grid.ground else 0                 # air starts above a ground's floor
+    ghost_order = np.argsort(index[rows])
+    ghost_sorted = index[rows][ghost_order]
+    group = np.arange(bodies)
+    face_row, face_dir, face_fluid = [], [], []
+    for k, d in enumerate(dirs):
+        nb = ijk + d
+        ok = np.all((nb >= 0) & (nb < shape), axis=1) & (nb[:, 2] >= low) & (ijk[:, 2] >= low)
+        cells = nb[ok] @ strides
+        air = ~_member(blocked, cells)
+        face_row.append(rows[ok][air])
+        face_dir.append(np.full(int(air.sum()), k))
+        face_fluid.append(cells[air])
+        # ghost cells of two objects side by side: the objects are balanced together
+        other = ~air & _member(ghost_sorted, cells)
+        if other.any():
+            at = np.searchsorted(ghost_sorted, cells[other])
+            for a, b in set(zip(owner[rows[ok][other]].tolist(), owner[rows[ghost_order[at]]].tolist())):
+                ga, gb = _root(group, a), _root(group, b)
+                group[max(ga, gb)] = min(ga, gb)
+    group = np.array([_root(group, b) for b in range(bodies)], dtype=np.int64)
+    unbalanced = np.zeros(bodies, dtype=bool)
+    np.logical_or.at(unbalanced, group, ~np.asarray(balanced, dtype=bool))
+    face_row = np.concatenate(face_row)
+    face_dir = np.concatenate(face_dir)
+    face_fluid = np.concatenate(face_fluid)
+    # a far-side neighbour of a one-cell-thick part reads the back value, not the ghost value
+    link_fluid, link_row, link_cell = links
+    if len(link_fluid):
+        offset = link_fluid - link_cell
+        link_dir = np.full(len(offset), -1)
+        for k, d in enumerate(dirs):
+            link_dir[offset == d @ strides] = k
+        key = index[face_row] * 6 + face_dir
+        order = np.argsort(key)
+        found = np.minimum(np.searchsorted(key, link_cell * 6 + link_dir, sorter=order), len(key) - 1)
+        face = order[found]
+        hit = (link_dir >= 0) & (key[face] == link_cell * 6 + link_dir) & (face_fluid[face] == link_fluid)
+        face_row[face[hit]] = link_row[hit]
+    body = group[owner[face_row]]
+    keep = ~unbalanced[body]
+    face_row, face_fluid, body = face_row[keep], face_fluid[keep], body[keep]
+    order = np.argsort(body, kind="stable")
+    face_row, face_fluid, body = face_row[order], face_fluid[order], body[order]
+    face_ptr = np.searchsorted(body, np.arange(bodies + 1))
+    counts = np.diff(face_ptr)
+    count_inv = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    face_src = np.where(face_row < n, index[np.minimum(face_row, n - 1)], -1 - (face_row - n)).astype(np.int64)
+    # the values λ is added to: each value some face reads, once
+    add_dst, add_ptr = [], [0]
+    for b in range(bodies):
+        src = np.unique(face_src[face_ptr[b]:face_ptr[b + 1]])
+        add_dst.append(src)
+        add_ptr.append(add_ptr[-1] + len(src))
+    return Balance(face_ptr=face_ptr.astype(np.int64), face_src=face_src, face_fluid=face_fluid.astype(np.int64),
+                   count_inv=count_inv, add_ptr=np.asarray(add_ptr, dtype=np.int64),
+                   add_dst=np.concatenate(add_dst).astype(np.int64) if add_dst else np.zeros(0, dtype=np.int64))
+
+
+def _root(parent: np.ndarray, b: int) -> int:
+    """The root of b in the union–find forest ``parent``."""
+    while parent[b] != b:
+        b = parent[b]
+    return int(b)
+
+
+def _member(sorted_cells: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Whether each of ``cells`` is in the ascending array ``sorted_cells``."""
+    if not len(sorted_cells):
+        return np.zeros(len(cells), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_cells, cells), len(sorted_cells) - 1)
+    return sorted_cells[at] == cells
+
+
+def net_flux(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Σ (v − p_f) (Pa) over each object's faces, (B,) float64, for the flat field ``p`` and back
+    values ``back``."""
+    flat = p.reshape(-1)
+    src = balance.face_src
+    v = np.where(src >= 0, flat[np.maximum(src, 0)].astype(np.float64), back[np.maximum(-1 - src, 0)] if len(back)
+                 else 0.0)
+    diff = v - flat[balance.face_fluid].astype(np.float64)
+    body = np.repeat(np.arange(balance.bodies), np.diff(balance.face_ptr))
+    return np.bincount(body, weights=diff, minlength=balance.bodies)
+
+
+def balance_reference(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Add λ_b = −Σ (v − p_f) / F_b to each balanced object's face values in ``p`` (any float dtype;
+    rounded to it) and ``back`` (float64) in place; returns λ (B,) Pa. NumPy reference of the
+    compiled kernels."""
+    lam = -net_flux(balance, p, back) * balance.count_inv
+    flat = p.reshape(-1)
+    body = np.repeat(np.arange(balance.bodies), np.diff(balance.add_ptr))
+    dst = balance.add_dst
+    front = dst >= 0
+    flat[dst[front]] = (flat[dst[front]].astype(np.float64) + lam[body[front]]).astype(flat.dtype)
+    back[-1 - dst[~front]] += lam[body[~front]]
+    return lam

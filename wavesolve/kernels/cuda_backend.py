@@ -36,9 +36,10 @@ from ..backend import Backend, BackendError, Recorder
 CUDA_DIR = Path(__file__).parent / "cuda"
 KERNEL_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 #: The kernels of fdtd.cu (each built per precision, with KERNEL_SUFFIX).
-KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_close", "ws_mirror", "ws_probe", "ws_peak")
+KERNELS = ("ws_cell", "ws_cell32", "ws_ghost", "ws_balance", "ws_balance_add", "ws_close", "ws_mirror", "ws_probe",
+           "ws_peak")
 #: Kernels run with one warp (32 threads) per work item (fdtd.cuh, WS_WARP_SUM_KERNEL).
-WARP_KERNELS = ("ws_ghost",)
+WARP_KERNELS = ("ws_ghost", "ws_balance")
 #: NVRTC options: no FMA contraction, so device rounding follows the reference's.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 #: Threads per block of every kernel but the cell kernel.
@@ -251,6 +252,7 @@ class DeviceGhostCells(_HostAttributes):
         self.n = n_front + ghosts.n_back
         if self.n == 0:
             return
+        self._upload_balance()
         cells = (ghosts.index, ghosts.fluid_cols, ghosts.fresh, ghosts._link_fluid, ghosts._link_row, ghosts._link_cell)
         if ghosts.moving and self._cells_of is not None and all(a is b for a, b in zip(cells, self._cells_of)):
             return          # a keyed system between keys: the same cells, only its weights changed (host)
@@ -285,6 +287,25 @@ class DeviceGhostCells(_HostAttributes):
         self._fresh = operator(fresh) if len(fresh) else None
         self.upload = backend.uploader(self.n)
 
+    def _upload_balance(self) -> None:
+        """The balanced objects' face lists (``flux_balance``) of the host's current system, on the
+        device (every update: they follow the cells)."""
+        to, xp = self.backend.asarray, self.backend.xp
+        bal = self.host.balance()
+        face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst = bal.arrays()
+        add_body = np.repeat(np.arange(bal.bodies, dtype=np.int64), np.diff(add_ptr))
+        self._balance = (bal.bodies, (to(face_ptr), to(face_src), to(face_fluid)), to(count_inv), len(add_dst),
+                         to(add_body), to(add_dst), xp.zeros(max(bal.bodies, 1)))
+
+    def _launch_balance(self, p: Any) -> None:
+        """Each balanced object's volume balance on the ghost values in ``p`` and the back values:
+        ws_balance (a warp per object), then ws_balance_add (a thread per value)."""
+        bodies, faces, count_inv, n_add, add_body, add_dst, lam = self._balance
+        if not n_add:
+            return
+        self.launch("ws_balance", p.dtype, bodies, (p, self.back, *faces, count_inv, lam))
+        self.launch("ws_balance_add", p.dtype, n_add, (p, self.back, add_body, add_dst, lam))
+
     def _host_solve(self, p: Any, accel: Any, density: float) -> np.ndarray:
         """Moving geometry: the system's solution (n,) on the host, from p's fluid values."""
         fluid = self.backend.to_host(p.reshape(-1)[self.fluid_cols])
@@ -316,8 +337,10 @@ class DeviceGhostCells(_HostAttributes):
             p.reshape(-1)[self._index] = self.backend.asarray(values[:n_front].astype(p.dtype))
             if self.host.n_back:
                 self.back[...] = self.backend.asarray(values[n_front:])
+            self._launch_balance(p)
             return
         self._launch(p, self._all, accel, density)
+        self._launch_balance(p)
 
     def correct_thin_parts(self, p: Any, out: Any, lam2: float, solid: Any = None) -> None:
         """After the field update: ``out += λ²(p_back − p_g)`` at the far-side neighbours of

@@ -3,7 +3,8 @@
 // Every kernel takes n, the number of work items, as its first argument. ws_cell and ws_cell32
 // (leapfrog and layer, the layer's face velocities included, and the listeners' samples) are launched
 // in segments of blocks, the interior's, each layer slab's and the listeners' (WS_SEGMENT_KERNEL),
-// ws_ghost with one warp per row (WS_WARP_SUM_KERNEL), the others with one thread per item.
+// ws_ghost with one warp per row and ws_balance with one per object (WS_WARP_SUM_KERNEL), the
+// others with one thread per item.
 #include "fdtd.cuh"
 
 // ws_cell indexes the grid with 64-bit integers, ws_cell32 with 32-bit ones (fewer instructions: for
@@ -28,6 +29,14 @@
                const double* accel, double density, ws_idx n_front, double* back),                   \
               ws_ghost_partial<T>(r, lane, p, m_ptr, m_cell, m_val, n_ptr, n_col, n_val, accel, s, b), \
               ws_ghost_store<T>(r, p, index, s, b, density, n_front, back))                         \
+    WS_WARP_SUM_KERNEL(ws_balance_##SUF, n,                                                          \
+              (ws_idx n, const T* p, const double* back, const ws_idx* face_ptr, const ws_idx* face_src, \
+               const ws_idx* face_fluid, const double* count_inv, double* lam),                      \
+              ws_balance_partial<T>(r, lane, p, back, face_ptr, face_src, face_fluid, s, b),         \
+              ws_balance_store(r, s, count_inv, lam))                                               \
+    WS_KERNEL(ws_balance_add_##SUF, n,                                                               \
+              (ws_idx n, T* p, double* back, const ws_idx* add_body, const ws_idx* add_dst, const double* lam), \
+              ws_balance_add<T>(t, p, back, add_body, add_dst, lam))                                \
     WS_KERNEL(ws_close_##SUF, n,                                                                     \
               (ws_idx n, const T* p, T* out, ws_idx n_links, const ws_idx* link_fluid, const ws_idx* link_back, \
                const ws_idx* link_cell, const double* back, double lam2, const ws_idx* zero),         \

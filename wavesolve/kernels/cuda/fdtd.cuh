@@ -368,6 +368,40 @@ WS_HD void ws_ghost_store(ws_idx r, T* p, const ws_idx* index, double s, double 
     else back[r - n_front] = v;
 }
 
+// Object r's volume balance (wavesolve/flux_balance.py), one warp per object, after ws_ghost: lane l
+// sums the object's face differences v − p[fluid] (v = p[src], or back value −1 − src where src < 0)
+// l, l + 32, … into s (ws_balance_partial); lane 0 stores λ_r = −s / F_r (ws_balance_store).
+// ws_balance_add then adds λ to every value the faces read.
+template <typename T>
+WS_HD void ws_balance_partial(ws_idx r, int lane, const T* p, const double* back, const ws_idx* face_ptr,
+                              const ws_idx* face_src, const ws_idx* face_fluid, double& s, double& b)
+{
+    s = 0.0;
+    for (ws_idx e = face_ptr[r] + lane; e < face_ptr[r + 1]; e += 32) {
+        const ws_idx src = face_src[e];
+        const double v = src >= 0 ? (double)p[src] : back[-1 - src];
+        s += v - (double)p[face_fluid[e]];
+    }
+    b = 0.0;
+}
+
+WS_HD void ws_balance_store(ws_idx r, double s, const double* count_inv, double* lam)
+{
+    lam[r] = -s * count_inv[r];
+}
+
+// Work item t: value add_dst[t] (a cell of p, or back value −1 − add_dst[t]) of object add_body[t]
+// gets λ of that object. Each value belongs to one object and appears once: no two items meet.
+template <typename T>
+WS_HD void ws_balance_add(ws_idx t, T* p, double* back, const ws_idx* add_body, const ws_idx* add_dst,
+                          const double* lam)
+{
+    const ws_idx d = add_dst[t];
+    const double l = lam[add_body[t]];
+    if (d >= 0) p[d] = (T)((double)p[d] + l);
+    else back[-1 - d] += l;
+}
+
 // Work item t of the step's closing kernel, on out after the field update: for t < n_links, link t
 // of a one-cell-thick part, whose far-side fluid neighbour saw the cell's front value p[cell] in its
 // 7-point stencil: out[fluid] += (T)(λ²(back − p[cell])), as the reference's np.add.at (a fluid cell

@@ -315,7 +315,7 @@ class GhostCells:
         self._operator_mn: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._groups_of: sp.csr_matrix | None = None      # the W_gg whose coupled groups ``_groups`` holds
         self._groups: tuple[int, np.ndarray] = (0, np.zeros(0, dtype=np.int64))
-        self._balance_of: list | None = None                # the ``points`` whose Balance ``_balance`` is
+        self._balance_of: tuple | None = None               # the cell arrays ``_balance`` was made from
         self._balance: Balance | None = None
         self.update(t)
 
@@ -672,9 +672,10 @@ class GhostCells:
             self._balance_flux(p)
 
     def balance(self) -> Balance:
-        """The current system's volume balance (``flux_balance``; made once per update or
-        interpolated step)."""
-        if self._balance_of is not self.points:
+        """The current system's volume balance (``flux_balance``), made again only when the
+        system's cells change (not between the keys of a keyed system, whose cells stay)."""
+        cells = (self.index, self.fresh, self.solid_index, self._link_fluid, self._link_row, self._link_cell)
+        if self._balance_of is None or any(a is not b for a, b in zip(cells, self._balance_of)):
             owner = np.zeros(len(self), dtype=np.int64)
             for k, rows in enumerate(self.rows):
                 owner[rows] = k
@@ -682,7 +683,7 @@ class GhostCells:
             self._balance = build_balance(self.grid, self.index, self.fresh, blocked, owner,
                                           (self._link_fluid, self._link_row, self._link_cell),
                                           np.array([b.balanced for b in self.bodies], dtype=bool))
-            self._balance_of = self.points
+            self._balance_of = cells
         return self._balance
 
     def _balance_flux(self, p: np.ndarray) -> None:

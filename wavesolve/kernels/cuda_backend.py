@@ -7,7 +7,9 @@ compiled at run time by ``cupy.RawModule`` (NVRTC); in the tests the same class 
 arithmetic are checked against the NumPy reference on machines without a GPU.
 
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
-precomputed sparse operator, no host solve, a warp per row), the fused cell update with the
+precomputed sparse operator, no host solve, a warp per row), the volume balance of rigidly
+sounding objects (two kernels, where there are such objects: wavesolve/flux_balance.py), the fused
+cell update with the
 listener samples (one kernel: interior leapfrog, in the layer the face velocities and split
 pressures, and extra blocks that sample the listeners), then the thin-part correction and the
 solid cells' zeroing (one kernel). Where nothing moves,
@@ -242,6 +244,7 @@ class DeviceGhostCells(_HostAttributes):
         self.backend = backend
         self.launch = backend.launch
         self._cells_of: tuple | None = None     # the host arrays whose cells are on the device (moving)
+        self._balance_from = None               # the host's Balance whose arrays are on the device
         self._build()
 
     def _build(self) -> None:
@@ -289,9 +292,12 @@ class DeviceGhostCells(_HostAttributes):
 
     def _upload_balance(self) -> None:
         """The balanced objects' face lists (``flux_balance``) of the host's current system, on the
-        device (every update: they follow the cells)."""
+        device (after each update whose cells changed)."""
         to, xp = self.backend.asarray, self.backend.xp
         bal = self.host.balance()
+        if self._balance_from is bal:
+            return
+        self._balance_from = bal
         face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst = bal.arrays()
         add_body = np.repeat(np.arange(bal.bodies, dtype=np.int64), np.diff(add_ptr))
         self._balance = (bal.bodies, (to(face_ptr), to(face_src), to(face_fluid)), to(count_inv), len(add_dst),

@@ -24,9 +24,11 @@ MESHES = {"sphere": '{ primitive = "icosphere", radius = 0.0124, subdivisions = 
           "cube": '{ primitive = "box", size = [0.02, 0.02, 0.02] }'}
 
 
-def _struck(shape: str, h: float, contact: float, listeners: dict[str, tuple[float, float, float]]) -> Scene:
+def _struck(shape: str, h: float, contact: float, listeners: dict[str, tuple[float, float, float]],
+            extra: str = "") -> Scene:
     """`shape` (MESHES), centred 1.9 mm off the origin, struck along +x at x = −`contact` (m; through
-    its centre: no spin) by 2 mN·s, heard at `listeners` (name: position, m); cell size h (m)."""
+    its centre: no spin) by 2 mN·s, heard at `listeners` (name: position, m); cell size h (m);
+    ``extra``: more shader tables of the body."""
     heard = "".join(f'[[listeners]]\nname = "{name}"\nposition = [{x}, {y}, {z}]\n'
                     for name, (x, y, z) in listeners.items())
     return parse_scene(f"""
@@ -44,6 +46,7 @@ position = [0.0013, 0.0007, -0.0011]
 type = "acceleration_noise"
 material = "abs"
 impacts = [ {{ time = 0.0005, position = [{-contact}, 0.0, 0.0], impulse = [0.002, 0.0, 0.0], speed = 1.0 }} ]
+{extra}
 {heard}""", f"{shape}.toml")
 
 
@@ -74,12 +77,19 @@ def test_a_struck_cube_radiates_no_monopole():
     assert _even_to_odd("cube", 0.004, 0.01) < 0.1
 
 
-@pytest.mark.parametrize("h, warned", [(0.006, True), (0.004, False)])
-def test_a_sounding_object_under_five_cells_is_warned_about(caplog, h, warned):
-    """The dice showcase's 2 cm die: 3.3 cells at h = 6 mm, where its clicks came out 1.5× too loud
-    below 3 kHz, is named at load with the cell size that resolves it by 5; at 4 mm, nothing."""
+PULSATE = ('[[objects.shaders]]\ntype = "prescribed"\npattern = "pulsate"\n'
+           'signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 1.0 }')
+
+
+@pytest.mark.parametrize("h, elastic, warned", [(0.006, True, True), (0.004, True, False), (0.006, False, False)])
+def test_a_sounding_object_under_five_cells_is_warned_about(caplog, h, elastic, warned):
+    """A 2 cm cube with an elastic shader besides its clicks (its net flux is not balanced): 3.3
+    cells at h = 6 mm, where the leak of such a box made the dice showcase's clicks 1.5× too loud
+    below 3 kHz before the volume balance, is named at load with the cell size that resolves it by
+    5; at 4 mm, nothing. With clicks alone (balanced) it is not named: the balanced dice at 6 mm
+    came within 5 % of 3 mm above 1 kHz (bench/RESULTS.md, thirty-first session)."""
     with caplog.at_level("WARNING", logger="wavesolve"):
-        _struck("cube", h, 0.01, {"ear": (0.04, 0.0, 0.0)})
+        _struck("cube", h, 0.01, {"ear": (0.04, 0.0, 0.0)}, PULSATE if elastic else "")
     messages = [r.getMessage() for r in caplog.records if "cells across" in r.getMessage()]
     if warned:
         assert len(messages) == 1 and "objects[0].mesh" in messages[0] and "3.3 cells" in messages[0]

@@ -245,13 +245,16 @@ def load_scene(path: str | Path) -> Scene:
 
 def _warn_small_objects(objects: list[SceneObject], h: float, file: str) -> None:
     """Log a warning for each sounding object whose largest extent is under SMALL_OBJECT_CELLS
-    cells of size h (m): its sound below about 1 kHz is not reliable there."""
+    cells of size h (m) and whose net face flux is not balanced (a shader that is not ``rigid``):
+    its sound below about 1 kHz is not reliable there."""
     for i, obj in enumerate(objects):
-        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders else np.inf
+        balanced = all(s.rigid for s in obj.shaders)
+        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders and not balanced else np.inf
         if extent < SMALL_OBJECT_CELLS * h * (1 - 1e-9):
             log.warning("%s: [objects[%d].mesh] object '%s' is %.1f cells across at h = %g m: below about "
-                        "1 kHz its sound can be off by a factor of 1.5 or more (README, \"a box's faces and "
-                        "edges leak volume\"); a cell_size of %.3g m or less resolves it by %d cells",
+                        "1 kHz its sound can be off by a factor of 1.5 or more (README, \"Volume balance of "
+                        "rigidly sounding objects\": its shaders are not all rigid); a cell_size of %.3g m or "
+                        "less resolves it by %d cells",
                         file, i, obj.name, extent / h, h, extent / SMALL_OBJECT_CELLS, SMALL_OBJECT_CELLS)
 
 

@@ -141,3 +141,37 @@ def test_a_moving_body_balances_with_fresh_cells():
     assert not np.isin(bal.face_src, ghosts.index[ghosts.fresh]).any()
     assert np.isin(ghosts.index[ghosts.fresh], bal.face_fluid).any()
     assert abs(net_flux(bal, p, ghosts.thin_links()[3])[0]) <= 1e-12 * _scale(ghosts, p)
+
+
+@pytest.mark.parametrize("shaders, balanced", [
+    (["acceleration_noise"], True), (["acceleration_noise", "prescribed"], False), ([], False)])
+def test_objects_are_balanced_when_all_their_shaders_are_rigid(shaders, balanced):
+    """A scene object's body is balanced when it has shaders and every one declares Shader.rigid
+    (acceleration_noise does, prescribed does not); a system with none balanced has no faces."""
+    from wavesolve.floor_image import boundary_bodies
+    from wavesolve.scene import parse_scene
+
+    tables = {"acceleration_noise": 'type = "acceleration_noise"\nmaterial = "abs"\nimpacts = [ { time = 0.0005, '
+                                    'position = [0.0, 0.0, 0.01], impulse = [0.0, 0.0, 0.002], speed = 1.0 } ]',
+              "prescribed": 'type = "prescribed"\npattern = "pulsate"\nsignal = { waveform = "gaussian_derivative", '
+                            'frequency = 600.0, amplitude = 1.0 }'}
+    text = f"""
+[simulation]
+duration = 0.001
+cell_size = {H}
+[domain]
+size = 0.12
+[[objects]]
+name = "body"
+mesh = {{ primitive = "box", size = [0.02, 0.02, 0.02] }}
+position = [0.0013, 0.0007, -0.0011]
+""" + "".join(f"[[objects.shaders]]\n{tables[s]}\n" for s in shaders) + """
+[[listeners]]
+name = "ear"
+position = [0.04, 0.0, 0.0]
+"""
+    scene = parse_scene(text, "balanced.toml")
+    bodies = boundary_bodies(scene.objects, scene.grid)
+    assert bodies[0].balanced is balanced
+    bal = GhostCells(scene.grid, bodies).balance()
+    assert (len(bal.face_src) > 0) is balanced

@@ -691,7 +691,9 @@ class GhostCells:
         (``flux_balance``; compiled: ``geometry_kernels.flux_balance``)."""
         from .geometry_kernels import flux_balance
 
-        flux_balance(p.reshape(-1), self._back_values, *self.balance().arrays())
+        balance = self.balance()
+        if len(balance.add_dst):
+            flux_balance(p.reshape(-1), self._back_values, *balance.arrays())
 
     def thin_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The one-cell-thick parts' links, (l,) each: the flat fluid cells to correct, the index of

@@ -75,6 +75,8 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
         balanced: (B,) bool, the objects to balance (module docstring).
     """
     bodies = len(balanced)
+    if not np.any(balanced):
+        return _empty(bodies)
     shape = np.asarray(grid.shape, dtype=np.int64)
     n = len(index)
     strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
@@ -139,6 +141,13 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
     return Balance(face_ptr=face_ptr.astype(np.int64), face_src=face_src, face_fluid=face_fluid.astype(np.int64),
                    count_inv=count_inv, add_ptr=np.asarray(add_ptr, dtype=np.int64),
                    add_dst=np.concatenate(add_dst).astype(np.int64) if add_dst else np.zeros(0, dtype=np.int64))
+
+
+def _empty(bodies: int) -> Balance:
+    """The balance of a system with no balanced object: no faces, nothing shifted."""
+    ptr, none = np.zeros(bodies + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return Balance(face_ptr=ptr, face_src=none, face_fluid=none, count_inv=np.zeros(bodies), add_ptr=ptr,
+                   add_dst=none)
 
 
 def _root(parent: np.ndarray, b: int) -> int:

@@ -77,6 +77,8 @@ def test_a_balanced_object_draws_no_net_flux(case):
     bal = ghosts.balance()
     flux = net_flux(bal, p, ghosts.thin_links()[3])
     assert np.count_nonzero(bal.count_inv) == (1 if case == "touching cubes" else len(ghosts.bodies))
+    # every far-side neighbour that reads a back value (thin_links) is one of the balance's faces
+    assert np.count_nonzero(bal.face_src < 0) == len(ghosts.thin_links()[0])
     assert np.all(np.abs(flux) <= 1e-12 * _scale(ghosts, p))
     # without the balance the same ghost values leak: the sum is far from zero
     plain = GhostCells(ghosts.grid, [Body(b.geometry) for b in ghosts.bodies])

@@ -40,6 +40,7 @@ import numpy as np
 
 from .grid import Grid
 
+
 @dataclass
 class Balance:
     """The compiled kernels' arrays (module docstring)."""

@@ -144,8 +144,9 @@ position = [0.02, 0.01, -0.05]
 
 
 def blocks_scene(precision: str) -> str:
-    """Scene text: a pulsating ball beside a plate one cell thick, above a ground: ghost cells, back
-    values, solid cells, the floor's mirror rows and two listeners (the block runners' tests)."""
+    """Scene text: a pulsating ball beside a struck plate one cell thick, above a ground: ghost cells,
+    back values, solid cells, the floor's mirror rows, the volume balance (the plate sounds as a
+    rigid body: flux_balance) and two listeners (the block runners' tests)."""
     return f"""
 [simulation]
 duration = 0.001
@@ -168,6 +169,10 @@ signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 10
 name = "plate"
 mesh = {{ primitive = "box", size = [0.06, 0.12, 0.005] }}
 position = [0.05, 0.0013, 0.0411]
+[[objects.shaders]]
+type = "acceleration_noise"
+material = "steel"
+impacts = [ {{ time = 0.0002, position = [0.01, 0.02, 0.0025], impulse = [0.0, 0.0, -0.0005], speed = 1.0 }} ]
 [[listeners]]
 name = "above"
 position = [0.02, 0.01, 0.1]

@@ -484,9 +484,10 @@ def test_cupy_fields_stay_on_device_in_their_precision(tmp_path, precision):
 @pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_cuda_driver_follows_moving_objects(request, where, precision, tmp_path):
-    """A pulsating sphere moving at 3 m/s: ghost and fresh cells rebuilt every step, solved on the
-    host from the fluid values copied down and written back by the device driver (host build, or
-    CuPy on a GPU), must match the NumPy reference (tolerances in _compare_step_by_step)."""
+    """A pulsating sphere moving at 3 m/s and a struck box beside it (balanced: flux_balance):
+    ghost and fresh cells rebuilt every step, solved on the host from the fluid values copied down
+    and written back by the device driver (host build, or CuPy on a GPU), then the box's balance on
+    the device, must match the NumPy reference (tolerances in _compare_step_by_step)."""
     text = f"""
 [simulation]
 duration = 0.001
@@ -502,6 +503,15 @@ motion = {{ type = "constant_velocity", velocity = [3.0, 0.0, 0.0] }}
 type = "prescribed"
 pattern = "pulsate"
 signal = {{ waveform = "gaussian_derivative", frequency = 2000.0, amplitude = 100.0 }}
+[[objects]]
+name = "box"
+mesh = {{ primitive = "box", size = [0.03, 0.03, 0.03] }}
+position = [-0.0701, 0.0013, 0.0007]
+motion = {{ type = "constant_velocity", velocity = [-2.0, 1.0, 0.0] }}
+[[objects.shaders]]
+type = "acceleration_noise"
+material = "steel"
+impacts = [ {{ time = 0.0001, position = [0.015, 0.0, 0.0], impulse = [-0.002, 0.0, 0.0], speed = 1.0 }} ]
 [[listeners]]
 name = "ear"
 position = [0.08, 0.02, 0.0]
@@ -512,6 +522,8 @@ position = [0.08, 0.02, 0.0]
     _compare_step_by_step(load_scene(path), _driver(request, where), precision, 80,
                           each=lambda ref: fresh_steps.append(ref.ghosts.fresh.any()))
     assert any(fresh_steps)
+    bal = Simulation(load_scene(path), backend="numpy").ghosts.balance()
+    assert bal.count_inv.tolist()[0] == 0 and bal.count_inv[1] > 0
 
 
 def _compare_step_by_step(scene, backend, precision: str, steps: int, each=None) -> tuple:

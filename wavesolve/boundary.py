@@ -679,8 +679,7 @@ class GhostCells:
             owner = np.zeros(len(self), dtype=np.int64)
             for k, rows in enumerate(self.rows):
                 owner[rows] = k
-            blocked = np.concatenate([self.solid_cells(), self.index[~self.fresh]])
-            self._balance = build_balance(self.grid, self.index, self.fresh, blocked, owner,
+            self._balance = build_balance(self.grid, self.index, self.fresh, self.solid_cells(), owner,
                                           (self._link_fluid, self._link_row, self._link_cell),
                                           np.array([b.balanced for b in self.bodies], dtype=bool))
             self._balance_of = cells

@@ -47,6 +47,7 @@ from .boundary import _ITERATIVE_MAX_NORM, _ITERATIVE_MAX_SWEEPS, _ITERATIVE_TOL
 from .meshes import Geometry
 from .grid import Grid
 from .shading import BoundaryPoints
+from .sorted_lookup import finder, in_sorted
 
 log = logging.getLogger("wavesolve")
 
@@ -343,12 +344,12 @@ class _Union:
         from .geometry_kernels import merge_rows, off_diagonal_rows, rows_start_step, scaled_norm, sorted_positions
 
         keys0, keys1 = _row_keys(s0), _row_keys(s1)
-        find0, find1 = _finder(keys0), _finder(keys1)
+        find0, find1 = finder(keys0), finder(keys1)
         n0, n1 = len(s0.index), len(s1.index)
         blocked0 = s0.solid_index                                   # ascending
 
         def is_blocked0(cells: np.ndarray) -> np.ndarray:
-            return _in_sorted(blocked0, cells, np.searchsorted)
+            return in_sorted(blocked0, cells, np.searchsorted)
 
         ghosts0 = np.flatnonzero(~s0.fresh)
         extra1 = np.flatnonzero(is_blocked0(s1.index))              # S₁ front rows deep solid in S₀
@@ -394,10 +395,10 @@ class _Union:
         f_row = np.full(len(f1), -1, dtype=np.int64)
         f_air = np.ones(len(f1), dtype=bool)
         # most of S₁'s air is S₀'s: only the rest is looked up
-        other = np.flatnonzero(~_in_sorted(fcols0, f1, sorted_positions))
+        other = np.flatnonzero(~in_sorted(fcols0, f1, sorted_positions))
         f_row[other], f_air[other] = in_s0(f1[other], np.zeros(len(other), dtype=np.int64), None)
         extra = np.concatenate([(keys0 // 2)[g0_air], (keys1 // 2)[g1_air], f1[other][f_air[other]]])
-        extra = extra[~_in_sorted(fcols0, extra, np.searchsorted)]
+        extra = extra[~in_sorted(fcols0, extra, np.searchsorted)]
         self.fluid_cols = np.sort(np.concatenate([fcols0, np.unique(extra)])) if len(extra) else fcols0
 
         def target(row: np.ndarray, air: np.ndarray, cells: np.ndarray, ordered: bool = False) -> np.ndarray:
@@ -467,25 +468,3 @@ def _row_keys(s: GhostCells) -> np.ndarray:
     """Each row's cell and kind as one key (G,): 2·cell for a cell's value, 2·cell + 1 for its back value."""
     index = s.index.astype(np.int64)
     return np.concatenate([2 * index, 2 * index[s.back_ghost_row] + 1])
-
-
-def _in_sorted(haystack: np.ndarray, needles: np.ndarray, find) -> np.ndarray:
-    """Whether each needle is in the ascending ``haystack`` (bool, like needles); ``find`` is
-    np.searchsorted, or geometry_kernels.sorted_positions for ascending needles."""
-    if not len(haystack):
-        return np.zeros(len(needles), dtype=bool)
-    pos = np.minimum(find(haystack, needles), len(haystack) - 1)
-    return haystack[pos] == needles
-
-
-def _finder(keys: np.ndarray):
-    """f(queries) → the position of each query in ``keys`` (distinct), or −1."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-
-    def find(queries: np.ndarray) -> np.ndarray:
-        if not len(ordered):
-            return np.full(len(queries), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(ordered, queries), len(ordered) - 1)
-        return np.where(ordered[pos] == queries, order[pos], -1).astype(np.int64)
-    return find

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .grid import Grid
+from .sorted_lookup import finder, in_sorted
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Balance:
 
     @property
     def bodies(self) -> int:
+        """The number of objects B."""
         return len(self.count_inv)
 
 
@@ -94,12 +96,12 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
         nb = ijk + d
         ok = np.all((nb >= 0) & (nb < shape), axis=1) & (nb[:, 2] >= low) & (ijk[:, 2] >= low)
         cells = nb[ok] @ strides
-        air = ~_member(blocked, cells)
+        air = ~in_sorted(blocked, cells)
         face_row.append(rows[ok][air])
         face_dir.append(np.full(int(air.sum()), k))
         face_fluid.append(cells[air])
         # ghost cells of two objects side by side: the objects are balanced together
-        other = ~air & _member(ghost_sorted, cells)
+        other = ~air & in_sorted(ghost_sorted, cells)
         if other.any():
             at = np.searchsorted(ghost_sorted, cells[other])
             for a, b in set(zip(owner[rows[ok][other]].tolist(), owner[rows[ghost_order[at]]].tolist())):
@@ -118,11 +120,9 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
         link_dir = np.full(len(offset), -1)
         for k, d in enumerate(dirs):
             link_dir[offset == d @ strides] = k
-        key = index[face_row] * 6 + face_dir
-        order = np.argsort(key)
-        found = np.minimum(np.searchsorted(key, link_cell * 6 + link_dir, sorter=order), len(key) - 1)
-        face = order[found]
-        hit = (link_dir >= 0) & (key[face] == link_cell * 6 + link_dir) & (face_fluid[face] == link_fluid)
+        face = finder(index[face_row] * 6 + face_dir)(link_cell * 6 + link_dir)
+        hit = (link_dir >= 0) & (face >= 0)
+        hit[hit] = face_fluid[face[hit]] == link_fluid[hit]
         face_row[face[hit]] = link_row[hit]
     body = group[owner[face_row]]
     keep = ~unbalanced[body]
@@ -156,14 +156,6 @@ def _root(parent: np.ndarray, b: int) -> int:
     while parent[b] != b:
         b = parent[b]
     return int(b)
-
-
-def _member(sorted_cells: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Whether each of ``cells`` is in the ascending array ``sorted_cells``."""
-    if not len(sorted_cells):
-        return np.zeros(len(cells), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_cells, cells), len(sorted_cells) - 1)
-    return sorted_cells[at] == cells
 
 
 def net_flux(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:

@@ -173,6 +173,12 @@ class SceneObject:
     follow_margin: float | None = None   # m; None: the object is simulated in the fixed [domain] box
     bounds: np.ndarray | None = None     # (2, 3) world bounds (m) over the run's motion
 
+    @property
+    def sounds_rigidly(self) -> bool:
+        """Whether the object has shaders and all of them are ``rigid``: its net face flux is then
+        held at zero (wavesolve/flux_balance.py)."""
+        return bool(self.shaders) and all(s.rigid for s in self.shaders)
+
 
 @dataclass
 class Listener:
@@ -248,8 +254,7 @@ def _warn_small_objects(objects: list[SceneObject], h: float, file: str) -> None
     cells of size h (m) and whose net face flux is not balanced (a shader that is not ``rigid``):
     its sound below about 1 kHz is not reliable there."""
     for i, obj in enumerate(objects):
-        balanced = all(s.rigid for s in obj.shaders)
-        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders and not balanced else np.inf
+        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders and not obj.sounds_rigidly else np.inf
         if extent < SMALL_OBJECT_CELLS * h * (1 - 1e-9):
             log.warning("%s: [objects[%d].mesh] object '%s' is %.1f cells across at h = %g m: below about "
                         "1 kHz its sound can be off by a factor of 1.5 or more (README, \"Volume balance of "

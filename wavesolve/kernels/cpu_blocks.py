@@ -56,9 +56,9 @@ def run_block(p3, out3, accel, samples, op, density, ghost_cells, balance, links
     the arrays they started in (after an odd K, out3 holds pⁿ⁺ᴷ and p3 pⁿ⁺ᴷ⁻¹). Per step k:
     the floor's ``mirror_rows`` mirror rows under a ``layer``-cell layer (where > 0), the static ghost
     operator x = M p + ρ N aₖ (``op``: M's and N's CSR arrays; ``accel`` (K, g) m/s², ``density`` ρ)
-    written into the ghost cells ``ghost_cells``, the objects' volume balance (``balance``:
-    ``flux_balance.Balance.arrays``, on the ghost and back values), listener samples into ``samples[k]`` (Pa), the field
-    update (``fused_step`` with ``step_args``: ``FusedUpdate.arguments``), the thin-part correction
+    written into the ghost cells ``ghost_cells``, the objects' volume balance on the ghost and back
+    values (``balance``: ``flux_balance.Balance.arrays``), listener samples into ``samples[k]`` (Pa),
+    the field update (``fused_step`` with ``step_args``: ``FusedUpdate.arguments``), the thin-part correction
     from the back values x[len(ghost_cells):] (``links`` = fluid, back_row, cell) and ``solid`` cells
     set to zero."""
     m_ptr, m_cell, m_val, n_ptr, n_idx, n_val = op

@@ -9,8 +9,7 @@ arithmetic are checked against the NumPy reference on machines without a GPU.
 Per step on the GPU: the floor's mirror rows (with a ground), ghost cells (one kernel: a
 precomputed sparse operator, no host solve, a warp per row), the volume balance of rigidly
 sounding objects (two kernels, where there are such objects: wavesolve/flux_balance.py), the fused
-cell update with the
-listener samples (one kernel: interior leapfrog, in the layer the face velocities and split
+cell update with the listener samples (one kernel: interior leapfrog, in the layer the face velocities and split
 pressures, and extra blocks that sample the listeners), then the thin-part correction and the
 solid cells' zeroing (one kernel). Where nothing moves,
 kernels/cuda_blocks.py records blocks of such steps as CUDA graphs; otherwise each step is

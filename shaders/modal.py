@@ -9,7 +9,9 @@ it), evaluated exactly between samples, and
     aₙ(x, t) = gain · Σᵢ (Uᵢ(x)·n) q̈ᵢ(t),   q̈ᵢ = Uᵢ(x_c)·f(t) − 2ξᵢωᵢq̇ᵢ − ωᵢ²qᵢ,
 
 with Uᵢ(x) interpolated barycentrically on the boundary point's triangle. ``reset(t)`` reruns the
-recursion from 0 to t, so time-parallel chunks ring on exactly.
+recursion from 0 to t, so time-parallel chunks ring on exactly. Its net volume acceleration is
+Q̇ = gain · Σᵢ Vᵢ q̈ᵢ with Vᵢ = ∮ Uᵢ·n dS, exact on the mesh (Uᵢ is linear on each triangle), which
+the boundary holds the object's net face flux at (``wavesolve.flux_balance``).
 
 Scene table::
 
@@ -57,8 +59,20 @@ def interpolate_shapes(mesh: trimesh.Trimesh, shapes: np.ndarray, triangles: np.
     return np.einsum("nk,nkdm->ndm", bary, shapes[faces])
 
 
+def mode_volumes(mesh: trimesh.Trimesh, shapes: np.ndarray) -> np.ndarray:
+    """Vᵢ = ∮ Uᵢ·n dS (m³ per unit modal coordinate), (M,), of shapes (vertices, 3, M) on the closed
+    mesh (outward normals): Uᵢ is linear on each triangle, so each one adds its vector area times
+    the mean of its corners' Uᵢ."""
+    faces = np.asarray(mesh.faces)
+    tri = np.asarray(mesh.vertices, dtype=np.float64)[faces]
+    vector_area = 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return np.einsum("fd,fdm->m", vector_area, shapes[faces].mean(axis=1))
+
+
 class ModalShader(Shader):
     """Σᵢ (Uᵢ·n) q̈ᵢ(t) with modal oscillators driven by half-sine impact forces."""
+
+    knows_volume = True
 
     class Config(ShaderConfig, ImpactListConfig):
         type: Literal["modal"]
@@ -86,6 +100,7 @@ class ModalShader(Shader):
                              f"raise it above the lowest mode ({modes.frequencies.min():.1f} Hz)")
         self.frequencies = modes.frequencies[keep]
         self.shapes = modes.shapes[:, :, keep]
+        self.volumes = mode_volumes(mesh, self.shapes)
         omega = 2 * math.pi * self.frequencies
         xi = self.material.damping_ratio(omega) if config.damping == "material" else modes.damping[keep]
         if np.any(xi >= 1):
@@ -108,6 +123,7 @@ class ModalShader(Shader):
         else:
             self.weights = np.zeros((0, len(omega)))
         self._cache: tuple[BoundaryPoints, np.ndarray] | None = None
+        self._block: tuple[np.ndarray, np.ndarray] | None = None   # the last block's (times, q̈)
         self._first_sample = (int(math.floor(self.impacts[0].t0 * rate)) - 1) if self.impacts else None
         # per impact, the samples whose impulse it may reach (``_impulse``: those k with
         # t0 < (k + ½)Δt and end > (k − ½)Δt), widened by one on each side: outside them the
@@ -220,6 +236,7 @@ class ModalShader(Shader):
     def reset(self, t: float) -> None:
         """Restart at t: the recursion is rerun from 0 to t (exact ringing state), jumping over the
         stretches between impacts by the exact free motion."""
+        self._block = None
         self.bank.restart()
         self._advance_to(int(math.floor(t / self.bank.dt + 1e-9)))
 
@@ -234,13 +251,32 @@ class ModalShader(Shader):
             return np.zeros(len(points))
         return self.config.gain * (self._normal_shapes(points) @ self.modal_acceleration(t))
 
+    def _live_block(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(live (K,) bool: at or after the first impact, q̈ (live count, M)) at the times (K,) s; the
+        last block's kept, as ``normal_acceleration_block`` and ``volume_acceleration_block`` ask for
+        the same times in turn (asking the oscillators again would rerun them from 0)."""
+        if self._block is not None and np.array_equal(self._block[0], times):
+            return self._block[1]
+        live = times >= self.impacts[0].t0 if self.impacts else np.zeros(len(times), dtype=bool)
+        qdd = self.modal_acceleration_block(times[live]) if live.any() else np.zeros((0, len(self.volumes)))
+        self._block = (np.array(times, dtype=np.float64), (live, qdd))
+        return live, qdd
+
     def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
         out = np.zeros((len(times), len(points)))
         if not self.impacts or len(points) == 0:
             return out
-        live = times >= self.impacts[0].t0
+        live, qdd = self._live_block(times)
         if live.any():
-            out[live] = self.config.gain * (self.modal_acceleration_block(times[live]) @ self._normal_shapes(points).T)
+            out[live] = self.config.gain * (qdd @ self._normal_shapes(points).T)
+        return out
+
+    def volume_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        """Q̇ = gain · Σᵢ Vᵢ q̈ᵢ (m³/s²), (K,), at the times (K,) s."""
+        out = np.zeros(len(times))
+        if self.impacts:
+            live, qdd = self._live_block(times)
+            out[live] = self.config.gain * (qdd @ self.volumes)
         return out
 
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:

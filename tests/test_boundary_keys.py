@@ -310,8 +310,10 @@ def test_spinning_coarse_sphere_with_keys_is_as_close_to_the_spin_free_sound(tmp
     nothing in the physics, so the sphere at rest is the reference. On a coarse mesh (1.3-cell edges,
     1280 triangles) the exact update every step follows each facet passing a boundary cell (the
     normals turn by the 7.5° between faces), which keys 0.5 cell apart (K = 31) smooth over.
-    Measured distance from the sound at rest (Pa, of 0.32 Pa RMS): exact 0.0030 / 0.0038, keyed
-    0.0029 / 0.0035. Bound: the keyed run at most 5 % farther from it than the exact one."""
+    Measured distance from the sound at rest (Pa, of 0.32 Pa RMS): exact 0.0015 / 0.0023, keyed
+    0.0016 / 0.0023 (before the modal volume balance, whose net flux no longer follows the facets:
+    0.0030 / 0.0038 and 0.0029 / 0.0035). Bound: the keyed run at most 10 % farther from it than the
+    exact one."""
     (still, exact, keyed), used = _modal_spin_runs(
         tmp_path, 3, lambda u: u[:, 2] ** 2 - 1.0 / 3.0, "[0.0, 0.0, 0.05]", "[0.0, 0.0, -0.4]",
         [("boundary_interval = 1", 0.0), ("boundary_interval = 1", 35.0), ("", 35.0)])
@@ -319,4 +321,4 @@ def test_spinning_coarse_sphere_with_keys_is_as_close_to_the_spin_free_sound(tmp
     assert np.all(np.sqrt(np.mean(still ** 2, axis=1)) > 0.2)
     to_still = {name: np.sqrt(np.mean((p - still) ** 2, axis=1)) for name, p in (("exact", exact), ("keyed", keyed))}
     assert np.all(to_still["exact"] < 0.02)
-    assert np.all(to_still["keyed"] <= 1.05 * to_still["exact"])
+    assert np.all(to_still["keyed"] <= 1.10 * to_still["exact"])

@@ -288,14 +288,15 @@ def test_ghost_kernel_equals_lu_solve(launcher, name, dtype):
 def test_balance_kernels_equal_the_host_balance(launcher, dtype):
     """ws_ghost then ws_balance/ws_balance_add (wavesolve/flux_balance.py) against GhostCells.apply
     with the compiled balance, on balanced bodies with back values (a tilted plate thinner than a
-    cell) and two touching cubes balanced together: every cell to GHOST_TOL of the field's size
-    (the warp's pairwise sums against the host's sequential ones), the back values too, and the
-    net flux of each balanced group zero to rounding: 1e-12 of the summed terms in float64, 1e-5
-    in float32 (each shifted value rounded to 6e-8 of itself, a few hundred faces)."""
+    cell, a volume source reading its Q̇ from the boundary input) and two touching cubes balanced
+    together: every cell to GHOST_TOL of the field's size (the warp's pairwise sums against the
+    host's sequential ones), the back values too, and the net flux of each balanced group at its
+    target (ρQ̇/h; zero for the cubes) to rounding: 1e-12 of the summed terms in float64, 1e-5 in
+    float32 (each shifted value rounded to 6e-8 of itself, a few hundred faces)."""
     import trimesh
 
     from wavesolve.boundary import Body
-    from wavesolve.flux_balance import net_flux
+    from wavesolve.flux_balance import net_flux, target_flux
     from wavesolve.meshes import Geometry, quaternion_matrix
 
     grid = make_grid((36, 34, 32), 4)
@@ -303,7 +304,7 @@ def test_balance_kernels_equal_the_host_balance(launcher, dtype):
     tilt = quaternion_matrix(np.array([0.9, 0.1, 0.3, 0.2]) / np.linalg.norm([0.9, 0.1, 0.3, 0.2]))
     centre = grid.centres(np.array([[18, 17, 16]]))[0] + [0.0013, 0.0007, -0.0011]
     bodies = [Body(Geometry(trimesh.creation.box(extents=[0.06, 0.05, 0.006]), centre + [0, 0, 0.07], tilt),
-                   balanced=True),
+                   balanced=True, volume=True),
               Body(Geometry(box, centre - [0.0255, 0, 0.05], np.eye(3)), balanced=True),
               Body(Geometry(box, centre + [0.0255, 0, -0.05], np.eye(3)), balanced=True)]
     ghosts = GhostCells(grid, bodies)
@@ -311,7 +312,9 @@ def test_balance_kernels_equal_the_host_balance(launcher, dtype):
     assert ghosts.n_back > 0 and np.any(bal.face_src < 0) and np.count_nonzero(bal.count_inv) == 2
     rng = np.random.default_rng(7)
     p = rng.uniform(-1, 1, grid.shape).astype(dtype)
-    accel = rng.uniform(-50, 50, len(ghosts))
+    accel = rng.uniform(-50, 50, ghosts.inputs)
+    accel[len(ghosts):] = 0.05                   # the objects' Q̇, m³/s²: ρQ̇/h of the order of the terms
+    assert len(bal.vol_idx) == 1
     ref = p.copy()
     ghosts.apply(ref, accel, 1.2)
     fast = p.copy()
@@ -321,9 +324,11 @@ def test_balance_kernels_equal_the_host_balance(launcher, dtype):
     assert np.max(np.abs(fast.astype(np.float64) - ref.astype(np.float64))) <= GHOST_TOL[np.dtype(dtype)] * scale
     back = ghosts.thin_links()[3]
     assert np.max(np.abs(dev.back[:ghosts.n_back] - back)) <= GHOST_TOL[np.dtype(dtype)] * scale
-    flux = net_flux(bal, fast, dev.back[:ghosts.n_back])[bal.count_inv > 0]
+    target = target_flux(bal, accel, 1.2 / grid.h)
+    flux = (net_flux(bal, fast, dev.back[:ghosts.n_back]) - target)[bal.count_inv > 0]
     terms = np.sum(np.abs(fast.reshape(-1)[np.maximum(bal.face_src, 0)] - fast.reshape(-1)[bal.face_fluid]))
-    assert np.all(np.abs(flux) <= (1e-12 if dtype == np.float64 else 1e-5) * terms)
+    assert np.all(np.abs(flux) <= (1e-12 if dtype == np.float64 else 1e-5) * (terms + np.abs(target).max()))
+    assert np.abs(target).max() > 1e-2 * terms
 
 
 def test_ghost_operator_is_the_inverse():

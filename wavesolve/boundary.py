@@ -17,6 +17,7 @@ sparse system (I − W_gg) p_u = W_gf p_f + ρ·offset·aₙ, factorised once pe
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -72,13 +73,15 @@ _NEIGHBOURS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
 class Body:
     """An object as the boundary sees it: its shape and its motion (a static pose by default).
     An ``image`` body (an object's mirror image in a ground: wavesolve/floor_image.py) only
-    classifies cells: its cells are solid, never unknowns of the system. A ``balanced`` body sounds
-    as a rigid body only: its net face flux is held at zero (wavesolve/flux_balance.py)."""
+    classifies cells: its cells are solid, never unknowns of the system. A ``balanced`` body's net
+    face flux is held at what its shaders' net volume acceleration Q̇ asks (wavesolve/flux_balance.py):
+    zero where they are all rigid; otherwise (``volume``) the Q̇ the boundary input carries for it."""
 
     geometry: Geometry
     motion: Motion | None = None
     image: bool = False
     balanced: bool = False
+    volume: bool = False
 
     def __post_init__(self) -> None:
         if self.motion is None:
@@ -115,6 +118,23 @@ class Body:
         bary = _barycentric(local, corners)
         acc = self.motion.track.acceleration(t)[geom.mesh.faces[triangles]]
         return np.einsum("nc,ncd->nd", bary, acc) @ state.rotation.T
+
+    def motion_volume_acceleration(self, t: float, state: RigidState) -> float:
+        """∮ n·a dS (m³/s²) over the closed mesh at time t of its surface's own acceleration a: the
+        rigid rotation's centripetal part ω × (ω × r) has divergence −2|ω|², so it gives
+        −2|ω|²·volume (a + α × r: zero); a deforming mesh adds each triangle's vector area times its
+        corners' mean acceleration (a linear on each triangle: exact). Object frame throughout
+        (the geometry's vertices at t, set by :meth:`at`)."""
+        geom = self.geometry
+        tri = geom.vertices[geom.mesh.faces]                              # (F, 3 corners, 3)
+        vector_area = 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        volume = float(np.einsum("fd,fd->", vector_area, tri.sum(axis=1))) / 9.0
+        omega = np.asarray(state.angular_velocity, dtype=np.float64)
+        q = -2.0 * float(omega @ omega) * volume
+        if self.motion.deforms:
+            acc = self.motion.track.acceleration(t)[geom.mesh.faces]
+            q += float(np.einsum("fd,fd->", vector_area, acc.mean(axis=1)))
+        return q
 
     def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState,
                         sign_only: bool = False) -> np.ndarray:
@@ -428,7 +448,8 @@ class GhostCells:
             self.points.append(BoundaryPoints(
                 position=closest_world[r], normal=normal_world[r], position_local=closest_local[r],
                 normal_local=normal_world[r] @ state.rotation, triangle=triangle[r], state=state,
-                deformation_acceleration=body.deformation_acceleration(t, closest_local[r], triangle[r], state)))
+                deformation_acceleration=body.deformation_acceleration(t, closest_local[r], triangle[r], state),
+                motion_volume_acceleration=functools.partial(body.motion_volume_acceleration, t, state)))
         end = clock()
         self.phase_times = {"classification": t_classified - start, "closest points": spent_surface,
                             "image weights": t_factor - t_weights, "solver setup": t_factored - t_factor}
@@ -503,6 +524,13 @@ class GhostCells:
     def __len__(self) -> int:
         """Number of boundary rows (unknown cells plus back values of one-cell-thick parts)."""
         return len(self.index) + self.n_back
+
+    @property
+    def inputs(self) -> int:
+        """Length of a step's boundary input: the rows' aₙ (m/s²), then the net volume acceleration
+        Q̇ (m³/s²) of each object that is not an image (the scene's objects, in order), which the
+        volume balance of a ``Body.volume`` object reads (wavesolve/flux_balance.py)."""
+        return len(self) + sum(not b.image for b in self.bodies)
 
     def solid_cells(self) -> np.ndarray:
         """Flat indices of every solid cell (ghost and interior), whose updates are discarded."""
@@ -617,7 +645,9 @@ class GhostCells:
             "simulation.cell_size, or keep the objects apart by a cell.")
 
     def solve(self, p: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
-        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` (g,) m/s².
+        """Unknown-cell pressures (g,) for the field ``p`` and normal accelerations ``accel`` m/s²: the
+        boundary input (g rows' aₙ, then each scene object's Q̇, ``Simulation.boundary_acceleration``),
+        of which the first g are read.
 
         Static geometry: x = M p_f + ρ N aₙ (exact operators). Moving: by the sparse LU, or by
         Gauss–Seidel sweeps stopped when their rigorous error bound is below
@@ -638,9 +668,10 @@ class GhostCells:
     def solve_fluid(self, fluid: np.ndarray, accel: np.ndarray, density: float) -> np.ndarray:
         """:meth:`solve` from the fluid values its image stencils read, ``fluid`` (len(fluid_cols),)
         = p.flat[fluid_cols] (Pa): what a GPU backend copies to the host for moving geometry."""
+        accel = np.asarray(accel, dtype=np.float64)[:len(self)]
         if self._operator is not None:
             M, N = self.operator()
-            return M @ fluid.astype(np.float64) + density * (N @ np.asarray(accel, dtype=np.float64))
+            return M @ fluid.astype(np.float64) + density * (N @ accel)
         rhs = self.W_gf @ fluid.astype(np.float64) + density * self.offset * accel
         return self._sweep(rhs) if self._lu is None else self._lu.solve(rhs)
 
@@ -659,8 +690,9 @@ class GhostCells:
         return self._lu.solve(rhs)
 
     def apply(self, p: np.ndarray, accel: np.ndarray, density: float) -> None:
-        """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time; keep the
-        back values of one-cell-thick parts for :meth:`correct_thin_parts`."""
+        """Set ghost- and fresh-cell pressures in ``p`` (in place) at the current time from the
+        boundary input ``accel`` (:meth:`solve`), then the objects' volume balance; keep the back
+        values of one-cell-thick parts for :meth:`correct_thin_parts`."""
         if self._has_system:
             n = len(self.index)
             if self._operator is not None:             # the ghost values written in the same pass
@@ -669,7 +701,7 @@ class GhostCells:
                 values = self.solve(p, accel, density)
                 p.reshape(-1)[self.index] = values[:n]
             self._back_values = values[n:]
-            self._balance_flux(p)
+            self._balance_flux(p, accel, density)
 
     def balance(self) -> Balance:
         """The current system's volume balance (``flux_balance``), made again only when the
@@ -681,18 +713,21 @@ class GhostCells:
                 owner[rows] = k
             self._balance = build_balance(self.grid, self.index, self.fresh, self.solid_cells(), owner,
                                           (self._link_fluid, self._link_row, self._link_cell),
-                                          np.array([b.balanced for b in self.bodies], dtype=bool))
+                                          np.array([b.balanced for b in self.bodies], dtype=bool),
+                                          np.array([b.volume for b in self.bodies], dtype=bool))
             self._balance_of = cells
         return self._balance
 
-    def _balance_flux(self, p: np.ndarray) -> None:
-        """Shift each rigidly sounding object's ghost and back values so its net face flux is zero
-        (``flux_balance``; compiled: ``geometry_kernels.flux_balance``)."""
+    def _balance_flux(self, p: np.ndarray, inputs: np.ndarray, density: float) -> None:
+        """Shift each balanced object's ghost and back values so its net face flux is what its Q̇
+        (in the boundary input ``inputs``) asks (``flux_balance``; compiled:
+        ``geometry_kernels.flux_balance``)."""
         from .geometry_kernels import flux_balance
 
         balance = self.balance()
         if len(balance.add_dst):
-            flux_balance(p.reshape(-1), self._back_values, *balance.arrays())
+            flux_balance(p.reshape(-1), self._back_values, np.asarray(inputs, dtype=np.float64),
+                         density / self.grid.h, *balance.arrays())
 
     def thin_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The one-cell-thick parts' links, (l,) each: the flat fluid cells to correct, the index of

@@ -277,7 +277,8 @@ class KeyedGhostCells(GhostCells):
             triangle = functools.partial(body.geometry.triangles_under, local[r], start[r])
             self.points.append(BoundaryPoints(position=position[r], normal=normal[r], position_local=local[r],
                                               normal_local=normal[r] @ state.rotation, triangle=triangle,
-                                              state=state))
+                                              state=state, motion_volume_acceleration=functools.partial(
+                                                  body.motion_volume_acceleration, t, state)))
         self._keyed = self.iterative and u.norm <= _ITERATIVE_MAX_NORM
         if self._keyed:
             self._has_system, self._lu, self._operator = rows > 0, None, None

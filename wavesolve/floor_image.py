@@ -105,9 +105,9 @@ def reflected_geometry(geometry: Geometry, height: float) -> Geometry:
 def boundary_bodies(objects: list, grid: Grid) -> list[Body]:
     """The bodies of a run's boundary system: one per scene object, in order (the shaders of
     object k act on rows ``GhostCells.rows[k]``), then an image of each object that
-    :func:`needs_image` (its ``bounds`` over the run). An object that ``sounds_rigidly`` is balanced
-    (wavesolve/flux_balance.py)."""
-    bodies = [Body(o.geometry, o.motion, balanced=o.sounds_rigidly) for o in objects]
+    :func:`needs_image` (its ``bounds`` over the run). An object's ``balanced`` and
+    ``volume_source`` decide its volume balance (wavesolve/flux_balance.py)."""
+    bodies = [Body(o.geometry, o.motion, balanced=o.balanced, volume=o.volume_source) for o in objects]
     height = grid.interior_bounds()[0, 2]
     for o in objects:
         if needs_image(float(o.bounds[0, 2]), grid):

@@ -52,10 +52,13 @@ class Balance:
     count_inv: np.ndarray
     add_ptr: np.ndarray
     add_dst: np.ndarray
+    vol_ptr: np.ndarray
+    vol_idx: np.ndarray
 
     def arrays(self) -> tuple:
         """The arrays in the kernels' argument order."""
-        return self.face_ptr, self.face_src, self.face_fluid, self.count_inv, self.add_ptr, self.add_dst
+        return (self.face_ptr, self.face_src, self.face_fluid, self.count_inv, self.add_ptr, self.add_dst,
+                self.vol_ptr, self.vol_idx)
 
     @property
     def bodies(self) -> int:
@@ -64,7 +67,8 @@ class Balance:
 
 
 def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.ndarray, owner: np.ndarray,
-                  links: tuple[np.ndarray, np.ndarray, np.ndarray], balanced: np.ndarray) -> Balance:
+                  links: tuple[np.ndarray, np.ndarray, np.ndarray], balanced: np.ndarray,
+                  volume: np.ndarray | None = None) -> Balance:
     """The balance of a boundary system, one entry per object (objects whose ghost cells touch are
     balanced together, under the first one's entry; the others' entries are empty).
 
@@ -76,6 +80,8 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
         links: the one-cell-thick parts' (fluid cells, back-value rows in 0..G, ghost cells) (l,) each:
             faces whose fluid cell reads a back value instead of the ghost value.
         balanced: (B,) bool, the objects to balance (module docstring).
+        volume: (B,) bool, the balanced objects whose net volume acceleration Q̇ may be non-zero: the
+            kernels read it from the boundary input's entry G + b (default: none).
     """
     bodies = len(balanced)
     if not np.any(balanced):
@@ -133,22 +139,27 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
     counts = np.diff(face_ptr)
     count_inv = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
     face_src = np.where(face_row < n, index[np.minimum(face_row, n - 1)], -1 - (face_row - n)).astype(np.int64)
-    # the values λ is added to: each value some face reads, once
-    add_dst, add_ptr = [], [0]
+    # the values λ is added to: each value some face reads, once; the Q̇ the entry's objects push
+    volume = np.zeros(bodies, dtype=bool) if volume is None else np.asarray(volume, dtype=bool)
+    add_dst, add_ptr, vol_idx, vol_ptr = [], [0], [], [0]
     for b in range(bodies):
         src = np.unique(face_src[face_ptr[b]:face_ptr[b + 1]])
         add_dst.append(src)
         add_ptr.append(add_ptr[-1] + len(src))
+        members = np.flatnonzero((group == b) & volume) if counts[b] else np.zeros(0, dtype=np.int64)
+        vol_idx.append(len(owner) + members)
+        vol_ptr.append(vol_ptr[-1] + len(members))
     return Balance(face_ptr=face_ptr.astype(np.int64), face_src=face_src, face_fluid=face_fluid.astype(np.int64),
                    count_inv=count_inv, add_ptr=np.asarray(add_ptr, dtype=np.int64),
-                   add_dst=np.concatenate(add_dst).astype(np.int64) if add_dst else np.zeros(0, dtype=np.int64))
+                   add_dst=np.concatenate(add_dst).astype(np.int64),
+                   vol_ptr=np.asarray(vol_ptr, dtype=np.int64), vol_idx=np.concatenate(vol_idx).astype(np.int64))
 
 
 def _empty(bodies: int) -> Balance:
     """The balance of a system with no balanced object: no faces, nothing shifted."""
     ptr, none = np.zeros(bodies + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return Balance(face_ptr=ptr, face_src=none, face_fluid=none, count_inv=np.zeros(bodies), add_ptr=ptr,
-                   add_dst=none)
+                   add_dst=none, vol_ptr=ptr, vol_idx=none)
 
 
 def _root(parent: np.ndarray, b: int) -> int:
@@ -156,6 +167,15 @@ def _root(parent: np.ndarray, b: int) -> int:
     while parent[b] != b:
         b = parent[b]
     return int(b)
+
+
+def target_flux(balance: Balance, inputs: np.ndarray, scale: float) -> np.ndarray:
+    """What each object's Σ (v − p_f) is held at, (B,) Pa: ``scale`` · Σ Q̇ over the objects of its
+    entry, Q̇ (m³/s²) read from the boundary input ``inputs`` (G + objects,) at ``vol_idx``;
+    ``scale`` = ρ/h (kg/m⁴), as the face differences add up to h Σ (v − p_f) = ρ ∮ aₙ dS."""
+    body = np.repeat(np.arange(balance.bodies), np.diff(balance.vol_ptr))
+    q = np.asarray(inputs, dtype=np.float64)[balance.vol_idx] if len(balance.vol_idx) else np.zeros(0)
+    return scale * np.bincount(body, weights=q, minlength=balance.bodies)
 
 
 def net_flux(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:
@@ -170,11 +190,13 @@ def net_flux(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:
     return np.bincount(body, weights=diff, minlength=balance.bodies)
 
 
-def balance_reference(balance: Balance, p: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """Add λ_b = −Σ (v − p_f) / F_b to each balanced object's face values in ``p`` (any float dtype;
-    rounded to it) and ``back`` (float64) in place; returns λ (B,) Pa. NumPy reference of the
-    compiled kernels."""
-    lam = -net_flux(balance, p, back) * balance.count_inv
+def balance_reference(balance: Balance, p: np.ndarray, back: np.ndarray, inputs: np.ndarray | None = None,
+                      scale: float = 0.0) -> np.ndarray:
+    """Add λ_b = (T_b − Σ (v − p_f)) / F_b to each balanced object's face values in ``p`` (any float
+    dtype; rounded to it) and ``back`` (float64) in place, T_b = :func:`target_flux` of the boundary
+    input ``inputs`` (zero where None); returns λ (B,) Pa. NumPy reference of the compiled kernels."""
+    target = np.zeros(balance.bodies) if inputs is None else target_flux(balance, inputs, scale)
+    lam = (target - net_flux(balance, p, back)) * balance.count_inv
     flat = p.reshape(-1)
     body = np.repeat(np.arange(balance.bodies), np.diff(balance.add_ptr))
     dst = balance.add_dst

@@ -1083,10 +1083,12 @@ def operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, p, accel, density,
 
 
 @njit(cache=True)
-def flux_balance(p, back, face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst):
+def flux_balance(p, back, inputs, scale, face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst, vol_ptr,
+                 vol_idx):
     """Each balanced object's volume balance (``flux_balance``; arrays as ``Balance.arrays``) on the
     flat field ``p`` (values rounded to its dtype) and the back values ``back`` (float64), in place:
-    λ_b = −Σ (v − p[face_fluid]) / F_b added to the values ``add_dst``. Sums in float64, in array
+    λ_b = (scale · Σ inputs[vol_idx] − Σ (v − p[face_fluid])) / F_b added to the values ``add_dst``
+    (``inputs``: the step's boundary input, float64; ``scale`` = ρ/h). Sums in float64, in array
     order. A few thousand faces an object: one thread."""
     for b in range(face_ptr.shape[0] - 1):
         s = 0.0
@@ -1094,7 +1096,10 @@ def flux_balance(p, back, face_ptr, face_src, face_fluid, count_inv, add_ptr, ad
             src = face_src[e]
             v = np.float64(p[src]) if src >= 0 else back[-1 - src]
             s += v - np.float64(p[face_fluid[e]])
-        lam = -s * count_inv[b]
+        q = 0.0
+        for e in range(vol_ptr[b], vol_ptr[b + 1]):
+            q += inputs[vol_idx[e]]
+        lam = (scale * q - s) * count_inv[b]
         for e in range(add_ptr[b], add_ptr[b + 1]):
             d = add_dst[e]
             if d >= 0:

@@ -174,10 +174,16 @@ class SceneObject:
     bounds: np.ndarray | None = None     # (2, 3) world bounds (m) over the run's motion
 
     @property
-    def sounds_rigidly(self) -> bool:
-        """Whether the object has shaders and all of them are ``rigid``: its net face flux is then
-        held at zero (wavesolve/flux_balance.py)."""
-        return bool(self.shaders) and all(s.rigid for s in self.shaders)
+    def balanced(self) -> bool:
+        """Whether the object has shaders and each is ``rigid`` or ``knows_volume``: its net face flux
+        is then held at their net volume acceleration (wavesolve/flux_balance.py)."""
+        return bool(self.shaders) and all(s.rigid or s.knows_volume for s in self.shaders)
+
+    @property
+    def volume_source(self) -> bool:
+        """Whether the object is ``balanced`` and a shader of it is not rigid: its net volume
+        acceleration Q̇ may be non-zero and the balance reads it from the boundary input."""
+        return self.balanced and not all(s.rigid for s in self.shaders)
 
 
 @dataclass
@@ -251,14 +257,14 @@ def load_scene(path: str | Path) -> Scene:
 
 def _warn_small_objects(objects: list[SceneObject], h: float, file: str) -> None:
     """Log a warning for each sounding object whose largest extent is under SMALL_OBJECT_CELLS
-    cells of size h (m) and whose net face flux is not balanced (a shader that is not ``rigid``):
-    its sound below about 1 kHz is not reliable there."""
+    cells of size h (m) and whose net face flux is not balanced (a shader that is neither ``rigid``
+    nor ``knows_volume``): its sound below about 1 kHz is not reliable there."""
     for i, obj in enumerate(objects):
-        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders and not obj.sounds_rigidly else np.inf
+        extent = float(np.max(obj.geometry.mesh.extents)) if obj.shaders and not obj.balanced else np.inf
         if extent < SMALL_OBJECT_CELLS * h * (1 - 1e-9):
             log.warning("%s: [objects[%d].mesh] object '%s' is %.1f cells across at h = %g m: below about "
                         "1 kHz its sound can be off by a factor of 1.5 or more (README, \"Volume balance of "
-                        "rigidly sounding objects\": its shaders are not all rigid); a cell_size of %.3g m or "
+                        "sounding objects\": a shader of it does not know its net volume); a cell_size of %.3g m or "
                         "less resolves it by %d cells",
                         file, i, obj.name, extent / h, h, extent / SMALL_OBJECT_CELLS, SMALL_OBJECT_CELLS)
 

@@ -23,6 +23,10 @@ Writing a shader::
 
         rigid = True                         # optional: aₙ is a rigid-body motion (no net volume)
 
+        knows_volume = True                  # optional, for a shader that is not rigid: it gives
+        def volume_acceleration_block(self, times, points):   # Q̇ = ∮ aₙ dS (m³/s²), (K,)
+            ...
+
 Time-parallel runs (``wavesolve.chunks``) use the two optional methods. ``reset(t)`` must put
 the shader in the state it would have after running from 0 to t (a modal oscillator keeps
 ringing into the next chunk through the shader, not through the field). ``active_intervals``
@@ -30,8 +34,11 @@ lets the adaptive planner (``--chunks auto``) cut the scene at silent gaps and l
 the silent steps at its start; a shader that does not know returns None (the default), which
 counts as active all the time. An interval may be generous, never short: outside the listed
 intervals aₙ must be zero (to about 1e-6 of its peak). ``rigid = True`` says the shader's aₙ is
-always a rigid-body motion of its object; where all of an object's shaders say so, the boundary
-holds its net volume flux at zero (``wavesolve.flux_balance``).
+always a rigid-body motion of its object, which displaces no volume. A shader that is not rigid
+may instead give its net volume acceleration Q̇(t) = ∮ aₙ dS over the object's closed mesh
+(``knows_volume`` and ``volume_acceleration_block``; the ``modal`` and ``shell`` shaders do, from
+each mode's exact ∮ Uᵢ·n dS). Where every shader of an object is rigid or knows its volume, the
+boundary holds the object's net volume flux at the sum of their Q̇ (``wavesolve.flux_balance``).
 
 and register it in your package's ``pyproject.toml``::
 
@@ -104,14 +111,18 @@ class BoundaryPoints:
             acceleration, world frame) at the time of the query.
         deformation_acceleration: (n, 3) acceleration of a deforming mesh's surface at the points
             (vertex accelerations interpolated on the triangle, world frame, m/s²); None if rigid.
+        motion_volume_acceleration: ∮ n·a dS (m³/s²) over the object's closed mesh of its surface's
+            own acceleration a (rigid-body and deformation), at the time of the query. May be given
+            as a function returning it, called when first read.
     """
 
     __slots__ = ("position", "normal", "position_local", "normal_local", "_triangle", "state",
-                 "deformation_acceleration")
+                 "deformation_acceleration", "_motion_volume")
 
     def __init__(self, position: np.ndarray, normal: np.ndarray, position_local: np.ndarray,
                  normal_local: np.ndarray, triangle: np.ndarray | Callable[[], np.ndarray],
-                 state: RigidState | None = None, deformation_acceleration: np.ndarray | None = None) -> None:
+                 state: RigidState | None = None, deformation_acceleration: np.ndarray | None = None,
+                 motion_volume_acceleration: float | Callable[[], float] = 0.0) -> None:
         self.position = position
         self.normal = normal
         self.position_local = position_local
@@ -119,12 +130,19 @@ class BoundaryPoints:
         self._triangle = triangle
         self.state = state
         self.deformation_acceleration = deformation_acceleration
+        self._motion_volume = motion_volume_acceleration
 
     @property
     def triangle(self) -> np.ndarray:
         if callable(self._triangle):
             self._triangle = self._triangle()
         return self._triangle
+
+    @property
+    def motion_volume_acceleration(self) -> float:
+        if callable(self._motion_volume):
+            self._motion_volume = float(self._motion_volume())
+        return self._motion_volume
 
     def __len__(self) -> int:
         return len(self.position)
@@ -138,6 +156,9 @@ class Shader(abc.ABC):
     #: displaces no volume: an object whose shaders all say so has its net face flux held at zero
     #: (wavesolve/flux_balance.py), which keeps its sound free of a spurious monopole.
     rigid: ClassVar[bool] = False
+    #: True where :meth:`volume_acceleration_block` gives the net volume acceleration of this
+    #: shader's aₙ (rigid shaders: zero, always known).
+    knows_volume: ClassVar[bool] = False
 
     def __init__(self, config: ShaderConfig, context: ShaderContext) -> None:
         self.config = config
@@ -155,6 +176,15 @@ class Shader(abc.ABC):
         if len(times) == 0:
             return np.zeros((0, len(points)))
         return np.stack([self.normal_acceleration(float(t), points) for t in times])
+
+    def volume_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        """Q̇ = ∮ aₙ dS (m³/s²) over the object's closed mesh, shape (K,), at K increasing times (s):
+        asked right after ``normal_acceleration_block`` (or ``normal_acceleration``, K = 1) for the
+        same times and points (a shader may keep what that call computed). Zero for a ``rigid``
+        shader; others that set ``knows_volume`` override it."""
+        if self.rigid:
+            return np.zeros(len(times))
+        raise NotImplementedError(f"{type(self).__name__} does not know its net volume acceleration")
 
     def reset(self, t: float) -> None:  # noqa: B027 - stateless shaders need nothing
         """Restart the shader at time t (s), with the state it would have after running to t."""

@@ -159,23 +159,36 @@ class Simulation:
         return self.n * self.grid.dt
 
     def _shaded(self):
-        """(rows, points, shaders) of every object whose shaders act (``shader_objects``)."""
-        for k, (obj, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.rows, self.ghosts.points)):
+        """(rows, points, shaders, volume) of every object whose shaders act (``shader_objects``):
+        volume is the boundary input's entry for its Q̇ where its net face flux is balanced to it
+        (``Body.volume``), else None."""
+        g = len(self.ghosts)
+        for k, (obj, body, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.bodies, self.ghosts.rows,
+                                                          self.ghosts.points)):
             if obj.shaders and (self.shader_objects is None or k in self.shader_objects):
-                yield rows, points, obj.shaders
+                yield rows, points, obj.shaders, (g + k if body.volume else None)
+
+    @property
+    def boundary_inputs(self) -> int:
+        """Length of a step's boundary input: the g rows' aₙ (m/s²), then each scene object's net
+        volume acceleration Q̇ (m³/s²; zero unless balanced to it, wavesolve/flux_balance.py)."""
+        return self.ghosts.inputs
 
     def _in_window(self, n: np.ndarray | int) -> np.ndarray | bool:
         """Whether shaders act at step(s) n (``shader_window``)."""
         return True if self.shader_window is None else (self.shader_window[0] <= n) & (n < self.shader_window[1])
 
     def boundary_acceleration(self, t: float) -> np.ndarray:
-        """aₙ (m/s²) at every ghost cell's boundary point at time t, summed over shaders."""
-        accel = np.zeros(len(self.ghosts))
+        """The boundary input (``boundary_inputs``,) at time t: aₙ (m/s²) at every ghost cell's
+        boundary point, then each object's Q̇ (m³/s²), summed over shaders."""
+        accel = np.zeros(self.boundary_inputs)
         if not self._in_window(round(t / self.grid.dt)):
             return accel
-        for rows, points, shaders in self._shaded():
+        for rows, points, shaders, volume in self._shaded():
             for shader in shaders:
                 accel[rows] += shader.normal_acceleration(t, points)
+                if volume is not None:
+                    accel[volume] += shader.volume_acceleration_block(np.array([t]), points)[0]
         return accel
 
     def _coming_times(self, first: int | None = None) -> np.ndarray:
@@ -217,25 +230,27 @@ class Simulation:
             done += count
 
     def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """aₙ (m/s²), shape (K, g), at K increasing step times (s): boundary_acceleration at each,
-        through the shaders' ``normal_acceleration_block`` (one call a block); into ``out`` when given."""
+        """The boundary inputs, shape (K, ``boundary_inputs``), at K increasing step times (s):
+        boundary_acceleration at each, through the shaders' ``normal_acceleration_block`` and
+        ``volume_acceleration_block`` (one call each a block); into ``out`` when given."""
         times = np.asarray(times, dtype=np.float64)
-        accel = np.zeros((len(times), len(self.ghosts))) if out is None else out
+        accel = np.zeros((len(times), self.boundary_inputs)) if out is None else out
         accel[...] = 0.0
         inside = np.broadcast_to(self._in_window(np.rint(times / self.grid.dt)), times.shape)
         if not inside.any():
             return accel
         live = slice(None) if inside.all() else np.flatnonzero(inside)
-        for rows, points, shaders in self._shaded():
-            every_row = len(rows) == accel.shape[1]
+        g = len(self.ghosts)
+        for rows, points, shaders, volume in self._shaded():
+            every_row = len(rows) == g
             for shader in shaders:
                 a = shader.normal_acceleration_block(times[live], points)
-                if every_row and isinstance(live, slice):
-                    accel += a
-                elif every_row:
-                    accel[live] += a
+                if every_row:
+                    accel[live, :g] += a
                 else:
                     accel[np.ix_(np.arange(len(times))[live], rows)] += a
+                if volume is not None:
+                    accel[live, volume] += shader.volume_acceleration_block(times[live], points)
         return accel
 
     def step(self) -> np.ndarray:
@@ -283,7 +298,7 @@ class Simulation:
 
     def _advance(self, accel, samples=None):
         """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:
-        floor mirror, ghost cells for accelerations ``accel`` (g,) m/s², listener samples (into
+        floor mirror, ghost cells for the boundary input ``accel`` (``boundary_inputs``,), listener samples (into
         ``samples`` when given) and field update, point sources, thin-part correction and solid
         cells held at zero. Returns the samples. Leaves ``n`` alone: a block of steps recorded once and
         replayed (kernels/cuda_blocks.py) runs exactly this."""

@@ -50,19 +50,20 @@ def probe_samples(p, cells, weights, out):
 
 
 @njit(cache=True)
-def run_block(p3, out3, accel, samples, op, density, ghost_cells, balance, links, probe_cells, probe_weights,
+def run_block(p3, out3, accel, samples, op, density, scale, ghost_cells, balance, links, probe_cells, probe_weights,
               step_args, close_lam2, solid, layer, mirror_rows):
     """K = accel.shape[0] steps from p3 = pⁿ (out3 = pⁿ⁻¹); after an even K the fields are back in
     the arrays they started in (after an odd K, out3 holds pⁿ⁺ᴷ and p3 pⁿ⁺ᴷ⁻¹). Per step k:
     the floor's ``mirror_rows`` mirror rows under a ``layer``-cell layer (where > 0), the static ghost
-    operator x = M p + ρ N aₖ (``op``: M's and N's CSR arrays; ``accel`` (K, g) m/s², ``density`` ρ)
-    written into the ghost cells ``ghost_cells``, the objects' volume balance on the ghost and back
-    values (``balance``: ``flux_balance.Balance.arrays``), listener samples into ``samples[k]`` (Pa),
+    operator x = M p + ρ N aₖ (``op``: M's and N's CSR arrays; ``accel`` (K, ≥ g) boundary inputs,
+    ``density`` ρ) written into the ghost cells ``ghost_cells``, the objects' volume balance on the
+    ghost and back values (``balance``: ``flux_balance.Balance.arrays``; ``scale`` = ρ/h), listener
+    samples into ``samples[k]`` (Pa),
     the field update (``fused_step`` with ``step_args``: ``FusedUpdate.arguments``), the thin-part correction
     from the back values x[len(ghost_cells):] (``links`` = fluid, back_row, cell) and ``solid`` cells
     set to zero."""
     m_ptr, m_cell, m_val, n_ptr, n_idx, n_val = op
-    face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst = balance
+    face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst, vol_ptr, vol_idx = balance
     fluid, back_row, cell = links
     n_ghost = ghost_cells.size
     p, out = p3, out3
@@ -72,7 +73,8 @@ def run_block(p3, out3, accel, samples, op, density, ghost_cells, balance, links
         flat = p.reshape(p.size)
         x = operator_apply(m_ptr, m_cell, m_val, n_ptr, n_idx, n_val, flat, accel[k], density, ghost_cells)
         back = x[n_ghost:]
-        flux_balance(flat, back, face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst)
+        flux_balance(flat, back, accel[k], scale, face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst,
+                     vol_ptr, vol_idx)
         probe_samples(flat, probe_cells, probe_weights, samples[k])
         fused_step(p, out, *step_args)
         close_cells(out.reshape(out.size), flat, fluid, back_row, cell, back, close_lam2, solid)
@@ -122,7 +124,8 @@ class CompiledBlocks:
             else:
                 accel = self.no_accel[:count]
             samples = self.samples[:count]
-            run_block(sim.p, sim.p_prev, accel, samples, self.op, density, self.ghost_cells, self.balance, self.links,
+            run_block(sim.p, sim.p_prev, accel, samples, self.op, density, density / grid.h, self.ghost_cells,
+                      self.balance, self.links,
                       probes.cells, probes.weights, step_args, lam2, sim._hold_zero, grid.layer, grid.mirror_rows)
             if count % 2:
                 sim.p, sim.p_prev = sim.p_prev, sim.p

@@ -287,7 +287,7 @@ class DeviceGhostCells(_HostAttributes):
         self._all = operator(np.arange(self.n))
         fresh = np.flatnonzero(ghosts.fresh)
         self._fresh = operator(fresh) if len(fresh) else None
-        self.upload = backend.uploader(self.n)
+        self.upload = backend.uploader(ghosts.inputs)
 
     def _upload_balance(self) -> None:
         """The balanced objects' face lists (``flux_balance``) of the host's current system, on the
@@ -297,18 +297,24 @@ class DeviceGhostCells(_HostAttributes):
         if self._balance_from is bal:
             return
         self._balance_from = bal
-        face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst = bal.arrays()
+        face_ptr, face_src, face_fluid, count_inv, add_ptr, add_dst, vol_ptr, vol_idx = bal.arrays()
         add_body = np.repeat(np.arange(bal.bodies, dtype=np.int64), np.diff(add_ptr))
         self._balance = (bal.bodies, (to(face_ptr), to(face_src), to(face_fluid)), to(count_inv), len(add_dst),
-                         to(add_body), to(add_dst), xp.zeros(max(bal.bodies, 1)))
+                         to(add_body), to(add_dst), (to(vol_ptr), to(vol_idx)), len(vol_idx), xp.zeros(max(bal.bodies, 1)))
 
-    def _launch_balance(self, p: Any) -> None:
-        """Each balanced object's volume balance on the ghost values in ``p`` and the back values:
-        ws_balance (a warp per object), then ws_balance_add (a thread per value)."""
-        bodies, faces, count_inv, n_add, add_body, add_dst, lam = self._balance
+    def _launch_balance(self, p: Any, accel: Any, density: float) -> None:
+        """Each balanced object's volume balance on the ghost values in ``p`` and the back values,
+        for the boundary input ``accel`` (a float64 device array; a host array is uploaded where the
+        balance reads it): ws_balance (a warp per object), then ws_balance_add (a thread per value)."""
+        bodies, faces, count_inv, n_add, add_body, add_dst, vol, n_vol, lam = self._balance
         if not n_add:
             return
-        self.launch("ws_balance", p.dtype, bodies, (p, self.back, *faces, count_inv, lam))
+        if n_vol and (not isinstance(accel, self.backend.xp.ndarray) or self.backend.xp is np):
+            accel = self.backend.asarray(np.asarray(accel, dtype=np.float64))
+        elif not n_vol:
+            accel = count_inv                   # not read: no object's entry reads a Q̇
+        scale = np.float64(density / self.host.grid.h)
+        self.launch("ws_balance", p.dtype, bodies, (p, self.back, *faces, count_inv, accel, *vol, scale, lam))
         self.launch("ws_balance_add", p.dtype, n_add, (p, self.back, add_body, add_dst, lam))
 
     def _host_solve(self, p: Any, accel: Any, density: float) -> np.ndarray:
@@ -324,11 +330,13 @@ class DeviceGhostCells(_HostAttributes):
         self.host.update(t)
         self._build()
 
-    def _launch(self, p: Any, op: tuple, accel: Any, density: float) -> None:
+    def _launch(self, p: Any, op: tuple, accel: Any, density: float) -> Any:
+        """ws_ghost for the rows of ``op``; returns the boundary input as read (on the device)."""
         index, M, N, rows, front = op
         if not isinstance(accel, self.backend.xp.ndarray) or self.backend.xp is np:
             accel = self.upload(np.asarray(accel, dtype=np.float64))
         self.launch("ws_ghost", p.dtype, rows, (p, index, *M, *N, accel, np.float64(density), front, self.back))
+        return accel
 
     def apply(self, p: Any, accel: Any, density: float) -> None:
         """Set the ghost and fresh cells of ``p`` (device array) for normal accelerations ``accel``
@@ -342,10 +350,10 @@ class DeviceGhostCells(_HostAttributes):
             p.reshape(-1)[self._index] = self.backend.asarray(values[:n_front].astype(p.dtype))
             if self.host.n_back:
                 self.back[...] = self.backend.asarray(values[n_front:])
-            self._launch_balance(p)
+            self._launch_balance(p, accel, density)
             return
-        self._launch(p, self._all, accel, density)
-        self._launch_balance(p)
+        accel = self._launch(p, self._all, accel, density)
+        self._launch_balance(p, accel, density)
 
     def correct_thin_parts(self, p: Any, out: Any, lam2: float, solid: Any = None) -> None:
         """After the field update: ``out += λ²(p_back − p_g)`` at the far-side neighbours of
@@ -520,6 +528,8 @@ class _PinnedUploader:
         self.k = 0
 
     def __call__(self, a: np.ndarray) -> Any:
+        if a.shape != self.device.shape:        # another length (aₙ without the objects' Q̇): a plain copy
+            return self.cupy.asarray(a, dtype=np.float64)
         s = self.k % len(self.host)
         self.k += 1
         if self.events[s] is not None:

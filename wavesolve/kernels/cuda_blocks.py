@@ -6,10 +6,11 @@ geometry does not move and there are no point sources, the host's only per-step 
 shaders' boundary accelerations, which do not depend on the field. So :class:`BlockRunner` runs
 the steps in blocks of ``BLOCK_STEPS``:
 
-1. the host copies the block's boundary accelerations into a pinned (K, g) buffer from the blocks
-   of ``MOTION_BLOCK`` steps that ``Simulation`` keeps (``Simulation.accelerations_into``; one
-   ``normal_acceleration_block`` call per shader a kept block, vectorised by the built-in shaders),
-   so that each step takes the values a step run on its own would;
+1. the host copies the block's boundary inputs (aₙ of the g rows, then each object's Q̇) into a
+   pinned (K, g + objects) buffer from the blocks of ``MOTION_BLOCK`` steps that ``Simulation``
+   keeps (``Simulation.accelerations_into``; one ``normal_acceleration_block`` call per shader a
+   kept block, vectorised by the built-in shaders), so that each step takes the values a step run
+   on its own would;
 2. one copy takes it to the device, one launch runs the block's K steps — K calls of
    ``Simulation._advance`` recorded once per buffer slot as a CUDA graph — and one copy brings
    the (K, listeners) samples back;
@@ -129,7 +130,7 @@ class BlockRunner:
 
     Attributes:
         K: steps per block.
-        accel: per slot, the device's (K, g) boundary accelerations (m/s²), g = boundary rows.
+        accel: per slot, the device's (K, g + objects) boundary inputs (``Simulation.boundary_inputs``).
         samples: per slot, the device's (K, listeners) samples (Pa).
     """
 
@@ -140,7 +141,7 @@ class BlockRunner:
         xp = backend.xp
         self.K = steps
         self.queue = backend.queue()
-        g = max(len(sim.ghosts), 1)
+        g = max(sim.boundary_inputs, 1)
         listeners = len(sim.probes.weights)
         self.accel = [xp.zeros((steps, g), dtype=np.float64) for _ in range(2)]
         self.samples = [xp.zeros((steps, listeners), dtype=np.float64) for _ in range(2)]
@@ -172,7 +173,7 @@ class BlockRunner:
         if key not in self.programs:
             self.programs[key] = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
         programs = self.programs[key]
-        g = len(sim.ghosts)
+        g = sim.boundary_inputs
         try:
             for b in range(blocks):
                 slot = b % 2

@@ -31,9 +31,11 @@
               ws_ghost_store<T>(r, p, index, s, b, density, n_front, back))                         \
     WS_WARP_SUM_KERNEL(ws_balance_##SUF, n,                                                          \
               (ws_idx n, const T* p, const double* back, const ws_idx* face_ptr, const ws_idx* face_src, \
-               const ws_idx* face_fluid, const double* count_inv, double* lam),                      \
-              ws_balance_partial<T>(r, lane, p, back, face_ptr, face_src, face_fluid, s, b),         \
-              ws_balance_store(r, s, count_inv, lam))                                               \
+               const ws_idx* face_fluid, const double* count_inv, const double* accel,               \
+               const ws_idx* vol_ptr, const ws_idx* vol_idx, double scale, double* lam),             \
+              ws_balance_partial<T>(r, lane, p, back, face_ptr, face_src, face_fluid, accel, vol_ptr, \
+                                    vol_idx, s, b),                                                  \
+              ws_balance_store(r, s, b, scale, count_inv, lam))                                      \
     WS_KERNEL(ws_balance_add_##SUF, n,                                                               \
               (ws_idx n, T* p, double* back, const ws_idx* add_body, const ws_idx* add_dst, const double* lam), \
               ws_balance_add<T>(t, p, back, add_body, add_dst, lam))                                \

@@ -370,11 +370,13 @@ WS_HD void ws_ghost_store(ws_idx r, T* p, const ws_idx* index, double s, double 
 
 // Object r's volume balance (wavesolve/flux_balance.py), one warp per object, after ws_ghost: lane l
 // sums the object's face differences v − p[fluid] (v = p[src], or back value −1 − src where src < 0)
-// l, l + 32, … into s (ws_balance_partial); lane 0 stores λ_r = −s / F_r (ws_balance_store).
-// ws_balance_add then adds λ to every value the faces read.
+// l, l + 32, … into s, and the net volume accelerations Q̇ its entry reads from the boundary input
+// (accel[vol_idx[e]]) into b (ws_balance_partial); lane 0 stores λ_r = (scale·b − s) / F_r
+// (ws_balance_store; scale = ρ/h). ws_balance_add then adds λ to every value the faces read.
 template <typename T>
 WS_HD void ws_balance_partial(ws_idx r, int lane, const T* p, const double* back, const ws_idx* face_ptr,
-                              const ws_idx* face_src, const ws_idx* face_fluid, double& s, double& b)
+                              const ws_idx* face_src, const ws_idx* face_fluid, const double* accel,
+                              const ws_idx* vol_ptr, const ws_idx* vol_idx, double& s, double& b)
 {
     s = 0.0;
     for (ws_idx e = face_ptr[r] + lane; e < face_ptr[r + 1]; e += 32) {
@@ -383,11 +385,12 @@ WS_HD void ws_balance_partial(ws_idx r, int lane, const T* p, const double* back
         s += v - (double)p[face_fluid[e]];
     }
     b = 0.0;
+    for (ws_idx e = vol_ptr[r] + lane; e < vol_ptr[r + 1]; e += 32) b += accel[vol_idx[e]];
 }
 
-WS_HD void ws_balance_store(ws_idx r, double s, const double* count_inv, double* lam)
+WS_HD void ws_balance_store(ws_idx r, double s, double b, double scale, const double* count_inv, double* lam)
 {
-    lam[r] = -s * count_inv[r];
+    lam[r] = (scale * b - s) * count_inv[r];
 }
 
 // Work item t: value add_dst[t] (a cell of p, or back value −1 − add_dst[t]) of object add_body[t]

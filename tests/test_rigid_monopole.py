@@ -70,7 +70,7 @@ def test_a_struck_sphere_radiates_no_monopole():
 
 def test_a_struck_cube_radiates_no_monopole():
     """A 2 cm cube, faces on the grid's axes, at h = 4 mm: measured 0.006 (0.011, 0.004, 0.006 at
-    h = 6, 3, 2 mm). Without the volume balance of rigidly sounding objects
+    h = 6, 3, 2 mm). Without the volume balance of sounding objects
     (wavesolve/flux_balance.py) it was 0.40 (0.93, 0.05, 0.44): the ghost cells' face flux errs at
     first order with one sign across a grid-aligned face, and edge cells set by the side face carry
     the struck face's flux with the wrong sign (bench/RESULTS.md, thirtieth session)."""
@@ -83,7 +83,8 @@ PULSATE = ('[[objects.shaders]]\ntype = "prescribed"\npattern = "pulsate"\n'
 
 @pytest.mark.parametrize("h, elastic, warned", [(0.006, True, True), (0.004, True, False), (0.006, False, False)])
 def test_a_sounding_object_under_five_cells_is_warned_about(caplog, h, elastic, warned):
-    """A 2 cm cube with an elastic shader besides its clicks (its net flux is not balanced): 3.3
+    """A 2 cm cube with a `prescribed` shader besides its clicks, which does not know its net volume
+    (so the object's net flux is not balanced): 3.3
     cells at h = 6 mm, where the leak of such a box made the dice showcase's clicks 1.5× too loud
     below 3 kHz before the volume balance, is named at load with the cell size that resolves it by
     5; at 4 mm, nothing. With clicks alone (balanced) it is not named: the balanced dice at 6 mm

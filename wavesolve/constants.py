@@ -127,10 +127,11 @@ IMPACT_WINDOW = 0.005
 #: image (boundary._trilinear, _SurfaceData; tests/test_ground.py)
 PHYSICS_GROUND_GAP_CELLS = 0.05
 
-#: A sounding object with a shader that is not rigid, whose largest extent spans fewer cells than
-#: this, is warned about at load: the ghost-cell boundary's flux is not conservative, and on a
-#: small body its error is a net volume the body does not displace, a monopole that outgrows the
-#: body's own dipole below about 1 kHz. Rigidly sounding objects are balanced instead (README,
-#: "Volume balance of rigidly sounding objects"); before that the dice showcase's 2 cm dice at
-#: 3.3 cells came out 1.5× too loud below 3 kHz (bench/RESULTS.md, thirtieth session).
+#: A sounding object with a shader that neither is rigid nor knows its net volume acceleration,
+#: whose largest extent spans fewer cells than this, is warned about at load: the ghost-cell
+#: boundary's flux is not conservative, and on a small body its error is a net volume the body
+#: does not displace, a monopole that outgrows the body's own dipole below about 1 kHz. Other
+#: sounding objects are balanced instead (README, "Volume balance of sounding objects"); before
+#: that the dice showcase's 2 cm dice at 3.3 cells came out 1.5× too loud below 3 kHz
+#: (bench/RESULTS.md, thirtieth session).
 SMALL_OBJECT_CELLS = 5

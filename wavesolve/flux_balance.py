@@ -1,34 +1,38 @@
-"""Volume balance of rigidly sounding objects: the net flux the field update draws through such an
-object's cell faces held at zero, as a rigid body displaces no volume.
+"""Volume balance of sounding objects: the net flux the field update draws through an object's
+cell faces held at the net volume acceleration its shaders give (zero for a rigid body).
 
 Why. The field update of a fluid cell f next to a ghost cell g reads the face difference p_g − p_f;
 summed over an object's ghost–fluid faces, Σ (p_g − p_f)·h is the net volume flux (times ρ) the
-scheme pushes into the air, and for a rigid body the continuous problem fixes it at zero
-(∮ (a + α × (x − c))·n dS = 0). The ghost values (image-point extrapolation, ``boundary``)
-satisfy ∂p/∂n = −ρaₙ at each row's own surface point, but their face differences do not add up to
-that integral: over a face parallel to the grid the error has one sign (the face's sub-cell offset),
-and a box's edge cells, set by the side face, carry the struck face's flux with the wrong sign. A
-struck 2 cm cube at h = 4 mm radiated a monopole 0.40 of its dipole below 1 kHz (bench/RESULTS.md,
-thirtieth session) where it should radiate none.
+scheme pushes into the air, and the continuous problem fixes it at ρQ̇, Q̇ = ∮ aₙ dS: zero for a
+rigid body (∮ (a + α × (x − c))·n dS = 0), Σᵢ Vᵢ q̈ᵢ for modes of net volume Vᵢ = ∮ Uᵢ·n dS.
+The ghost values (image-point extrapolation, ``boundary``) satisfy ∂p/∂n = −ρaₙ at each row's own
+surface point, but their face differences do not add up to that integral: over a face parallel to
+the grid the error has one sign (the face's sub-cell offset), and a box's edge cells, set by the
+side face, carry the struck face's flux with the wrong sign. A struck 2 cm cube at h = 4 mm
+radiated a monopole 0.40 of its dipole below 1 kHz (bench/RESULTS.md, thirtieth session) where it
+should radiate none; ringing in a volume-preserving mode, a monopole 3.7 times its quadrupole
+(thirty-second session).
 
 What. After the ghost (and back) values are set, each balanced object gets one constant λ added to
 every value its faces read (the ghost value, or a one-cell-thick part's back value where the
-far-side neighbour reads that), λ = −Σ_faces (v − p_f) / F over its F ghost–fluid faces, so the
-sum is zero to rounding whatever the field. The shift is spread evenly over the object's faces:
-it adds only a uniform (monopole) layer to what the ghost values give; the struck cube's dipole
-changed by under 2 % while its monopole fell from 0.40 to 0.006 of it.
+far-side neighbour reads that), λ = (ρQ̇/h − Σ_faces (v − p_f)) / F over its F ghost–fluid faces,
+so the sum is ρQ̇/h to rounding whatever the field. The shift is spread evenly over the object's
+faces: it adds only a uniform (monopole) layer to what the ghost values give; the struck cube's
+dipole changed by under 2 % while its monopole fell from 0.40 to 0.006 of it.
 
-Which objects. Those whose shaders all declare their aₙ a rigid-body motion (``Shader.rigid``:
-``acceleration_noise``), whose net flux is known to be zero. An elastic shader's net volume
-acceleration ρ∮aₙ dS is not zero in general and a quadrature of it from the rows' aₙ was too
-rough to hold the field to (bench/RESULTS.md, thirty-first session), so such objects, and passive
-ones, keep the ghost values as they are. Objects whose ghost cells touch are balanced together,
+Which objects. Those whose shaders each declare their aₙ a rigid-body motion (``Shader.rigid``:
+``acceleration_noise``) or give its net volume acceleration (``Shader.knows_volume``: ``modal``,
+``shell``, ``surface_motion``). The step's Q̇ of each object rides in the boundary input after
+the rows' aₙ (``GhostCells.inputs``), where the kernels read it for the objects that are volume
+sources (``Body.volume``: a shader of it is not rigid). Other objects, and passive ones, keep the
+ghost values as they are. Objects whose ghost cells touch are balanced together (their Q̇ summed),
 and only if all of them are balanced.
 
 Arrays (one :class:`Balance` per boundary system), per object b in CSR order:
     face_ptr (B+1,), face_src (F,): the cell of p a face reads (≥ 0) or −1 − j for back value j;
     face_fluid (F,): its fluid cell; count_inv (B,): 1/F_b (0: not balanced);
-    add_ptr (B+1,), add_dst (A,): the values λ_b is added to, encoded as face_src.
+    add_ptr (B+1,), add_dst (A,): the values λ_b is added to, encoded as face_src;
+    vol_ptr (B+1,), vol_idx (V,): the boundary input entries (G + object) whose Q̇ entry b sums.
 :func:`balance_reference` is the NumPy reference of the compiled kernels
 (``geometry_kernels.flux_balance`` and ``ws_balance``/``ws_balance_add`` of cuda/fdtd.cuh).
 """

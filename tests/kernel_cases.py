@@ -12,6 +12,10 @@ Tolerances (every element is checked, fields and auxiliary state):
 """
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from wavesolve.absorbing import AbsorbingLayer
@@ -143,10 +147,25 @@ position = [0.02, 0.01, -0.05]
 """
 
 
+def plate_modes() -> str:
+    """Path of a modes file for :func:`blocks_scene`'s plate (written once per process): one
+    synthetic mode U = diag(1, 0.5, 0) x / 1 cm at 3 kHz, whose net volume (1.5 × the plate's
+    volume / 1 cm) the plate's volume balance reads each step."""
+    from wavesolve.meshes import Box, primitive_mesh
+    from wavesolve.modes import ModeSet
+
+    path = Path(tempfile.gettempdir()) / f"wavesolve_blocks_plate_modes_{os.getpid()}.h5"
+    if not path.exists():
+        vertices = np.asarray(primitive_mesh(Box(primitive="box", size=[0.06, 0.12, 0.005])).vertices)
+        ModeSet([3000.0], [0.05], (vertices @ np.diag([1.0, 0.5, 0.0]) / 0.01)[:, :, None]).save(path)
+    return str(path)
+
+
 def blocks_scene(precision: str) -> str:
     """Scene text: a pulsating ball beside a struck plate one cell thick, above a ground: ghost cells,
-    back values, solid cells, the floor's mirror rows, the volume balance (the plate sounds as a
-    rigid body: flux_balance) and two listeners (the block runners' tests)."""
+    back values, solid cells, the floor's mirror rows, the volume balance (the plate's click and
+    one mode: flux_balance, its Q̇ read from the boundary input) and two listeners (the block
+    runners' tests)."""
     return f"""
 [simulation]
 duration = 0.001
@@ -172,6 +191,11 @@ position = [0.05, 0.0013, 0.0411]
 [[objects.shaders]]
 type = "acceleration_noise"
 material = "steel"
+impacts = [ {{ time = 0.0002, position = [0.01, 0.02, 0.0025], impulse = [0.0, 0.0, -0.0005], speed = 1.0 }} ]
+[[objects.shaders]]
+type = "modal"
+material = "steel"
+modes = "{plate_modes()}"
 impacts = [ {{ time = 0.0002, position = [0.01, 0.02, 0.0025], impulse = [0.0, 0.0, -0.0005], speed = 1.0 }} ]
 [[listeners]]
 name = "above"

@@ -37,8 +37,8 @@ def test_compiled_blocks_equal_single_steps(precision, monkeypatch):
     fast = Simulation(scene, backend="numba")
     ref = Simulation(scene, backend="numpy")
     assert isinstance(fast._block_runner(), CompiledBlocks) and fast.ghosts.n_back > 20 and scene.grid.ground
-    bal = fast.ghosts.balance()                # the plate is balanced, back values included
-    assert np.count_nonzero(bal.count_inv) == 1 and np.any(bal.face_src < 0)
+    bal = fast.ghosts.balance()                # the plate is balanced, back values included, to its Q̇
+    assert np.count_nonzero(bal.count_inv) == 1 and np.any(bal.face_src < 0) and len(bal.vol_idx) == 1
     _one_at_a_time(monkeypatch)
     slow = Simulation(scene, backend="numba")
     assert slow._block_runner() is None

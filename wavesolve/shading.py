@@ -157,7 +157,7 @@ class Shader(abc.ABC):
     #: (wavesolve/flux_balance.py), which keeps its sound free of a spurious monopole.
     rigid: ClassVar[bool] = False
     #: True where :meth:`volume_acceleration_block` gives the net volume acceleration of this
-    #: shader's aₙ (rigid shaders: zero, always known).
+    #: shader's aₙ (a rigid shader needs no more: its Q̇ is zero).
     knows_volume: ClassVar[bool] = False
 
     def __init__(self, config: ShaderConfig, context: ShaderContext) -> None:

@@ -28,7 +28,8 @@ from wavesolve.signals import parse_signal
 
 
 class PrescribedShader(Shader):
-    """aₙ = s(t) (pulsate) or aₙ = s(t)·(d̂·n) (translate; d̂ the unit direction, world frame)."""
+    """aₙ = s(t) (pulsate) or aₙ = s(t)·(d̂·n) (translate; d̂ the unit direction, world frame: a
+    rigid motion, ``rigid`` on the instance)."""
 
     class Config(ShaderConfig):
         type: Literal["prescribed"]
@@ -50,6 +51,7 @@ class PrescribedShader(Shader):
                 raise SceneError(context.scene_file, f"{key}.direction", "direction has zero length",
                                  "give a non-zero vector, e.g. [1.0, 0.0, 0.0]")
             self.direction = d / norm
+            self.rigid = True        # a rigid translation: no net volume (wavesolve.flux_balance)
         elif config.direction is not None:
             raise SceneError(context.scene_file, f"{key}.direction", "direction is only used by pattern 'translate'",
                              "remove it, or set pattern = \"translate\"")

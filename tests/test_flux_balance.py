@@ -173,12 +173,12 @@ def test_a_moving_body_balances_with_fresh_cells():
 
 @pytest.mark.parametrize("shaders, balanced, volume", [
     (["acceleration_noise"], True, False), (["acceleration_noise", "modal"], True, True),
-    (["acceleration_noise", "prescribed"], False, False), ([], False, False)])
+    (["acceleration_noise", "prescribed"], False, False), (["translate"], True, False), ([], False, False)])
 def test_objects_are_balanced_when_their_shaders_know_their_volume(tmp_path, shaders, balanced, volume):
     """A scene object's body is balanced when it has shaders and every one is ``rigid``
-    (acceleration_noise) or ``knows_volume`` (modal); then it reads its Q̇ from the boundary input
-    where one is not rigid (``Body.volume``). prescribed knows neither; a system with none balanced
-    has no faces."""
+    (acceleration_noise, prescribed translate) or ``knows_volume`` (modal); then it reads its Q̇
+    from the boundary input where one is not rigid (``Body.volume``). prescribed pulsate knows
+    neither; a system with none balanced has no faces."""
     from wavesolve.floor_image import boundary_bodies
     from wavesolve.meshes import Box, primitive_mesh
     from wavesolve.modes import ModeSet
@@ -191,7 +191,9 @@ def test_objects_are_balanced_when_their_shaders_know_their_volume(tmp_path, sha
               "modal": 'type = "modal"\nmaterial = "abs"\nmodes = "modes.h5"\nimpacts = [ { time = 0.0005, '
                        'position = [0.0, 0.0, 0.01], impulse = [0.0, 0.0, 0.002], speed = 1.0 } ]',
               "prescribed": 'type = "prescribed"\npattern = "pulsate"\nsignal = { waveform = "gaussian_derivative", '
-                            'frequency = 600.0, amplitude = 1.0 }'}
+                            'frequency = 600.0, amplitude = 1.0 }',
+              "translate": 'type = "prescribed"\npattern = "translate"\ndirection = [1.0, 0.0, 0.0]\n'
+                           'signal = { waveform = "gaussian_derivative", frequency = 600.0, amplitude = 1.0 }'}
     text = f"""
 [simulation]
 duration = 0.001

@@ -126,14 +126,11 @@ class Body:
         corners' mean acceleration (a linear on each triangle: exact). Object frame throughout
         (the geometry's vertices at t, set by :meth:`at`)."""
         geom = self.geometry
-        tri = geom.vertices[geom.mesh.faces]                              # (F, 3 corners, 3)
-        vector_area = 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        volume = float(np.einsum("fd,fd->", vector_area, tri.sum(axis=1))) / 9.0
         omega = np.asarray(state.angular_velocity, dtype=np.float64)
-        q = -2.0 * float(omega @ omega) * volume
+        q = -2.0 * float(omega @ omega) * geom.volume()
         if self.motion.deforms:
             acc = self.motion.track.acceleration(t)[geom.mesh.faces]
-            q += float(np.einsum("fd,fd->", vector_area, acc.mean(axis=1)))
+            q += float(np.einsum("fd,fd->", geom.vector_areas(), acc.mean(axis=1)))
         return q
 
     def region_distance(self, grid: Grid, lo: np.ndarray, hi: np.ndarray, state: RigidState,

@@ -110,6 +110,8 @@ class Geometry:
         self._tree = None
         self._candidates = None
         self._normals = None
+        self._vector_areas: np.ndarray | None = None
+        self._volume: float | None = None
         self._neighbours: np.ndarray | None = None
         self._bounds_cache: tuple[bytes, np.ndarray] | None = None
 
@@ -234,10 +236,25 @@ class Geometry:
     def face_normals_local(self, triangles: np.ndarray) -> np.ndarray:
         """Outward unit normals (n, 3) of the given triangles, object frame."""
         if self._normals is None:
-            tri = self._vertices[self._faces]
-            n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+            n = self.vector_areas()
             self._normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
         return self._normals[triangles]
+
+    def vector_areas(self) -> np.ndarray:
+        """Each triangle's area times its outward unit normal (F, 3) m², object frame, of the
+        current vertices."""
+        if self._vector_areas is None:
+            tri = self._vertices[self._faces]
+            self._vector_areas = 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        return self._vector_areas
+
+    def volume(self) -> float:
+        """Enclosed volume (m³) of the current vertices (closed mesh, outward normals):
+        ∮ x·n dS / 3, each triangle adding its vector area · its centroid."""
+        if self._volume is None:
+            centroid = self._vertices[self._faces].mean(axis=1)
+            self._volume = float(np.einsum("fd,fd->", self.vector_areas(), centroid)) / 3.0
+        return self._volume
 
 
 def face_neighbours(faces: np.ndarray, vertex_count: int) -> np.ndarray:

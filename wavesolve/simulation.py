@@ -168,20 +168,14 @@ class Simulation:
             if obj.shaders and (self.shader_objects is None or k in self.shader_objects):
                 yield rows, points, obj.shaders, (g + k if body.volume else None)
 
-    @property
-    def boundary_inputs(self) -> int:
-        """Length of a step's boundary input: the g rows' aₙ (m/s²), then each scene object's net
-        volume acceleration Q̇ (m³/s²; zero unless balanced to it, wavesolve/flux_balance.py)."""
-        return self.ghosts.inputs
-
     def _in_window(self, n: np.ndarray | int) -> np.ndarray | bool:
         """Whether shaders act at step(s) n (``shader_window``)."""
         return True if self.shader_window is None else (self.shader_window[0] <= n) & (n < self.shader_window[1])
 
     def boundary_acceleration(self, t: float) -> np.ndarray:
-        """The boundary input (``boundary_inputs``,) at time t: aₙ (m/s²) at every ghost cell's
+        """The boundary input (``ghosts.inputs``,) at time t: aₙ (m/s²) at every ghost cell's
         boundary point, then each object's Q̇ (m³/s²), summed over shaders."""
-        accel = np.zeros(self.boundary_inputs)
+        accel = np.zeros(self.ghosts.inputs)
         if not self._in_window(round(t / self.grid.dt)):
             return accel
         for rows, points, shaders, volume in self._shaded():
@@ -230,11 +224,11 @@ class Simulation:
             done += count
 
     def boundary_acceleration_block(self, times: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The boundary inputs, shape (K, ``boundary_inputs``), at K increasing step times (s):
+        """The boundary inputs, shape (K, ``ghosts.inputs``), at K increasing step times (s):
         boundary_acceleration at each, through the shaders' ``normal_acceleration_block`` and
         ``volume_acceleration_block`` (one call each a block); into ``out`` when given."""
         times = np.asarray(times, dtype=np.float64)
-        accel = np.zeros((len(times), self.boundary_inputs)) if out is None else out
+        accel = np.zeros((len(times), self.ghosts.inputs)) if out is None else out
         accel[...] = 0.0
         inside = np.broadcast_to(self._in_window(np.rint(times / self.grid.dt)), times.shape)
         if not inside.any():
@@ -298,7 +292,7 @@ class Simulation:
 
     def _advance(self, accel, samples=None):
         """The step's field work after the host's part (geometry, shaders), from p = pⁿ to pⁿ⁺¹:
-        floor mirror, ghost cells for the boundary input ``accel`` (``boundary_inputs``,), listener samples (into
+        floor mirror, ghost cells for the boundary input ``accel`` (``ghosts.inputs``,), listener samples (into
         ``samples`` when given) and field update, point sources, thin-part correction and solid
         cells held at zero. Returns the samples. Leaves ``n`` alone: a block of steps recorded once and
         replayed (kernels/cuda_blocks.py) runs exactly this."""

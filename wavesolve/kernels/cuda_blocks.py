@@ -130,7 +130,7 @@ class BlockRunner:
 
     Attributes:
         K: steps per block.
-        accel: per slot, the device's (K, g + objects) boundary inputs (``Simulation.boundary_inputs``).
+        accel: per slot, the device's (K, g + objects) boundary inputs (``GhostCells.inputs``).
         samples: per slot, the device's (K, listeners) samples (Pa).
     """
 
@@ -141,7 +141,7 @@ class BlockRunner:
         xp = backend.xp
         self.K = steps
         self.queue = backend.queue()
-        g = max(sim.boundary_inputs, 1)
+        g = max(sim.ghosts.inputs, 1)
         listeners = len(sim.probes.weights)
         self.accel = [xp.zeros((steps, g), dtype=np.float64) for _ in range(2)]
         self.samples = [xp.zeros((steps, listeners), dtype=np.float64) for _ in range(2)]
@@ -173,7 +173,7 @@ class BlockRunner:
         if key not in self.programs:
             self.programs[key] = [queue.record(lambda s=s: self._block(sim, s)) for s in range(2)]
         programs = self.programs[key]
-        g = sim.boundary_inputs
+        g = sim.ghosts.inputs
         try:
             for b in range(blocks):
                 slot = b % 2

@@ -55,6 +55,8 @@ position = [0.0, {listener_y}, 0.0]
 CAN = '{ primitive = "cylinder", radius = 0.033, height = 0.12 }'
 SPHERE = '{ primitive = "icosphere", radius = 0.05, subdivisions = 3 }'
 TRANSLATE = 'motion = { type = "constant_velocity", velocity = [15.0, 0.0, 0.0] }\nposition = [-0.3, 0.0, 0.0]'
+# the showcase's path (since the thirty-third session a can lying on its side, rolling on a ground; here
+# in free air, where its 3.4 cm height does not matter)
 ROLL = ('motion = { type = "keyframes", file = "' + str(REPO / "scenes" / "showcase" / "rolling_can_path.csv")
         + '" }')
 TRAVEL = {"domain": "size = 0.2", "follow": "true", "listener_y": 0.6}

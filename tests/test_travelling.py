@@ -148,6 +148,108 @@ def test_box_shifts_are_silent(runs):
     assert dt < 0.5 * h / V   # at most one shift per step and axis
 
 
+GROUND_SPHERE = """
+[simulation]
+duration = 0.0085
+cell_size = 0.01
+precision = "float64"
+[[objects]]
+name = "ball"
+mesh = {{ primitive = "icosphere", radius = 0.05, subdivisions = 3 }}
+position = [0.0, 0.0, 0.05]
+motion = {{ type = "constant_velocity", velocity = [{velocity}] }}
+{follow}
+[[objects.shaders]]
+type = "prescribed"
+pattern = "pulsate"
+signal = {{ waveform = "sine_burst", frequency = 2000.0, amplitude = 100.0, cycles = 10 }}
+{domain}
+[ground]
+height = 0.0
+[[listeners]]
+name = "near"
+position = [0.1, 0.2, 0.05]
+[[listeners]]
+name = "side"
+position = [0.35, 0.2, 0.1]
+[[listeners]]
+name = "low"
+position = [0.2, 0.25, 0.006]
+"""
+
+
+@pytest.fixture(scope="module")
+def ground_runs(tmp_path_factory):
+    """The sphere of ``runs`` sliding along a ground (resting on it: its lowest point on the
+    floor) in a following box and in a large fixed box standing on the ground."""
+    d = tmp_path_factory.mktemp("travel_ground")
+    follow, fixed = d / "follow.toml", d / "fixed.toml"
+    follow.write_text(GROUND_SPHERE.format(velocity="20.0, 0.0, 0.0", follow="[objects.domain]\nfollow = true",
+                                           domain="[domain]\ncenter = [0.0, 0.0, 0.15]\nsize = 0.3"))
+    fixed.write_text(GROUND_SPHERE.format(velocity="20.0, 0.0, 0.0", follow="",
+                                          domain="[domain]\ncenter = [0.15, 0.1, 0.2]\nsize = [0.7, 0.6, 0.4]"))
+    return wavesolve.simulate(follow, progress=False), wavesolve.simulate(fixed, progress=False), follow
+
+
+def test_travelling_sphere_on_the_ground_matches_the_large_fixed_box(ground_runs):
+    """A following box standing on a ground: the far-field estimate of the sphere with its mirror
+    image (rays from the floor point under its centre) against the in-box samples of the large
+    fixed box standing on the same ground, at 0.2 m from the path at 5 cm height, 0.4 m at 10 cm
+    and 0.32 m 6 mm above the floor. Bound 5 % relative L2, as in the free field above. Measured
+    (thirty-third session) 2.7 / 4.1 / 3.5 %; the same sphere 3 cm above the floor 2.1 / 7.2 /
+    5.7 %, 7 cm above 2.8 / 15 / 5.8 %: the pair of sphere and image then spans 2–3 wavelengths and
+    the fit in 1/r and 1/r² along a ray from the floor does not hold (the fixed box's own far
+    field, from the same rays, is 18 % off at 7 cm; README, "Far-field listeners")."""
+    moving, fixed, _ = ground_runs
+    assert "shifted [17, 0, 0]" in moving.metadata["travelling_boxes"]
+    for name in ("near", "side", "low"):
+        assert rel_l2(moving.listener(name), fixed.listener(name)) < 0.05
+
+
+def test_chunks_of_a_box_on_the_ground_add_up_to_one_run(ground_runs):
+    """Two and three time-parallel chunks of the sphere sliding on the ground, every chunk running
+    its box (placed on the floor where the sphere is at the chunk's start), against one run. Bound
+    1e-3 relative L2, as for the free-field chunks below; measured 3e-16 and 1e-15 (the chunks'
+    boxes fall where the whole run's are)."""
+    whole, _, path = ground_runs
+    scene = wavesolve.load_scene(path)
+    for n in (2, 3):
+        part = wavesolve.simulate(scene, chunks=n, progress=False)
+        assert f"over {n} chunks" in part.metadata["travelling_boxes"]
+        for name in whole.names:
+            a, b = whole.listener(name), part.listener(name)
+            assert np.linalg.norm(b - a) < 1e-3 * np.linalg.norm(a), (n, name)
+
+
+def test_a_box_on_the_ground_follows_along_the_floor_only(write_scene):
+    """The box of an object over a ground stands on the floor: it shifts along x and y only, its
+    floor stays at the ground's height, and the object stays inside its interior while it rises
+    (the sphere leaving the floor at 8 m/s upward while sliding at 20 m/s, h = 1 cm, 400 steps:
+    it rises 5 cm, 13 cells along x, in a box 0.29 m high). Its boundary has the floor's mirror image while the
+    object is near the floor, and no velocity is rebuilt through the floor at a shift."""
+    path = write_scene(GROUND_SPHERE.format(velocity="20.0, 0.0, 8.0", follow="[objects.domain]\nfollow = true",
+                                            domain="[domain]\ncenter = [0.0, 0.0, 0.15]\nsize = 0.3"))
+    scene = wavesolve.load_scene(path)
+    trav = travellers(scene)[0]
+    sim = trav.simulation(scene, "numpy")
+    assert sim.grid.ground and any(b.image for b in sim.ghosts.bodies)
+    floor = sim.grid.interior_bounds()[0, 2]
+    assert floor == pytest.approx(0.0, abs=1e-12)
+    top = []
+    for _ in range(400):
+        sim.step()
+        lo, hi = sim.grid.interior_bounds()
+        assert lo[2] == pytest.approx(0.0, abs=1e-12)
+        top.append(hi[2] - trav.obj.geometry.world_bounds(trav.obj.motion.state(sim.time))[1, 2])
+        if sim.shifts[0] > 0:
+            assert float(np.abs(sim.velocity[2][:, :, sim.grid.layer]).max()) == 0.0
+    assert sim.shifts[0] >= 12 and sim.shifts[1] == 0 and sim.shifts[2] == 0
+    assert min(top) > 0.1
+    assert np.isfinite(sim.p).all()
+    later = trav.grid(scene, sim.time)
+    assert later.origin[2] == trav.grid(scene).origin[2] and later.shape == sim.grid.shape
+
+
 def _click_energy(directory, waveform: str) -> np.ndarray:
     """Discrete field energy (the leapfrog's, whole grid), every 100 steps (1.46 ms) from 1.46 ms to
     35 ms, as a fraction of its peak, after a broadband click (2.5 kHz at h = 1 cm: content to about
@@ -349,9 +451,9 @@ def test_bad_travelling_boxes_are_scene_errors(write_scene, va, margin, lis, key
     assert key in str(exc.value)
 
 
-def test_follow_with_ground_and_stray_margin_are_scene_errors(write_scene):
+def test_a_path_below_the_ground_and_a_stray_margin_are_scene_errors(write_scene):
     text = TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")
-    with pytest.raises(SceneError, match="objects.0..domain.follow"):
+    with pytest.raises(SceneError, match=r"objects\[0\]\.position.*goes below the ground"):
         wavesolve.load_scene(write_scene(text.replace("[domain]\nsize = 0.3", "[domain]\ncenter = [0.0, 0.0, 0.15]\n"
                                                      "size = 0.3\n[ground]\nheight = 0.0")))
     with pytest.raises(SceneError, match="margin is only used"):
@@ -410,20 +512,22 @@ def test_adaptive_chunks_cut_at_a_travelling_objects_silences(write_scene):
     assert np.linalg.norm(auto - whole) < 1e-3 * np.linalg.norm(whole)
 
 
-def test_rolling_can_showcase_travels_ten_box_widths_and_runs(monkeypatch):
-    """The showcase's can travels at least ten widths of its box (layer included) and its scene
-    runs: the first 1.5 ms of it (103 steps, 2 shifts) through simulate(), with the kerb listener
-    moved near the start of the path so that the first click reaches it."""
+def test_rolling_can_showcase_travels_a_dozen_box_widths_on_the_ground_and_runs(monkeypatch):
+    """The showcase's can rolls along the ground at least twelve widths of its box's interior
+    (0.46 m; about ten counting the layer), its box standing on the floor, and its scene runs: the
+    first 1.5 ms of it (103 steps, 2 shifts) through simulate(), with the kerb listener moved near
+    the start of the path so that the first click reaches it."""
     from conftest import SCENES
 
     path = SCENES / "showcase" / "rolling_can.toml"
     scene = wavesolve.load_scene(path)
     trav = travellers(scene)[0]
     grid = trav.grid(scene)
-    width = grid.shape[0] * grid.h
-    assert np.linalg.norm(trav.centre(scene.duration) - trav.centre(0.0)) >= 10 * width
+    lo, hi = grid.interior_bounds()
+    assert grid.ground and lo[2] == pytest.approx(0.0, abs=1e-12)
+    assert np.linalg.norm(trav.centre(scene.duration) - trav.centre(0.0)) >= 12 * (hi[0] - lo[0])
     text = path.read_text().replace("duration = 0.4", "duration = 0.0015")
-    short = parse_scene(text.replace("[0.0, 0.6, 0.0]", "[-2.95, 0.3, 0.0]"), path)   # kerb near the start
+    short = parse_scene(text.replace("[0.0, 1.0, 1.6]", "[-2.95, 0.3, 0.1]"), path)   # kerb near the start
     result = wavesolve.simulate(short, progress=False)
     assert "shifted [2, 0, 0]" in result.metadata["travelling_boxes"]
     assert result.metadata["interaction_warnings"] == ""

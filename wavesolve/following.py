@@ -36,6 +36,10 @@ Finally the object is reclassified against the new origin (the ghost-cell system
 previous step's pose so that fresh cells are found as in any moving-object step). Between shifts
 the system is keyed every K steps (``boundary_keys``), K fixed for the run by its first system.
 
+A box standing on a ground (``Grid.ground``) follows along x and y only. Its floor face is rigid
+through the layer too (``AbsorbingLayer``), so the velocity rebuilt at a shift has no flux through
+the floor, and the rows under it are the floor's mirror rows, refreshed every step.
+
 Memory and work per step do not depend on how far the object travels: the arrays keep their shape.
 """
 from __future__ import annotations
@@ -61,7 +65,8 @@ class FollowingSimulation(Simulation):
         scene: the scene (medium, precision, time step; its grid's dt and layer are reused).
         obj: the object to follow (its shaders all act).
         grid: the box at t = 0 (see :meth:`wavesolve.travelling.Traveller.grid`).
-        centre: object centre (3,) in m at a time (s).
+        centre: the point the box follows (3,) in m at a time (s): the object's centre, or the
+            point of the floor under it (``Traveller.emission_point``); with a ground only its x, y count.
         probe_points: (m, 3) world points to sample at a time t (s), or (k, m, 3) at k times (asked
             for MOTION_BLOCK steps at once); they must lie in the interior.
         start_step: step at which the run starts, from a silent field (``grid`` is then the box at
@@ -112,7 +117,7 @@ class FollowingSimulation(Simulation):
             self._block_probes = None
         k = self.n - self._block_first
         drift = self._block_centres[k] - self._middle
-        for a in range(3):
+        for a in range(2 if self.grid.ground else 3):
             if abs(drift[a]) > 0.5 * self.grid.h:
                 self.shift(a, 1 if drift[a] > 0 else -1)
         if self._block_probes is None:                 # (again after a shift: the box moved)

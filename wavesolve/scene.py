@@ -458,10 +458,10 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
         geometry.set_vertices(motion.track.vertices(0.0))
     wb = np.stack([np.min([b[0] for b in bounds_over_time], axis=0), np.max([b[1] for b in bounds_over_time], axis=0)])
     follow = obj.domain.follow
-    if follow and config.ground is not None:
-        raise SceneError(file, f"{key}.domain.follow", "a box that follows its object is not supported with a "
-                         "ground (its far-field estimate does not know the floor's reflection)",
-                         "remove [ground], or set follow = false and enlarge [domain] to cover the object's path")
+    if follow and config.ground is not None and wb[0, 2] < config.ground.height - 1e-9:
+        raise SceneError(file, f"{key}.position",
+                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) goes below the ground "
+                         f"(z = {config.ground.height:g} m)", "raise its path so that it stays on or above the ground")
     if not follow and obj.domain.margin is not None:
         raise SceneError(file, f"{key}.domain.margin", "margin is only used by a box that follows its object",
                          "remove it, or set follow = true")

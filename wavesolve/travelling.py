@@ -28,6 +28,15 @@ at the arrival time t_L = τ_n + R(τ_n)/c. The arrival times are not uniform: d
 interpolated (cubic spline) onto the uniform step grid. For an object at rest this is the fixed
 box's far-field formula (:mod:`wavesolve.farfield`).
 
+Above a rigid ground (``[ground]``) the field is the free field of the object together with its
+mirror image below the floor (the method of images: :mod:`wavesolve.floor_image`), so, as in the
+fixed box (:mod:`wavesolve.farfield`), the source is the pair: the *emission point* is the point of
+the floor under the object's centre, the enclosing radius a is the pair's about it (the object's
+own radius plus the centre's greatest height over the floor), and a far listener hears the direct
+sound and the floor's reflection. The box stands on the floor: its interior spans 2H × 2H
+horizontally and H upward from the floor, and it follows its object along x and y only (an object
+that rises stays inside, since H > a).
+
 Interactions: one object's sound scattering off another is not simulated when they are in
 different boxes. Whenever another object (following or in the fixed box) comes within a following
 box, the scene logs a warning and the result carries it (attribute ``interaction_warnings``),
@@ -67,6 +76,7 @@ class Traveller:
         half_size: interior half-size H of its box (m).
         radii: (K,) ray sample radii from the emission point (m); fit: (2, K) P = pinv([1/r, 1/r²]).
         listeners: (m, 3) listener positions (m).
+        ground: the floor's height z (m) when the scene has a ground, else None.
     """
 
     obj: SceneObject
@@ -79,6 +89,7 @@ class Traveller:
     listeners: np.ndarray
     sound_speed: float
     duration: float
+    ground: float | None = None
 
     def centre(self, t: float | np.ndarray) -> np.ndarray:
         """Object centre s(t) in m: (3,) at a time t, (k, 3) at k times (one spline call); times are
@@ -86,28 +97,47 @@ class Traveller:
         position, rotation = self.obj.motion.pose(np.clip(t, 0.0, self.duration))
         return rotation @ self.centre_local + position
 
+    def emission_point(self, t: float | np.ndarray) -> np.ndarray:
+        """Where its rays start (m), (3,) or (k, 3) as :meth:`centre`: the object's centre, or with a
+        ground the point of the floor under it (module docstring). The box follows it."""
+        point = self.centre(t)
+        if self.ground is not None:
+            point = np.array(point, dtype=np.float64)
+            point[..., 2] = self.ground
+        return point
+
+    def bounds(self, t: float) -> np.ndarray:
+        """(2, 3) world bounds of the box's interior (m) when centred on the object at time t (s)."""
+        o = self.emission_point(t)
+        lo, hi = o - self.half_size, o + self.half_size
+        if self.ground is not None:
+            lo[2], hi[2] = self.ground, self.ground + self.half_size
+        return np.stack([lo, hi])
+
     def probe_points(self, t: float | np.ndarray) -> np.ndarray:
         """(m·K, 3) points sampled at time t, or (k, m·K, 3) at k times (one spline call for all):
         listener j's K points are rows j·K … j·K + K − 1."""
         times = np.atleast_1d(np.asarray(t, dtype=np.float64))
         radii = np.asarray(self.radii, dtype=np.float64)
         k, K, m = len(times), len(radii), len(self.listeners)
-        centres = self.centre((times[:, None] - radii[None, :] / self.sound_speed).ravel()).reshape(k, 1, K, 3)
+        centres = self.emission_point((times[:, None] - radii[None, :] / self.sound_speed).ravel()).reshape(k, 1, K, 3)
         u = self.listeners[None, :, None, :] - centres                          # (k, m, K, 3)
         u /= np.linalg.norm(u, axis=-1, keepdims=True)
         out = (centres + radii[None, None, :, None] * u).reshape(k, m * K, 3)
         return out[0] if np.ndim(t) == 0 else out
 
     def grid(self, scene: Scene, t: float = 0.0) -> Grid:
-        """The box at t = 0 (same cell size, time step and layer as the scene's grid), or at time t
-        (s): the box at 0 moved by whole cells to the object's centre then, as the shifts of a run
-        from 0 place it (to within their half-cell hysteresis)."""
+        """The box at t = 0 (same cell size, time step and layer as the scene's grid; standing on
+        the ground if there is one), or at time t (s): the box at 0 moved by whole cells to the
+        emission point then, as the shifts of a run from 0 place it (to within their half-cell
+        hysteresis)."""
         g = scene.grid
-        box = Grid.build(self.centre(0.0), np.full(3, 2 * self.half_size), g.h, g.sound_speed, g.layer,
-                         step_rate=g.step_rate)
+        lo, hi = self.bounds(0.0)
+        box = Grid.build(0.5 * (lo + hi), hi - lo, g.h, g.sound_speed, g.layer, step_rate=g.step_rate,
+                         ground_height=self.ground)
         if t == 0.0:
             return box
-        cells = np.rint((self.centre(t) - self.centre(0.0)) / g.h)
+        cells = np.rint((self.emission_point(t) - self.emission_point(0.0)) / g.h)
         return replace(box, origin=tuple(float(o) for o in np.asarray(box.origin) + cells * g.h))
 
     def simulation(self, scene: Scene, backend, start_step: int = 0,
@@ -116,7 +146,7 @@ class Traveller:
         ``start_step`` (placed by :meth:`grid` at that time), its shaders acting in ``shader_window``."""
         from .following import FollowingSimulation  # late import: following imports simulation
 
-        return FollowingSimulation(scene, self.obj, self.grid(scene, start_step * scene.grid.dt), self.centre,
+        return FollowingSimulation(scene, self.obj, self.grid(scene, start_step * scene.grid.dt), self.emission_point,
                                    self.probe_points, backend=backend, start_step=start_step,
                                    shader_window=shader_window)
 
@@ -126,7 +156,7 @@ class Traveller:
         n = raw.shape[-1]
         t = np.arange(n) * dt
         tau = t - self.radii[-1] / c
-        s = np.array([self.centre(x) for x in tau])
+        s = self.emission_point(tau)
         out = np.zeros((len(self.listeners), n))
         for j, L in enumerate(self.listeners):
             R = np.linalg.norm(L - s, axis=1)
@@ -155,6 +185,10 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     times = np.linspace(0.0, T, _CHECK_TIMES)
     obj.motion.prefetch(times)
     speed = max(float(np.linalg.norm(obj.motion.state(t).velocity)) for t in times)
+    ground = scene.config.ground.height if scene.config.ground is not None else None
+    if ground is not None:          # the pair (object and image) about the floor point under the centre
+        position, rotation = obj.motion.pose(times)
+        radius += max(0.0, float(np.max((rotation @ centre_local + position)[:, 2])) - ground)
     limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
     if speed >= limit:
         raise SceneError(file, f"objects[{_config_index(scene, obj)}].motion",
@@ -174,9 +208,10 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     radii = np.linspace(r_in, r_out, FAR_FIELD_RAY_POINTS)
     fit = np.linalg.pinv(np.stack([1.0 / radii, 1.0 / radii ** 2], axis=1))
     listeners = np.array([lis.position for lis in scene.listeners], dtype=np.float64).reshape(-1, 3)
-    trav = Traveller(obj, k, centre_local, radius, half, radii, fit, listeners, c, T)
+    trav = Traveller(obj, k, centre_local, radius, half, radii, fit, listeners, c, T, ground)
+    origins = trav.emission_point(times)
     for j, lis in enumerate(scene.listeners):
-        dist = min(float(np.linalg.norm(listeners[j] - trav.centre(t))) for t in times)
+        dist = float(np.min(np.linalg.norm(listeners[j] - origins, axis=1)))
         if dist < r_in + h:
             raise SceneError(file, f"listeners[{j}].position",
                              f"listener '{lis.name}' comes within {dist:.3g} m of the centre of travelling object "
@@ -208,8 +243,8 @@ def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = Fal
             other.motion.prefetch(times)
             for t in times:
                 lo, hi = other.geometry.world_bounds(other.motion.state(t))
-                c = box.centre(t)
-                if np.all(lo < c + box.half_size) and np.all(hi > c - box.half_size):
+                box_lo, box_hi = box.bounds(t)
+                if np.all(lo < box_hi) and np.all(hi > box_lo):
                     out.append(f"object '{other.name}' comes inside the box following '{box.obj.name}' at "
                                f"t = {t:.4g} s: the sound of one scattering off the other is not simulated. To "
                                "simulate it, set follow = false on both and enlarge [domain] so that the fixed box "

@@ -13,7 +13,7 @@ from matplotlib import image
 
 import wavesolve
 from wavesolve.chunks import plan_chunks, run_chunk
-from wavesolve.errors import SceneErrors
+from wavesolve.errors import SceneError, SceneErrors
 from wavesolve.farfield import layout
 from wavesolve.scene import parse_scene
 
@@ -147,15 +147,29 @@ def test_bad_slice_tables_are_refused_naming_the_key(tmp_path, table, key, words
     assert "bad.toml" in message and key in message and words in message, message
 
 
-def test_slices_with_a_travelling_box_are_refused(tmp_path, cli):
-    """A slice shows the fixed box; an object in a box of its own is not in it: refused (exit 2)."""
+def test_slices_with_a_travelling_box_are_refused_unless_they_move_with_it(tmp_path, cli):
+    """A slice of the fixed box would not show the sound of an object in a box of its own: refused
+    (exit 2), naming ``object`` as the fix. ``object`` must name such an object, and its position
+    (from the point the box follows) must cut that box."""
     text = BALL.format(x=0.1, y=0.0, z=0.0).replace(
         "[[objects.shaders]]", "[objects.domain]\nfollow = true\n[[objects.shaders]]", 1)
     path = tmp_path / "travel.toml"
     path.write_text(text)
     proc = cli("info", path)
     assert proc.returncode == 2
-    assert "[slices]" in proc.stderr and "follow = false" in proc.stderr
+    assert "[slices[0]]" in proc.stderr and 'object = "ball"' in proc.stderr and "follow = false" in proc.stderr
+    moving = text.replace('times = [0.0008, 0.0015, 0.0024]', 'times = [0.0008, 0.0015, 0.0024]\nobject = "ball"')
+    moving = moving.replace('times = [0.0015]', 'times = [0.0015]\nobject = "ball"')
+    scene = parse_scene(moving, tmp_path / "moving.toml")
+    assert [s.follows for s in scene.slices] == ["ball", "ball"]
+    with pytest.raises(SceneErrors, match=r"slices\[1\]\.object.*'cup', which is not in the scene"):
+        parse_scene(moving.replace('times = [0.0015]\nobject = "ball"', 'times = [0.0015]\nobject = "cup"'),
+                    tmp_path / "bad.toml")
+    with pytest.raises(SceneError, match=r"slices\[1\]\.position.*outside the box"):
+        parse_scene(moving.replace("position = 0.03", "position = 0.5"), tmp_path / "far.toml")
+    fixed = BALL.format(x=0.1, y=0.0, z=0.0).replace('times = [0.0015]', 'times = [0.0015]\nobject = "ball"')
+    with pytest.raises(SceneErrors, match=r"slices\[1\]\.object.*does not travel in a box of its own"):
+        parse_scene(fixed, tmp_path / "fixed.toml")
 
 
 @pytest.mark.parametrize("backend", ["numba", pytest.param("cupy", marks=pytest.mark.gpu)])

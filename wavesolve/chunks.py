@@ -192,9 +192,9 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     label = f"chunk {k}" if plan.n_chunks > 1 else "wavesolve"
     stops: list[str] = []
 
-    def run(sim, i: int, name: str, fixed: bool) -> np.ndarray:
+    def run(sim, i: int, name: str, recorder: SliceRecorder) -> np.ndarray:
         samples, stop = _run_until_quiet(sim, end, plan, lambda n: callback(i, n) if callback else None,
-                                         progress=progress, label=name, slices=slices if fixed else None)
+                                         progress=progress, label=name, slices=recorder)
         stops.append(stop)
         return samples
 
@@ -204,7 +204,7 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
     if spans != []:
         blocks = [run(Simulation(scene, backend=backend, start_step=begin, shader_window=(first, end),
                                  shader_objects=group if len(lay.groups) > 1 else None, probe_points=lay.points),
-                      g, label, True) for g, group in enumerate(lay.groups)]
+                      g, label, slices) for g, group in enumerate(lay.groups)]
         data = np.zeros((len(blocks), len(lay.points), max(b.shape[1] for b in blocks)))
         for g, b in enumerate(blocks):
             data[g, :, :b.shape[1]] = b
@@ -215,7 +215,9 @@ def run_chunk(scene: Scene, plan: ChunkPlan, k: int, *, backend: "str | Backend"
             continue                     # silent in this window (or no shader): its box holds no sound
         b = _first_active(got, first, dt)
         sim = trav.simulation(scene, backend, start_step=b, shader_window=(first, end))
-        samples = run(sim, len(lay.groups) + i, f"{label}: box of '{trav.obj.name}'", False)
+        moving = SliceRecorder(scene.slices, trav, scene)      # the slices that move with this box
+        samples = run(sim, len(lay.groups) + i, f"{label}: box of '{trav.obj.name}'", moving)
+        slices.data.update(moving.data)
         boxes[trav.obj.name] = BoxRun(b, samples, sim.grid.shape, sim.shifts.copy())
     stop = "silent" if not stops else "cap" if "cap" in stops else stops[0]
     out = ChunkOutput(k, begin, data, stop, time.perf_counter() - start, slices=slices.data, boxes=boxes)

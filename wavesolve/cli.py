@@ -349,8 +349,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"far field    {', '.join(far)} (estimated from rays in the box)")
     for spec in scene.slices:
         times = ", ".join(f"{k * g.dt * 1e3:.4g}" for k in spec.steps)
-        print(f"slice        '{spec.name}': {'xyz'[spec.axis]} = {spec.position(g):.4g} m, "
-              f"{spec.shape[0]} x {spec.shape[1]} cells at {times} ms")
+        if spec.follows is None:
+            print(f"slice        '{spec.name}': {'xyz'[spec.axis]} = {spec.position(g):.4g} m, "
+                  f"{spec.shape[0]} x {spec.shape[1]} cells at {times} ms")
+        else:
+            print(f"slice        '{spec.name}': moves with the box of '{spec.follows}', {'xyz'[spec.axis]} = "
+                  f"{spec.offset:+.4g} m from the point it follows, at {times} ms")
     if args.chunks is not None:
         from .chunks import plan_chunks
 

@@ -83,8 +83,7 @@ def plot_slice(result: Result, name: str, path: str | Path) -> Path:
     rows = -(-n // cols)
     fluid = np.where(sl.solid, 0.0, sl.pressure)
     top = float(np.max(np.abs(fluid))) or 1.0
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.55")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.55")
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.0, 3.0 * rows + 0.6), squeeze=False,
                              constrained_layout=True)
     a, b = sl.plane_axes
@@ -92,14 +91,16 @@ def plot_slice(result: Result, name: str, path: str | Path) -> Path:
         if i >= n:
             ax.set_visible(False)
             continue
-        image = ax.imshow(np.ma.masked_array(sl.pressure[i], sl.solid[i]).T, origin="lower", extent=sl.extent(),
+        image = ax.imshow(np.ma.masked_array(sl.pressure[i], sl.solid[i]).T, origin="lower", extent=sl.extent(i),
                           cmap=cmap, vmin=-top, vmax=top, interpolation="nearest")
-        ax.set_title(f"t = {sl.times[i] * 1e3:.4g} ms", fontsize=10)
+        where = f", {sl.axis} = {sl.position_at(i):.4g} m" if sl.follows else ""
+        ax.set_title(f"t = {sl.times[i] * 1e3:.4g} ms{where}", fontsize=10)
         ax.set_xlabel(f"{a} (m)")
         ax.set_ylabel(f"{b} (m)")
         ax.set_aspect("equal")
     fig.colorbar(image, ax=axes, label="pressure (Pa)", shrink=0.9)
-    fig.suptitle(f"slice '{name}': {sl.axis} = {sl.position:.4g} m (grey: inside an object)")
+    plane = (f"moving with the box of '{sl.follows}'" if sl.follows else f"{sl.axis} = {sl.position:.4g} m")
+    fig.suptitle(f"slice '{name}': {plane} (grey: inside an object)")
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")

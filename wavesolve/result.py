@@ -8,7 +8,9 @@ Layout::
                           ``axis`` (a, b: the other two axes in order), the absorbing layer left out
     /slices/<name>/solid     bool (times, n_a, n_b): cells whose centre lies inside an object
                           group attrs: axis ('x', 'y' or 'z'), position (m), times (s), origin (2,) m
-                          (centre of cell (0, 0) along a and b), cell_size (m)
+                          (centre of cell (0, 0) along a and b), cell_size (m), follows (the
+                          travelling object a slice moves with, or ""; then position is (times,)
+                          and origin (times, 2), one per snapshot)
     file attrs:           wavesolve_version, scene (TOML text), scene_path, sample_rate,
                           cell_size, time_step, grid_shape, backend, precision,
                           wav_gain (full scale per Pa, present once a normalised WAV was written)
@@ -98,7 +100,8 @@ class Result:
                 g.create_dataset("pressure", data=np.asarray(sl.pressure, dtype=np.float64)).attrs["units"] = "Pa"
                 g.create_dataset("solid", data=np.asarray(sl.solid, dtype=bool))
                 g.attrs.update(axis=sl.axis, position=sl.position, times=np.asarray(sl.times, dtype=np.float64),
-                               origin=np.asarray(sl.origin, dtype=np.float64), cell_size=sl.cell_size)
+                               origin=np.asarray(sl.origin, dtype=np.float64), cell_size=sl.cell_size,
+                               follows=sl.follows)
 
         return _write_atomically(path, write)
 
@@ -109,12 +112,20 @@ class Result:
             signals = {name: ds[()] for name, ds in f["listeners"].items()}
             positions = {name: ds.attrs["position"] for name, ds in f["listeners"].items()}
             metadata = {k: v for k, v in f.attrs.items() if k not in ("scene", "sample_rate")}
-            slices = {name: PressureSlice(name=name, axis=str(g.attrs["axis"]), position=float(g.attrs["position"]),
-                                          times=g.attrs["times"], pressure=g["pressure"][()], solid=g["solid"][()],
-                                          origin=g.attrs["origin"], cell_size=float(g.attrs["cell_size"]))
+            slices = {name: PressureSlice(name=name, axis=str(g.attrs["axis"]),
+                                          position=_scalar_or_array(g.attrs["position"]), times=g.attrs["times"],
+                                          pressure=g["pressure"][()], solid=g["solid"][()],
+                                          origin=g.attrs["origin"], cell_size=float(g.attrs["cell_size"]),
+                                          follows=str(g.attrs.get("follows", "")))
                       for name, g in f.get("slices", {}).items()}
             return cls(sample_rate=float(f.attrs["sample_rate"]), signals=signals, positions=positions,
                        scene_text=str(f.attrs.get("scene", "")), metadata=metadata, slices=slices)
+
+
+def _scalar_or_array(value) -> float | np.ndarray:
+    """An HDF5 attribute read back as a float if it holds one number, else as an array."""
+    value = np.asarray(value, dtype=np.float64)
+    return float(value) if value.ndim == 0 else value
 
 
 PART_KIND = "wavesolve chunk part"

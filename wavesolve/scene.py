@@ -23,7 +23,7 @@ from .meshes import Geometry, mesh_for_key, quaternion_matrix
 from .motion import (ConstantVelocity, Deforming, Keyframes, Motion, Oscillate, Spin, Static, VertexTrack,
                      read_keyframes, read_vertex_frames)
 from .shading import Shader, ShaderContext, available_shaders, shader_class
-from .slices import SliceSpec, slice_spec
+from .slices import MovingSliceSpec, SliceSpec, slice_spec
 from .validation import did_you_mean, validate_model
 
 if sys.version_info >= (3, 11):
@@ -140,7 +140,10 @@ class GroundConfig(_Strict):
 class SliceConfig(_Strict):
     name: Name
     axis: Literal["x", "y", "z"] = Field(description="the plane's normal")
-    position: float = Field(description="the plane's coordinate along axis (m); the nearest cell plane is taken")
+    position: float = Field(description="the plane's coordinate along axis (m); the nearest cell plane is taken. "
+                                        "With object: measured from the point its box follows")
+    object: Name | None = Field(default=None, description="a travelling object (follow = true): the slice is a "
+                                                          "plane of its box and moves with it")
     times: list[float] = Field(min_length=1, max_length=MAX_SLICE_TIMES,
                                description=f"snapshot times (s), each within [0, duration], at most {MAX_SLICE_TIMES} "
                                            "(another [[slices]] table gives more)")
@@ -218,7 +221,7 @@ class Scene:
     output_hdf5: Path | None = None
     output_wav: Path | None = None
     travellers: list[SceneObject] = field(default_factory=list)
-    slices: list[SliceSpec] = field(default_factory=list)
+    slices: list[SliceSpec | MovingSliceSpec] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -395,23 +398,33 @@ def parse_scene(text: str, path: str | Path) -> Scene:
     return scene
 
 
-def _build_slices(config: SceneConfig, grid: Grid, file: str, errors: list[SceneError]) -> list[SliceSpec]:
+def _build_slices(config: SceneConfig, grid: Grid, file: str,
+                  errors: list[SceneError]) -> list[SliceSpec | MovingSliceSpec]:
     """The ``[[slices]]`` of a scene; a problem is appended to ``errors``."""
     specs = []
     bounds = grid.interior_bounds()
     duration = config.simulation.duration
     followers = [o.name for o in config.objects if o.domain.follow]
-    if config.slices and followers:
-        errors.append(SceneError(
-            file, "slices", f"pressure slices show the fixed box's field, and object(s) {', '.join(followers)} "
-            "travel in boxes of their own (objects.domain.follow = true)",
-            "remove the [[slices]] tables, or set follow = false on those objects"))
-        return specs
     for i, sl in enumerate(config.slices):
         a = "xyz".index(sl.axis)
         lo, hi = bounds[0, a], bounds[1, a]
         bad = False
-        if not lo <= sl.position <= hi:
+        if sl.object is None and followers:
+            errors.append(SceneError(
+                file, f"slices[{i}]", f"slice '{sl.name}' shows the fixed box's field, and object(s) "
+                f"{', '.join(followers)} travel in boxes of their own (objects.domain.follow = true), whose sound "
+                "it would not show", f"give object = \"{followers[0]}\" to slice that object's box (it moves with "
+                "it), or set follow = false on those objects"))
+            bad = True
+        if sl.object is not None and sl.object not in followers:
+            known = [o.name for o in config.objects]
+            errors.append(SceneError(
+                file, f"slices[{i}].object", f"slice '{sl.name}' names object '{sl.object}', which "
+                + ("does not travel in a box of its own" if sl.object in known else "is not in the scene"),
+                "name an object with [objects.domain] follow = true" + (f" ({', '.join(followers)})" if followers
+                else "") + ", or remove object to slice the fixed box"))
+            bad = True
+        if sl.object is None and not lo <= sl.position <= hi:
             errors.append(SceneError(
                 file, f"slices[{i}].position", f"slice '{sl.name}' at {sl.axis} = {sl.position:g} m is outside the "
                 f"box, which spans {sl.axis} = {lo:g} … {hi:g} m", "give a position inside that range"))
@@ -422,7 +435,10 @@ def _build_slices(config: SceneConfig, grid: Grid, file: str, errors: list[Scene
                 file, f"slices[{i}].times", f"slice '{sl.name}' asks for time(s) {', '.join(f'{t:g}' for t in late)} s, "
                 f"outside the run [0, {duration:g}] s", "give times between 0 and simulation.duration"))
             bad = True
-        if not bad:
+        if not bad and sl.object is not None:
+            specs.append(MovingSliceSpec(name=sl.name, axis=a, offset=sl.position,
+                                         steps=tuple(round(t / grid.dt) for t in sl.times), follows=sl.object))
+        elif not bad:
             position = min(max(sl.position, lo + grid.h / 2), hi - grid.h / 2)   # a face between cells: the cell inside
             specs.append(slice_spec(grid, sl.name, sl.axis, position, sl.times))
     return specs

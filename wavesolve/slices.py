@@ -8,6 +8,15 @@ slices of the source groups of a run and of the chunks of a time-parallel run ad
 listener signals do (``wavesolve.chunks``). Which cells are solid is found afterwards from the
 objects' geometry at each time (:func:`solid_mask`): a cell is solid where its centre lies
 inside an object.
+
+A slice of a travelling object (``object = "<name>"``, a :class:`MovingSliceSpec`) is a plane of
+that object's box, which moves with it (wavesolve.travelling): at each snapshot, the box's plane
+normal to ``axis`` nearest ``position`` metres from the point the box follows (the object's
+centre, or over a ground the point of the floor under it), cut to the box's interior. Where a
+snapshot lies is fixed by the scene alone: the box as a run from t = 0 places it then
+(``Traveller.grid``). A box started later (a time-parallel chunk) may sit a cell away from
+there; its field is read at the same world cells (zero where they fall outside its array), so
+the chunks' snapshots still add up cell by cell.
 """
 from __future__ import annotations
 
@@ -40,6 +49,7 @@ class SliceSpec:
     steps: tuple[int, ...]
     lo: tuple[int, int]
     hi: tuple[int, int]
+    follows = None
 
     @property
     def in_plane(self) -> tuple[int, int]:
@@ -55,6 +65,40 @@ class SliceSpec:
     def shape(self) -> tuple[int, int]:
         """Cells of one snapshot (n_a, n_b)."""
         return self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]
+
+
+@dataclass(frozen=True)
+class MovingSliceSpec:
+    """A slice of a travelling object's box (module docstring).
+
+    Attributes:
+        name: the slice's name. axis: 0, 1 or 2 (the plane's normal). offset: the plane's
+        coordinate along ``axis`` from the point the box follows (m). steps: (n,) time steps of the
+        snapshots. follows: the travelling object's name.
+    """
+
+    name: str
+    axis: int
+    offset: float
+    steps: tuple[int, ...]
+    follows: str
+
+    @property
+    def in_plane(self) -> tuple[int, int]:
+        """The two axes of the plane, ascending."""
+        a, b = (x for x in range(3) if x != self.axis)
+        return a, b
+
+    def placement(self, trav: Any, scene: "Scene", step: int) -> tuple[Grid, int, tuple[int, int], tuple[int, int]]:
+        """Where snapshot step ``step`` lies: the box then (``trav.grid``), the plane's cell index
+        along ``axis`` in it, and the interior ranges [lo, hi) along the plane's axes."""
+        t = step * scene.grid.dt
+        box = trav.grid(scene, t)
+        lo, hi = _interior(box)
+        point = float(trav.emission_point(t)[self.axis]) + self.offset
+        index = int(np.clip(round((point - box.origin[self.axis]) / box.h), lo[self.axis], hi[self.axis] - 1))
+        a, b = self.in_plane
+        return box, index, (lo[a], lo[b]), (hi[a], hi[b])
 
 
 def slice_spec(grid: Grid, name: str, axis: str, position: float, times: list[float]) -> SliceSpec:
@@ -77,12 +121,21 @@ class SliceRecorder:
     """Collects the snapshots of a run's slices, summing what it is given at each step.
 
     ``data[name]`` is (n_times, n_a, n_b) float64 pressure (Pa); a snapshot never taken stays zero
-    (a chunk whose run does not reach that time adds nothing to it).
+    (a chunk whose run does not reach that time adds nothing to it). The slices of the fixed box
+    are recorded from its run; those of travelling object ``trav`` (with ``scene``) from its box's.
     """
 
-    def __init__(self, specs: list[SliceSpec]) -> None:
-        self.specs = list(specs)
-        self.data = {s.name: np.zeros((len(s.steps), *s.shape)) for s in self.specs}
+    def __init__(self, specs: list, trav: Any = None, scene: "Scene | None" = None) -> None:
+        name = trav.obj.name if trav is not None else None
+        self.specs = [s for s in specs if s.follows == name]
+        self.trav, self.scene = trav, scene
+        self.data = {s.name: np.zeros((len(s.steps), *self._shape(s))) for s in self.specs}
+
+    def _shape(self, spec: Any) -> tuple[int, int]:
+        if spec.follows is None:
+            return spec.shape
+        _, _, lo, hi = spec.placement(self.trav, self.scene, 0)
+        return hi[0] - lo[0], hi[1] - lo[1]
 
     def next_step(self, n: int) -> int | None:
         """The first snapshot step at or after step n, or None."""
@@ -95,13 +148,36 @@ class SliceRecorder:
             hits = [i for i, k in enumerate(s.steps) if k == sim.n]
             if not hits:
                 continue
-            cut: list[Any] = [slice(None)] * 3
-            cut[s.axis] = s.index
-            a, b = s.in_plane
-            cut[a], cut[b] = slice(s.lo[0], s.hi[0]), slice(s.lo[1], s.hi[1])
-            plane = np.asarray(sim.engine.to_host(sim.p[tuple(cut)]), dtype=np.float64)
+            plane = self._plane(s, sim) if s.follows is not None else None
+            if plane is None:
+                cut: list[Any] = [slice(None)] * 3
+                cut[s.axis] = s.index
+                a, b = s.in_plane
+                cut[a], cut[b] = slice(s.lo[0], s.hi[0]), slice(s.lo[1], s.hi[1])
+                plane = np.asarray(sim.engine.to_host(sim.p[tuple(cut)]), dtype=np.float64)
             for i in hits:
                 self.data[s.name][i] += plane
+
+    def _plane(self, spec: MovingSliceSpec, sim: Any) -> np.ndarray:
+        """A moving slice's snapshot from a box ``sim`` that may sit whole cells away from where the
+        snapshot lies: the same world cells, zero outside the box's array."""
+        box, index, lo, hi = spec.placement(self.trav, self.scene, sim.n)
+        shift = np.rint((np.asarray(box.origin) - np.asarray(sim.grid.origin)) / box.h).astype(int)
+        a, b = spec.in_plane
+        out = np.zeros((hi[0] - lo[0], hi[1] - lo[1]))
+        k = index + shift[spec.axis]
+        if not 0 <= k < sim.grid.shape[spec.axis]:
+            return out
+        cut: list[Any] = [slice(None)] * 3
+        cut[spec.axis] = k
+        dst = []
+        for axis, first, last in ((a, lo[0], hi[0]), (b, lo[1], hi[1])):
+            start = max(first + shift[axis], 0)
+            stop = min(last + shift[axis], sim.grid.shape[axis])
+            cut[axis] = slice(start, stop)
+            dst.append(slice(start - first - shift[axis], stop - first - shift[axis]))
+        out[tuple(dst)] = np.asarray(sim.engine.to_host(sim.p[tuple(cut)]), dtype=np.float64)
+        return out
 
 
 def run_with_slices(sim: Any, steps: int, recorder: SliceRecorder, progress: bool | None = None) -> np.ndarray:
@@ -131,32 +207,39 @@ class PressureSlice:
 
     Attributes:
         name: its name. axis: 'x', 'y' or 'z', the plane's normal; position: the plane's
-            coordinate along it (m, a cell centre).
+            coordinate along it (m, a cell centre); (n,), one per snapshot, for a slice that moves.
         times: (n,) s, the snapshots' times (whole steps). pressure: (n, n_a, n_b) Pa, with a and b
             the other two axes in order (x, y for a z slice). solid: (n, n_a, n_b) bool, cells whose
             centre lies inside an object.
-        origin: (2,) m, centre of cell (0, 0) along a and b; cell_size: h (m).
+        origin: (2,) m, centre of cell (0, 0) along a and b; (n, 2) for a slice that moves.
+        cell_size: h (m). follows: the travelling object whose box the slice moves with, or "".
     """
 
     name: str
     axis: str
-    position: float
+    position: float | np.ndarray
     times: np.ndarray
     pressure: np.ndarray
     solid: np.ndarray
     origin: np.ndarray
     cell_size: float
+    follows: str = ""
+
+    def position_at(self, i: int) -> float:
+        """The plane's coordinate (m) at snapshot i."""
+        return float(np.broadcast_to(np.asarray(self.position, dtype=np.float64), (len(self.times),))[i])
 
     @property
     def plane_axes(self) -> str:
         """The names of axes a and b, e.g. 'xy' for a z slice."""
         return "".join(x for x in AXES if x != self.axis)
 
-    def extent(self) -> tuple[float, float, float, float]:
-        """(a_min, a_max, b_min, b_max) m: the outer faces of the cells, for ``imshow``."""
+    def extent(self, i: int = 0) -> tuple[float, float, float, float]:
+        """(a_min, a_max, b_min, b_max) m: the outer faces of the cells at snapshot i, for ``imshow``."""
         h = self.cell_size
         n_a, n_b = self.pressure.shape[1:]
-        a0, b0 = self.origin - h / 2
+        origin = np.asarray(self.origin, dtype=np.float64)
+        a0, b0 = (origin[i] if origin.ndim == 2 else origin) - h / 2
         return a0, a0 + n_a * h, b0, b0 + n_b * h
 
 
@@ -166,6 +249,10 @@ def make_slices(scene: Scene, data: dict[str, np.ndarray]) -> dict[str, Pressure
     grid = scene.grid
     out = {}
     for spec in scene.slices:
+        if spec.follows is not None:
+            if spec.name in data:
+                out[spec.name] = _moving_slice(scene, spec, data[spec.name])
+            continue
         a, b = spec.in_plane
         origin = np.asarray(grid.origin)[[a, b]] + grid.h * np.asarray(spec.lo, dtype=np.float64)
         pressure = data.get(spec.name)
@@ -177,6 +264,30 @@ def make_slices(scene: Scene, data: dict[str, np.ndarray]) -> dict[str, Pressure
             times=times, pressure=pressure, solid=np.stack([solid_mask(scene, spec, t) for t in times]),
             origin=origin, cell_size=grid.h)
     return out
+
+
+def _moving_slice(scene: "Scene", spec: MovingSliceSpec, pressure: np.ndarray) -> PressureSlice:
+    """The result's slice of a travelling object's box: each snapshot's plane and origin where
+    the box then lies, and the object's solid cells on it."""
+    from .boundary import Body  # late imports: the boundary module is heavy; travelling reads scenes
+    from .travelling import travellers
+
+    trav = next(t for t in travellers(scene) if t.obj.name == spec.follows)
+    body = Body(trav.obj.geometry, trav.obj.motion)
+    a, b = spec.in_plane
+    positions, origins, solid = [], [], []
+    for step in spec.steps:
+        box, index, lo, hi = spec.placement(trav, scene, step)
+        ia, ib = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="ij")
+        cells = np.zeros((ia.size, 3))
+        cells[:, spec.axis], cells[:, a], cells[:, b] = index, ia.ravel(), ib.ravel()
+        solid.append((body.signed_distance(box.centres(cells), body.at(step * scene.grid.dt)) < 0).reshape(ia.shape))
+        positions.append(box.origin[spec.axis] + box.h * index)
+        origins.append(np.asarray(box.origin)[[a, b]] + box.h * np.asarray(lo, dtype=np.float64))
+    return PressureSlice(name=spec.name, axis=AXES[spec.axis], position=np.asarray(positions),
+                         times=np.asarray(spec.steps, dtype=np.float64) * scene.grid.dt, pressure=pressure,
+                         solid=np.stack(solid), origin=np.stack(origins), cell_size=scene.grid.h,
+                         follows=spec.follows)
 
 
 def solid_mask(scene: Scene, spec: SliceSpec, t: float) -> np.ndarray:

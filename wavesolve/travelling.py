@@ -226,9 +226,29 @@ def _config_index(scene: Scene, obj: SceneObject) -> int:
 
 
 def check_travellers(scene: Scene, quiet: bool = False) -> list[str]:
-    """Validate the travelling boxes (SceneError) and return the interaction warnings (logged
-    unless ``quiet``)."""
-    return interaction_warnings(scene, travellers(scene), quiet)
+    """Validate the travelling boxes and the slices that move with them (SceneError) and return
+    the interaction warnings (logged unless ``quiet``)."""
+    boxes = travellers(scene)
+    for trav in boxes:
+        _check_slices(scene, trav)
+    return interaction_warnings(scene, boxes, quiet)
+
+
+def _check_slices(scene: Scene, trav: Traveller) -> None:
+    """A slice that moves with ``trav``'s box must cut its interior: its position, measured from the
+    point the box follows, within the box's half-size (over a ground, along z: 0 … H)."""
+    names = [sl.name for sl in scene.config.slices]
+    for spec in scene.slices:
+        if spec.follows != trav.obj.name:
+            continue
+        lo, hi = trav.bounds(0.0)[:, spec.axis] - trav.emission_point(0.0)[spec.axis]
+        if not lo <= spec.offset <= hi:
+            axis = "xyz"[spec.axis]
+            raise SceneError(str(scene.path), f"slices[{names.index(spec.name)}].position",
+                             f"slice '{spec.name}' lies {spec.offset:g} m along {axis} from the point the box of "
+                             f"'{trav.obj.name}' follows, outside the box, which spans {lo:.3g} … {hi:.3g} m from it",
+                             "give a position in that range (0 is the plane through the object's centre"
+                             + (", or through the floor under it along z" if trav.ground is not None else "") + ")")
 
 
 def interaction_warnings(scene: Scene, boxes: list[Traveller], quiet: bool = False) -> list[str]:

@@ -204,3 +204,10 @@ position = [0.02, 0.01, 0.1]
 name = "low"
 position = [0.06, -0.03, 0.012]
 """
+
+
+def balance_terms(bal, p: np.ndarray) -> float:
+    """Σ |v − p_f| over the faces of volume balance ``bal`` (wavesolve.flux_balance) in field p:
+    the size of the terms its net flux sums, the scale of a flux check's rounding."""
+    flat = p.reshape(-1)
+    return float(np.sum(np.abs(flat[np.maximum(bal.face_src, 0)] - flat[bal.face_fluid])))

@@ -564,6 +564,23 @@ def test_a_path_below_the_ground_and_a_stray_margin_are_scene_errors(write_scene
         wavesolve.load_scene(write_scene(text.replace("follow = true\n\n", "margin = 0.2\n", 1)))
 
 
+def test_an_object_high_above_the_ground_warns_of_its_large_box(write_scene, caplog):
+    """A travelling object whose centre rises more than two of its radii above the ground gets a
+    box holding it with its mirror image: the load says so, with the box's width and what it
+    would be without the ground; an object resting on the floor does not warn."""
+    high = GROUND_SPHERE.format(velocity="20.0, 0.0, 0.0", follow="[objects.domain]\nfollow = true",
+                                domain="[domain]\ncenter = [0.0, 0.0, 0.15]\nsize = 0.3")
+    with caplog.at_level(logging.WARNING, logger="wavesolve"):
+        wavesolve.load_scene(write_scene(high))
+        assert "rises" not in caplog.text
+        high = high.replace("position = [0.0, 0.0, 0.05]", "position = [0.0, 0.0, 0.3]")
+        for near in ("[0.1, 0.2, 0.05]", "[0.35, 0.2, 0.1]", "[0.2, 0.25, 0.006]"):   # listeners beyond its rays' start
+            high = high.replace(near, near.replace("0.2", "1.0", 1).replace("0.25", "1.0", 1))
+        wavesolve.load_scene(write_scene(high))
+    assert "travelling object 'ball' rises 0.3 m above the ground, 6.0 times its own radius" in caplog.text
+    assert "(0.94 m wide)" in caplog.text and "would be 0.34 m wide" in caplog.text
+
+
 def test_chunks_of_a_travelling_box_add_up_to_one_run(runs, cli, tmp_path):
     """Time-parallel chunks of the travelling sphere: each chunk's box starts, from a silent field,
     where the object is at the chunk's first active step, and stops once its sound has left the

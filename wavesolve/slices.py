@@ -132,6 +132,7 @@ class SliceRecorder:
         self.data = {s.name: np.zeros((len(s.steps), *self._shape(s))) for s in self.specs}
 
     def _shape(self, spec: Any) -> tuple[int, int]:
+        """Cells of one snapshot of ``spec`` (n_a, n_b)."""
         if spec.follows is None:
             return spec.shape
         _, _, lo, hi = spec.placement(self.trav, self.scene, 0)
@@ -148,17 +149,20 @@ class SliceRecorder:
             hits = [i for i, k in enumerate(s.steps) if k == sim.n]
             if not hits:
                 continue
-            plane = self._plane(s, sim) if s.follows is not None else None
-            if plane is None:
-                cut: list[Any] = [slice(None)] * 3
-                cut[s.axis] = s.index
-                a, b = s.in_plane
-                cut[a], cut[b] = slice(s.lo[0], s.hi[0]), slice(s.lo[1], s.hi[1])
-                plane = np.asarray(sim.engine.to_host(sim.p[tuple(cut)]), dtype=np.float64)
+            plane = self._moving_plane(s, sim) if s.follows is not None else self._fixed_plane(s, sim)
             for i in hits:
                 self.data[s.name][i] += plane
 
-    def _plane(self, spec: MovingSliceSpec, sim: Any) -> np.ndarray:
+    @staticmethod
+    def _fixed_plane(spec: SliceSpec, sim: Any) -> np.ndarray:
+        """A fixed-box slice's snapshot: its plane's interior cells of ``sim``'s field."""
+        cut: list[Any] = [slice(None)] * 3
+        cut[spec.axis] = spec.index
+        a, b = spec.in_plane
+        cut[a], cut[b] = slice(spec.lo[0], spec.hi[0]), slice(spec.lo[1], spec.hi[1])
+        return np.asarray(sim.engine.to_host(sim.p[tuple(cut)]), dtype=np.float64)
+
+    def _moving_plane(self, spec: MovingSliceSpec, sim: Any) -> np.ndarray:
         """A moving slice's snapshot from a box ``sim`` that may sit whole cells away from where the
         snapshot lies: the same world cells, zero outside the box's array."""
         box, index, lo, hi = spec.placement(self.trav, self.scene, sim.n)

@@ -188,11 +188,12 @@ def test_fused_step_flushes_subnormals_and_leaves_the_caller_ieee(dtype):
     assert np.array([tiny], dtype)[0] * dtype(0.5) > 0
 
 
+@pytest.mark.parametrize("ground", [False, True])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_numba_travelling_box_matches_numpy(tmp_path, precision):
+def test_numba_travelling_box_matches_numpy(tmp_path, precision, ground):
     """The compiled step's layer stores its z-slabs y fastest; the box's shifts move them through
-    the layer's slab views (following.py), so the run equals NumPy's."""
-    compare_travelling(tmp_path, precision, "numba")
+    the layer's slab views (following.py), so the run equals NumPy's; so too over a ground."""
+    compare_travelling(tmp_path, precision, "numba", ground)
 
 
 @pytest.mark.parametrize("size", [1, 63, 64, 65, 4099])

@@ -753,13 +753,15 @@ def test_cuda_host_blocks_match_numpy_long(launcher, tmp_path, precision, tol):
     np.testing.assert_allclose(fast.p, ref.p, rtol=0, atol=_field_tolerance(ref, tol))
 
 
+@pytest.mark.parametrize("ground", [False, True])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_cuda_driver_follows_a_travelling_box(launcher, precision, tmp_path):
-    compare_travelling(tmp_path, precision, CudaBackend(np, launcher))
+def test_cuda_driver_follows_a_travelling_box(launcher, precision, tmp_path, ground):
+    compare_travelling(tmp_path, precision, CudaBackend(np, launcher), ground)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("ground", [False, True])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_cupy_travelling_box_matches_numpy(tmp_path, precision):
+def test_cupy_travelling_box_matches_numpy(tmp_path, precision, ground):
     """On a GPU, where the layer's buffers are device copies that the shifts must move."""
-    compare_travelling(tmp_path, precision, "cupy")
+    compare_travelling(tmp_path, precision, "cupy", ground)

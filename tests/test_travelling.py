@@ -556,12 +556,18 @@ def test_bad_travelling_boxes_are_scene_errors(write_scene, va, margin, lis, key
 
 
 def test_a_path_below_the_ground_and_a_stray_margin_are_scene_errors(write_scene):
+    """A following path below the ground, a margin on a box that does not follow, and over a ground
+    a listener too close to the point of the floor under the object (its rays' start)."""
     text = TWO.format(va=1.0, xb=3.0, margin="", lis="[0.0, 1.0, 0.0]")
     with pytest.raises(SceneError, match=r"objects\[0\]\.position.*goes below the ground"):
         wavesolve.load_scene(write_scene(text.replace("[domain]\nsize = 0.3", "[domain]\ncenter = [0.0, 0.0, 0.15]\n"
                                                      "size = 0.3\n[ground]\nheight = 0.0")))
     with pytest.raises(SceneError, match="margin is only used"):
         wavesolve.load_scene(write_scene(text.replace("follow = true\n\n", "margin = 0.2\n", 1)))
+    ground = GROUND_SPHERE.format(velocity="20.0, 0.0, 0.0", follow="[objects.domain]\nfollow = true",
+                                  domain="[domain]\ncenter = [0.0, 0.0, 0.15]\nsize = 0.3")
+    with pytest.raises(SceneError, match=r"listeners\[0\]\.position.*0\.112 m of the point of the ground under"):
+        wavesolve.load_scene(write_scene(ground.replace("[0.1, 0.2, 0.05]", "[0.1, 0.1, 0.05]")))
 
 
 def test_an_object_high_above_the_ground_warns_of_its_large_box(write_scene, caplog):

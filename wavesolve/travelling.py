@@ -218,8 +218,11 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
         dist = float(np.min(np.linalg.norm(listeners[j] - origins, axis=1)))
         if dist < r_in + h:
             raise SceneError(file, f"listeners[{j}].position",
-                             f"listener '{lis.name}' comes within {dist:.3g} m of the centre of travelling object "
-                             f"'{obj.name}'; its far-field estimate needs at least {r_in + h:.3g} m",
+                             f"listener '{lis.name}' comes within {dist:.3g} m of the "
+                             + ("point of the ground under the centre" if ground is not None else "centre")
+                             + f" of travelling object '{obj.name}'; its far-field estimate needs at least "
+                             f"{r_in + h:.3g} m" + (" (it hears the object with its mirror image in the ground)"
+                                                   if ground is not None else ""),
                              "move the listener away from the object's path")
     return trav
 

@@ -33,8 +33,20 @@ if TYPE_CHECKING:  # pragma: no cover
 AXES = "xyz"
 
 
+class _Plane:
+    """What both kinds of slice spec share: the plane normal to ``axis``."""
+
+    axis: int
+
+    @property
+    def in_plane(self) -> tuple[int, int]:
+        """The two axes of the plane, ascending."""
+        a, b = (x for x in range(3) if x != self.axis)
+        return a, b
+
+
 @dataclass(frozen=True)
-class SliceSpec:
+class SliceSpec(_Plane):
     """Where and when one slice is taken.
 
     Attributes:
@@ -51,12 +63,6 @@ class SliceSpec:
     hi: tuple[int, int]
     follows = None
 
-    @property
-    def in_plane(self) -> tuple[int, int]:
-        """The two axes of the plane, ascending."""
-        a, b = (x for x in range(3) if x != self.axis)
-        return a, b
-
     def position(self, grid: Grid) -> float:
         """The plane's coordinate along ``axis`` (m): a cell centre."""
         return float(grid.origin[self.axis] + grid.h * self.index)
@@ -68,7 +74,7 @@ class SliceSpec:
 
 
 @dataclass(frozen=True)
-class MovingSliceSpec:
+class MovingSliceSpec(_Plane):
     """A slice of a travelling object's box (module docstring).
 
     Attributes:
@@ -82,12 +88,6 @@ class MovingSliceSpec:
     offset: float
     steps: tuple[int, ...]
     follows: str
-
-    @property
-    def in_plane(self) -> tuple[int, int]:
-        """The two axes of the plane, ascending."""
-        a, b = (x for x in range(3) if x != self.axis)
-        return a, b
 
     def placement(self, trav: Any, scene: "Scene", step: int) -> tuple[Grid, int, tuple[int, int], tuple[int, int]]:
         """Where snapshot step ``step`` lies: the box then (``trav.grid``), the plane's cell index
@@ -273,19 +273,14 @@ def make_slices(scene: Scene, data: dict[str, np.ndarray]) -> dict[str, Pressure
 def _moving_slice(scene: "Scene", spec: MovingSliceSpec, pressure: np.ndarray) -> PressureSlice:
     """The result's slice of a travelling object's box: each snapshot's plane and origin where
     the box then lies, and the object's solid cells on it."""
-    from .boundary import Body  # late imports: the boundary module is heavy; travelling reads scenes
-    from .travelling import travellers
+    from .travelling import travellers  # late import: travelling reads scenes
 
     trav = next(t for t in travellers(scene) if t.obj.name == spec.follows)
-    body = Body(trav.obj.geometry, trav.obj.motion)
     a, b = spec.in_plane
     positions, origins, solid = [], [], []
     for step in spec.steps:
         box, index, lo, hi = spec.placement(trav, scene, step)
-        ia, ib = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="ij")
-        cells = np.zeros((ia.size, 3))
-        cells[:, spec.axis], cells[:, a], cells[:, b] = index, ia.ravel(), ib.ravel()
-        solid.append((body.signed_distance(box.centres(cells), body.at(step * scene.grid.dt)) < 0).reshape(ia.shape))
+        solid.append(_solid_cells(box, spec, index, lo, hi, [trav.obj], step * scene.grid.dt))
         positions.append(box.origin[spec.axis] + box.h * index)
         origins.append(np.asarray(box.origin)[[a, b]] + box.h * np.asarray(lo, dtype=np.float64))
     return PressureSlice(name=spec.name, axis=AXES[spec.axis], position=np.asarray(positions),
@@ -296,17 +291,23 @@ def _moving_slice(scene: "Scene", spec: MovingSliceSpec, pressure: np.ndarray) -
 
 def solid_mask(scene: Scene, spec: SliceSpec, t: float) -> np.ndarray:
     """(n_a, n_b) bool: the slice's cells whose centre lies inside an object of the fixed box at t."""
+    return _solid_cells(scene.grid, spec, spec.index, spec.lo, spec.hi, scene.objects, t)
+
+
+def _solid_cells(grid: Grid, plane: _Plane, index: int, lo: tuple[int, int], hi: tuple[int, int], objects: list,
+                 t: float) -> np.ndarray:
+    """(n_a, n_b) bool: the cells of ``grid``'s plane ``index`` along ``plane.axis``, over [lo, hi)
+    along its two axes, whose centre lies inside one of ``objects`` at time t (s)."""
     from .boundary import Body  # late import: the boundary module is heavy
 
-    grid = scene.grid
-    a, b = spec.in_plane
-    ia, ib = np.meshgrid(np.arange(spec.lo[0], spec.hi[0]), np.arange(spec.lo[1], spec.hi[1]), indexing="ij")
-    index = np.zeros((ia.size, 3))
-    index[:, spec.axis] = spec.index
-    index[:, a], index[:, b] = ia.ravel(), ib.ravel()
-    points = grid.centres(index)
+    a, b = plane.in_plane
+    ia, ib = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="ij")
+    cells = np.zeros((ia.size, 3))
+    cells[:, plane.axis] = index
+    cells[:, a], cells[:, b] = ia.ravel(), ib.ravel()
+    points = grid.centres(cells)
     solid = np.zeros(ia.size, dtype=bool)
-    for obj in scene.objects:
+    for obj in objects:
         body = Body(obj.geometry, obj.motion)
         solid |= body.signed_distance(points, body.at(t)) < 0
     return solid.reshape(ia.shape)

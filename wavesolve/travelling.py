@@ -96,8 +96,7 @@ class Traveller:
     def centre(self, t: float | np.ndarray) -> np.ndarray:
         """Object centre s(t) in m: (3,) at a time t, (k, 3) at k times (one spline call); times are
         clamped to [0, duration]."""
-        position, rotation = self.obj.motion.pose(np.clip(t, 0.0, self.duration))
-        return rotation @ self.centre_local + position
+        return _object_centre(self.obj, self.centre_local, np.clip(t, 0.0, self.duration))
 
     def emission_point(self, t: float | np.ndarray) -> np.ndarray:
         """Where its rays start (m), (3,) or (k, 3) as :meth:`centre`: the object's centre, or with a
@@ -190,8 +189,7 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     ground = scene.config.ground.height if scene.config.ground is not None else None
     lift = 0.0
     if ground is not None:          # the pair (object and image) about the floor point under the centre
-        position, rotation = obj.motion.pose(times)
-        lift = max(0.0, float(np.max((rotation @ centre_local + position)[:, 2])) - ground)
+        lift = max(0.0, float(np.max(_object_centre(obj, centre_local, times)[:, 2])) - ground)
         radius += lift
     limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
     if speed >= limit:
@@ -225,6 +223,13 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
                                                    if ground is not None else ""),
                              "move the listener away from the object's path")
     return trav
+
+
+def _object_centre(obj: SceneObject, centre_local: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    """World position of the object-frame point ``centre_local`` (m): (3,) at a time t, (k, 3) at k
+    times (one spline call)."""
+    position, rotation = obj.motion.pose(t)
+    return rotation @ centre_local + position
 
 
 def _config_index(scene: Scene, obj: SceneObject) -> int:

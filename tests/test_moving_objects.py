@@ -26,6 +26,7 @@ import wavesolve
 from wavesolve.grid import Grid
 from wavesolve.meshes import Geometry
 from wavesolve.motion import Keyframes, Oscillate, Spin, read_keyframes
+from wavesolve.scene import misplaced
 from wavesolve.simulation import Simulation
 
 
@@ -248,6 +249,50 @@ def test_motion_leaving_the_box_is_refused(write_scene):
                                     motion='{ type = "constant_velocity", velocity = [1.0, 0.0, 0.0] }'))
     with pytest.raises(wavesolve.SceneError, match="over its motion"):
         wavesolve.load_scene(path)
+
+
+PAST_DURATION = """
+[simulation]
+duration = 0.001
+sample_rate = 16000.0
+cell_size = 0.01
+[domain]
+size = 0.36
+[[objects]]
+name = "body"
+mesh = { primitive = "icosphere", radius = 0.05, subdivisions = 2 }
+motion = MOTION
+[[listeners]]
+name = "ear"
+position = [0.0, 0.12, 0.0]
+"""
+
+
+def test_a_run_past_the_duration_stops_before_a_moving_object_leaves_the_box(write_scene):
+    """Loading checks an object's placement over [0, duration] only; a Simulation stepped past
+    that (the Python API allows it) must not let the object run into the absorbing layer. A sphere
+    (a = 5 cm) at 60 m/s from the centre of a 0.36 m box (2 cm clearance kept from the layer) may go
+    on until its edge reaches 0.16 m, at t = 0.11/60 = 1.83 ms: the run raises SceneError
+    (key simulation.duration) as soon as that time is within the boundary system's look-ahead
+    (boundary_interval steps), with the object still placed. An object that oscillates in place
+    runs on past the duration untouched."""
+    path = write_scene(PAST_DURATION.replace("MOTION", '{ type = "constant_velocity", velocity = [60.0, 0.0, 0.0] }'))
+    scene = wavesolve.load_scene(path)
+    sim = Simulation(scene, backend="numpy")
+    with pytest.raises(wavesolve.SceneError) as err:
+        sim.run(10 * scene.grid.steps_for(scene.duration), progress=False)
+    assert err.value.key == "simulation.duration" and "'body'" in err.value.problem
+    reach = float(err.value.problem.split("at t = ")[1].split(" s")[0])
+    assert reach == pytest.approx(0.11 / 60.0, abs=2 * scene.grid.dt)
+    look_ahead = scene.config.simulation.boundary_interval * scene.grid.dt
+    assert scene.duration < sim.time and sim.time + look_ahead == pytest.approx(reach, abs=1e-8)   # 6 digits
+    obj = scene.objects[0]
+    assert not misplaced(obj.geometry.world_bounds(obj.motion.state(sim.time)), scene.grid)
+
+    path = write_scene(PAST_DURATION.replace(
+        "MOTION", '{ type = "oscillate", amplitude = [0.02, 0.0, 0.0], frequency = 200.0 }'), "still.toml")
+    scene = wavesolve.load_scene(path)
+    Simulation(scene, backend="numpy").run(4 * scene.grid.steps_for(scene.duration), progress=False)
 
 
 @pytest.mark.parametrize("closed,sign_only,subdivisions", [(True, False, 3), (True, True, 3), (False, False, 3),

@@ -36,6 +36,9 @@ _CALIBRATION_CELLS = 48
 #: step to the next, and eight of them are enough.
 SAMPLE_SECONDS = 0.5
 SAMPLE_STEPS = (8, 1024)
+#: Most steps ``time_steps`` runs before the timed ones (warm-up runs of two and eight, two probes
+#: of eight) where steps are not run in recorded blocks.
+WARM_UP_STEPS = 26
 
 
 @dataclass(frozen=True)
@@ -214,9 +217,13 @@ def _measure(label: str, box: Grid, make: Callable, following: bool, first: int,
     if memory > available:
         rate = calibrate(scene.config.simulation.precision, box.layer, engine)
         return RunCost(label, box.shape, steps, memory, 0.0, rate * box.cells, 0)
-    starts = [first + steps * k // 6 for k in (1, 3, 5)]
     # within SAMPLE_STEPS, and a short run not timed for longer than it lasts
-    most = min(SAMPLE_STEPS[1], max(SAMPLE_STEPS[0], steps // len(starts)))
+    most = min(SAMPLE_STEPS[1], max(SAMPLE_STEPS[0], steps // 3))
+    # three samples, each ending by the run's last step where the run is long enough (past the
+    # scene's duration no object's placement was checked: Simulation stops a moving object there
+    # before it leaves the box): a sample takes at most WARM_UP_STEPS + ``most`` (or ``sample_steps``)
+    span = max(steps - WARM_UP_STEPS - (most if sample_steps is None else sample_steps), 0)
+    starts = [first + span * k // 6 for k in (1, 3, 5)]
     setup, spent, timed = None, 0.0, 0
     for start in starts:
         t0 = time.perf_counter()

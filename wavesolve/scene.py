@@ -312,10 +312,6 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                                  f"output rate {sim.sample_rate:g} Hz is above the step rate {grid.step_rate:.1f} Hz",
                                  "lower sample_rate or refine cell_size"))
     bounds = grid.interior_bounds()
-    # air to keep between objects and the absorbing layer; none against a ground (objects may rest on it)
-    clearance = np.full((2, 3), MIN_CLEARANCE_CELLS * h)
-    if grid.ground:
-        clearance[0, 2] = 0.0
 
     def names_unique(items: list, table: str) -> None:
         seen: dict[str, int] = {}
@@ -334,7 +330,7 @@ def parse_scene(text: str, path: str | Path) -> Scene:
     for i, obj in enumerate(config.objects):
         key = f"objects[{i}]"
         try:
-            objects.append(_build_object(obj, key, file, base, config, bounds, clearance))
+            objects.append(_build_object(obj, key, file, base, config, grid))
         except SceneErrors as exc:
             errors.extend(exc.errors)
         except SceneError as exc:
@@ -356,14 +352,14 @@ def parse_scene(text: str, path: str | Path) -> Scene:
                 continue
             if grid.ground and np.all(pos[:2] >= lower[:2]) and np.all(pos <= bounds[1] - h):
                 errors.append(SceneError(
-                    file, key, f"listener '{lis.name}' at {lis.position} is inside the box {_fmt_box(bounds)} "
+                    file, key, f"listener '{lis.name}' at {lis.position} is inside the box {format_box(bounds)} "
                     f"but closer than half a cell ({0.5 * h:.3g} m) to the floor",
                     f"raise it to z ≥ {lower[2]:.4g} m"))
                 continue
             if not any(o.shaders for o in objects):  # fixed-box and travelling objects alike
                 errors.append(SceneError(
                     file, key, f"listener '{lis.name}' at {lis.position} is outside the simulated box "
-                    f"{_fmt_box(bounds)}, and a far-field listener needs an object with shaders as its source",
+                    f"{format_box(bounds)}, and a far-field listener needs an object with shaders as its source",
                     "enlarge domain.size or move the listener at least one cell inside the box"))
             else:
                 listeners.append(Listener(lis.name, pos, far=True))  # far field (wavesolve.farfield)
@@ -444,13 +440,31 @@ def _build_slices(config: SceneConfig, grid: Grid, file: str,
     return specs
 
 
-def _fmt_box(bounds: np.ndarray) -> str:
+def placement_clearance(grid: Grid) -> np.ndarray:
+    """(2, 3) air (m) an object keeps from the interior's low and high faces: MIN_CLEARANCE_CELLS
+    cells from the absorbing layer, none from a ground (objects may rest on it)."""
+    clearance = np.full((2, 3), MIN_CLEARANCE_CELLS * grid.h)
+    if grid.ground:
+        clearance[0, 2] = 0.0
+    return clearance
+
+
+def misplaced(world_bounds: np.ndarray, grid: Grid) -> bool:
+    """Whether an object with ``world_bounds`` (2, 3) m leaves ``grid``'s interior or comes closer
+    to its absorbing layer than :func:`placement_clearance`."""
+    bounds, clearance = grid.interior_bounds(), placement_clearance(grid)
+    return bool(np.any(world_bounds[0] < bounds[0] + clearance[0] - 1e-9) or
+                np.any(world_bounds[1] > bounds[1] - clearance[1]))
+
+
+def format_box(bounds: np.ndarray) -> str:
+    """A (2, 3) box (m) as "[x0…x1, y0…y1, z0…z1] m"."""
     lo, hi = bounds
     return "[" + ", ".join(f"{a:.3g}…{b:.3g}" for a, b in zip(lo, hi)) + "] m"
 
 
 def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: SceneConfig,
-                  bounds: np.ndarray, clearance: np.ndarray) -> SceneObject:
+                  grid: Grid) -> SceneObject:
     mesh, _ = mesh_for_key(file, f"{key}.mesh", obj.mesh, base, obj.scale,
                            "give a path relative to the scene file, or a primitive such as "
                            '{ primitive = "icosphere", radius = 0.05 }')
@@ -476,19 +490,20 @@ def _build_object(obj: ObjectConfig, key: str, file: str, base: Path, config: Sc
     follow = obj.domain.follow
     if follow and config.ground is not None and wb[0, 2] < config.ground.height - 1e-9:
         raise SceneError(file, f"{key}.position",
-                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) goes below the ground "
+                         f"object '{obj.name}' (bounds {format_box(wb)} over its motion) goes below the ground "
                          f"(z = {config.ground.height:g} m)", "raise its path so that it stays on or above the ground")
     if not follow and obj.domain.margin is not None:
         raise SceneError(file, f"{key}.domain.margin", "margin is only used by a box that follows its object",
                          "remove it, or set follow = true")
-    if not follow and (np.any(wb[0] < bounds[0] + clearance[0] - 1e-9) or np.any(wb[1] > bounds[1] - clearance[1])):
+    if not follow and misplaced(wb, grid):
+        bounds, clearance = grid.interior_bounds(), placement_clearance(grid)
         need = 2 * np.maximum(np.abs(wb[0] - np.asarray(config.domain.center)),
                               np.abs(wb[1] - np.asarray(config.domain.center))) + 2 * clearance[1]
         need = np.maximum(need, bounds[1] - bounds[0])       # never smaller than the box is
         raise SceneError(file, f"{key}.position",
-                         f"object '{obj.name}' (bounds {_fmt_box(wb)} over its motion) is outside the simulated box, "
+                         f"object '{obj.name}' (bounds {format_box(wb)} over its motion) is outside the simulated box, "
                          f"below the ground, or closer than {clearance[1, 0]:.3g} m to its absorbing layer "
-                         f"(box {_fmt_box(bounds)})",
+                         f"(box {format_box(bounds)})",
                          "move the object or enlarge domain.size to at least "
                          f"[{need[0]:.3g}, {need[1]:.3g}, {need[2]:.3g}] m")
     shaders: list[Shader] = []

@@ -31,7 +31,7 @@ from .floor_image import boundary_bodies
 from .listeners import Probes
 from .plan import check_memory
 from .progress import step_bar, warmed_up
-from .scene import Scene
+from .scene import Scene, format_box, misplaced, placement_clearance
 
 log = logging.getLogger("wavesolve")
 
@@ -147,6 +147,10 @@ class Simulation:
         # (Motion.prefetch: one vectorised call where the states are costly)
         self._motions = [o.motion for o in scene.objects if o.motion.moves]
         self._prefetched = start_step
+        # past the scene's duration, moving objects' placement is checked as the run goes
+        # (_check_placement_past_duration): through step _placed_through, looking this far ahead
+        self._placed_through = grid.steps_for(scene.duration) - 1
+        self._look_ahead = scene.config.simulation.boundary_interval
         # static geometry: the shaders' accelerations of the coming MOTION_BLOCK steps, (K, g),
         # from step ``_accel_first`` (``accelerations_ahead``)
         self._accel_first, self._accel_block = start_step, np.zeros((0, 0))
@@ -265,6 +269,8 @@ class Simulation:
             for motion in self._motions:
                 motion.prefetch(times)
             self._prefetched = self.n + MOTION_BLOCK
+        if self._motions and self.n + self._look_ahead > self._placed_through:
+            self._check_placement_past_duration()
         if ghosts.moving and self.n > self._start_step:
             ghosts.update(t)
             self._hold_solid_cells()
@@ -276,6 +282,34 @@ class Simulation:
         if self.n % INSTABILITY_CHECK_INTERVAL == 0:
             self.check_stability()
         return samples
+
+    def _check_placement_past_duration(self) -> None:
+        """SceneError if a moving object would leave the box (or come closer to its absorbing layer
+        than loading allows) at a step past the scene's duration, over which loading checked its
+        placement, within the boundary system's look-ahead (``_look_ahead`` steps) from this step.
+        Each step's time is checked once (``_placed_through``)."""
+        scene, dt = self.scene, self.grid.dt
+        steps = np.arange(max(self._placed_through + 1, self.n), self.n + self._look_ahead + 1)
+        times = steps * dt
+        times = times[times > scene.duration]
+        names = [o.name for o in scene.config.objects]
+        for obj in scene.objects:
+            if not obj.motion.moves or not len(times):
+                continue
+            for t, state in zip(times, obj.motion.states(times)):
+                wb = obj.geometry.world_bounds(state)
+                if misplaced(wb, self.grid):
+                    raise SceneError(
+                        str(scene.path), "simulation.duration",
+                        f"object '{obj.name}' (objects[{names.index(obj.name)}]) would reach {format_box(wb)} at "
+                        f"t = {t:.6g} s, outside the simulated box {format_box(self.grid.interior_bounds())} or "
+                        f"closer than {placement_clearance(self.grid)[1, 0]:.3g} m to its absorbing layer. Its "
+                        f"placement was checked over the scene's duration, {scene.duration:g} s; the run stopped "
+                        f"past it at t = {self.time:.6g} s (step {self.n}), {self._look_ahead} steps before that "
+                        "time, because moving boundaries are computed that far ahead",
+                        "raise simulation.duration to cover the run (loading the scene then checks the object's "
+                        "placement over it), or run fewer steps")
+        self._placed_through = int(steps[-1])
 
     def _hold_solid_cells(self) -> None:
         """The boundary system's cells held at zero after each field update (``held_cells``), on

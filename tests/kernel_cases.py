@@ -126,7 +126,8 @@ def compare_travelling(tmp_path, precision: str, backend, ground: bool = False) 
     # rigid face cuts off from the field above (absorbing.py). Their split pressures grow to ~10
     # times p there, cancelling (the split field's static drift: a fixed box's layer keeps ~10 Pa
     # in them while p decays to 1e-4), and each shift's re-split of them multiplies the builds'
-    # rounding differences (1e-11 → 0.17 Pa over five shifts here, thirty-third session), while
+    # rounding differences (1e-11 → 0.17 Pa over five shifts here, thirty-third session; 0.06 Pa
+    # since the layer steps p⁺ = p − Σ decreases, thirty-fourth), while
     # the field from the floor up stays bit-equal: nothing above the floor reads them
     above = slice(sims[0].grid.layer if ground else 0, None)
     p = sims[1].engine.to_host(sims[1].p)[:, :, above]

@@ -5,9 +5,9 @@ One call per time step does
      last plane of a chunk and the first of the next are updated first, v⁺ = A v − B (p[i] − p[i−1]);
   2. each thread walks its chunk plane by plane, row by row: a layer row first updates the faces
      it owns in place (its upper x- and y-faces, all of its z-faces, and the lower ones at a slab's
-     start), then its cells' split pressures pₐ⁺ = A pₐ − C (v[i+1] − v[i]) and
-     p⁺ from them (split pressures are stored only along the axes a cell absorbs along, the
-     rest p − stored steps as one: absorbing.py), reading faces the row before it (or step 1)
+     start), then its cells' split pressures pₐ⁺ = pₐ − (G pₐ + C (v[i+1] − v[i])) and
+     p⁺ = p − Σ of those decreases (split pressures are stored only along the axes a cell absorbs
+     along, the rest p − stored steps as one: absorbing.py), reading faces the row before it (or step 1)
      has just updated; an
      interior row runs the leapfrog p⁺ = 2p − p⁻ + λ² L p. The plane's z-slab parts come last
      (below), after its rows have brought the next plane's pressures into cache.
@@ -64,7 +64,7 @@ from .subnormals import flush_subnormals, restore_subnormals
 
 
 @njit(cache=True, inline="always")
-def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, j):
+def _layer_row(p, p_aux, v_aux, cell_G, cell_C, out, sd, s, nx, ny, nz, L, i, j):
     """Split-pressure slots and p⁺ of the row (i, j, all k) of x- or y-slab s (absorbing.py): slot 0
     holds the slab's axis n (x, or y), b₁ is the other of x and y, b₂ is z. In a row within b₁'s
     layer (an x-slab's first or last rows along y) slot 1 holds p_{b₁} and the rest is p_z; else
@@ -88,40 +88,39 @@ def _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, j)
     else:                                                   # y-slab: n = y, b₁ = x (never in x's layer)
         fn, fn_up, fb, fb_up, cn_at, cb_at = vy, n2, vx, n1 * n2, nx + j, i
         in1 = False
-    an, cn, a1, c1 = cell_A[cn_at], cell_C[cn_at], cell_A[cb_at], cell_C[cb_at]
+    gn, cn, g1, c1 = cell_G[cn_at], cell_C[cn_at], cell_G[cb_at], cell_C[cb_at]
     az = nx + ny                                            # z's coefficients of cell k
     o = (i * ny + j) * nz
+    # p⁺ = p − Σ (pₐ − pₐ⁺), pₐ − pₐ⁺ = G pₐ + C Δvₐ: only the damped parts of the stored slots enter p⁺
     if in1:                                                 # slot 1: p_{b₁}; the rest: p_z
         for k in range(n2):
             e, f0, f1 = uint64(o + k), uint64(q0 + k), uint64(q1 + k)
-            s0, s1 = p_aux[f0], p_aux[f1]
-            rest = (p[e] - s0) - s1
-            s0 = s0 * an - cn * (v_aux[uint64(fn + fn_up + k)] - v_aux[uint64(fn + k)])
-            s1 = s1 * a1 - c1 * (v_aux[uint64(fb + fb_up + k)] - v_aux[uint64(fb + k)])
-            p_aux[f0] = s0
-            p_aux[f1] = s1
-            out[e] = (s0 + s1) + (rest * cell_A[uint64(az + k)]
-                                  - cell_C[uint64(az + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
+            s0, s1, pe = p_aux[f0], p_aux[f1], p[e]
+            d0 = s0 * gn + cn * (v_aux[uint64(fn + fn_up + k)] - v_aux[uint64(fn + k)])
+            d1 = s1 * g1 + c1 * (v_aux[uint64(fb + fb_up + k)] - v_aux[uint64(fb + k)])
+            dz = (((pe - s0) - s1) * cell_G[uint64(az + k)]
+                  + cell_C[uint64(az + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)]))
+            p_aux[f0] = s0 - d0
+            p_aux[f1] = s1 - d1
+            out[e] = pe - ((d0 + d1) + dz)
         return
     m1 = n2 - L                                             # the z ends: k < L and k ≥ m1
-    for k in range(n2):
+    for k in range(n2):                                     # the rest's b₁ is free here (G = 0)
         e = uint64(o + k)
         f0, f1 = uint64(q0 + k), uint64(q1 + k)
         end = k < L or k >= m1                              # slot 1 holds p_z here
-        s0, s1 = p_aux[f0], p_aux[f1]
-        rest = p[e] - s0
-        if end:
-            rest = rest - s1
-        s0 = s0 * an - cn * (v_aux[uint64(fn + fn_up + k)] - v_aux[uint64(fn + k)])
-        rest = rest * a1 - c1 * (v_aux[uint64(fb + fb_up + k)] - v_aux[uint64(fb + k)])
+        s0 = p_aux[f0]
+        d0 = s0 * gn + cn * (v_aux[uint64(fn + fn_up + k)] - v_aux[uint64(fn + k)])
+        d1 = c1 * (v_aux[uint64(fb + fb_up + k)] - v_aux[uint64(fb + k)])
         dz = cell_C[uint64(az + k)] * (v_aux[uint64(vz + 1 + k)] - v_aux[uint64(vz + k)])
-        p_aux[f0] = s0
+        p_aux[f0] = s0 - d0
         if end:
-            s1 = s1 * cell_A[uint64(az + k)] - dz
-            p_aux[f1] = s1
-            out[e] = (s0 + s1) + rest
+            s1 = p_aux[f1]
+            dz = s1 * cell_G[uint64(az + k)] + dz
+            p_aux[f1] = s1 - dz
+            out[e] = p[e] - ((d0 + dz) + d1)
         else:
-            out[e] = s0 + (rest - dz)
+            out[e] = p[e] - (d0 + (d1 + dz))
 
 
 @njit(cache=True, inline="always")
@@ -238,7 +237,7 @@ def _z_slab_faces(tiles, v_aux, face_A, face_B, sd, s, nx, ny, L, i, upper_x, re
 
 
 @njit(cache=True)
-def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tiles, scratch):
+def _z_slab_cells(p_aux, v_aux, cell_G, cell_C, out, sd, s, nx, ny, nz, L, i, tiles, scratch):
     """Split pressure and p⁺ of x-plane i of z-slab s (stored y fastest), as rows along y, into
     plane i's (z, y) block of ``scratch`` (nx, L, ny − 2L): slot 0 holds p_z and the rest p − p_z
     (p from the plane's pressure tile, ``_z_slab_tile``) is pₓ + p_y, both free here (absorbing.py;
@@ -247,7 +246,7 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, ti
     p_off, lo0, lo1, lo2, n1, n2 = sd[s, 0], sd[s, 1], sd[s, 2], sd[s, 3], sd[s, 5], sd[s, 6]
     li = i - lo0
     W = ny - 2 * L + 2
-    ax, cx = cell_A[i], cell_C[i]
+    cx = cell_C[i]                                          # x and y are free here (G = 0)
     cy = nx + lo1
     for lk in range(n2):
         r = (li * n2 + lk) * n1
@@ -257,16 +256,15 @@ def _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, ti
         vz = sd[s, 9] + (li * (n2 + 1) + lk) * n1               # (n0, n2+1, n1)
         o = (i * L + lk) * n1
         t = _tile_row(nx, L, W, s, i, lk + 1) + 1
-        az, cz = cell_A[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
+        gz, cz = cell_G[nx + ny + lo2 + lk], cell_C[nx + ny + lo2 + lk]
         for jj in range(n1):
             f = uint64(q0 + jj)
             s0 = p_aux[f]
-            rest = tiles[uint64(t + jj)] - s0
-            s0 = s0 * az - cz * (v_aux[uint64(vz + n1 + jj)] - v_aux[uint64(vz + jj)])
-            p_aux[f] = s0
-            scratch[uint64(o + jj)] = s0 + (
-                (rest * ax - cx * (v_aux[uint64(vx + n2 * n1 + jj)] - v_aux[uint64(vx + jj)]))
-                - cell_C[uint64(cy + jj)] * (v_aux[uint64(vy + 1 + jj)] - v_aux[uint64(vy + jj)]))
+            d0 = s0 * gz + cz * (v_aux[uint64(vz + n1 + jj)] - v_aux[uint64(vz + jj)])
+            p_aux[f] = s0 - d0
+            scratch[uint64(o + jj)] = tiles[uint64(t + jj)] - (d0 + (
+                cx * (v_aux[uint64(vx + n2 * n1 + jj)] - v_aux[uint64(vx + jj)])
+                + cell_C[uint64(cy + jj)] * (v_aux[uint64(vy + 1 + jj)] - v_aux[uint64(vy + jj)])))
     base = (i * ny + lo1) * nz + lo2
     block = i * L * n1
     for jj in range(n1):
@@ -311,7 +309,7 @@ def _plane_tiles(p, tiles, sd, nx, ny, nz, L, first, i):
 
 
 @njit(parallel=True, cache=True)
-def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_A, cell_C, floor, tiles,
+def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face_B, cell_G, cell_C, floor, tiles,
                scratch, chunks):
     """p⁺ into ``out3`` (holding p⁻) on every cell; the layer's auxiliary fields advance in place.
     With ``floor`` > 0 (a ground) the layer slab under the interior (z < floor) is skipped, as in
@@ -352,12 +350,12 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             middle = L <= i < nx - L                        # a plane between the x-slabs
             if not middle:
                 for j in range(ny):
-                    _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, L, i, j)
+                    _layer_row(p, p_aux, v_aux, cell_G, cell_C, out, sd, 0 if i < L else 1, nx, ny, nz, L, i, j)
             else:
                 m = nz - 2 * L
                 for j in range(ny):
                     if j < L or j >= ny - L:
-                        _layer_row(p, p_aux, v_aux, cell_A, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, L, i, j)
+                        _layer_row(p, p_aux, v_aux, cell_G, cell_C, out, sd, 2 if j < L else 3, nx, ny, nz, L, i, j)
                         continue
                     c = (i * ny + j) * nz + L
                     for k in range(m):
@@ -371,7 +369,7 @@ def fused_step(p3, out3, lam2, six, layer, p_aux, v_aux, slab_desc, face_A, face
             if middle:                                      # the z-slabs' faces, then their cells
                 for s in range(first, 6):
                     _z_slab_faces(tile, v_aux, face_A, face_B, sd, s, nx, ny, L, i, not shared, True)
-                    _z_slab_cells(p_aux, v_aux, cell_A, cell_C, out, sd, s, nx, ny, nz, L, i, tile, work)
+                    _z_slab_cells(p_aux, v_aux, cell_G, cell_C, out, sd, s, nx, ny, nz, L, i, tile, work)
         restore_subnormals(mode)
 
 
@@ -506,7 +504,7 @@ class FusedUpdate:
             chunks = self._even
         lay = self.layer
         return (self.lam2, self.six, self.cells, lay.p_aux, lay.v_aux, lay.slab_desc, lay.face_A, lay.face_B,
-                lay.cell_A, lay.cell_C, self.floor, self.tiles, self.scratch, chunks)
+                lay.cell_G, lay.cell_C, self.floor, self.tiles, self.scratch, chunks)
 
     def __call__(self, p: np.ndarray, out: np.ndarray) -> None:
         fused_step(p, out, *self.arguments(p.shape[0]))

@@ -117,7 +117,7 @@ class CudaFieldUpdate:
         self._v = [to(layer.v_aux), backend.xp.array(layer.v_aux, copy=True)]
         self.slab_desc = to(layer.slab_desc)
         self.face_A, self.face_B = to(layer.face_A), to(layer.face_B)
-        self.cell_A, self.cell_C = to(layer.cell_A), to(layer.cell_C)
+        self.cell_G, self.cell_C = to(layer.cell_G), to(layer.cell_C)
         self.n_cells = grid.cells
         self.dims = tuple(np.int64(n) for n in grid.shape)
         self.L = np.int64(grid.layer)
@@ -212,7 +212,7 @@ class CudaFieldUpdate:
         v_old, v_new = self._v
         self.launch(self.kernel, self.dtype, self.n_cells,
                     (p, out, self.p_aux, v_old, v_new, self.slab_desc, seg_start, np.int64(self.block),
-                     self.cell_A, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
+                     self.cell_G, self.cell_C, self.face_A, self.face_B, nx, ny, nz, self.L, self.lam2, self.six,
                      *(probes or self._no_probes), np.int64(self.xchunk), np.int64(self.zvec),
                      np.int64(self.lanes), np.int64(self.lvec)),
                     blocks=(n_blocks, self.block))

@@ -12,11 +12,11 @@
 #define WS_CELL_KERNEL(NAME, T, I)                                                                  \
     WS_SEGMENT_KERNEL(NAME, (n_probes + block - 1) / block,                                          \
               (ws_idx n, const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* slab_desc, \
-               const ws_idx* seg_start, ws_idx block, const T* cell_A, const T* cell_C, const T* face_A, \
+               const ws_idx* seg_start, ws_idx block, const T* cell_G, const T* cell_C, const T* face_A, \
                const T* face_B, ws_idx nx, ws_idx ny, ws_idx nz, ws_idx L, T lam2, T six,            \
                const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes, \
                ws_idx xchunk, ws_idx zvec, ws_idx lanes, ws_idx lvec),                               \
-              (ws_cell<T, I>(g, lb, th, block, p, out, p_aux, v_old, v_new, slab_desc, cell_A, cell_C, face_A, \
+              (ws_cell<T, I>(g, lb, th, block, p, out, p_aux, v_old, v_new, slab_desc, cell_G, cell_C, face_A, \
                              face_B, nx, ny, nz, L, lam2, six, probe_cells, probe_weights, samples, n_probes, \
                              xchunk, zvec, lanes, lvec)))
 

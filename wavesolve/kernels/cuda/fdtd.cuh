@@ -16,7 +16,7 @@
 //                 (n0+1, n1, n2), (n0, n1+1, n2), (n0, n1, n2+1)
 //   slab_desc     6 × 10: p_off, lo0, lo1, lo2, n0, n1, n2, v_off0, v_off1, v_off2
 //   face_A/B      per-axis face profiles concatenated: x at 0, y at nx+1, z at nx+ny+2
-//   cell_A/C      per-axis cell profiles concatenated: x at 0, y at nx, z at nx+ny
+//   cell_G/C      per-axis cell profiles concatenated: x at 0, y at nx, z at nx+ny (G = 1 − A)
 #pragma once
 
 #ifdef __CUDACC__
@@ -112,13 +112,13 @@ WS_HD T ws_face_velocity(T v, T A, T B, T hi, T lo, bool open)
 // lower face, and the upper one too), then from them its split-pressure slots and the rest of its
 // pressure (wavesolve/absorbing.py: in slab s, slot 0 the normal axis n = s / 2, slot 1 the first
 // other axis b₁ in b₁'s layer, else b₂ in b₂'s, else unused and untouched; the rest p − slots), and
-// p⁺ into out. Whether slot 1 is used is the same for the whole group: along z it changes only at
+// p⁺ = p − the components' decreases into out. Whether slot 1 is used is the same for the whole group: along z it changes only at
 // z = L and nz − L, multiples of W. Each face of the slab is written to v_new by exactly one cell: the
 // one above it along its axis, and for the slab's last face the cell below (no two threads write one
 // face, and no thread reads a face another writes: v_old and v_new are separate buffers).
 template <typename T, typename I, int W>
 WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new, const ws_idx* sd, int s,
-                          const T* cell_A, const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I L,
+                          const T* cell_G, const T* cell_C, const T* face_A, const T* face_B, I nx, I ny, I nz, I L,
                           I i, I j, I k, I q)
 {
     const I n0 = (I)sd[4], n1 = (I)sd[5], n2 = (I)sd[6];
@@ -169,39 +169,40 @@ WS_HD void ws_layer_cells(const T* p, T* out, T* p_aux, const T* v_old, T* v_new
     const int n = s / 2;
     const I c1 = n == 0 ? j : i, m1 = n == 0 ? ny : nx, c2 = n == 2 ? j : k, m2 = n == 2 ? ny : nz;
     const bool in1 = c1 < L || c1 >= m1 - L, in2 = c2 < L || c2 >= m2 - L;
-    const T ax = cell_A[i], cx = cell_C[i], ay = cell_A[nx + j], cy = cell_C[nx + j];
+    // p⁺ = p − Σ (pₐ − pₐ⁺), each component's decrease pₐ − pₐ⁺ = G pₐ + C Δvₐ (G = 1 − A: 0 on a free
+    // axis), so that only the damped parts of the stored slots enter p⁺ (absorbing.py)
+    const T gx = cell_G[i], cx = cell_C[i], gy = cell_G[nx + j], cy = cell_C[nx + j];
     ws_pack<T, W> s0 = ws_load<T, W>(p_aux, r);
     if (in1 || in2) {
         ws_pack<T, W> s1 = ws_load<T, W>(p_aux, r + cells);
 #pragma unroll
         for (int m = 0; m < W; ++m) {
-            // per axis A and D = C Δv on this cell
+            // per axis G and D = C Δv on this cell
             const T Dx = cx * (xu.e[m] - xl.e[m]), Dy = cy * (yu.e[m] - yl.e[m]);
-            const T az = cell_A[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
-            const T An = n == 0 ? ax : (n == 1 ? ay : az), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
-            const T A1 = n == 0 ? ay : ax, D1 = n == 0 ? Dy : Dx;
-            const T A2 = n == 2 ? ay : az, D2 = n == 2 ? Dy : Dz;
+            const T gz = cell_G[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
+            const T Gn = n == 0 ? gx : (n == 1 ? gy : gz), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
+            const T G1 = n == 0 ? gy : gx, D1 = n == 0 ? Dy : Dx;
+            const T G2 = n == 2 ? gy : gz, D2 = n == 2 ? Dy : Dz;
             const T rest = (pc.e[m] - s0.e[m]) - s1.e[m];
-            const T s0n = s0.e[m] * An - Dn;
-            const T s1n = in1 ? s1.e[m] * A1 - D1 : s1.e[m] * A2 - D2;
-            const T restn = in1 ? rest * A2 - D2 : rest * A1 - D1;
-            s0.e[m] = s0n;
-            s1.e[m] = s1n;
-            res.e[m] = (s0n + s1n) + restn;
+            const T d0 = Gn * s0.e[m] + Dn;
+            const T d1 = in1 ? G1 * s1.e[m] + D1 : G2 * s1.e[m] + D2;
+            const T dr = in1 ? G2 * rest + D2 : G1 * rest + D1;
+            s0.e[m] = s0.e[m] - d0;
+            s1.e[m] = s1.e[m] - d1;
+            res.e[m] = pc.e[m] - ((d0 + d1) + dr);
         }
         ws_store<T, W>(p_aux, r + cells, s1);
     } else {                                                  // a face region: both other axes free
 #pragma unroll
         for (int m = 0; m < W; ++m) {
             const T Dx = cx * (xu.e[m] - xl.e[m]), Dy = cy * (yu.e[m] - yl.e[m]);
-            const T az = cell_A[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
-            const T An = n == 0 ? ax : (n == 1 ? ay : az), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
-            const T A1 = n == 0 ? ay : ax, D1 = n == 0 ? Dy : Dx;
+            const T gz = cell_G[cz + k + m], Dz = cell_C[cz + k + m] * (zf[m + 1] - zf[m]);
+            const T Gn = n == 0 ? gx : (n == 1 ? gy : gz), Dn = n == 0 ? Dx : (n == 1 ? Dy : Dz);
+            const T D1 = n == 0 ? Dy : Dx;
             const T D2 = n == 2 ? Dy : Dz;
-            const T rest = pc.e[m] - s0.e[m];
-            const T s0n = s0.e[m] * An - Dn;
-            s0.e[m] = s0n;
-            res.e[m] = s0n + ((rest * A1 - D1) - D2);
+            const T d0 = Gn * s0.e[m] + Dn;
+            s0.e[m] = s0.e[m] - d0;
+            res.e[m] = pc.e[m] - (d0 + (D1 + D2));
         }
     }
     ws_store<T, W>(p_aux, r, s0);
@@ -296,7 +297,7 @@ WS_HD void ws_peak_part(ws_idx t, const T* a, ws_idx count, ws_idx parts, T* par
 // together. Thread th of block lb (counted from its segment's first block) of segment g:
 template <typename T, typename I>
 WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out, T* p_aux, const T* v_old,
-                   T* v_new, const ws_idx* slab_desc, const T* cell_A, const T* cell_C, const T* face_A,
+                   T* v_new, const ws_idx* slab_desc, const T* cell_G, const T* cell_C, const T* face_A,
                    const T* face_B, ws_idx nx_, ws_idx ny_, ws_idx nz_, ws_idx L_, T lam2, T six,
                    const ws_idx* probe_cells, const double* probe_weights, double* samples, ws_idx n_probes,
                    ws_idx xchunk, ws_idx zvec, ws_idx lanes, ws_idx lvec)
@@ -330,13 +331,13 @@ WS_HD void ws_cell(int g, ws_idx lb, ws_idx th, ws_idx block, const T* p, T* out
     const I t = (i * ny + j) * nz + k;
     // lvec: as zvec, 16 bytes at most; above WS_LAYER_VEC_MAX not built
     if (WS_LAYER_VEC_MAX >= 4 && sizeof(T) == 4 && lvec == 4)
-        ws_layer_cells<T, I, 16 / sizeof(T)>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx,
+        ws_layer_cells<T, I, 16 / sizeof(T)>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_G, cell_C, face_A, face_B, nx,
                                              ny, nz, L, i, j, k, t);
     else if (WS_LAYER_VEC_MAX >= 2 && lvec == 2)
-        ws_layer_cells<T, I, 2>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx, ny, nz, L, i,
+        ws_layer_cells<T, I, 2>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_G, cell_C, face_A, face_B, nx, ny, nz, L, i,
                                 j, k, t);
     else
-        ws_layer_cells<T, I, 1>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_A, cell_C, face_A, face_B, nx, ny, nz, L, i,
+        ws_layer_cells<T, I, 1>(p, out, p_aux, v_old, v_new, sd, g - 1, cell_G, cell_C, face_A, face_B, nx, ny, nz, L, i,
                                 j, k, t);
 }
 

@@ -15,6 +15,15 @@ import pytest
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 if "numba" in sys.modules:
     sys.modules["numba"].config.THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
+# Under pytest-xdist (`-n auto`: one worker per core) each worker gets its share of the cores for
+# Numba's threads (unless NUMBA_NUM_THREADS is set), not a pool as wide as the machine: on a 16-core
+# machine that would be 256 threads. On the 2-core VM, 2 workers × 1 thread ran the suite in 264 s
+# against 298 s with 2 × 2 (thirty-fourth session). The compiled step's splits among threads are
+# tested with explicit splits (test_kernels_cpu), whatever the thread count.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "numba" not in sys.modules:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, _cores // _WORKERS)))
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = REPO / "scenes"

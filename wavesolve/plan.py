@@ -174,7 +174,8 @@ def check_memory(scene: Scene, engine: Backend, copies: int = 1) -> None:
 def estimate(scene: Scene, backend: "str | Backend" = "auto", sample_steps: int | None = None) -> RunEstimate:
     """Grid size, step count, memory and an estimated wall time for ``scene`` on ``backend``,
     measured here (module docstring): each simulation of the run is built at 1/6, 1/2 and 5/6 of
-    the run (the shaders' work and the motion vary along it), and after a warm-up its steps are timed
+    the run less one sample's length, so that the last sample ends by the run's last step (the
+    shaders' work and the motion vary along it), and after a warm-up its steps are timed
     for about SAMPLE_SECONDS (``sample_steps`` steps instead, when given). The samples start
     from a silent field, as a time-parallel chunk does. Takes a few seconds, more on a large grid."""
     grid = scene.grid

@@ -258,6 +258,30 @@ def test_cupy_available_memory_is_the_devices():
     assert abs(after - before) <= 2 ** 26 and after - during >= 2 ** 28
 
 
+def test_cupy_out_of_memory_names_the_field_and_the_free_memory():
+    """A field allocation that fails on the device (after the run's memory check passed: another
+    process took the memory) raises BackendError naming the field's size and the device's free
+    memory, not CuPy's bare error. Checked without a GPU: CuPy's allocator and memory query stand in."""
+    from types import SimpleNamespace
+
+    from wavesolve.backend import BackendError
+    from wavesolve.kernels.cuda_backend import CupyBackend
+
+    class OutOfMemoryError(Exception):
+        pass
+
+    def zeros(shape, dtype):
+        raise OutOfMemoryError("out of memory to allocate")
+
+    backend = object.__new__(CupyBackend)
+    backend.xp = SimpleNamespace(zeros=zeros, cuda=SimpleNamespace(
+        memory=SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
+        runtime=SimpleNamespace(memGetInfo=lambda: (1.5e9, 80e9))))
+    with pytest.raises(BackendError, match=r"\(512, 512, 512\) float32 field \(0\.54 GB; 1\.50 of 80\.00 GB free\)"
+                       r".*another process"):
+        backend.zeros((512, 512, 512), np.float32)
+
+
 def _scene_ghosts(name: str):
     scene = load_scene(SCENES / name)
     return scene, GhostCells(scene.grid, [o.geometry for o in scene.objects])

@@ -587,10 +587,13 @@ class CupyBackend(CudaBackend):
         except self.xp.cuda.memory.OutOfMemoryError as exc:
             free, total = self.xp.cuda.runtime.memGetInfo()
             need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            # the run's memory check (plan.check_memory) passed before anything was allocated, so
+            # the memory went elsewhere since: say so, and leave the scene's remedies to that check
             raise BackendError(
                 f"not enough GPU memory for a {shape} {np.dtype(dtype).name} field ({need / 1e9:.2f} GB; "
-                f"{free / 1e9:.2f} of {total / 1e9:.2f} GB free): raise simulation.cell_size, shrink "
-                "domain.size, or use precision = \"float32\"") from exc
+                f"{free / 1e9:.2f} of {total / 1e9:.2f} GB free), though the run's memory check found room "
+                "before it started: another process (nvidia-smi lists them) or another run in this one "
+                "holds GPU memory; `wavesolve info SCENE` shows what the scene needs") from exc
 
     def available_bytes(self) -> int:
         """The current device's free memory plus what CuPy's pool holds unused (bytes)."""

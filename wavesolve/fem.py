@@ -212,10 +212,15 @@ def solve_modes(model: VoxelModel, max_frequency: float = 20000.0, count: int | 
     return freqs, vecs / norms
 
 
-def cache_dir() -> Path:
-    """Where computed modes are kept: $WAVESOLVE_CACHE/modes, else ~/.cache/wavesolve/modes."""
+def cache_root() -> Path:
+    """Where computed results are kept: $WAVESOLVE_CACHE, else ~/.cache/wavesolve."""
     base = os.environ.get("WAVESOLVE_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "wavesolve") / "modes"
+    return Path(base) if base else Path.home() / ".cache" / "wavesolve"
+
+
+def cache_dir() -> Path:
+    """Where computed modes are kept: ``cache_root()``/modes."""
+    return cache_root() / "modes"
 
 
 def modal_analysis(mesh, material: Material, resolution: float | None = None, max_frequency: float = 20000.0,

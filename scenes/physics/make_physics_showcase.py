@@ -11,6 +11,8 @@ Setups beside this script (each is one command, `wavesolve simulate-physics SETU
   coin_spin.toml   a steel disk (8 cm, 8 mm thick, 40-sided rim) spun on its edge on a table:
                    it precesses down like Euler's disk; the impacts of its rim come faster and
                    faster until it lands flat (the scene covers physics time 2.6–3.75 s)
+  marble_bowl.toml a glass marble (2 cm) dropped off-centre into the bowl resting on the table: it
+                   bounces on the bowl's inside and rolls round (the bowl collides as convex parts)
 
 With --render each goes to build/physics_showcase/<name>/ (scene.toml, motion, impacts, modes,
 then scene.h5 and scene.wav from `wavesolve run --backend numba`), and the wall times are printed.
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SETUPS = ("bowl_drop", "dice", "coin_spin")
+SETUPS = ("bowl_drop", "dice", "coin_spin", "marble_bowl")
 
 
 def render(out_root: Path) -> None:

@@ -7,8 +7,9 @@ constant and give no direct restitution.
 
 Each body is simulated in its principal frame (centre of mass, principal axes of the mesh's
 inertia at the material's density); spheres and boxes use PyBullet's exact shapes, other meshes
-their convex hull. The recording holds, at every step, the principal-frame pose and velocities
-of each body and every contact point with its impulse over that step.
+their convex hull, or with ``collision = "parts"`` a compound of convex parts (``collision``).
+The recording holds, at every step, the principal-frame pose and velocities of each body and
+every contact point with its impulse over that step.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..meshes import quaternion_matrix
+from .collision import convex_parts_file, principal_mesh
 from .setup_file import PhysicsSetup
 
 #: body index of the ground plane in recordings and events
@@ -129,6 +131,9 @@ def build_world(setup: PhysicsSetup, client: int) -> tuple[list[int], int | None
             half = (0.5 * np.ptp(body.mesh.vertices, axis=0)).tolist()
             shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, collisionFramePosition=frame_pos,
                                            collisionFrameOrientation=frame_quat, physicsClientId=client)
+        elif body.shape == "parts":           # a compound of the parts' hulls, principal frame
+            parts = convex_parts_file(principal_mesh(body.mesh.vertices, body.mesh.faces, c, P))
+            shape = p.createCollisionShape(p.GEOM_MESH, fileName=str(parts), physicsClientId=client)
         else:
             hull = body.mesh.convex_hull.vertices
             local = (np.asarray(hull) - c) @ P     # Pᵀ(v − c) per row

@@ -10,7 +10,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import trimesh
@@ -69,6 +69,9 @@ class BodyConfig(_Strict):
     rolling_friction: NonNegativeFloat = Field(default=0.0, description="rolling friction (m)")
     spinning_friction: NonNegativeFloat = Field(default=0.0, description="spinning friction (m)")
     modal: bool = Field(default=True, description="true to add the modal shader (false: clicks only)")
+    collision: Literal["hull", "parts"] = Field(
+        default="hull", description='"hull": collide as the convex hull; "parts": as convex parts of the mesh (V-HACD), '
+        "for a concave body something falls into, such as a bowl")
 
 
 class ListenerTable(_Strict):
@@ -102,7 +105,8 @@ class Body:
 
     ``center`` (3,) is the centre of mass and ``principal`` (3, 3) the principal axes (columns,
     object frame, det +1) with ``moments`` (3,) about them (kg·m²); the engine simulates the body
-    in that principal frame. ``shape`` is 'sphere', 'box' or 'hull' (convex hull of the mesh).
+    in that principal frame. ``shape`` is 'sphere', 'box', 'hull' (convex hull of the mesh) or
+    'parts' (convex parts of the mesh: ``wavesolve.physics.collision``).
     """
 
     config: BodyConfig
@@ -206,7 +210,10 @@ def _build_body(body: BodyConfig, key: str, file: str, base: Path, config: Setup
                               'give a path relative to the setup file, or a primitive such as '
                               '{ primitive = "icosphere", radius = 0.02 }')
     mesh_file = base / body.mesh if spec is None else None
-    shape = "sphere" if isinstance(spec, Icosphere) else "box" if isinstance(spec, Box) else "hull"
+    shape = "sphere" if isinstance(spec, Icosphere) else "box" if isinstance(spec, Box) else body.collision
+    if body.collision == "parts" and shape != "parts":
+        raise SceneError(file, f"{key}.collision", f"a {shape} primitive is convex and collides as itself",
+                         'remove collision = "parts" (it is for concave meshes, such as a bowl)')
     if not mesh.is_watertight:
         raise SceneError(file, f"{key}.mesh", "mesh is not closed (watertight): its mass and modes need a solid",
                          "close the mesh (e.g. trimesh's fill_holes) or use a primitive")

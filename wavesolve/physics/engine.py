@@ -35,12 +35,12 @@ INSTALL_HINT = 'the physics engine is not installed: pip install "wavesolve[phys
 def require_pybullet():
     """The pybullet module, or ImportError naming the extra to install.
 
-    PyBullet's C library prints its build time to standard output when imported (and again when a
-    client connects: see :func:`run_engine`); that line is dropped so that it does not end up in a
-    command's output.
+    PyBullet's C library prints its build time when imported (and again when a client connects:
+    see :func:`run_engine`), on standard output or standard error by build; that line is dropped
+    so that it does not end up in a command's output.
     """
     try:
-        with _c_stdout_dropped():
+        with _c_output_dropped():
             import pybullet
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
@@ -48,25 +48,31 @@ def require_pybullet():
 
 
 @contextlib.contextmanager
-def _c_stdout_dropped():
-    """File descriptor 1 points at the null device inside the block (C-level prints included)."""
+def _c_output_dropped():
+    """File descriptors 1 and 2 point at the null device inside the block (C-level prints included:
+    PyBullet's build prints its build time on one or the other, by version). Python's own errors
+    are exceptions, raised after the block."""
     sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        saved = os.dup(1)
-    except OSError:            # no usable descriptor 1: nothing to protect
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:            # no usable descriptors: nothing to protect
         yield
         return
     libc = ctypes.CDLL(None)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
             try:
                 yield
             finally:
                 libc.fflush(None)     # what the library buffered goes to the null device
-                os.dup2(saved, 1)
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
     finally:
-        os.close(saved)
+        for fd in saved:
+            os.close(fd)
 
 
 @dataclass
@@ -159,7 +165,7 @@ def run_engine(setup: PhysicsSetup, logs: tuple[str, str] | None = None) -> Reco
     :func:`wavesolve.physics.bullet_logs.read_bullet_logs` reads back.
     """
     p = require_pybullet()
-    with _c_stdout_dropped():          # connecting prints the build time again
+    with _c_output_dropped():          # connecting prints the build time again
         client = p.connect(p.DIRECT)
     try:
         ids, plane = build_world(setup, client)

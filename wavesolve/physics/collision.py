@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 import trimesh
 
 from ..fem import cache_root
+from ..files import atomic_path
 
 #: CoACD settings: concavity threshold (of the mesh's size) and the random seed of its tree search.
 COACD_SETTINGS = {"threshold": 0.02, "seed": 1}
@@ -66,10 +65,8 @@ def convex_parts_file(mesh: trimesh.Trimesh) -> Path:
         lines.extend(f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in v)
         lines.extend(f"f {a + base} {b + base} {c + base}" for a, b, c in f)
         base += len(v)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-        tmp.write("\n".join(lines) + "\n")
-    os.replace(tmp.name, path)          # atomic: another process may write the same file
+    with atomic_path(path) as tmp:      # another process may write the same file
+        tmp.write_text("\n".join(lines) + "\n")
     return path
 
 

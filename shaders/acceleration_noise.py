@@ -56,6 +56,16 @@ class AccelerationNoiseShader(Shader):
         self.impacts = resolve_impacts(config, self.material, self.mass, volume, file, key, context.scene_dir,
                                        self.center, self.inverse_inertia)
 
+    def kept_velocity(self) -> float:
+        """The largest speed (m/s) the impacts leave the surface moving with between them and after
+        the last: |gain · ΣJ / m| over the impacts so far (the shader renders each velocity change
+        and keeps it)."""
+        if not self.impacts:
+            return 0.0
+        order = np.argsort([imp.t0 for imp in self.impacts], kind="stable")
+        running = np.cumsum([self.impacts[k].impulse for k in order], axis=0)
+        return float(abs(self.config.gain) * np.linalg.norm(running, axis=1).max() / self.mass)
+
     def rigid_acceleration(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(a, α) at time t, object frame (m/s², rad/s²)."""
         force, torque = np.zeros(3), np.zeros(3)

@@ -3,6 +3,8 @@
 #
 #   bash bench/gpu_session.sh [stages]      stages: env,tests,realtime,profile,grid,memory,showcases,e2e,ab,
 #                                           tiling,ncu (default: all but ab, tiling and ncu)
+#   bash bench/gpu_session.sh quick         env,tests,realtime,grid on 256³ and 384³ (stage limits 10.5 min),
+#                                           for a session lent 15 device-minutes in all (start included)
 #
 # Run from the repository root on the GPU machine. Python packages the machine lacks travel as
 # wheels in .whl/ (installed into /tmp/site). On the lent H100 (CuPy, NumPy, SciPy, Numba, h5py,
@@ -21,6 +23,10 @@
 # (each bench script imports the package beside it).
 set -uo pipefail
 stages="${1:-env,tests,realtime,profile,grid,memory,showcases,e2e}"
+if [ "$stages" = quick ]; then
+    stages=env,tests,realtime,grid
+    export WS_GRID_SIZES="${WS_GRID_SIZES:-256,384}"
+fi
 log="${OUT:-gpu_logs}"
 stage_log=/tmp/gpu_stage_logs
 mkdir -p "$log" "$stage_log"

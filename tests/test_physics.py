@@ -280,6 +280,8 @@ def test_a_marble_falls_into_a_bowl_that_collides_as_convex_parts(tmp_path, monk
     from wavesolve.errors import SceneError
     from wavesolve.physics import collision
 
+    pytest.importorskip("coacd")      # in the test and physics extras
+
     monkeypatch.setenv("WAVESOLVE_CACHE", str(tmp_path / "cache"))
     text = (SCENES / "physics" / "marble_bowl.toml").read_text().replace("duration = 0.5", "duration = 0.4")
     text = text.replace('"../showcase/bowl.obj"', f'"{SCENES / "showcase" / "bowl.obj"}"')

@@ -526,7 +526,7 @@ class GhostCells:
     def inputs(self) -> int:
         """Length of a step's boundary input: the rows' aₙ (m/s²), then the net volume acceleration
         Q̇ (m³/s²) of each object that is not an image (the scene's objects, in order), which the
-        volume balance of a ``Body.volume`` object reads (wavesolve/flux_balance.py)."""
+        volume balance of a ``Body.volume`` object reads (``flux_balance.volume_entry``)."""
         return len(self) + sum(not b.image for b in self.bodies)
 
     def solid_cells(self) -> np.ndarray:

@@ -70,6 +70,13 @@ class Balance:
         return len(self.count_inv)
 
 
+def volume_entry(rows: int, body):
+    """Where object ``body``'s net volume acceleration Q̇ (m³/s²) sits in a step's boundary input
+    (``GhostCells.inputs``): after the ``rows`` rows' aₙ, one entry per object in scene order.
+    ``body`` may be an index array."""
+    return rows + body
+
+
 def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.ndarray, owner: np.ndarray,
                   links: tuple[np.ndarray, np.ndarray, np.ndarray], balanced: np.ndarray,
                   volume: np.ndarray | None = None) -> Balance:
@@ -151,7 +158,7 @@ def build_balance(grid: Grid, index: np.ndarray, fresh: np.ndarray, blocked: np.
         add_dst.append(src)
         add_ptr.append(add_ptr[-1] + len(src))
         members = np.flatnonzero((group == b) & volume) if counts[b] else np.zeros(0, dtype=np.int64)
-        vol_idx.append(len(owner) + members)
+        vol_idx.append(volume_entry(len(owner), members))
         vol_ptr.append(vol_ptr[-1] + len(members))
     return Balance(face_ptr=face_ptr.astype(np.int64), face_src=face_src, face_fluid=face_fluid.astype(np.int64),
                    count_inv=count_inv, add_ptr=np.asarray(add_ptr, dtype=np.int64),

@@ -28,6 +28,7 @@ from .boundary_keys import boundary_system
 from .constants import INSTABILITY_CHECK_INTERVAL, INSTABILITY_PRESSURE, MOTION_BLOCK
 from .errors import InstabilityError, SceneError
 from .floor_image import boundary_bodies
+from .flux_balance import volume_entry
 from .listeners import Probes
 from .plan import check_memory
 from .progress import step_bar, warmed_up
@@ -170,7 +171,7 @@ class Simulation:
         for k, (obj, body, rows, points) in enumerate(zip(self.scene.objects, self.ghosts.bodies, self.ghosts.rows,
                                                           self.ghosts.points)):
             if obj.shaders and (self.shader_objects is None or k in self.shader_objects):
-                yield rows, points, obj.shaders, (g + k if body.volume else None)
+                yield rows, points, obj.shaders, (volume_entry(g, k) if body.volume else None)
 
     def _in_window(self, n: np.ndarray | int) -> np.ndarray | bool:
         """Whether shaders act at step(s) n (``shader_window``)."""

@@ -227,6 +227,12 @@ class Scene:
     def duration(self) -> float:
         return self.config.simulation.duration
 
+    def config_index(self, obj: SceneObject) -> int:
+        """The index of ``obj`` among the scene file's ``[[objects]]`` (fixed-box and travelling
+        alike), for error keys such as ``objects[2].mesh``."""
+        names = [o.name for o in self.config.objects]
+        return names.index(obj.name) if obj.name in names else 0
+
     @property
     def sample_rate(self) -> float:
         return self.config.simulation.sample_rate

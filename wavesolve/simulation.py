@@ -69,13 +69,12 @@ def _check_objects_cover_cells(scene: Scene, rows: list[np.ndarray]) -> None:
     """SceneError for an object with shaders that has no boundary cell at the run's start (``rows``:
     per object of ``scene.objects``, its rows in the boundary system): no cell centre lies inside
     it, so its shaders cannot move any air and the run would be silent."""
-    names = [o.name for o in scene.config.objects]
     for obj, own in zip(scene.objects, rows):
         if obj.shaders and not len(own):
             why = ("it is thinner than a cell" if obj.geometry.mesh.is_watertight else
                    "its mesh is not closed, and its winding number puts no cell inside it")
             raise SceneError(
-                str(scene.path), f"objects[{names.index(obj.name)}].mesh",
+                str(scene.path), f"objects[{scene.config_index(obj)}].mesh",
                 f"object '{obj.name}' covers no cell centre at h = {scene.grid.h:g} m ({why}), so its shaders "
                 f"would move no air", "give it a closed mesh at least a cell thick, or a smaller "
                 "simulation.cell_size")
@@ -293,7 +292,6 @@ class Simulation:
         steps = np.arange(max(self._placed_through + 1, self.n), self.n + self._look_ahead + 1)
         times = steps * dt
         times = times[times > scene.duration]
-        names = [o.name for o in scene.config.objects]
         for obj in scene.objects:
             if not obj.motion.moves or not len(times):
                 continue
@@ -302,7 +300,7 @@ class Simulation:
                 if misplaced(wb, self.grid):
                     raise SceneError(
                         str(scene.path), "simulation.duration",
-                        f"object '{obj.name}' (objects[{names.index(obj.name)}]) would reach {format_box(wb)} at "
+                        f"object '{obj.name}' (objects[{scene.config_index(obj)}]) would reach {format_box(wb)} at "
                         f"t = {t:.6g} s, outside the simulated box {format_box(self.grid.interior_bounds())} or "
                         f"closer than {placement_clearance(self.grid)[1, 0]:.3g} m to its absorbing layer. Its "
                         f"placement was checked over the scene's duration, {scene.duration:g} s; the run stopped "

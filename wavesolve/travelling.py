@@ -179,7 +179,7 @@ def travellers(scene: Scene) -> list[Traveller]:
 
 def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
     h, c, T = scene.grid.h, scene.grid.sound_speed, scene.duration
-    file, key = str(scene.path), f"objects[{_config_index(scene, obj)}].domain.margin"
+    file, key = str(scene.path), f"objects[{scene.config_index(obj)}].domain.margin"
     v = obj.geometry.vertices
     centre_local = 0.5 * (v.min(axis=0) + v.max(axis=0))
     radius = float(np.max(np.linalg.norm(v - centre_local, axis=1)))
@@ -193,7 +193,7 @@ def _traveller(scene: Scene, k: int, obj: SceneObject) -> Traveller:
         radius += lift
     limit = min(0.5 * h / scene.grid.dt, 0.9 * c)   # one shift per step and axis; arrival times increasing
     if speed >= limit:
-        raise SceneError(file, f"objects[{_config_index(scene, obj)}].motion",
+        raise SceneError(file, f"objects[{scene.config_index(obj)}].motion",
                          f"travelling object '{obj.name}' reaches {speed:.4g} m/s; a following box supports up to "
                          f"{limit:.4g} m/s (half a cell per step, and well below the speed of sound)",
                          "slow the motion down, or set follow = false and simulate it in the fixed [domain] box")
@@ -230,11 +230,6 @@ def _object_centre(obj: SceneObject, centre_local: np.ndarray, t: float | np.nda
     times (one spline call)."""
     position, rotation = obj.motion.pose(t)
     return rotation @ centre_local + position
-
-
-def _config_index(scene: Scene, obj: SceneObject) -> int:
-    names = [o.name for o in scene.config.objects]
-    return names.index(obj.name) if obj.name in names else 0
 
 
 def check_travellers(scene: Scene, quiet: bool = False) -> list[str]:

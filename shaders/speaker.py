@@ -8,7 +8,10 @@ and 0 elsewhere; s is an acceleration (m/s²). The region is chosen in the objec
 ``vertices`` (faces whose three vertices are all listed), ``faces`` (triangle indices), or
 ``box = [[x0, y0, z0], [x1, y1, z1]]`` (boundary points inside the box). WAV signals are
 high-passed (``highpass`` Hz, 2nd-order Butterworth, zero phase; 0 = off) so that the velocity and
-displacement of the membrane stay bounded (PHYSICS.md)::
+displacement of the membrane stay bounded (PHYSICS.md). Its net volume acceleration is
+Q̇ = s(t)·S, S = ∫ dS over the region ("normal") or d·∫ n dS ("piston"), exact on the mesh: a box
+region's triangles are cut at the box's planes (``area``); the boundary holds the object's
+net face flux at it (``wavesolve.flux_balance``)::
 
     [[objects.shaders]]
     type = "speaker"
@@ -21,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from trimesh.intersections import slice_faces_plane
 
 from wavesolve.errors import SceneError
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
@@ -46,6 +50,8 @@ class Region(BaseModel):
 
 class SpeakerShader(Shader):
     """aₙ = s(t) (or s(t)·d·n) on a region of the surface, 0 elsewhere."""
+
+    knows_volume = True   # with the object's mesh (``area``); a speaker built without one does not
 
     class Config(ShaderConfig):
         type: Literal["speaker"]
@@ -98,6 +104,40 @@ class SpeakerShader(Shader):
         elif config.direction is not None:
             raise SceneError(file, f"{key}.direction", "direction is only used by pattern 'piston'",
                              "remove it, or set pattern = \"piston\"")
+        self.knows_volume = mesh is not None
+        self.area = None
+        if mesh is not None:
+            part = self._region_part(mesh)
+            if part is None:
+                raise SceneError(file, f"{key}.region.box", "the box holds no part of the object's surface",
+                                 "give a box (object frame, m) that crosses the mesh, whose bounds are "
+                                 f"{np.round(mesh.bounds, 4).tolist()}")
+            self.area = self._area(*part)
+
+    def _region_part(self, mesh: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """The region's part of ``mesh`` (object frame) as (vertices (V, 3) m, faces (F, 3)), a box
+        region's triangles cut exactly at the box's six planes; None where a box holds none of it."""
+        vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+        if self._faces is not None:
+            return vertices, faces[self._faces]
+        lo, hi = np.sort(np.asarray(self.config.region.box, dtype=np.float64), axis=0)
+        for axis in range(3):
+            for sign, origin in ((1.0, lo), (-1.0, hi)):
+                normal = np.zeros(3)
+                normal[axis] = sign
+                vertices, faces = slice_faces_plane(vertices, faces, normal, origin)[:2]
+                if faces is None or len(faces) == 0:
+                    return None
+        return vertices, faces
+
+    def _area(self, vertices: np.ndarray, faces: np.ndarray) -> float:
+        """S (m²) of the region's triangles: their area ("normal"), or d·∫ n dS ("piston"), so that
+        Q̇ = ∫ aₙ dS = s(t)·S."""
+        tri = vertices[faces]
+        cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        if self.config.pattern == "normal":
+            return float(0.5 * np.linalg.norm(cross, axis=1).sum())
+        return float(0.5 * cross.sum(axis=0) @ self.direction)
 
     def region_mask(self, points: BoundaryPoints) -> np.ndarray:
         """Which boundary points lie in the region (n,) bool."""
@@ -120,6 +160,12 @@ class SpeakerShader(Shader):
             return np.zeros((len(s), 0))
         shape = np.ones(len(points)) if self.config.pattern == "normal" else points.normal_local @ self.direction
         return s * np.where(self.region_mask(points), shape, 0.0)[None, :]
+
+    def volume_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
+        """Q̇ = s(t)·S (m³/s²), (K,), at the times (K,) s (S: ``area``)."""
+        if self.area is None:
+            raise NotImplementedError("a speaker built without the object's mesh does not know its region's area")
+        return self.area * np.asarray(self.signal(np.asarray(times, dtype=np.float64)), dtype=np.float64).reshape(-1)
 
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]] | None:
         spans = getattr(self.signal, "active_intervals", None)

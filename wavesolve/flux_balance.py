@@ -22,7 +22,7 @@ dipole changed by under 2 % while its monopole fell from 0.40 to 0.006 of it.
 
 Which objects. Those whose shaders each declare their aₙ a rigid-body motion (``Shader.rigid``:
 ``acceleration_noise``) or give its net volume acceleration (``Shader.knows_volume``: ``modal``,
-``shell``, ``surface_motion``). The step's Q̇ of each object rides in the boundary input after
+``shell``, ``surface_motion``, ``speaker``). The step's Q̇ of each object rides in the boundary input after
 the rows' aₙ (``GhostCells.inputs``), where the kernels read it for the objects that are volume
 sources (``Body.volume``: a shader of it is not rigid). Other objects, and passive ones, keep the
 ghost values as they are. Objects whose ghost cells touch are balanced together (their Q̇ summed),

@@ -37,7 +37,7 @@ intervals aₙ must be zero (to about 1e-6 of its peak). ``rigid = True`` says t
 always a rigid-body motion of its object, which displaces no volume. A shader that is not rigid
 may instead give its net volume acceleration Q̇(t) = ∮ aₙ dS over the object's closed mesh
 (``knows_volume`` and ``volume_acceleration_block``; the ``modal`` and ``shell`` shaders do, from
-each mode's exact ∮ Uᵢ·n dS). Where every shader of an object is rigid or knows its volume, the
+each mode's exact ∮ Uᵢ·n dS, and ``speaker`` from its region's exact area). Where every shader of an object is rigid or knows its volume, the
 boundary holds the object's net volume flux at the sum of their Q̇ (``wavesolve.flux_balance``).
 
 and register it in your package's ``pyproject.toml``::

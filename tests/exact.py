@@ -35,6 +35,36 @@ def translating_sphere(alpha: Callable, a: float, c: float, rho: float, r: float
     return cos_theta * (np.interp(tau, tf, dF, left=0.0) / (c * r) + np.interp(tau, tf, F, left=0.0) / r ** 2)
 
 
+#: six listeners on the axes: their mean cancels every odd multipole and the quadrupole (Σ of a
+#: degree-2 harmonic over the octahedron's vertices is 0), leaving the monopole and l ≥ 4
+AXES = {"xp": (1, 0, 0), "xm": (-1, 0, 0), "yp": (0, 1, 0), "ym": (0, -1, 0), "zp": (0, 0, 1), "zm": (0, 0, -1)}
+
+
+def axis_listeners(r: float) -> str:
+    """Scene TOML of the six ``AXES`` listeners at distance r (m) from the origin."""
+    return "".join(f'[[listeners]]\nname = "{n}"\nposition = [{r * x}, {r * y}, {r * z}]\n'
+                   for n, (x, y, z) in AXES.items())
+
+
+def low_passed(result, name: str, cutoff: float = 2000.0) -> np.ndarray:
+    """A listener's signal through a 4th-order Butterworth low-pass at ``cutoff`` (Hz), zero phase."""
+    sos = signal.butter(4, cutoff, fs=result.sample_rate, output="sos")
+    return signal.sosfiltfilt(sos, result.listener(name))
+
+
+def monopole_match(result, qdot: Callable, r: float, rho: float, c: float,
+                   cutoff: float = 2000.0) -> tuple[float, float]:
+    """The six ``AXES`` listeners' mean at r (m) against the point monopole ρQ̇(t − r/c)/(4πr),
+    Q̇ = ``qdot(times)`` (m³/s², zero before 0), both low-passed at ``cutoff``: (RMS ratio, RMS of
+    the difference over the reference's)."""
+    t = np.arange(len(result.listener("xp"))) / result.sample_rate
+    sos = signal.butter(4, cutoff, fs=result.sample_rate, output="sos")
+    want = signal.sosfiltfilt(sos, rho * qdot(np.clip(t - r / c, 0.0, None)) / (4 * np.pi * r))
+    mean = sum(low_passed(result, n, cutoff) for n in AXES) / len(AXES)
+    norm = float(np.sqrt(np.mean(want ** 2)))
+    return float(np.sqrt(np.mean(mean ** 2))) / norm, float(np.sqrt(np.mean((mean - want) ** 2))) / norm
+
+
 def rel_l2(x: np.ndarray, ref: np.ndarray) -> float:
     """‖x − ref‖₂ / ‖ref‖₂."""
     return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))

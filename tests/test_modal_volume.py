@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from scipy.signal import butter, sosfiltfilt
+from exact import AXES, axis_listeners, low_passed, monopole_match
 
 import wavesolve
 from wavesolve.meshes import Box, primitive_mesh
@@ -22,7 +22,6 @@ from wavesolve.modes import ModeSet
 from wavesolve.scene import parse_scene
 from wavesolve_shaders.modal import mode_volumes
 
-AXES = {"xp": (1, 0, 0), "xm": (-1, 0, 0), "yp": (0, 1, 0), "ym": (0, -1, 0), "zp": (0, 0, 1), "zm": (0, 0, -1)}
 R = 0.08                     # listener distance (m)
 L = 0.01                     # the modes' length scale (m): U = A x / L
 SIDE = 0.02
@@ -48,8 +47,6 @@ def _ringing_cube(tmp_path, field: str, h: float):
     mesh = primitive_mesh(Box(primitive="box", size=[SIDE] * 3))
     shapes = (np.asarray(mesh.vertices) @ FIELDS[field].T / L)[:, :, None]
     ModeSet(np.array([1000.0]), np.array([0.2]), shapes).save(tmp_path / "modes.h5")
-    heard = "".join(f'[[listeners]]\nname = "{n}"\nposition = [{R * x}, {R * y}, {R * z}]\n'
-                    for n, (x, y, z) in AXES.items())
     scene = parse_scene(f"""
 [simulation]
 duration = 0.005
@@ -66,13 +63,8 @@ type = "modal"
 material = "abs"
 modes = "modes.h5"
 impacts = [ {{ time = 0.0005, position = [-0.01, 0.002, 0.001], impulse = [0.002, 0.0, 0.0], speed = 1.0 }} ]
-{heard}""", tmp_path / "cube.toml")
+{axis_listeners(R)}""", tmp_path / "cube.toml")
     return scene, wavesolve.simulate(scene, backend="numba", progress=False)
-
-
-def _low(result, name: str) -> np.ndarray:
-    sos = butter(4, 2000.0, fs=result.sample_rate, output="sos")
-    return sosfiltfilt(sos, result.listener(name))
 
 
 def test_a_volume_preserving_mode_radiates_no_monopole(tmp_path):
@@ -84,7 +76,7 @@ def test_a_volume_preserving_mode_radiates_no_monopole(tmp_path):
     (bench/RESULTS.md, thirty-second session). Bound 0.25: the mode's monopole stays 12 dB under its
     quadrupole (the residual is the body's 1.9 mm offset and the six-point mean's l = 4 share)."""
     _, result = _ringing_cube(tmp_path, "quadrupole", 0.004)
-    p = {n: _low(result, n) for n in AXES}
+    p = {n: low_passed(result, n) for n in AXES}
     mean = sum(p.values()) / len(p)
     quad = (p["xp"] + p["xm"] - p["yp"] - p["ym"]) / 4
     ratio = float(np.sqrt(np.mean(mean ** 2)) / np.sqrt(np.mean(quad ** 2)))
@@ -102,13 +94,8 @@ def test_a_breathing_mode_radiates_its_monopole(tmp_path):
     shader = scene.objects[0].shaders[0]
     assert abs(shader.volumes[0] - 3 * SIDE ** 3 / L) < 1e-12 * 3 * SIDE ** 3 / L
     shader.reset(0.0)
-    t = np.arange(len(result.listener("xp"))) / result.sample_rate
-    q = shader.volume_acceleration_block(np.clip(t - R / scene.config.medium.sound_speed, 0.0, None), None)
-    sos = butter(4, 2000.0, fs=result.sample_rate, output="sos")
-    want = sosfiltfilt(sos, scene.density * q / (4 * np.pi * R))
-    mean = sum(_low(result, n) for n in AXES) / len(AXES)
-    rms = float(np.sqrt(np.mean(mean ** 2)) / np.sqrt(np.mean(want ** 2)))
-    diff = float(np.sqrt(np.mean((mean - want) ** 2)) / np.sqrt(np.mean(want ** 2)))
+    rms, diff = monopole_match(result, lambda t: shader.volume_acceleration_block(t, None), R, scene.density,
+                               scene.config.medium.sound_speed)
     assert abs(rms - 1) < 0.05
     assert diff < 0.1
 

@@ -1,7 +1,8 @@
 """``acceleration_noise`` shader: the click of an impact — the rigid-body acceleration it causes.
 
-Each impact's force f(t) is a half-sine pulse over its Hertz contact time (``wavesolve.contact``).
-The body (mass m, centre of mass x_cm and inertia I from the mesh volume and the material
+Each impact's force f(t) is a half-sine pulse over its Hertz contact time (``wavesolve.contact``);
+with a ``rolling_file``, each rolling or sliding touch adds its roughness force at its contact
+point (``wavesolve.rolling``). The body (mass m, centre of mass x_cm and inertia I from the mesh volume and the material
 density) accelerates as a rigid body, a = f/m, α = I⁻¹((x_c − x_cm) × f), and every surface point
 x moves with it (Chadwick, Zheng & James 2012; PHYSICS.md):
 
@@ -24,9 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from wavesolve.contact import ImpactListConfig, mass_properties, resolve_impacts
+from wavesolve.contact import ForcingIndex, ImpactListConfig, mass_properties, resolve_impacts
 from wavesolve.errors import SceneError
 from wavesolve.materials import parse_material
+from wavesolve.rolling import resolve_rolling
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
 from wavesolve.signals import merge_intervals
 
@@ -55,6 +57,9 @@ class AccelerationNoiseShader(Shader):
         self.inverse_inertia = np.linalg.inv(inertia)
         self.impacts = resolve_impacts(config, self.material, self.mass, volume, file, key, context.scene_dir,
                                        self.center, self.inverse_inertia)
+        # impacts and rolling pieces, sorted by start (each: t0, end, position, force(t) (3,) N)
+        self.forces = sorted(self.impacts + resolve_rolling(config, file, key, context.scene_dir), key=lambda f: f.t0)
+        self._index = ForcingIndex(self.forces)
 
     def kept_velocity(self) -> float:
         """The largest speed (m/s) the impacts leave the surface moving with between them and after
@@ -69,11 +74,10 @@ class AccelerationNoiseShader(Shader):
     def rigid_acceleration(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(a, α) at time t, object frame (m/s², rad/s²)."""
         force, torque = np.zeros(3), np.zeros(3)
-        for imp in self.impacts:
-            if imp.t0 <= t <= imp.end:
-                f = imp.force(t)
-                force += f
-                torque += np.cross(imp.position - self.center, f)
+        for i in self._index.overlapping(t, t, closed=True):
+            f = self.forces[i].force(t)
+            force += f
+            torque += np.cross(self.forces[i].position - self.center, f)
         return force / self.mass, self.inverse_inertia @ torque
 
     def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
@@ -84,5 +88,5 @@ class AccelerationNoiseShader(Shader):
         return self.config.gain * np.einsum("ij,ij->i", accel, points.normal_local)
 
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
-        spans = merge_intervals([(imp.t0, imp.end) for imp in self.impacts])
+        spans = merge_intervals([(imp.t0, imp.end) for imp in self.forces])
         return [(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1]

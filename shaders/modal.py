@@ -2,7 +2,9 @@
 
 Each mode i (frequency ωᵢ, damping ξᵢ, mass-normalised shape Uᵢ on the surface vertices) obeys
 q̈ᵢ + 2ξᵢωᵢq̇ᵢ + ωᵢ²qᵢ = Uᵢ(x_c)·f(t), f the half-sine force of each impact over its Hertz contact
-time (``wavesolve.contact``). The oscillators are stepped exactly at an internal rate (the
+time (``wavesolve.contact``) and, with a ``rolling_file``, the roughness force of each rolling or
+sliding touch at its moving contact point (``wavesolve.rolling``: one piece per engine interval,
+at that interval's point). The oscillators are stepped exactly at an internal rate (the
 impulse-invariant recursion of ``wavesolve.modal``, each step receiving the force's integral over
 it), evaluated exactly between samples, and
 
@@ -34,11 +36,12 @@ import numpy as np
 import trimesh
 from pydantic import Field, PositiveFloat
 
-from wavesolve.contact import ImpactListConfig, half_sine, half_sine_integral, mass_properties, resolve_impacts
+from wavesolve.contact import ImpactListConfig, ForcingIndex, mass_properties, resolve_impacts
 from wavesolve.errors import SceneError
 from wavesolve.materials import parse_material
 from wavesolve.modal import ModalOscillators, free_motion
 from wavesolve.modes import ModeSet
+from wavesolve.rolling import resolve_rolling
 from wavesolve.shading import BoundaryPoints, Shader, ShaderConfig, ShaderContext
 from wavesolve.signals import merge_intervals
 from wavesolve.validation import read_named_file
@@ -110,23 +113,26 @@ class ModalShader(Shader):
         self.bank = ModalOscillators(omega, xi, 1.0 / rate)
         self.impacts = resolve_impacts(config, self.material, mass, volume, file, key, context.scene_dir,
                                        center, np.linalg.inv(inertia))
-        # modal impulse per unit of each impact's pulse: wᵢ = Uᵢ(x_c)·J
-        if self.impacts:
-            pts = np.array([imp.position for imp in self.impacts])
+        # the impacts and the rolling pieces, sorted by start: each has t0, end, position and the
+        # force's impulse_between(a, b) and force(t) (3,), object frame
+        self.forces = sorted(self.impacts + resolve_rolling(config, file, key, context.scene_dir), key=lambda f: f.t0)
+        self._index = ForcingIndex(self.forces)
+        # the mode shapes at each force's point, (n, 3, M): its modal impulse is J·Uᵢ(x_c)
+        if self.forces:
+            pts = np.array([imp.position for imp in self.forces])
             _, tri, closest = igl.point_mesh_squared_distance(pts, np.asarray(mesh.vertices, dtype=np.float64),
                                                              np.asarray(mesh.faces, dtype=np.int64))
-            at_contact = interpolate_shapes(mesh, self.shapes, tri, closest)
-            self.weights = np.einsum("nd,ndm->nm", np.array([imp.impulse for imp in self.impacts]), at_contact)
+            self.at_contact = interpolate_shapes(mesh, self.shapes, tri, closest)
         else:
-            self.weights = np.zeros((0, len(omega)))
+            self.at_contact = np.zeros((0, 3, len(omega)))
         self._cache: tuple[BoundaryPoints, np.ndarray] | None = None
         self._block: tuple[np.ndarray, np.ndarray] | None = None   # the last block's (times, q̈)
-        self._first_sample = (int(math.floor(self.impacts[0].t0 * rate)) - 1) if self.impacts else None
-        # per impact, the samples whose impulse it may reach (``_impulse``: those k with
+        self._first_sample = (int(math.floor(self.forces[0].t0 * rate)) - 1) if self.forces else None
+        # per force, the samples whose impulse it may reach (``_impulse``: those k with
         # t0 < (k + ½)Δt and end > (k − ½)Δt), widened by one on each side: outside them the
         # oscillators ring freely
-        self._forced = np.array([[math.floor(imp.t0 * rate - 0.5) - 1, math.ceil(imp.end * rate + 0.5) + 1]
-                                 for imp in self.impacts], dtype=np.int64).reshape(-1, 2)
+        self._forced = np.stack([np.floor(self._index.starts * rate - 0.5) - 1,
+                                 np.ceil(self._index.ends * rate + 0.5) + 1], axis=1).astype(np.int64)
 
     def _body_properties(self, config: Config, context: ShaderContext
                          ) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -163,16 +169,14 @@ class ModalShader(Shader):
         dt = self.bank.dt
         a, b = (k - 0.5) * dt, (k + 0.5) * dt
         g = np.zeros(len(self.bank.omega))
-        for imp, w in zip(self.impacts, self.weights):
-            if imp.t0 < b and imp.end > a:
-                g += w * float(half_sine_integral(b, imp.t0, imp.tau) - half_sine_integral(a, imp.t0, imp.tau))
+        for i in self._index.overlapping(a, b):
+            g += self.forces[i].impulse_between(a, b) @ self.at_contact[i]
         return g
 
     def _force(self, t: float) -> np.ndarray:
         f = np.zeros(len(self.bank.omega))
-        for imp, w in zip(self.impacts, self.weights):
-            if imp.t0 <= t <= imp.end:
-                f += w * float(half_sine(t, imp.t0, imp.tau))
+        for i in self._index.overlapping(t, t, closed=True):
+            f += self.forces[i].force(t) @ self.at_contact[i]
         return f
 
     def _advance_to(self, k: int) -> None:
@@ -213,7 +217,7 @@ class ModalShader(Shader):
         bank, dt = self.bank, self.bank.dt
         ks = np.floor(times / dt + 1e-9).astype(np.int64)
         lo, hi = (ks[0] - 1) * dt, (ks[-1] + 1) * dt
-        if any(imp.t0 <= hi and imp.end >= lo for imp in self.impacts):
+        if len(self._index.overlapping(lo, hi, closed=True)):
             return np.stack([self.modal_acceleration(float(t)) for t in times])
         self._advance_to(int(ks[0]))
         q0, v0 = bank.q, bank.v
@@ -244,7 +248,7 @@ class ModalShader(Shader):
         return self._cache[1]
 
     def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
-        if not self.impacts or t < self.impacts[0].t0 or len(points) == 0:
+        if not self.forces or t < self.forces[0].t0 or len(points) == 0:
             return np.zeros(len(points))
         return self.config.gain * (self._normal_shapes(points) @ self.modal_acceleration(t))
 
@@ -254,14 +258,14 @@ class ModalShader(Shader):
         the same times in turn (asking the oscillators again would rerun them from 0)."""
         if self._block is not None and np.array_equal(self._block[0], times):
             return self._block[1]
-        live = times >= self.impacts[0].t0 if self.impacts else np.zeros(len(times), dtype=bool)
+        live = times >= self.forces[0].t0 if self.forces else np.zeros(len(times), dtype=bool)
         qdd = self.modal_acceleration_block(times[live]) if live.any() else np.zeros((0, len(self.volumes)))
         self._block = (np.array(times, dtype=np.float64), (live, qdd))
         return live, qdd
 
     def normal_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
         out = np.zeros((len(times), len(points)))
-        if not self.impacts or len(points) == 0:
+        if not self.forces or len(points) == 0:
             return out
         live, qdd = self._live_block(times)
         if live.any():
@@ -271,7 +275,7 @@ class ModalShader(Shader):
     def volume_acceleration_block(self, times: np.ndarray, points: BoundaryPoints) -> np.ndarray:
         """Q̇ = gain · Σᵢ Vᵢ q̈ᵢ (m³/s²), (K,), at the times (K,) s."""
         out = np.zeros(len(times))
-        if self.impacts:
+        if self.forces:
             live, qdd = self._live_block(times)
             out[live] = self.config.gain * (qdd @ self.volumes)
         return out
@@ -279,5 +283,5 @@ class ModalShader(Shader):
     def active_intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
         """From each impact until every mode has decayed by 1e-6 (generous, never short)."""
         ring = math.log(1.0 / SILENT) / float(np.min(self.bank.sigma)) if np.min(self.bank.sigma) > 0 else math.inf
-        spans = merge_intervals([(imp.t0, imp.end + ring) for imp in self.impacts])
+        spans = merge_intervals([(imp.t0, imp.end + ring) for imp in self.forces])
         return [(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1]

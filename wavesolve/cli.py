@@ -484,7 +484,8 @@ def _shell_modes(args: argparse.Namespace, mid, material) -> int:
 def _cmd_simulate_physics(args: argparse.Namespace) -> int:
     import time
 
-    from .physics import body_impacts, extract_events, load_setup, run_engine
+    from .physics import body_impacts, extract_events, extract_touches, load_setup, run_engine
+    from .physics.rolling_forces import body_rolling
     from .physics.scene_writer import write_scene
     from .scene import load_scene
 
@@ -513,9 +514,12 @@ def _cmd_simulate_physics(args: argparse.Namespace) -> int:
     engine_time = time.perf_counter() - start
     events = extract_events(recording, min_speed=setup.config.physics.min_impact_speed)
     impacts = body_impacts(setup, recording, events)
-    written = write_scene(setup, recording, events, impacts, args.output, cache=not args.no_cache)
+    rolling = body_rolling(setup, recording, extract_touches(recording, events))
+    written = write_scene(setup, recording, events, impacts, args.output, cache=not args.no_cache, rolling=rolling)
     scene = load_scene(written.scene)   # the scene must validate; a failure here is a bug worth reporting
-    per_body = ", ".join(f"{name} {n} (modes {written.modes.get(name, 0)})" for name, n in written.impacts.items())
+    per_body = ", ".join(f"{name} {n} (modes {written.modes.get(name, 0)}"
+                         + (f", rolling touches {written.rolling[name]})" if written.rolling.get(name) else ")")
+                         for name, n in written.impacts.items())
     print(f"wrote {written.scene} ({len(written.files)} files): {len(recording.times)} states, "
           f"{len(events)} impacts; per object: {per_body}; grid {' x '.join(map(str, scene.grid.shape))}; "
           f"engine {engine_time:.1f} s, total {time.perf_counter() - start:.1f} s")

@@ -93,6 +93,8 @@ class ImpactListConfig(BaseModel):
 
     impacts: list[ImpactConfig] = Field(default_factory=list)
     impacts_file: str | None = None
+    rolling_file: str | None = Field(default=None, description="rolling/sliding contact forces (HDF5, "
+                                     "wavesolve.rolling), e.g. from `wavesolve simulate-physics`")
     radius: PositiveFloat | None = Field(default=None, description="local radius of curvature of the object (m)")
     other: str | dict[str, Any] | None = None
     other_radius: PositiveFloat | None = None
@@ -146,6 +148,24 @@ class Impact:
     def impulse_between(self, a: float, b: float) -> np.ndarray:
         """∫_a^b of the force (3,) (N·s)."""
         return self.impulse * float(half_sine_integral(b, self.t0, self.tau) - half_sine_integral(a, self.t0, self.tau))
+
+
+class ForcingIndex:
+    """Which of a list of forces (each with ``t0`` and ``end``, s, sorted by t0) act within a time
+    span, by bisection: thousands of rolling pieces cost a shader no more per step than a few."""
+
+    def __init__(self, forces: list) -> None:
+        self.starts = np.array([f.t0 for f in forces], dtype=np.float64)
+        self.ends = np.array([f.end for f in forces], dtype=np.float64)
+        self._longest = float((self.ends - self.starts).max()) if len(forces) else 0.0
+
+    def overlapping(self, a: float, b: float, closed: bool = False) -> np.ndarray:
+        """Indices of the forces with t0 < b and end > a (t0 ≤ b and end ≥ a when ``closed``)."""
+        lo = int(np.searchsorted(self.starts, a - self._longest, side="left"))
+        hi = int(np.searchsorted(self.starts, b, side="right" if closed else "left"))
+        idx = np.arange(lo, hi)
+        ends = self.ends[lo:hi]
+        return idx[ends >= a] if closed else idx[ends > a]
 
 
 def effective_mass(mass: float, center: np.ndarray, inverse_inertia: np.ndarray, point: np.ndarray,

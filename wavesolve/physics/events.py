@@ -10,7 +10,8 @@ The rule (README, "Physics engine"):
    impact's speed is the normal approach speed at the touch point before that step; its impulse
    collects the touch's impulses until the bodies stop approaching there (relative normal velocity
    ≥ −0.1 × the approach speed after a step), the touch ends, or ``window`` (s) has passed.
-4. A touch whose impact has closed is resting or rolling contact: its impulses are not impacts.
+4. A touch whose impact has closed is resting, rolling or sliding contact: its impulses are not
+   impacts (``touches`` follows it: rolling and sliding sound).
 5. Impacts slower than ``min_speed`` are dropped (PHYSICS.md: a few cm/s).
 
 Both bodies of an impact get it: the impulse on a, and the opposite on b (unless b is the ground).
@@ -18,6 +19,7 @@ Both bodies of an impact get it: the impulse on a, and the opposite on b (unless
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +60,54 @@ class _Touch:
         self.impulse, self.weighted, self.weight, self.normal = np.zeros(3), np.zeros(3), 0.0, np.zeros(3)
 
 
+def step_clusters(contacts: dict[str, np.ndarray], match: float
+                  ) -> Iterator[tuple[int, dict[tuple[int, int], list[list[int]]]]]:
+    """Each step that has contact points (ascending state index k) with its touches: per body pair
+    (a, b), the row indices of its points grouped by rule 1 of this module's docstring (a point
+    joins the first group whose first point lies within ``match``, else starts one)."""
+    c = contacts
+    if len(c["state"]) == 0:
+        return
+    order = np.lexsort((c["body_b"], c["body_a"], c["state"]))
+    state = c["state"][order]
+    steps = np.unique(state)
+    bounds = np.searchsorted(state, np.append(steps, state.max() + 1))
+    for s, k in enumerate(steps):
+        pairs: dict[tuple[int, int], list[int]] = {}
+        for r in order[bounds[s]:bounds[s + 1]]:
+            pairs.setdefault((int(c["body_a"][r]), int(c["body_b"][r])), []).append(int(r))
+        grouped: dict[tuple[int, int], list[list[int]]] = {}
+        for pair, members in pairs.items():
+            clusters: list[list[int]] = []
+            for r in members:
+                for cl in clusters:
+                    if np.linalg.norm(c["position"][r] - c["position"][cl[0]]) <= match:
+                        cl.append(r)
+                        break
+                else:
+                    clusters.append([r])
+            grouped[pair] = clusters
+        yield int(k), grouped
+
+
+def cluster_point(contacts: dict[str, np.ndarray], rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """A touch's point (normal-impulse-weighted mean of its points; their mean if it has no normal
+    impulse) and its normal impulses' weighted normal sum (not normalised; the mean if none)."""
+    jn = contacts["normal_impulse"][rows]
+    pts, nrm = contacts["position"][rows], contacts["normal"][rows]
+    if jn.sum() > 0:
+        return (jn @ pts) / jn.sum(), jn @ nrm
+    return pts.mean(axis=0), nrm.mean(axis=0)
+
+
+def continued(point: np.ndarray, previous: list[np.ndarray], used: set[int], match: float) -> int:
+    """Index of the nearest of the previous step's touch points not yet ``used`` if it lies within
+    ``match`` of ``point`` (rule 2), else −1."""
+    dist = [np.linalg.norm(point - q) if i not in used else np.inf for i, q in enumerate(previous)]
+    j = int(np.argmin(dist)) if dist else -1
+    return j if j >= 0 and dist[j] <= match else -1
+
+
 def _normal_velocity(rec: Recording, k: int, body_a: int, body_b: int, point: np.ndarray,
                      normal: np.ndarray) -> float:
     """Relative normal velocity (m/s) of a's material point at ``point`` w.r.t. b's, at state k."""
@@ -73,12 +123,6 @@ def extract_events(rec: Recording, min_speed: float = MIN_IMPACT_SPEED, match: f
     """Impacts of a recording by the rule of this module's docstring, sorted by time."""
     c = rec.contacts
     events: list[ContactEvent] = []
-    if len(c["state"]) == 0:
-        return events
-    order = np.lexsort((c["body_b"], c["body_a"], c["state"]))
-    state = c["state"][order]
-    steps = np.unique(state)
-    bounds = np.searchsorted(state, np.append(steps, state.max() + 1))
     max_steps = max(1, int(math.ceil(window / rec.time_step - 1e-9)))
     live: dict[tuple[int, int], list[_Touch]] = {}
 
@@ -92,43 +136,29 @@ def extract_events(rec: Recording, min_speed: float = MIN_IMPACT_SPEED, match: f
                                    speed=t.speed, first=t.start, last=last))
 
     previous_step = None
-    for s, k in enumerate(steps):
+    for k, pairs in step_clusters(c, match):
         if previous_step is not None and k != previous_step + 1:   # a gap: every touch has ended
             for pair, touches in live.items():
                 for t in touches:
                     if t.status == "open":
                         emit(pair, t, previous_step)
             live = {}
-        rows = order[bounds[s]:bounds[s + 1]]
-        pairs: dict[tuple[int, int], list[int]] = {}
-        for r in rows:
-            pairs.setdefault((int(c["body_a"][r]), int(c["body_b"][r])), []).append(int(r))
         new_live: dict[tuple[int, int], list[_Touch]] = {}
-        for pair, members in pairs.items():
-            clusters: list[list[int]] = []
-            for r in members:
-                for cl in clusters:
-                    if np.linalg.norm(c["position"][r] - c["position"][cl[0]]) <= match:
-                        cl.append(r)
-                        break
-                else:
-                    clusters.append([r])
+        for pair, clusters in pairs.items():
             old = live.get(pair, [])
             used: set[int] = set()
             touches = []
             for cl in clusters:
                 jn = c["normal_impulse"][cl]
                 pts = c["position"][cl]
-                point = (jn @ pts) / jn.sum() if jn.sum() > 0 else pts.mean(axis=0)
-                dist = [np.linalg.norm(point - t.point) if i not in used else np.inf for i, t in enumerate(old)]
-                j = int(np.argmin(dist)) if dist else -1
-                if j >= 0 and dist[j] <= match:
+                point, normal = cluster_point(c, cl)
+                j = continued(point, [t.point for t in old], used, match)
+                if j >= 0:
                     used.add(j)
                     touch = old[j]
                     touch.point = point
                 else:
                     touch = _Touch(point)
-                normal = (jn @ c["normal"][cl]) if jn.sum() > 0 else c["normal"][cl].mean(axis=0)
                 if touch.status == "new" and jn.sum() > 0:
                     n_hat = normal / (np.linalg.norm(normal) or 1.0)
                     touch.status, touch.start = "open", int(k)
@@ -153,11 +183,11 @@ def extract_events(rec: Recording, min_speed: float = MIN_IMPACT_SPEED, match: f
                     if t.status == "open":
                         emit(pair, t, int(k) - 1)
         live = new_live
-        previous_step = int(k)
+        previous_step = k
     for pair, touches in live.items():
         for t in touches:
             if t.status == "open":
-                emit(pair, t, int(steps[-1]))
+                emit(pair, t, previous_step)
     events.sort(key=lambda e: (e.time, e.body_a, e.body_b))
     return events
 

@@ -2,10 +2,12 @@
 
 Per body ``NAME``: ``NAME_motion.h5`` (keyframes: time, position, orientation wxyz of the object
 frame at the setup's export rate), ``NAME_impacts.csv`` (object frame, impulse on this body, with
-speed and Hertz duration), ``NAME_modes.h5`` (when the body has modes below the scene's highest
-frequency) and its mesh file; for the whole run ``contacts.csv`` (every impact, world frame) and
-``scene.toml`` with the motion and impacts wired to the ``modal`` and ``acceleration_noise``
-shaders of each body. Every file is written to a temporary name and renamed.
+speed and Hertz duration), ``NAME_rolling.h5`` (the roughness forces of its rolling and sliding
+touches, ``wavesolve.rolling``, when it has any on a rough surface), ``NAME_modes.h5`` (when the
+body has modes below the scene's highest frequency) and its mesh file; for the whole run
+``contacts.csv`` (every impact, world frame) and ``scene.toml`` with the motion, impacts and rolling
+forces wired to the ``modal`` and ``acceleration_noise`` shaders of each body. Every file is
+written to a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ..constants import PHYSICS_GROUND_GAP_CELLS, SOUND_SPEED
 from ..contact import write_impacts_csv
 from ..files import atomic_path
 from ..motion import write_keyframes
+from ..rolling import ContactForce, save_rolling
 from .engine import GROUND, Recording
 from .events import BodyImpacts, ContactEvent
 from .setup_file import PhysicsSetup, default_max_frequency
@@ -31,12 +34,14 @@ SCENE_NAME = "scene.toml"
 
 @dataclass
 class WrittenScene:
-    """What :func:`write_scene` wrote: the scene file, every file, impacts per body, modes per body."""
+    """What :func:`write_scene` wrote: the scene file, every file, and per body its impacts, modes
+    and rolling touches."""
 
     scene: Path
     files: list[Path]
     impacts: dict[str, int]
     modes: dict[str, int]
+    rolling: dict[str, int]
 
 
 def motion_frames(setup: PhysicsSetup, rec: Recording, body: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,8 +75,10 @@ def motion_bounds(setup: PhysicsSetup, rec: Recording, body: int) -> np.ndarray:
 
 
 def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent], impacts: list[BodyImpacts],
-                out_dir: str | Path, cache: bool = True) -> WrittenScene:
-    """Write the scene directory (created if missing); returns what was written."""
+                out_dir: str | Path, cache: bool = True, rolling: list[list[ContactForce]] | None = None
+                ) -> WrittenScene:
+    """Write the scene directory (created if missing); returns what was written. ``rolling``: per
+    body its roughness forces (``rolling_forces.body_rolling``; None: none)."""
     from ..fem import modal_analysis
 
     out = Path(out_dir)
@@ -82,6 +89,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     files: list[Path] = []
     n_modes: dict[str, int] = {}
     n_impacts: dict[str, int] = {}
+    n_rolling: dict[str, int] = {}
     object_tables: list[str] = []
     bounds = []
     for i, body in enumerate(setup.bodies):
@@ -108,9 +116,18 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
             if body.config.scale != 1.0:
                 lines.append(f"scale = {_toml(body.config.scale)}")
         lines.append(f'motion = {{ type = "keyframes", file = {_toml(motion_path.name)} }}')
-        if len(rows):
-            csv_path = out / f"{name}_impacts.csv"
-            files.append(write_impacts_csv(csv_path, rows))
+        forces = rolling[i] if rolling is not None else []
+        n_rolling[body.name] = len(forces)
+        if len(rows) or forces:
+            sources = []
+            if len(rows):
+                csv_path = out / f"{name}_impacts.csv"
+                files.append(write_impacts_csv(csv_path, rows))
+                sources.append(f"impacts_file = {_toml(csv_path.name)}")
+            if forces:
+                rolling_path = out / f"{name}_rolling.h5"
+                files.append(save_rolling(rolling_path, forces))
+                sources.append(f"rolling_file = {_toml(rolling_path.name)}")
             material = _toml(body.config.material)
             n_modes[body.name] = 0
             if body.config.modal:
@@ -122,9 +139,8 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
                     modes.save(modes_path)
                     files.append(modes_path)
                     lines += ["", "[[objects.shaders]]", 'type = "modal"', f"material = {material}",
-                              f"modes = {_toml(modes_path.name)}", f"impacts_file = {_toml(csv_path.name)}"]
-            lines += ["", "[[objects.shaders]]", 'type = "acceleration_noise"', f"material = {material}",
-                      f"impacts_file = {_toml(csv_path.name)}"]
+                              f"modes = {_toml(modes_path.name)}", *sources]
+            lines += ["", "[[objects.shaders]]", 'type = "acceleration_noise"', f"material = {material}", *sources]
         object_tables.append("\n".join(lines))
     lo = np.min([b[0] for b in bounds], axis=0) - sound.margin
     hi = np.max([b[1] for b in bounds], axis=0) + sound.margin
@@ -162,7 +178,7 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     files.append(_write_contacts(out / "contacts.csv", setup, events))
     scene_path = _write_text(out / SCENE_NAME, text)
     files.append(scene_path)
-    return WrittenScene(scene_path, files, n_impacts, n_modes)
+    return WrittenScene(scene_path, files, n_impacts, n_modes, n_rolling)
 
 
 def _write_contacts(path: Path, setup: PhysicsSetup, events: list[ContactEvent]) -> Path:

@@ -45,11 +45,17 @@ class EngineConfig(_Strict):
     solver_iterations: int = Field(default=50, ge=1, le=10000, description="constraint solver iterations")
 
 
+#: what ``roughness`` means, for the setup's keys
+ROUGHNESS_HELP = ("RMS surface roughness (m) over wavelengths 20 µm – 20 mm: rolling and sliding on it make a "
+                  "roughness force (wavesolve.rolling); 0: smooth, silent")
+
+
 class GroundPlaneConfig(_Strict):
     height: float = Field(default=0.0, description="z of the plane (m)")
     material: str | dict[str, Any] = Field(default="oak", description="a material name or table (Hertz contact)")
     restitution: float = Field(default=0.5, ge=0.0, le=1.0, description="coefficient of restitution in [0, 1]")
     friction: NonNegativeFloat = Field(default=0.5, description="Coulomb friction coefficient")
+    roughness: NonNegativeFloat = Field(default=0.0, description=ROUGHNESS_HELP)
 
 
 class BodyConfig(_Strict):
@@ -68,10 +74,11 @@ class BodyConfig(_Strict):
     friction: NonNegativeFloat = Field(default=0.5, description="Coulomb friction coefficient")
     rolling_friction: NonNegativeFloat = Field(default=0.0, description="rolling friction (m)")
     spinning_friction: NonNegativeFloat = Field(default=0.0, description="spinning friction (m)")
+    roughness: NonNegativeFloat = Field(default=0.0, description=ROUGHNESS_HELP)
     modal: bool = Field(default=True, description="true to add the modal shader (false: clicks only)")
     collision: Literal["hull", "parts"] = Field(
-        default="hull", description='"hull": collide as the convex hull; "parts": as convex parts of the mesh (V-HACD), '
-        "for a concave body something falls into, such as a bowl")
+        default="hull", description='"hull": collide as the convex hull; "parts": as convex parts of the mesh, '
+        "for a concave body something falls into, such as a bowl (CoACD)")
 
 
 class ListenerTable(_Strict):

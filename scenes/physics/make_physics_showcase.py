@@ -12,7 +12,8 @@ Setups beside this script (each is one command, `wavesolve simulate-physics SETU
                    it precesses down like Euler's disk; the impacts of its rim come faster and
                    faster until it lands flat (the scene covers physics time 2.6–3.75 s)
   marble_bowl.toml a glass marble (2 cm) dropped off-centre into the bowl resting on the table: it
-                   bounces on the bowl's inside and rolls round (the bowl collides as convex parts)
+                   bounces on the bowl's inside and rolls round (the bowl collides as convex parts),
+                   its rolling on the rough glaze driving the bowl between the bounces
 
 With --render each goes to build/physics_showcase/<name>/ (scene.toml, motion, impacts, modes,
 then scene.h5 and scene.wav from `wavesolve run --backend numba`), and the wall times are printed.

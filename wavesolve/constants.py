@@ -120,6 +120,14 @@ MIN_IMPACT_SPEED = 0.03
 CONTACT_MATCH_DISTANCE = 0.002
 #: an impact collects its contact's impulses for at most this long (s) after it starts
 IMPACT_WINDOW = 0.005
+#: touches shorter than this (s) are dropped: the engine's passing contacts and settling
+TOUCH_MIN_DURATION = 0.005
+#: time window (s) of the Savitzky–Golay filter that turns contact points into speeds
+TOUCH_SMOOTHING = 0.02
+#: a touch reported again after at most this long (s) without points continues (rule 2 of
+#: wavesolve.physics.touches): PyBullet leaves a sliding box's corner out of its contact manifold for
+#: up to about 6 ms (measured at 1 m/s)
+TOUCH_MAX_GAP = 0.01
 #: air (cells) kept between a generated scene's acoustic ground and the lowest point any object
 #: reaches: a body resting on the table rests on the floor, not over a cell of air the grid does not
 #: converge in (README, "Ground"). Until the twenty-eighth session one cell: with 0.05 bowl_drop and

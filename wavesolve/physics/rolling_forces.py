@@ -3,7 +3,7 @@
 Each continuous touch (``touches.extract_touches``) whose contact point moves (``MIN_ROLLING_SPEED``)
 over a surface that is not smooth gets one
 roughness force F(t), from its engine samples: the normal force N (averaged over
-``touches.TOUCH_SMOOTHING``: a sliding box's engine load hops between its corners step by step,
+``constants.TOUCH_SMOOTHING``: a sliding box's engine load hops between its corners step by step,
 and F ≥ −N would clip at those zeros), the speeds of the contact
 point over each surface, the pair's reduced effective mass μ along the normal (each body's
 ``contact.effective_mass`` at the touch's middle state, rotation included; the ground immovable),
@@ -21,11 +21,18 @@ import math
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from ..constants import TOUCH_SMOOTHING
 from ..contact import effective_mass
-from ..rolling import FORCE_RATE, MIN_ROLLING_SPEED, ContactForce, hertz_contact, roughness_force
+from ..rolling import (
+    FORCE_RATE,
+    MIN_ROLLING_SPEED,
+    ContactForce,
+    hertz_contact,
+    roughness_force,
+)
 from .engine import GROUND, Recording
 from .setup_file import PhysicsSetup
-from .touches import TOUCH_SMOOTHING, Touch
+from .touches import Touch
 
 
 def body_rolling(setup: PhysicsSetup, rec: Recording, touches: list[Touch], rate: float = FORCE_RATE

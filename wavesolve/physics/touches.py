@@ -39,17 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import savgol_filter
 
-from ..constants import CONTACT_MATCH_DISTANCE
+from ..constants import (
+    CONTACT_MATCH_DISTANCE,
+    TOUCH_MAX_GAP,
+    TOUCH_MIN_DURATION,
+    TOUCH_SMOOTHING,
+)
 from .engine import GROUND, Recording
 from .events import ContactEvent, cluster_point, continued, step_clusters
-
-#: touches shorter than this (s) are dropped: the engine's passing contacts and settling
-TOUCH_MIN_DURATION = 0.005
-#: time window (s) of the Savitzky–Golay filter that turns contact points into speeds
-TOUCH_SMOOTHING = 0.02
-#: a touch reported again after at most this long (s) without points continues (rule 2): PyBullet
-#: leaves a sliding box's corner out of its contact manifold for up to about 6 ms (measured at 1 m/s)
-TOUCH_MAX_GAP = 0.01
 
 
 @dataclass

@@ -15,6 +15,7 @@ Scene table (impacts in the object frame; see ``wavesolve.contact`` for every im
     material = "steel"                       # or an inline table (density is what matters here)
     impacts = [ { time = 0.01, position = [0.0, 0.0, -0.05], impulse = [0.0, 0.0, 0.05], speed = 1.2 } ]
     # impacts_file = "hits.csv"              # time,x,y,z,jx,jy,jz[,speed][,duration]
+    # rolling_file = "ball_rolling.h5"       # rolling and sliding forces (wavesolve.rolling)
 
 Only the acceleration *caused by the impulses* is rendered; the motion of the object through the
 scene (its ``motion`` table) is ``surface_motion``'s business.

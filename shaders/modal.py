@@ -23,6 +23,7 @@ Scene table::
     modes = "bowl_modes.h5"               # from `wavesolve modal MESH --material ceramic -o …`;
                                           # omit to compute (cached) at `resolution`
     impacts = [ { time = 0.01, position = [0.0, 0.0, 0.03], impulse = [0.0, 0.0, -0.01], speed = 0.8 } ]
+    # rolling_file = "bowl_rolling.h5"    # rolling and sliding forces (wavesolve.rolling)
     max_frequency = 20000.0               # Hz: modes above are dropped (default: all in the file)
     damping = "file"                      # or "material": ξ from the material's α, β
 """

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +118,15 @@ class ContactForce:
     def end(self) -> float:
         return self.start + (len(self.force) - 1) / self.rate
 
+    @cached_property
+    def _cumulative(self) -> np.ndarray:
+        """∫ F dt (N·s) from ``start`` to each sample (n,)."""
+        f = self.force
+        return np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]))]) / self.rate
+
     def integral(self, t: np.ndarray | float) -> np.ndarray:
         """∫ F dt (N·s) from ``start`` to t (clamped to the touch), exact for F linear between samples."""
-        f = self.force
-        cum = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]))]) / self.rate
+        f, cum = self.force, self._cumulative
         x = np.clip((np.asarray(t, dtype=np.float64) - self.start) * self.rate, 0.0, len(f) - 1)
         j = np.minimum(np.floor(x).astype(np.int64), len(f) - 2)
         th = x - j

@@ -2,9 +2,9 @@
 
 Each impact's force f(t) is a half-sine pulse over its Hertz contact time (``wavesolve.contact``);
 with a ``rolling_file``, each rolling or sliding touch adds its roughness force at its contact
-point (``wavesolve.rolling``). The body (mass m, centre of mass x_cm and inertia I from the mesh volume and the material
-density) accelerates as a rigid body, a = f/m, α = I⁻¹((x_c − x_cm) × f), and every surface point
-x moves with it (Chadwick, Zheng & James 2012; PHYSICS.md):
+point (``wavesolve.rolling``). The body (mass m, centre of mass x_cm and inertia I from the mesh
+volume and the material density) accelerates as a rigid body, a = f/m, α = I⁻¹((x_c − x_cm) × f),
+and every surface point x moves with it (Chadwick, Zheng & James 2012; PHYSICS.md):
 
     aₙ(x, t) = gain · n·[a + α × (x − x_cm)]
 

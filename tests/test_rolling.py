@@ -210,6 +210,7 @@ velocity = [0.5, 0.0, 0.0]
 angular_velocity = [0.0, 25.0, 0.0]
 rolling_friction = 0.0
 roughness = {ball}
+modal = false
 
 [sound]
 cell_size = 0.01
@@ -341,3 +342,22 @@ def test_a_modal_shader_driven_by_rolling_restarts_with_the_exact_state(tmp_path
     got = np.stack([fresh.modal_acceleration(float(t)) for t in times])
     assert np.abs(want).max() > 0
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_the_written_scene_wires_the_rolling_forces(tmp_path):
+    """simulate-physics' writer: the rolling ball's forces go to ``ball_rolling.h5``, named by its
+    acceleration_noise table (the ball has no modes in range), and the scene loads with them: the
+    shader's pieces carry the file's whole impulse (∫F dt, to rounding)."""
+    pytest.importorskip("pybullet")
+    from wavesolve.physics import body_impacts
+    from wavesolve.physics.scene_writer import write_scene
+
+    setup, rec, events, rolling = _rolling_ball(tmp_path, 2e-7, 0.0)
+    written = write_scene(setup, rec, events, body_impacts(setup, rec, events), tmp_path / "scene",
+                          rolling=rolling)
+    assert written.rolling == {"ball": 1} and (tmp_path / "scene" / "ball_rolling.h5") in written.files
+    assert 'rolling_file = "ball_rolling.h5"' in written.scene.read_text()
+    shader = wavesolve.load_scene(written.scene).objects[0].shaders[-1]
+    cf = rolling[0][0]
+    total = sum(float(p.impulse_between(p.t0, p.end) @ p.direction) for p in shader.forces)
+    assert total == pytest.approx(float(cf.integral(cf.end)), rel=1e-9, abs=1e-12)

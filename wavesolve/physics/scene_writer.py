@@ -163,7 +163,8 @@ def write_scene(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent],
     header = [
         f"# Made by `wavesolve simulate-physics {setup.path.name}` (PyBullet): {len(events)} impacts"
         + (f"; scene time 0 is physics time {sound.start:g} s." if sound.start else "."),
-        "# Motion: *_motion.h5 keyframes; impacts: *_impacts.csv (object frame; contacts.csv: world frame).",
+        "# Motion: *_motion.h5 keyframes; impacts: *_impacts.csv (object frame; contacts.csv: world frame);"
+        " rolling and sliding: *_rolling.h5.",
         "[simulation]", f"duration = {_toml(duration)}", f"sample_rate = {_toml(sound.sample_rate)}",
         f"cell_size = {_toml(h)}", f"precision = {_toml(sound.precision)}", "",
         "[domain]", f"center = {_toml([float(v) for v in center])}", f"size = {_toml([float(v) for v in size])}", ""]

@@ -1,14 +1,13 @@
 """Rolling and sliding contact of a physics run as forces on each body (``wavesolve.rolling``).
 
 Each continuous touch (``touches.extract_touches``) whose contact point moves (``MIN_ROLLING_SPEED``)
-over a surface that is not smooth gets one
-roughness force F(t), from its engine samples: the normal force N (averaged over
-``constants.TOUCH_SMOOTHING``: a sliding box's engine load hops between its corners step by step,
-and F ≥ −N would clip at those zeros), the speeds of the contact
-point over each surface, the pair's reduced effective mass μ along the normal (each body's
-``contact.effective_mass`` at the touch's middle state, rotation included; the ground immovable),
-and the linearised Hertz stiffness and patch radius at the median N (each body's radius the one
-of the sphere of its volume, against a flat other surface, as for impacts). Each surface's
+over a surface that is not smooth gets one roughness force F(t), from its engine samples: the
+normal force N (averaged over ``constants.TOUCH_SMOOTHING``, at least 1e-3 of its median: a sliding
+box's engine load hops between its corners step by step, and falls to zero at a touch's ends),
+the speeds of the contact point over each surface, the pair's reduced effective mass μ along the
+normal (each body's ``contact.effective_mass`` at the touch's middle state, rotation included; the
+ground immovable), Hertz's constant and the patch radius at the median N (each body's radius the
+one of the sphere of its volume, against a flat other surface, as for impacts). Each surface's
 profile is drawn from a generator seeded by the touch's place in the run and the surface's side,
 so a run's scene is the same each time it is written. Body a gets F along the touch's normal,
 body b (unless the ground) the same F along its opposite; both in their object frames at the
@@ -27,6 +26,7 @@ from ..rolling import (
     FORCE_RATE,
     MIN_ROLLING_SPEED,
     ContactForce,
+    hertz_constant,
     hertz_contact,
     roughness_force,
 )
@@ -77,10 +77,11 @@ def body_rolling(setup: PhysicsSetup, rec: Recording, touches: list[Touch], rate
         body_a = setup.bodies[a]
         other = setup.ground_material if b == GROUND else setup.bodies[b].material
         radius = (3.0 * body_a.volume / (4.0 * math.pi)) ** (1.0 / 3.0)
-        stiffness, patch = hertz_contact(load, body_a.material, other, radius)
+        _, patch = hertz_contact(load, body_a.material, other, radius)
         rng = np.random.default_rng([n, 0x5EED])
-        t0, force = roughness_force(touch.times, mean_force, touch.speed_a, touch.speed_b, mu, float(stiffness),
-                                    float(patch), rough_a, rough_b, rng, rate)
+        t0, force = roughness_force(touch.times, np.maximum(mean_force, 1e-3 * load), touch.speed_a, touch.speed_b,
+                                    mu, hertz_constant(body_a.material, other, radius), float(patch), rough_a,
+                                    rough_b, rng, rate)
         first = max(0, int(math.ceil((start - t0) * rate - 1e-9)))
         if len(force) - first < 2:
             continue

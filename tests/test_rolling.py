@@ -77,6 +77,23 @@ def test_a_profile_has_its_rms_and_spectral_slope():
     assert np.sqrt(np.mean((fd - dr) ** 2)) < 0.01 * np.sqrt(np.mean(dr ** 2))
 
 
+def test_a_short_path_has_a_long_paths_roughness_at_its_wavelengths():
+    """A surface's spectrum does not depend on how far a touch rolls: over a 1.5 mm path (shorter
+    than the 20 mm longest wavelength) the profile's content at wavelengths under 1 mm has the RMS
+    a 0.5 m path has there (each frequency bin holds the variance the spectrum puts in its width:
+    2 % for the coarse bins' edges), and its whole RMS is less than the surface's."""
+    def short_waves(length: float) -> tuple[float, float]:
+        r, _ = profile(1e-6, length, 0.5e-6, np.random.default_rng(1))
+        kappa = 2 * math.pi * np.fft.rfftfreq(len(r), 0.5e-6)
+        c = np.fft.rfft(r)
+        c[kappa < 2 * math.pi / 1e-3] = 0.0
+        return float(np.sqrt(np.mean(np.fft.irfft(c, len(r)) ** 2))), float(np.sqrt(np.mean(r ** 2)))
+
+    long, short = short_waves(0.5), short_waves(0.0015)
+    assert short[0] == pytest.approx(long[0], rel=0.02)
+    assert short[1] < 0.5 * long[1]
+
+
 #: a 5 g marble's contact: glass on flat ceramic, R = 8 mm, under 0.05 N
 MARBLE = dict(mass=0.005, load=0.05, big_k=hertz_constant(MATERIALS["glass"], MATERIALS["ceramic"], 0.008))
 
@@ -272,7 +289,7 @@ def test_a_ball_rolling_on_a_rough_floor_feels_the_floors_roughness_at_its_speed
     cut, S(κ) ∝ κ⁻² scaled to (0.2 µm)², T the contact's closed-form transfer (μ = m: the normal
     passes through the centre; k, a from Hertz at m g, steel on flat oak). A speed read wrong by a
     factor s moves the RMS by about s^1.5 here; each sample is its interval's mean, a factor
-    sin(x)/x, x = ωΔt/2. Measured 2.3 % high after the first 20 ms; bound 5 % (one realisation over
+    sin(x)/x, x = ωΔt/2. Measured 2.0 % high after the first 20 ms; bound 5 % (one realisation over
     a 15 cm path: the cross terms of its discrete spectrum do not cancel exactly in a finite
     average; Hertz's law beyond its linearisation, the roughness a fifth of the static compression
     of 1 µm). A smooth floor and ball give no force at all."""

@@ -33,9 +33,10 @@ of μu̇ across it over Δt), so the samples carry the contact's impulses exactl
 impacts: point samples of them would not (their mean drifted by 3 % of N).
 
 A profile is Gaussian noise with a one-sided wavenumber spectrum ∝ κ^(−slope) between the
-wavelengths ``SHORTEST`` and ``LONGEST``, scaled to the surface's RMS roughness over that band
-(a modelling choice: real spectra are measured, e.g. EN 15610 for rails), then patch-filtered
-and cut above 0.45 of the sampling rate at the touch's top speed (no aliasing).
+wavelengths ``SHORTEST`` and ``LONGEST``, holding the surface's RMS roughness over that band
+(a modelling choice: real spectra are measured, e.g. EN 15610 for rails; a path shorter than
+``LONGEST`` carries only its shorter wavelengths, at the same level), then patch-filtered and cut
+above 0.45 of the sampling rate at the touch's top speed (no aliasing).
 
 The result per body is a *rolling file* (HDF5, this module is the one place that knows it): per
 touch the force F(t) at a fixed rate from ``start`` (s), and the contact point and the force's
@@ -101,17 +102,28 @@ def patch_filter(z: np.ndarray) -> np.ndarray:
 
 def profile(rms: float, length: float, spacing: float, rng: np.random.Generator, patch_radius: float = 0.0,
             cutoff: float = math.inf, slope: float = SLOPE) -> tuple[np.ndarray, np.ndarray]:
-    """A roughness profile r (m) and its slope dr/ds at s = 0, spacing, …, ≥ length (m), periodic:
-    RMS ``rms`` over the band [SHORTEST, LONGEST] before it is patch-filtered (radius m) and cut
-    above ``cutoff`` rad/m."""
+    """A roughness profile r (m) and its slope dr/ds at s = 0, spacing, …, ≥ length (m), periodic,
+    before it is patch-filtered (radius m) and cut above ``cutoff`` rad/m. Its one-sided spectrum
+    S(κ) ∝ κ^(−slope) on [2π/LONGEST, 2π/SHORTEST] holds rms² in all; each frequency bin gets the
+    variance S puts in its width, so a path shorter than LONGEST carries only the shorter
+    wavelengths, at the level a long one has there (its RMS is then less than ``rms``)."""
     n = int(math.ceil(length / spacing)) + 2
     n += n % 2
     kappa = 2.0 * math.pi * np.fft.rfftfreq(n, spacing)
-    band = (kappa >= 2.0 * math.pi / LONGEST) & (kappa <= 2.0 * math.pi / SHORTEST)
-    amp = np.where(band, np.maximum(kappa, 1e-30) ** (-0.5 * slope), 0.0)
-    if not band.any() or rms == 0.0:
+    lo_band, hi_band = 2.0 * math.pi / LONGEST, 2.0 * math.pi / SHORTEST
+    if rms == 0.0:
         return np.zeros(n), np.zeros(n)
-    amp *= rms / math.sqrt(2.0 * float(np.sum(amp[1:] ** 2)) / n ** 2)
+    step = kappa[1]
+
+    def cumulative(k: np.ndarray) -> np.ndarray:      # ∫ κ^(−slope) dκ from lo_band to k, k in the band
+        k = np.clip(k, lo_band, hi_band)
+        if abs(slope - 1.0) < 1e-12:
+            return np.log(k / lo_band)
+        return (lo_band ** (1.0 - slope) - k ** (1.0 - slope)) / (slope - 1.0)
+
+    variance = rms ** 2 * (cumulative(kappa + step / 2) - cumulative(kappa - step / 2)) / cumulative(np.array(hi_band))
+    variance[0] = 0.0
+    amp = n * np.sqrt(0.5 * variance)
     coeff = amp * np.exp(2j * math.pi * rng.random(len(kappa)))
     coeff[0] = 0.0
     coeff *= patch_filter(kappa * patch_radius) * (kappa <= cutoff)

@@ -171,6 +171,12 @@ def test_rolling_file_round_trip_and_exact_integrals(tmp_path):
     y = cf.at(x)
     want = float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
     assert float(p.impulse_between(a, b)[2]) == pytest.approx(want, rel=1e-12)
+    # where two pieces meet the force counts once; the pieces cover the touch from start to end
+    first = [q for q in pieces if q._parent is back[0]]
+    edge = first[3].end
+    assert sum(float(q.force(edge)[2]) for q in first) == pytest.approx(float(back[0].at(edge)), abs=1e-15)
+    assert first[0].t0 == back[0].start and first[-1].end == back[0].end
+    assert float(first[-1].force(back[0].end)[2]) == float(back[0].at(back[0].end))
 
 
 SPHERE_SCENE = """

@@ -167,18 +167,20 @@ class ContactForce:
 
 
 class RollingPiece:
-    """An engine interval [t0, end] of a :class:`ContactForce`, at its mean point and direction
-    (object frame): ``force(t)`` (3,) N and ``impulse_between(a, b)`` (3,) N·s, as an impact's."""
+    """An engine interval [t0, end) of a :class:`ContactForce` ([t0, end] for a touch's last), at
+    its mean point and direction (object frame): ``force(t)`` (3,) N and ``impulse_between(a, b)``
+    (3,) N·s, as an impact's. Half open, so that where two pieces meet the force counts once."""
 
-    __slots__ = ("t0", "end", "position", "direction", "_parent")
+    __slots__ = ("t0", "end", "position", "direction", "_parent", "_last")
 
     def __init__(self, parent: ContactForce, t0: float, end: float, position: np.ndarray,
-                 direction: np.ndarray) -> None:
-        self._parent, self.t0, self.end = parent, float(t0), float(end)
+                 direction: np.ndarray, last: bool = True) -> None:
+        self._parent, self.t0, self.end, self._last = parent, float(t0), float(end), last
         self.position, self.direction = position, direction
 
     def force(self, t: float) -> np.ndarray:
-        return self.direction * float(self._parent.at(t)) if self.t0 <= t <= self.end else np.zeros(3)
+        inside = self.t0 <= t < self.end or (self._last and t == self.end)
+        return self.direction * float(self._parent.at(t)) if inside else np.zeros(3)
 
     def impulse_between(self, a: float, b: float) -> np.ndarray:
         a, b = max(a, self.t0), min(b, self.end)
@@ -193,16 +195,17 @@ class RollingPiece:
 
 
 def rolling_pieces(forces: list[ContactForce]) -> list[RollingPiece]:
-    """The touches cut at their engine sample times, sorted by start."""
+    """The touches cut at their engine sample times, sorted by start; the first and last pieces
+    reach the force's start and end where the sample times do not."""
     out = []
     for cf in forces:
         t = np.clip(cf.times, cf.start, cf.end)
+        t[0], t[-1] = cf.start, cf.end
         mid_p = 0.5 * (cf.position[1:] + cf.position[:-1])
         mid_d = cf.direction[1:] + cf.direction[:-1]
         mid_d /= np.maximum(np.linalg.norm(mid_d, axis=1, keepdims=True), 1e-300)
-        for i in range(len(t) - 1):
-            if t[i + 1] > t[i]:
-                out.append(RollingPiece(cf, t[i], t[i + 1], mid_p[i], mid_d[i]))
+        cut = [i for i in range(len(t) - 1) if t[i + 1] > t[i]]
+        out += [RollingPiece(cf, t[i], t[i + 1], mid_p[i], mid_d[i], i == cut[-1]) for i in cut] if cut else []
     return sorted(out, key=lambda p: p.t0)
 
 

@@ -42,6 +42,20 @@ Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
 MIN_CONTACT_SPEED = 1e-3
 
 
+def hertz_moduli(material: Material, other: Material, radius: float,
+                 other_radius: float = math.inf) -> tuple[float, float]:
+    """(E* Pa, R* m) of two bodies in Hertz contact: 1/E* = Σ (1 − νᵢ²)/Eᵢ, 1/R* = Σ 1/Rᵢ over the
+    local radii of curvature (m; inf = flat)."""
+    inv_e = sum((1 - m.poisson_ratio ** 2) / m.youngs_modulus for m in (material, other))
+    inv_r = 1.0 / radius + (0.0 if math.isinf(other_radius) else 1.0 / other_radius)
+    return 1.0 / inv_e, 1.0 / inv_r
+
+
+def equivalent_radius(volume: float) -> float:
+    """Radius (m) of the sphere of ``volume`` (m³): a body's default local radius for Hertz contact."""
+    return (3.0 * volume / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
 def hertz_duration(speed: float, mass: float, radius: float, material: Material,
                    other_material: Material | None = None, other_radius: float = math.inf,
                    other_mass: float = math.inf) -> float:
@@ -50,11 +64,8 @@ def hertz_duration(speed: float, mass: float, radius: float, material: Material,
     ``other_material`` None means the same material; infinite radius = flat, infinite mass =
     immovable.
     """
-    other = other_material or material
-    inv_e = sum((1 - m.poisson_ratio ** 2) / m.youngs_modulus for m in (material, other))
-    inv_r = 1.0 / radius + (0.0 if math.isinf(other_radius) else 1.0 / other_radius)
-    inv_m = 1.0 / mass + (0.0 if math.isinf(other_mass) else 1.0 / other_mass)
-    m_hat, r_hat, e_hat = 1.0 / inv_m, 1.0 / inv_r, 1.0 / inv_e
+    e_hat, r_hat = hertz_moduli(material, other_material or material, radius, other_radius)
+    m_hat = 1.0 / (1.0 / mass + (0.0 if math.isinf(other_mass) else 1.0 / other_mass))
     v = max(abs(speed), MIN_CONTACT_SPEED)
     return 2.87 * (m_hat ** 2 / (r_hat * e_hat ** 2 * v)) ** 0.2
 
@@ -197,7 +208,7 @@ def resolve_impacts(config: ImpactListConfig, material: Material, mass: float, v
 
         for i, item in enumerate(raw):
             rows.append((f"{key}.impacts_file row {i + 1}", validate_model(ImpactConfig, item, file, (key,))))
-    radius = config.radius or (3.0 * volume / (4.0 * math.pi)) ** (1.0 / 3.0)
+    radius = config.radius or equivalent_radius(volume)
     default_other = parse_material(config.other, file, f"{key}.other") if config.other is not None else material
     out = []
     for ikey, imp in rows:

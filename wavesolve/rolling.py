@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from .contact import hertz_moduli
 from .files import atomic_path
 from .materials import Material
 
@@ -76,8 +77,7 @@ FORMAT, VERSION = "wavesolve-rolling", 1
 
 def hertz_constant(material: Material, other: Material, radius: float, other_radius: float = math.inf) -> float:
     """K (N/m^{3/2}) of Hertz's law N = K δ^{3/2}, for local radii of curvature (m; inf = flat)."""
-    e_star = 1.0 / sum((1 - m.poisson_ratio ** 2) / m.youngs_modulus for m in (material, other))
-    r_star = 1.0 / (1.0 / radius + (0.0 if math.isinf(other_radius) else 1.0 / other_radius))
+    e_star, r_star = hertz_moduli(material, other, radius, other_radius)
     return 4.0 / 3.0 * e_star * math.sqrt(r_star)
 
 
@@ -86,9 +86,8 @@ def hertz_contact(force: np.ndarray | float, material: Material, other: Material
     """(k N/m, a m): the Hertz contact's stiffness dN/dδ and patch radius at normal force N (N),
     for local radii of curvature (m; inf = flat) of the two surfaces."""
     n = np.maximum(np.asarray(force, dtype=np.float64), 0.0)
-    e_star = 1.0 / sum((1 - m.poisson_ratio ** 2) / m.youngs_modulus for m in (material, other))
-    r_star = 1.0 / (1.0 / radius + (0.0 if math.isinf(other_radius) else 1.0 / other_radius))
-    big_k = hertz_constant(material, other, radius, other_radius)
+    e_star, r_star = hertz_moduli(material, other, radius, other_radius)
+    big_k = 4.0 / 3.0 * e_star * math.sqrt(r_star)
     return 1.5 * big_k ** (2.0 / 3.0) * np.cbrt(n), np.cbrt(3.0 * n * r_star / (4.0 * e_star))
 
 

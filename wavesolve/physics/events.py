@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import CONTACT_MATCH_DISTANCE, IMPACT_WINDOW, MIN_IMPACT_SPEED
-from ..contact import effective_mass, hertz_duration
+from ..contact import effective_mass, equivalent_radius, hertz_duration
 from .engine import GROUND, Recording
 from .setup_file import PhysicsSetup
 
@@ -236,7 +236,7 @@ def body_impacts(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent]
             else:
                 other_mat = setup.bodies[other].material
                 other_mass = eff_mass(other, k, e.point, -sign * e.impulse)[0]
-            radius = (3.0 * body.volume / (4.0 * math.pi)) ** (1.0 / 3.0)
+            radius = equivalent_radius(body.volume)
             tau = hertz_duration(e.speed, m_me, radius, body.material, other_mat, math.inf, other_mass)
             rows[me].append([e.time, *p_loc, *j_loc, e.speed, tau])
     return [BodyImpacts(b.name, np.asarray(r, float).reshape(-1, 9)) for b, r in zip(setup.bodies, rows)]

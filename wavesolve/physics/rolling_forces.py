@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from ..constants import TOUCH_SMOOTHING
-from ..contact import effective_mass
+from ..contact import effective_mass, equivalent_radius
 from ..rolling import (
     FORCE_RATE,
     MIN_ROLLING_SPEED,
@@ -76,7 +76,7 @@ def body_rolling(setup: PhysicsSetup, rec: Recording, touches: list[Touch], rate
             continue
         body_a = setup.bodies[a]
         other = setup.ground_material if b == GROUND else setup.bodies[b].material
-        radius = (3.0 * body_a.volume / (4.0 * math.pi)) ** (1.0 / 3.0)
+        radius = equivalent_radius(body_a.volume)
         _, patch = hertz_contact(load, body_a.material, other, radius)
         rng = np.random.default_rng([n, 0x5EED])
         t0, force = roughness_force(touch.times, np.maximum(mean_force, 1e-3 * load), touch.speed_a, touch.speed_b,

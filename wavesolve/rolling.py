@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
+from scipy.integrate import cumulative_trapezoid
 
 from .contact import hertz_moduli
 from .files import atomic_path
@@ -148,8 +149,7 @@ class ContactForce:
     @cached_property
     def _cumulative(self) -> np.ndarray:
         """∫ F dt (N·s) from ``start`` to each sample (n,)."""
-        f = self.force
-        return np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]))]) / self.rate
+        return cumulative_trapezoid(self.force, dx=1.0 / self.rate, initial=0.0)
 
     def integral(self, t: np.ndarray | float) -> np.ndarray:
         """∫ F dt (N·s) from ``start`` to t (clamped to the touch), exact for F linear between samples."""
@@ -160,9 +160,13 @@ class ContactForce:
         return cum[j] + (f[j] * th + 0.5 * (f[j + 1] - f[j]) * th * th) / self.rate
 
     def at(self, t: np.ndarray | float) -> np.ndarray:
-        """F (N) at t, linear between samples, 0 outside the touch."""
+        """F (N) at t, linear between samples, 0 outside the touch (the two samples around t are
+        found by index: a shader asks at every step)."""
+        f = self.force
         x = (np.asarray(t, dtype=np.float64) - self.start) * self.rate
-        return np.interp(x, np.arange(len(self.force)), self.force, left=0.0, right=0.0)
+        j = np.clip(np.floor(x).astype(np.int64), 0, len(f) - 2)
+        value = f[j] + (x - j) * (f[j + 1] - f[j])
+        return np.where((x >= 0.0) & (x <= len(f) - 1), value, 0.0)
 
 
 class RollingPiece:
@@ -281,7 +285,7 @@ def roughness_force(times: np.ndarray, normal_force: np.ndarray, speed_a: np.nda
     r, rdot = np.zeros(len(t)), np.zeros(len(t))
     for speed, rms in ((speed_a, roughness_a), (speed_b, roughness_b)):
         v = np.interp(t, times, np.where(np.abs(speed) < MIN_ROLLING_SPEED, 0.0, np.abs(speed)))
-        s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]))]) / fine
+        s = cumulative_trapezoid(v, dx=1.0 / fine, initial=0.0)
         top = float(v.max())
         if rms <= 0.0 or top <= 0.0 or s[-1] <= 0.0:
             continue

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import CONTACT_MATCH_DISTANCE, IMPACT_WINDOW, MIN_IMPACT_SPEED
-from ..contact import effective_mass, equivalent_radius, hertz_duration
+from ..contact import equivalent_radius, hertz_duration
 from .engine import GROUND, Recording
 from .setup_file import PhysicsSetup
 
@@ -222,7 +222,7 @@ def body_impacts(setup: PhysicsSetup, rec: Recording, events: list[ContactEvent]
         body = setup.bodies[i]
         x, R = local(i, k)
         p_loc, d_loc = R.T @ (point - x), R.T @ direction
-        return effective_mass(body.mass, body.center, np.linalg.inv(body.inertia), p_loc, d_loc), p_loc, d_loc
+        return body.effective_mass(p_loc, d_loc), p_loc, d_loc
 
     for e in events:
         k = e.first - 1

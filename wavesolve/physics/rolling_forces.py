@@ -5,7 +5,7 @@ over a surface that is not smooth gets one roughness force F(t), from its engine
 normal force N (averaged over ``constants.TOUCH_SMOOTHING``, at least 1e-3 of its median: a sliding
 box's engine load hops between its corners step by step, and falls to zero at a touch's ends),
 the speeds of the contact point over each surface, the pair's reduced effective mass μ along the
-normal (each body's ``contact.effective_mass`` at the touch's middle state, rotation included; the
+normal (each body's ``Body.effective_mass`` at the touch's middle state, rotation included; the
 ground immovable), Hertz's constant and the patch radius at the median N (each body's radius the
 one of the sphere of its volume, against a flat other surface, as for impacts). Each surface's
 profile is drawn from a generator seeded by the touch's place in the run and the surface's side,
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from ..constants import TOUCH_SMOOTHING
-from ..contact import effective_mass, equivalent_radius
+from ..contact import equivalent_radius
 from ..rolling import (
     FORCE_RATE,
     MIN_ROLLING_SPEED,
@@ -66,8 +66,7 @@ def body_rolling(setup: PhysicsSetup, rec: Recording, touches: list[Touch], rate
                 continue
             body = setup.bodies[i]
             x, R = pose(i, np.array([k_mid]))
-            masses.append(effective_mass(body.mass, body.center, np.linalg.inv(body.inertia),
-                                         R[0].T @ (point - x[0]), R[0].T @ normal))
+            masses.append(body.effective_mass(R[0].T @ (point - x[0]), R[0].T @ normal))
         mu = 1.0 / sum(1.0 / m for m in masses if not math.isinf(m))
         width = max(1, int(round(TOUCH_SMOOTHING / rec.time_step)))
         mean_force = uniform_filter1d(touch.force, min(width, len(touch.force)), mode="nearest")

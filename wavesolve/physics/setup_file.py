@@ -17,7 +17,7 @@ import trimesh
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
 from ..constants import MIN_IMPACT_SPEED, PHYSICS_EXPORT_RATE, PHYSICS_TIME_STEP
-from ..contact import mass_properties
+from ..contact import effective_mass, mass_properties
 from ..errors import SceneError, SceneErrors
 from ..materials import Material, parse_material
 from ..meshes import Box, Icosphere, mesh_for_key, quaternion_matrix
@@ -140,6 +140,11 @@ class Body:
     def com_pose(self, position: np.ndarray, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Principal-frame pose (centre of mass (3,), rotation (3, 3)) from the object-frame pose."""
         return np.asarray(position) + rotation @ self.center, rotation @ self.principal
+
+    def effective_mass(self, point: np.ndarray, direction: np.ndarray) -> float:
+        """Mass (kg) felt along ``direction`` at ``point`` (object frame), rotation included
+        (``contact.effective_mass``)."""
+        return effective_mass(self.mass, self.center, np.linalg.inv(self.inertia), point, direction)
 
 
 @dataclass

@@ -71,6 +71,8 @@ class SpeakerShader(Shader):
         n_faces = len(mesh.faces) if mesh is not None else None
         region = config.region
         self._faces = None
+        # a box region's low and high corners, (2, 3) m, object frame (given in either order)
+        self._box = np.sort(np.asarray(region.box, dtype=np.float64), axis=0) if region.box is not None else None
         if region.faces is not None or region.vertices is not None:
             if mesh is None:
                 raise SceneError(file, f"{key}.region", "a vertex or face region needs the object's mesh",
@@ -120,7 +122,7 @@ class SpeakerShader(Shader):
         vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
         if self._faces is not None:
             return vertices, faces[self._faces]
-        lo, hi = np.sort(np.asarray(self.config.region.box, dtype=np.float64), axis=0)
+        lo, hi = self._box
         for axis in range(3):
             for sign, origin in ((1.0, lo), (-1.0, hi)):
                 normal = np.zeros(3)
@@ -143,9 +145,9 @@ class SpeakerShader(Shader):
         """Which boundary points lie in the region (n,) bool."""
         if self._faces is not None:
             return self._faces[points.triangle]
-        lo, hi = np.asarray(self.config.region.box, dtype=np.float64)
+        lo, hi = self._box
         p = points.position_local
-        return np.all((p >= np.minimum(lo, hi)) & (p <= np.maximum(lo, hi)), axis=1)
+        return np.all((p >= lo) & (p <= hi), axis=1)
 
     def normal_acceleration(self, t: float, points: BoundaryPoints) -> np.ndarray:
         s = float(self.signal(t))
